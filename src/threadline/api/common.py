@@ -1,0 +1,108 @@
+"""Helpers shared by the routers: JSON responses, list parameters, id checks, object lookups."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+import sqlalchemy as sa
+from fastapi import Query, Request
+from fastapi.responses import Response
+
+from ..ids import PREFIXES, has_prefix
+from ..store import Page, Store
+from .errors import APIError, bad_request, invalid_id, not_found
+
+
+def json(obj: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    body = obj.encode() if isinstance(obj, str) else orjson.dumps(obj)
+    return Response(body, status_code=status, media_type="application/json", headers=headers)
+
+
+def page_response(page: Page) -> Response:
+    return Response(page.to_json(), media_type="application/json")
+
+
+def runtime(request: Request):  # noqa: ANN201 - returns threadline.app.Runtime
+    return request.app.state.runtime
+
+
+def store(request: Request) -> Store:
+    return request.app.state.runtime.store
+
+
+def check_id(kind: str, value: str, param: str) -> str:
+    if not has_prefix(kind, value):
+        raise invalid_id(param, value, PREFIXES[kind])
+    return value
+
+
+@dataclass
+class ListParams:
+    limit: int
+    order: str
+    after: str | None
+    before: str | None
+
+
+def _list_params(
+    limit: str | None, order: str | None, after: str | None, before: str | None, max_limit: int, default_limit: int
+) -> ListParams:
+    if limit is None:
+        value = default_limit
+    else:
+        try:
+            value = int(limit)
+        except ValueError:
+            raise APIError(
+                400,
+                "Invalid type for 'limit': expected an integer, but got a string instead.",
+                param="limit",
+                code="invalid_type",
+            ) from None
+        if value < 1:
+            raise bad_request(
+                f"Invalid 'limit': integer below minimum value. Expected a value >= 1, but got {value} instead.",
+                param="limit",
+                code="integer_below_min_value",
+            )
+        if value > max_limit:
+            raise bad_request(
+                f"Invalid 'limit': integer above maximum value. Expected a value <= {max_limit}, but got {value} "
+                "instead.",
+                param="limit",
+                code="integer_above_max_value",
+            )
+    order = order or "desc"
+    if order not in ("asc", "desc"):
+        raise bad_request(
+            f"Invalid value: '{order}'. Supported values are: 'asc' and 'desc'.", param="order", code="invalid_value"
+        )
+    return ListParams(value, order, after or None, before or None)
+
+
+def list_params(
+    limit: str | None = Query(None),
+    order: str | None = Query(None),
+    after: str | None = Query(None),
+    before: str | None = Query(None),
+) -> ListParams:
+    return _list_params(limit, order, after, before, 100, 20)
+
+
+def file_list_params(
+    limit: str | None = Query(None), order: str | None = Query(None), after: str | None = Query(None)
+) -> ListParams:
+    return _list_params(limit, order, after, None, 10000, 10000)
+
+
+def load(conn: sa.Connection, table: sa.Table, object_id: str, kind: str, *, lock: bool = False) -> dict:
+    obj = Store.fetch(conn, table, object_id, lock=lock)
+    if obj is None:
+        raise not_found(kind, object_id)
+    return obj
+
+
+def deleted(object_id: str, object_name: str) -> Response:
+    return json({"id": object_id, "object": object_name, "deleted": True})

@@ -1,0 +1,211 @@
+"""The OpenAI error envelope and the translation of validation failures into OpenAI's wording."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import ORJSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+INVALID_JSON = (
+    "We could not parse the JSON body of your request. (HINT: This likely means you aren't using your HTTP "
+    "library correctly. The OpenAI API expects a JSON payload, but what was sent was not valid JSON.)"
+)
+
+
+class APIError(Exception):
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        *,
+        type: str = "invalid_request_error",
+        param: str | None = None,
+        code: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.type = type
+        self.param = param
+        self.code = code
+        self.headers = headers
+
+    def body(self) -> dict[str, Any]:
+        return {"error": {"message": self.message, "type": self.type, "param": self.param, "code": self.code}}
+
+
+def bad_request(message: str, param: str | None = None, code: str | None = None) -> APIError:
+    return APIError(400, message, param=param, code=code)
+
+
+def not_found(kind: str, object_id: str) -> APIError:
+    return APIError(404, f"No {kind} found with id '{object_id}'.")
+
+
+def invalid_id(param: str, value: str, prefix: str) -> APIError:
+    return APIError(
+        400, f"Invalid '{param}': '{value}'. Expected an ID that begins with '{prefix.rstrip('_-')}'.", param=param
+    )
+
+
+_TYPE_NAMES = {
+    "string": "a string",
+    "int": "an integer",
+    "float": "a decimal",
+    "bool": "a boolean",
+    "dict": "an object",
+    "list": "an array",
+    "model": "an object",
+    "model_attributes": "an object",
+    "literal": "one of the allowed values",
+}
+
+
+def _json_type_name(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int):
+        return "an integer"
+    if isinstance(value, float):
+        return "a decimal"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, dict):
+        return "an object"
+    return "an unknown type"
+
+
+def _param(loc: tuple[Any, ...]) -> str:
+    parts = [p for p in loc if p not in ("body", "query", "path")]
+    out = ""
+    for part in parts:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif isinstance(part, str) and ("[" in part or "function-" in part or part.startswith("tagged-union")):
+            continue  # pydantic union branch labels are not part of the client's parameter path
+        else:
+            out += ("." if out else "") + str(part)
+    return out
+
+
+def validation_error(err: dict[str, Any]) -> APIError:
+    """Turn one pydantic error into an OpenAI-worded 400."""
+    kind = err.get("type", "")
+    loc = tuple(err.get("loc", ()))
+    param = _param(loc)
+    value = err.get("input")
+    ctx = err.get("ctx") or {}
+    if kind == "json_invalid":
+        return APIError(400, INVALID_JSON)
+    if kind == "extra_forbidden":
+        name = param.rsplit(".", 1)[-1]
+        if "." in param or "[" in param:
+            return APIError(400, f"Unknown parameter: '{param}'.", param=param, code="unknown_parameter")
+        return APIError(400, f"Unrecognized request argument supplied: {name}", param=param)
+    if kind == "missing":
+        return APIError(400, f"Missing required parameter: '{param}'.", param=param, code="missing_required_parameter")
+    if kind.endswith("_type") or kind in ("model_attributes_type", "dict_type", "list_type"):
+        expected = _TYPE_NAMES.get(kind.removesuffix("_type"), kind.removesuffix("_type"))
+        return APIError(
+            400,
+            f"Invalid type for '{param}': expected {expected}, but got {_json_type_name(value)} instead.",
+            param=param,
+            code="invalid_type",
+        )
+    if kind == "string_too_long":
+        return APIError(
+            400,
+            f"Invalid '{param}': string too long. Expected a string with maximum length "
+            f"{ctx.get('max_length')}, but got a string with length {len(value or '')} instead.",
+            param=param,
+            code="string_above_max_length",
+        )
+    if kind == "string_too_short":
+        return APIError(
+            400,
+            f"Invalid '{param}': string too short. Expected a string with minimum length "
+            f"{ctx.get('min_length')}, but got a string with length {len(value or '')} instead.",
+            param=param,
+            code="string_below_min_length",
+        )
+    if kind == "too_long":
+        return APIError(
+            400,
+            f"Invalid '{param}': array too long. Expected an array with maximum length "
+            f"{ctx.get('max_length')}, but got an array with length {ctx.get('actual_length')} instead.",
+            param=param,
+            code="array_above_max_length",
+        )
+    if kind == "too_short":
+        return APIError(
+            400,
+            f"Invalid '{param}': array too short. Expected an array with minimum length "
+            f"{ctx.get('min_length')}, but got an array with length {ctx.get('actual_length')} instead.",
+            param=param,
+            code="array_below_min_length",
+        )
+    if kind in ("less_than_equal", "less_than"):
+        return APIError(
+            400,
+            f"Invalid '{param}': number above maximum value. Expected a value <= {ctx.get('le', ctx.get('lt'))}, "
+            f"but got {value} instead.",
+            param=param,
+            code="decimal_above_max_value" if isinstance(value, float) else "integer_above_max_value",
+        )
+    if kind in ("greater_than_equal", "greater_than"):
+        return APIError(
+            400,
+            f"Invalid '{param}': number below minimum value. Expected a value >= {ctx.get('ge', ctx.get('gt'))}, "
+            f"but got {value} instead.",
+            param=param,
+            code="decimal_below_min_value" if isinstance(value, float) else "integer_below_min_value",
+        )
+    if kind in ("literal_error", "enum"):
+        return APIError(
+            400,
+            f"Invalid value: '{value}'. Supported values are: {ctx.get('expected')}.",
+            param=param,
+            code="invalid_value",
+        )
+    if kind == "value_error":
+        message = str(ctx.get("error") or err.get("msg", "Invalid value."))
+        return APIError(400, message, param=param or None)
+    return APIError(400, f"Invalid '{param}': {err.get('msg', 'invalid value')}.", param=param or None)
+
+
+def install_handlers(app: FastAPI) -> None:
+    @app.exception_handler(APIError)
+    async def _api_error(_: Request, exc: APIError) -> ORJSONResponse:
+        return ORJSONResponse(exc.body(), status_code=exc.status, headers=exc.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_: Request, exc: RequestValidationError) -> ORJSONResponse:
+        errors = exc.errors()
+        err = validation_error(errors[0]) if errors else APIError(400, "Invalid request.")
+        return ORJSONResponse(err.body(), status_code=err.status)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> ORJSONResponse:
+        if exc.status_code == 404:
+            err = APIError(404, f"Invalid URL ({request.method} {request.url.path})")
+        elif exc.status_code == 405:
+            err = APIError(405, f"Invalid method for URL ({request.method} {request.url.path})")
+        else:
+            err = APIError(exc.status_code, str(exc.detail))
+        return ORJSONResponse(err.body(), status_code=err.status)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_: Request, exc: Exception) -> ORJSONResponse:
+        import logging
+
+        logging.getLogger("threadline").exception("unhandled error", exc_info=exc)
+        err = APIError(500, "The server had an error while processing your request.", type="server_error")
+        return ORJSONResponse(err.body(), status_code=500)

@@ -1,0 +1,202 @@
+"""/v1/files: multipart upload streamed to blob storage, listing, retrieval, deletion, raw content."""
+
+from __future__ import annotations
+
+import unicodedata
+from typing import Any
+
+import sqlalchemy as sa
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import FileResponse, Response
+from starlette.datastructures import UploadFile
+
+from ..ids import new_id
+from ..store import Store, dumps, loads, now, schema
+from ..store.blobs import TooLarge
+from .common import ListParams, check_id, deleted, file_list_params, json, load, page_response, runtime, store
+from .errors import APIError, bad_request, not_found
+
+router = APIRouter(prefix="/v1/files", tags=["files"])
+
+MAX_FILE_BYTES = 512 * 1024 * 1024
+UPLOAD_PURPOSES = ("assistants", "batch", "fine-tune", "vision", "user_data", "evals")
+
+
+def check_filename(name: str | None, param: str = "file") -> str:
+    if not name or not name.strip():
+        raise bad_request(f"Invalid '{param}': the file must have a filename.", param=param)
+    if len(name.encode()) > 255:
+        raise bad_request(f"Invalid '{param}': filename is longer than 255 bytes.", param=param)
+    if "/" in name or "\\" in name or name in (".", "..") or any(unicodedata.category(c) == "Cc" for c in name):
+        raise bad_request(
+            f"Invalid '{param}': filename '{name}' contains a path separator or control characters.", param=param
+        )
+    return name
+
+
+def file_object(file_id: str, filename: str, size: int, purpose: str, expires_at: int | None = None) -> dict:
+    return {
+        "id": file_id,
+        "object": "file",
+        "bytes": size,
+        "created_at": now(),
+        "expires_at": expires_at,
+        "filename": filename,
+        "purpose": purpose,
+        "status": "processed",
+        "status_details": None,
+    }
+
+
+def save_file(rt: Any, conn: sa.Connection, obj: dict, blob_key: str) -> None:
+    rt.store.insert(conn, schema.files, obj, purpose=obj["purpose"], blob_key=blob_key)
+
+
+def create_file_from_bytes(rt: Any, filename: str, data: bytes, purpose: str) -> dict:
+    """Used by tools that produce files (e.g. code_interpreter outputs)."""
+    file_id = new_id("file")
+    rt.blobs.put_bytes(file_id, data)
+    obj = file_object(file_id, filename, len(data), purpose)
+    with rt.store.write() as conn:
+        save_file(rt, conn, obj, file_id)
+    return obj
+
+
+def _expires_at(form: Any) -> int | None:
+    anchor = form.get("expires_after[anchor]")
+    seconds = form.get("expires_after[seconds]")
+    if anchor is None and seconds is None:
+        return None
+    if anchor != "created_at":
+        raise bad_request(
+            f"Invalid value: '{anchor}'. Supported values are: 'created_at'.", param="expires_after.anchor"
+        )
+    try:
+        value = int(seconds)
+    except (TypeError, ValueError):
+        raise bad_request(
+            "Invalid 'expires_after.seconds': expected an integer.", param="expires_after.seconds"
+        ) from None
+    if not 3600 <= value <= 2592000:
+        raise bad_request(
+            f"Invalid 'expires_after.seconds': expected a value between 3600 and 2592000, but got {value} instead.",
+            param="expires_after.seconds",
+        )
+    return now() + value
+
+
+@router.post("")
+async def upload_file(request: Request) -> Response:
+    rt = runtime(request)
+    length = request.headers.get("content-length")
+    if length and length.isdigit() and int(length) > MAX_FILE_BYTES + (1 << 20):
+        raise bad_request("File is too large. The maximum file size is 512 MB.", param="file")
+    content_type = request.headers.get("content-type", "")
+    if not content_type.startswith("multipart/form-data"):
+        raise bad_request("Invalid request: expected a multipart/form-data body with 'file' and 'purpose' fields.")
+    try:
+        form = await request.form(max_files=1, max_fields=16)
+    except Exception as exc:  # malformed multipart bodies
+        raise bad_request(f"Could not parse multipart form: {exc}") from None
+    try:
+        purpose = form.get("purpose")
+        upload = form.get("file")
+        if not isinstance(purpose, str) or not purpose:
+            raise bad_request(
+                "Missing required parameter: 'purpose'.", param="purpose", code="missing_required_parameter"
+            )
+        if purpose not in UPLOAD_PURPOSES:
+            raise bad_request(
+                f"Invalid value: '{purpose}'. Supported values are: "
+                + ", ".join(f"'{p}'" for p in UPLOAD_PURPOSES)
+                + ".",
+                param="purpose",
+                code="invalid_value",
+            )
+        if not isinstance(upload, UploadFile):
+            raise bad_request("Missing required parameter: 'file'.", param="file", code="missing_required_parameter")
+        filename = check_filename(upload.filename)
+        expires_at = _expires_at(form)
+        file_id = new_id("file")
+        try:
+            size, _ = await run_in_threadpool(rt.blobs.put, file_id, upload.file, max_bytes=MAX_FILE_BYTES)
+        except TooLarge:
+            raise bad_request("File is too large. The maximum file size is 512 MB.", param="file") from None
+        if size == 0:
+            rt.blobs.delete(file_id)
+            raise bad_request("The file is empty. Please upload a file with content.", param="file")
+        obj = file_object(file_id, filename, size, purpose, expires_at)
+
+        def commit() -> None:
+            with rt.store.write() as conn:
+                save_file(rt, conn, obj, file_id)
+
+        await run_in_threadpool(commit)
+        return json(obj)
+    finally:
+        await form.close()
+
+
+@router.get("")
+def list_files(
+    request: Request, params: ListParams = Depends(file_list_params), purpose: str | None = Query(None)
+) -> Response:
+    t = schema.files
+    where = (t.c.purpose == purpose) if purpose else None
+    return page_response(store(request).page(t, where=where, **params.__dict__))
+
+
+@router.get("/{file_id}")
+def get_file(file_id: str, request: Request) -> Response:
+    check_id("file", file_id, "file_id")
+    raw = store(request).get_raw(schema.files, file_id)
+    if raw is None:
+        raise not_found("file", file_id)
+    return json(raw)
+
+
+def _strip_file_from(conn: sa.Connection, table: sa.Table, file_id: str) -> None:
+    rows = conn.execute(sa.select(table.c.id, table.c.data).where(table.c.data.contains(file_id))).all()
+    for object_id, raw in rows:
+        obj = loads(raw)
+        ci = (obj.get("tool_resources") or {}).get("code_interpreter")
+        if ci and file_id in ci.get("file_ids", []):
+            ci["file_ids"] = [f for f in ci["file_ids"] if f != file_id]
+            conn.execute(table.update().where(table.c.id == object_id).values(data=dumps(obj)))
+
+
+@router.delete("/{file_id}")
+def delete_file(file_id: str, request: Request) -> Response:
+    check_id("file", file_id, "file_id")
+    rt = runtime(request)
+    with rt.store.write() as conn:
+        row = conn.execute(sa.select(schema.files.c.blob_key).where(schema.files.c.id == file_id)).first()
+        if row is None:
+            raise not_found("file", file_id)
+        Store.delete(conn, schema.files, file_id)
+        _strip_file_from(conn, schema.assistants, file_id)
+        _strip_file_from(conn, schema.threads, file_id)
+        hook = getattr(rt, "on_file_deleted", None)
+        if hook is not None:
+            hook(conn, file_id)
+    rt.blobs.delete(row[0])
+    return json({"id": file_id, "object": "file", "deleted": True})
+
+
+@router.get("/{file_id}/content")
+def file_content(file_id: str, request: Request) -> Response:
+    check_id("file", file_id, "file_id")
+    rt = runtime(request)
+    with rt.store.read() as conn:
+        obj = load(conn, schema.files, file_id, "file")
+        blob_key = conn.execute(sa.select(schema.files.c.blob_key).where(schema.files.c.id == file_id)).scalar()
+    path = rt.blobs.path(blob_key)
+    if not path.exists():
+        raise APIError(404, f"No content found for file '{file_id}'.")
+    return FileResponse(
+        path, media_type="application/octet-stream", filename=obj["filename"], content_disposition_type="attachment"
+    )
+
+
+__all__ = ["create_file_from_bytes", "deleted", "router"]

@@ -1,0 +1,306 @@
+"""Request bodies, validated the way OpenAI validated them (unknown fields and wrong types are 400s)."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+FUNCTION_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+def check_metadata(value: dict[str, Any] | None, param: str = "metadata") -> dict[str, Any] | None:
+    if value is None:
+        return None
+    if len(value) > 16:
+        raise ValueError(
+            f"Invalid '{param}': too many properties. Expected an object with at most 16 properties, "
+            f"but got an object with {len(value)} properties instead."
+        )
+    for key, item in value.items():
+        if len(key) > 64:
+            raise ValueError(
+                f"Invalid '{param}': metadata keys must be at most 64 characters, but got a key with length "
+                f"{len(key)} instead."
+            )
+        if not isinstance(item, str):
+            raise ValueError(f"Invalid type for '{param}.{key}': expected a string, but got a non-string instead.")
+        if len(item) > 512:
+            raise ValueError(
+                f"Invalid '{param}.{key}': string too long. Expected a string with maximum length 512, but got a "
+                f"string with length {len(item)} instead."
+            )
+    return value
+
+
+Metadata = Annotated[dict[str, Any] | None, Field(default=None)]
+
+
+class WithMetadata(Strict):
+    metadata: Metadata = None
+
+    @field_validator("metadata")
+    @classmethod
+    def _metadata(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        return check_metadata(value)
+
+
+# -- tools -------------------------------------------------------------------------------------------------------
+
+
+class RankingOptions(Strict):
+    ranker: Literal["auto", "default_2024_08_21"] = "auto"
+    score_threshold: Annotated[float, Field(ge=0, le=1)] = 0.0
+
+
+class FileSearchOptions(Strict):
+    max_num_results: Annotated[int, Field(ge=1, le=50)] | None = None
+    ranking_options: RankingOptions | None = None
+
+
+class FunctionDef(Strict):
+    name: str
+    description: str | None = None
+    parameters: dict[str, Any] | None = None
+    strict: bool | None = None
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not FUNCTION_NAME.match(value):
+            raise ValueError(
+                f"Invalid 'function.name': string does not match pattern. Expected a string that matches the "
+                f"pattern '^[a-zA-Z0-9_-]{{1,64}}$', but got '{value}' instead."
+            )
+        return value
+
+
+class CodeInterpreterTool(Strict):
+    type: Literal["code_interpreter"]
+
+
+class FileSearchTool(Strict):
+    type: Literal["file_search"]
+    file_search: FileSearchOptions | None = None
+
+
+class FunctionTool(Strict):
+    type: Literal["function"]
+    function: FunctionDef
+
+
+Tool = Annotated[CodeInterpreterTool | FileSearchTool | FunctionTool, Field(discriminator="type")]
+
+
+# -- tool resources ----------------------------------------------------------------------------------------------
+
+
+class AutoChunking(Strict):
+    type: Literal["auto"]
+
+
+class StaticChunkingParams(Strict):
+    max_chunk_size_tokens: Annotated[int, Field(ge=100, le=4096)]
+    chunk_overlap_tokens: Annotated[int, Field(ge=0)]
+
+    @model_validator(mode="after")
+    def _overlap(self) -> StaticChunkingParams:
+        if self.chunk_overlap_tokens > self.max_chunk_size_tokens // 2:
+            raise ValueError(
+                "Invalid 'chunking_strategy.static.chunk_overlap_tokens': chunk_overlap_tokens must be less than "
+                "or equal to half of max_chunk_size_tokens."
+            )
+        return self
+
+
+class StaticChunking(Strict):
+    type: Literal["static"]
+    static: StaticChunkingParams
+
+
+ChunkingStrategy = Annotated[AutoChunking | StaticChunking, Field(discriminator="type")]
+
+
+class CodeInterpreterResources(Strict):
+    file_ids: Annotated[list[str], Field(max_length=20)] = []
+
+
+class VectorStoreHelper(WithMetadata):
+    file_ids: Annotated[list[str], Field(max_length=10000)] = []
+    chunking_strategy: ChunkingStrategy | None = None
+
+
+class FileSearchResources(Strict):
+    vector_store_ids: Annotated[list[str], Field(max_length=1)] | None = None
+    vector_stores: Annotated[list[VectorStoreHelper], Field(max_length=1)] | None = None
+
+    @model_validator(mode="after")
+    def _one_of(self) -> FileSearchResources:
+        if self.vector_store_ids and self.vector_stores:
+            raise ValueError(
+                "Invalid 'tool_resources.file_search': only one of 'vector_store_ids' or 'vector_stores' can be "
+                "provided."
+            )
+        return self
+
+
+class FileSearchResourcesIds(Strict):
+    vector_store_ids: Annotated[list[str], Field(max_length=1)] | None = None
+
+
+class ToolResources(Strict):
+    code_interpreter: CodeInterpreterResources | None = None
+    file_search: FileSearchResources | None = None
+
+
+class ToolResourcesIds(Strict):
+    """Modify requests (and createThreadAndRun's top level) accept only vector_store_ids."""
+
+    code_interpreter: CodeInterpreterResources | None = None
+    file_search: FileSearchResourcesIds | None = None
+
+
+# -- response format ---------------------------------------------------------------------------------------------
+
+
+class JsonSchemaSpec(Strict):
+    name: Annotated[str, Field(max_length=64)]
+    description: str | None = None
+    schema_: dict[str, Any] | None = Field(default=None, alias="schema")
+    strict: bool | None = None
+
+    model_config = ConfigDict(extra="forbid", strict=True, populate_by_name=True)
+
+
+class TextFormat(Strict):
+    type: Literal["text"]
+
+
+class JsonObjectFormat(Strict):
+    type: Literal["json_object"]
+
+
+class JsonSchemaFormat(Strict):
+    type: Literal["json_schema"]
+    json_schema: JsonSchemaSpec
+
+
+ResponseFormat = (
+    Literal["auto"] | Annotated[TextFormat | JsonObjectFormat | JsonSchemaFormat, Field(discriminator="type")]
+)
+
+ReasoningEffort = Literal["none", "minimal", "low", "medium", "high", "xhigh", "max"]
+
+# -- assistants --------------------------------------------------------------------------------------------------
+
+
+class AssistantFields(WithMetadata):
+    name: Annotated[str, Field(max_length=256)] | None = None
+    description: Annotated[str, Field(max_length=512)] | None = None
+    instructions: Annotated[str, Field(max_length=256000)] | None = None
+    tools: Annotated[list[Tool], Field(max_length=128)] | None = None
+    temperature: Annotated[float, Field(ge=0, le=2)] | None = None
+    top_p: Annotated[float, Field(ge=0, le=1)] | None = None
+    response_format: ResponseFormat | None = None
+    reasoning_effort: ReasoningEffort | None = None
+
+
+class AssistantCreate(AssistantFields):
+    model: Annotated[str, Field(min_length=1, max_length=256)]
+    tool_resources: ToolResources | None = None
+
+
+class AssistantModify(AssistantFields):
+    model: Annotated[str, Field(min_length=1, max_length=256)] | None = None
+    tool_resources: ToolResourcesIds | None = None
+
+
+# -- messages ----------------------------------------------------------------------------------------------------
+
+
+class ImageFileRef(Strict):
+    file_id: str
+    detail: Literal["auto", "low", "high"] | None = None
+
+
+class ImageUrlRef(Strict):
+    url: Annotated[str, Field(min_length=1, max_length=65536)]
+    detail: Literal["auto", "low", "high"] | None = None
+
+
+class TextPart(Strict):
+    type: Literal["text"]
+    text: Annotated[str, Field(min_length=1)]
+
+
+class ImageFilePart(Strict):
+    type: Literal["image_file"]
+    image_file: ImageFileRef
+
+
+class ImageUrlPart(Strict):
+    type: Literal["image_url"]
+    image_url: ImageUrlRef
+
+
+ContentPart = Annotated[TextPart | ImageFilePart | ImageUrlPart, Field(discriminator="type")]
+
+
+class AttachmentTool(Strict):
+    type: Literal["code_interpreter", "file_search"]
+
+
+class Attachment(Strict):
+    file_id: str
+    tools: list[AttachmentTool] = []
+
+
+class MessageCreate(WithMetadata):
+    role: Literal["user", "assistant"]
+    content: (
+        Annotated[str, Field(min_length=1, max_length=256000)]
+        | Annotated[list[ContentPart], Field(min_length=1, max_length=100)]
+    )
+    attachments: Annotated[list[Attachment], Field(max_length=100)] | None = None
+
+
+class MessageModify(WithMetadata):
+    pass
+
+
+# -- threads -----------------------------------------------------------------------------------------------------
+
+
+class ThreadCreate(WithMetadata):
+    messages: Annotated[list[MessageCreate], Field(max_length=100)] | None = None
+    tool_resources: ToolResources | None = None
+
+
+class ThreadModify(WithMetadata):
+    tool_resources: ToolResourcesIds | None = None
+
+
+# -- uploads -----------------------------------------------------------------------------------------------------
+
+
+class ExpiresAfter(Strict):
+    anchor: Literal["created_at"]
+    seconds: Annotated[int, Field(ge=3600, le=2592000)]
+
+
+class UploadCreate(Strict):
+    filename: Annotated[str, Field(min_length=1, max_length=255)]
+    purpose: Literal["assistants", "batch", "fine-tune", "vision", "user_data", "evals"]
+    bytes: Annotated[int, Field(ge=1, le=8 * 1024**3)]
+    mime_type: Annotated[str, Field(min_length=1, max_length=255)]
+    expires_after: ExpiresAfter | None = None
+
+
+class UploadComplete(Strict):
+    part_ids: Annotated[list[str], Field(min_length=1)]
+    md5: str | None = None

@@ -1,0 +1,117 @@
+"""The `threadline` command: serve, migrate, keys."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from .config import Settings
+
+log = logging.getLogger("threadline")
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    settings = Settings.from_env()
+    if getattr(args, "host", None):
+        settings.host = args.host
+    if getattr(args, "port", None):
+        settings.port = args.port
+    if getattr(args, "data_dir", None):
+        settings.data_dir = Path(args.data_dir)
+    if getattr(args, "database_url", None):
+        settings.database_url = args.database_url
+    return settings
+
+
+def _describe_store(url: str) -> str:
+    if url.startswith("sqlite"):
+        return f"SQLite ({url.removeprefix('sqlite:///')})"
+    from sqlalchemy.engine import make_url
+
+    return f"PostgreSQL ({make_url(url).render_as_string(hide_password=True)})"
+
+
+def serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from .app import create_app
+
+    settings = _settings(args)
+    app = create_app(settings)
+    runtime = app.state.runtime
+    print(f"threadline serving on http://{settings.host}:{settings.port}/v1", flush=True)
+    print(f"store: {_describe_store(settings.effective_database_url)}", flush=True)
+    if not runtime.keys.enabled:
+        print(
+            "WARNING: no API keys configured (THREADLINE_API_KEYS): the server is OPEN to anyone who can reach it.",
+            flush=True,
+        )
+    uvicorn.run(app, host=settings.host, port=settings.port, log_level=args.log_level, access_log=False)
+    return 0
+
+
+def migrate(args: argparse.Namespace) -> int:
+    from .store import Store
+    from .store.migrate import current
+
+    settings = _settings(args)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    store = Store(settings.effective_database_url)
+    store.migrate()
+    print(f"{_describe_store(settings.effective_database_url)} at revision {current(store.engine)}")
+    store.close()
+    return 0
+
+
+def add_key(args: argparse.Namespace) -> int:
+    import secrets
+
+    from .auth import KeyChecker
+    from .store import Store
+
+    settings = _settings(args)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    store = Store(settings.effective_database_url)
+    store.migrate()
+    key = args.key or "sk-tl-" + secrets.token_urlsafe(32)
+    KeyChecker(store, []).add(key, args.name)
+    print(key)
+    store.close()
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="threadline", description="OpenAI Assistants API v2 server.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def common(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--data-dir", help="data directory (env THREADLINE_DATA_DIR, default ./var)")
+        p.add_argument("--database-url", help="sqlite:///... or postgresql://... (env THREADLINE_DATABASE_URL)")
+
+    p = sub.add_parser("serve", help="run the HTTP server")
+    p.add_argument("--host", help="bind address (env THREADLINE_HOST, default 127.0.0.1)")
+    p.add_argument("--port", type=int, help="port (env THREADLINE_PORT, default 8000)")
+    p.add_argument("--log-level", default="info")
+    common(p)
+    p.set_defaults(func=serve)
+
+    p = sub.add_parser("migrate", help="apply database migrations")
+    common(p)
+    p.set_defaults(func=migrate)
+
+    p = sub.add_parser("add-key", help="create an API key (stored hashed) and print it")
+    p.add_argument("--key", help="use this key instead of a random one")
+    p.add_argument("--name")
+    common(p)
+    p.set_defaults(func=add_key)
+
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

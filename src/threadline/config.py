@@ -1,0 +1,47 @@
+"""Settings, read from environment variables (THREADLINE_*) with CLI overrides."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+def _env_list(value: str | None) -> list[str]:
+    return [item.strip() for item in (value or "").split(",") if item.strip()]
+
+
+@dataclass
+class Settings:
+    host: str = "127.0.0.1"
+    port: int = 8000
+    data_dir: Path = Path("var")
+    database_url: str | None = None
+    api_keys: list[str] = field(default_factory=list)
+    run_expires_after_s: int = 600
+    run_workers: int = 32
+    poll_after_ms: int = 250
+
+    @property
+    def effective_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'threadline.db').resolve()}"
+
+    @property
+    def blob_dir(self) -> Path:
+        return self.data_dir / "files"
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
+        env = os.environ if environ is None else environ
+        s = cls()
+        s.host = env.get("THREADLINE_HOST", s.host)
+        s.port = int(env.get("THREADLINE_PORT", s.port))
+        s.data_dir = Path(env.get("THREADLINE_DATA_DIR", str(s.data_dir)))
+        s.database_url = env.get("THREADLINE_DATABASE_URL") or None
+        s.api_keys = _env_list(env.get("THREADLINE_API_KEYS"))
+        s.run_expires_after_s = int(env.get("THREADLINE_RUN_EXPIRES_AFTER", s.run_expires_after_s))
+        s.run_workers = int(env.get("THREADLINE_RUN_WORKERS", s.run_workers))
+        s.poll_after_ms = int(env.get("THREADLINE_POLL_AFTER_MS", s.poll_after_ms))
+        return s

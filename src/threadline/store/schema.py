@@ -1,0 +1,98 @@
+"""Table definitions used by the store's queries. Migrations under migrations/versions create them.
+
+Each resource keeps its wire object as JSON text in `data` (returned to clients as is), plus the columns that
+queries filter or sort on. `seq` gives a stable creation order for cursor pagination.
+"""
+
+import sqlalchemy as sa
+
+metadata = sa.MetaData()
+Seq = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+
+
+def _doc_table(name: str, *extra: object) -> sa.Table:
+    return sa.Table(
+        name,
+        metadata,
+        sa.Column("seq", Seq, primary_key=True, autoincrement=True),
+        sa.Column("id", sa.String(64), nullable=False, unique=True),
+        sa.Column("created_at", sa.BigInteger, nullable=False),
+        sa.Column("data", sa.Text, nullable=False),
+        *extra,
+    )
+
+
+assistants = _doc_table("assistants")
+threads = _doc_table("threads")
+messages = _doc_table(
+    "messages",
+    sa.Column("thread_id", sa.String(64), nullable=False),
+    sa.Column("run_id", sa.String(64)),
+    sa.Index("ix_messages_thread", "thread_id", "seq"),
+)
+runs = _doc_table(
+    "runs",
+    sa.Column("thread_id", sa.String(64), nullable=False),
+    sa.Column("assistant_id", sa.String(64), nullable=False),
+    sa.Column("status", sa.String(32), nullable=False),
+    sa.Column("expires_at", sa.BigInteger),
+    sa.Column("state", sa.Text, nullable=False, server_default="{}"),
+    sa.Column("lease_owner", sa.String(64)),
+    sa.Column("lease_until", sa.Float),
+    sa.Index("ix_runs_thread_status", "thread_id", "status"),
+    sa.Index("ix_runs_status", "status"),
+)
+run_steps = _doc_table(
+    "run_steps",
+    sa.Column("run_id", sa.String(64), nullable=False),
+    sa.Column("thread_id", sa.String(64), nullable=False),
+    sa.Index("ix_run_steps_run", "run_id", "seq"),
+)
+files = _doc_table(
+    "files",
+    sa.Column("purpose", sa.String(32), nullable=False),
+    sa.Column("blob_key", sa.String(128), nullable=False),
+    sa.Index("ix_files_purpose", "purpose", "seq"),
+)
+uploads = _doc_table(
+    "uploads",
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("expires_at", sa.BigInteger, nullable=False),
+)
+upload_parts = _doc_table(
+    "upload_parts",
+    sa.Column("upload_id", sa.String(64), nullable=False),
+    sa.Column("bytes", sa.BigInteger, nullable=False),
+    sa.Column("blob_key", sa.String(128), nullable=False),
+    sa.Index("ix_upload_parts_upload", "upload_id"),
+)
+vector_stores = _doc_table(
+    "vector_stores",
+    sa.Column("expires_at", sa.BigInteger),
+)
+vector_store_files = sa.Table(
+    "vector_store_files",
+    metadata,
+    sa.Column("seq", Seq, primary_key=True, autoincrement=True),
+    sa.Column("vector_store_id", sa.String(64), nullable=False),
+    sa.Column("file_id", sa.String(64), nullable=False),
+    sa.Column("batch_id", sa.String(64)),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+    sa.Column("data", sa.Text, nullable=False),
+    sa.UniqueConstraint("vector_store_id", "file_id", name="uq_vector_store_files"),
+    sa.Index("ix_vector_store_files_file", "file_id"),
+    sa.Index("ix_vector_store_files_batch", "batch_id"),
+)
+file_batches = _doc_table(
+    "file_batches",
+    sa.Column("vector_store_id", sa.String(64), nullable=False),
+)
+api_keys = sa.Table(
+    "api_keys",
+    metadata,
+    sa.Column("seq", Seq, primary_key=True, autoincrement=True),
+    sa.Column("key_hash", sa.String(128), nullable=False, unique=True),
+    sa.Column("name", sa.String(256)),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+)
