@@ -1,0 +1,295 @@
+"""Which provider serves which model name.
+
+Routes come from an optional JSON or TOML file (``THREADLINE_PROVIDERS_FILE``), then from defaults built
+from the environment:
+
+* ``claude-*`` → Anthropic, when ``ANTHROPIC_API_KEY`` is set (``ANTHROPIC_BASE_URL`` honoured);
+* any other model → the OpenAI-compatible provider, when ``OPENAI_API_KEY`` or ``OPENAI_BASE_URL`` is set.
+
+File format (JSON shown; TOML uses the same keys, with ``[[routes]]`` tables)::
+
+    {
+      "routes": [
+        {"model": "gpt-4o", "provider": "openai"},
+        {"prefix": "ollama/", "provider": "openai", "base_url": "http://127.0.0.1:11434/v1",
+         "strip_prefix": true},
+        {"pattern": "mistral-*", "provider": "openai", "base_url": "https://api.mistral.ai/v1",
+         "api_key_env": "MISTRAL_API_KEY", "timeout_s": 120, "max_attempts": 5},
+        {"prefix": "local-", "provider": "anthropic", "base_url": "http://127.0.0.1:9000",
+         "upstream_model": "claude-sonnet-4-5", "default_max_tokens": 8192}
+      ],
+      "models": {"llama3.1:8b": {"context_window": 32768, "vision": false}},
+      "default_context_window": 8192,
+      "include_env_defaults": true
+    }
+
+A route matches by exact ``model``, by ``prefix``, or by an fnmatch ``pattern``. Exact routes are checked
+first, then the others in file order, then the environment defaults. Route options: ``provider``
+("openai" | "anthropic"), ``base_url``, ``api_key`` or ``api_key_env``, ``strip_prefix``,
+``upstream_model``, ``timeout_s``, ``connect_timeout_s``, ``max_attempts``, ``headers``, ``vision``, and per
+provider ``max_tokens_param`` (openai), ``default_max_tokens`` / ``send_strict`` (anthropic).
+
+Environment knobs for every provider: ``THREADLINE_PROVIDER_TIMEOUT_S`` (default 600),
+``THREADLINE_PROVIDER_MAX_ATTEMPTS`` (default 3), ``THREADLINE_ANTHROPIC_MAX_TOKENS`` (default 4096).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .base import ChatProvider, ProviderError, RetryPolicy
+from .models import DEFAULT_CONTEXT_WINDOW, ModelCatalog
+
+PROVIDER_TYPES = ("openai", "anthropic")
+
+
+class ModelNotRoutable(ProviderError):
+    def __init__(self, model: str) -> None:
+        super().__init__(
+            "invalid_prompt",
+            f"No provider configured for model '{model}'. Set OPENAI_API_KEY or OPENAI_BASE_URL "
+            "(any OpenAI-compatible server), ANTHROPIC_API_KEY (claude-* models), or add a route to "
+            "the THREADLINE_PROVIDERS_FILE.",
+            retryable=False,
+        )
+        self.model = model
+
+
+class ProviderConfigError(ValueError):
+    """The routes file or environment is invalid."""
+
+
+@dataclass
+class Route:
+    provider: str
+    model: str | None = None
+    prefix: str | None = None
+    pattern: str | None = None
+    base_url: str | None = None
+    api_key: str | None = None
+    strip_prefix: bool = False
+    upstream_model: str | None = None
+    options: dict[str, Any] = field(default_factory=dict)
+
+    def matches(self, model: str) -> bool:
+        if self.model is not None:
+            return model == self.model
+        if self.prefix is not None:
+            return model.startswith(self.prefix)
+        if self.pattern is not None:
+            return fnmatch.fnmatchcase(model, self.pattern)
+        return True  # catch-all
+
+    def upstream(self, model: str) -> str:
+        if self.upstream_model:
+            return self.upstream_model
+        if self.strip_prefix and self.prefix and model.startswith(self.prefix):
+            return model[len(self.prefix) :]
+        return model
+
+
+_ROUTE_KEYS = {"provider", "model", "prefix", "pattern", "base_url", "api_key", "api_key_env", "strip_prefix"}
+_OPTION_KEYS = {
+    "upstream_model",
+    "timeout_s",
+    "connect_timeout_s",
+    "max_attempts",
+    "headers",
+    "vision",
+    "max_tokens_param",
+    "default_max_tokens",
+    "send_strict",
+    "name",
+}
+
+
+def _route_from_dict(raw: Mapping[str, Any], environ: Mapping[str, str]) -> Route:
+    unknown = set(raw) - _ROUTE_KEYS - _OPTION_KEYS
+    if unknown:
+        raise ProviderConfigError(f"Unknown route keys {sorted(unknown)} in {dict(raw)}")
+    provider = raw.get("provider", "openai")
+    if provider not in PROVIDER_TYPES:
+        raise ProviderConfigError(f"Route provider must be one of {PROVIDER_TYPES}, got {provider!r}")
+    if sum(k in raw for k in ("model", "prefix", "pattern")) > 1:
+        raise ProviderConfigError(f"A route takes only one of model, prefix, pattern: {dict(raw)}")
+    api_key = raw.get("api_key")
+    if api_key is None and raw.get("api_key_env"):
+        api_key = environ.get(raw["api_key_env"])
+        if not api_key:
+            raise ProviderConfigError(f"Environment variable {raw['api_key_env']} (api_key_env) is not set")
+    options = {k: raw[k] for k in _OPTION_KEYS if k in raw and k != "upstream_model"}
+    return Route(
+        provider=provider,
+        model=raw.get("model"),
+        prefix=raw.get("prefix"),
+        pattern=raw.get("pattern"),
+        base_url=raw.get("base_url"),
+        api_key=api_key,
+        strip_prefix=bool(raw.get("strip_prefix", False)),
+        upstream_model=raw.get("upstream_model"),
+        options=options,
+    )
+
+
+def load_routes_file(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    text = path.read_text()
+    try:
+        data = tomllib.loads(text) if path.suffix.lower() == ".toml" else json.loads(text)
+    except (json.JSONDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise ProviderConfigError(f"Cannot parse {path}: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ProviderConfigError(f"{path} must hold an object with a 'routes' list")
+    return data
+
+
+class ProviderRouter:
+    """Resolves a client-facing model name to (provider, upstream model name)."""
+
+    def __init__(
+        self,
+        routes: list[Route],
+        *,
+        catalog: ModelCatalog | None = None,
+        timeout_s: float = 600.0,
+        max_attempts: int = 3,
+        anthropic_max_tokens: int = 4096,
+        environ: Mapping[str, str] | None = None,
+    ) -> None:
+        self.routes = [r for r in routes if r.model is not None] + [r for r in routes if r.model is None]
+        self.catalog = catalog or ModelCatalog()
+        self.timeout_s = timeout_s
+        self.max_attempts = max_attempts
+        self.anthropic_max_tokens = anthropic_max_tokens
+        self.environ = os.environ if environ is None else environ
+        self._providers: dict[tuple, ChatProvider] = {}
+
+    @classmethod
+    def from_config(cls, data: Mapping[str, Any], environ: Mapping[str, str] | None = None) -> ProviderRouter:
+        env = os.environ if environ is None else environ
+        routes = [_route_from_dict(r, env) for r in data.get("routes", [])]
+        if data.get("include_env_defaults", True):
+            routes += env_default_routes(env)
+        context: dict[str, int] = {}
+        vision: dict[str, bool] = {}
+        for name, info in (data.get("models") or {}).items():
+            if "context_window" in info:
+                context[name] = int(info["context_window"])
+            if "vision" in info:
+                vision[name] = bool(info["vision"])
+        catalog = ModelCatalog(context, vision, int(data.get("default_context_window", DEFAULT_CONTEXT_WINDOW)))
+        return cls(
+            routes,
+            catalog=catalog,
+            timeout_s=float(env.get("THREADLINE_PROVIDER_TIMEOUT_S", 600)),
+            max_attempts=int(env.get("THREADLINE_PROVIDER_MAX_ATTEMPTS", 3)),
+            anthropic_max_tokens=int(env.get("THREADLINE_ANTHROPIC_MAX_TOKENS", 4096)),
+            environ=env,
+        )
+
+    def route_for(self, model: str) -> Route:
+        for route in self.routes:
+            if route.matches(model):
+                return route
+        raise ModelNotRoutable(model)
+
+    def resolve(self, model: str) -> tuple[ChatProvider, str]:
+        route = self.route_for(model)
+        return self._provider(route), route.upstream(model)
+
+    def can_route(self, model: str) -> bool:
+        return any(r.matches(model) for r in self.routes)
+
+    def context_window(self, model: str) -> int:
+        window = self.catalog.context_window(model)
+        if window == self.catalog.default_context_window and self.can_route(model):
+            # try the upstream name too ("ollama/llama3.1" → "llama3.1")
+            window = self.catalog.context_window(self.route_for(model).upstream(model))
+        return window
+
+    def supports_images(self, model: str) -> bool:
+        if model in self.catalog.vision_overrides:
+            return self.catalog.vision_overrides[model]
+        if not self.can_route(model):
+            return self.catalog.supports_images(model)
+        provider, upstream = self.resolve(model)
+        return provider.supports_images(upstream)
+
+    async def aclose(self) -> None:
+        for provider in self._providers.values():
+            close = getattr(provider, "aclose", None)
+            if close is not None:
+                await close()
+        self._providers.clear()
+
+    def _provider(self, route: Route) -> ChatProvider:
+        opts = route.options
+        key = (route.provider, route.base_url, route.api_key, json.dumps(opts, sort_keys=True, default=str))
+        provider = self._providers.get(key)
+        if provider is not None:
+            return provider
+        # like the SDKs: unset key / base URL come from the vendor's environment variables
+        vendor = "ANTHROPIC" if route.provider == "anthropic" else "OPENAI"
+        common: dict[str, Any] = {
+            "api_key": route.api_key or self.environ.get(f"{vendor}_API_KEY") or "not-needed",
+            "base_url": route.base_url or self.environ.get(f"{vendor}_BASE_URL") or None,
+            "timeout_s": float(opts.get("timeout_s", self.timeout_s)),
+            "connect_timeout_s": float(opts.get("connect_timeout_s", 10.0)),
+            "retry": RetryPolicy(max_attempts=int(opts.get("max_attempts", self.max_attempts))),
+            "catalog": self.catalog,
+            "vision": opts.get("vision"),
+            "default_headers": opts.get("headers"),
+        }
+        if "name" in opts:
+            common["name"] = opts["name"]
+        if route.provider == "anthropic":
+            from .anthropic import AnthropicProvider
+
+            provider = AnthropicProvider(
+                **common,
+                default_max_tokens=int(opts.get("default_max_tokens", self.anthropic_max_tokens)),
+                send_strict=bool(opts.get("send_strict", False)),
+            )
+        else:
+            from .openai_compat import OpenAICompatProvider
+
+            provider = OpenAICompatProvider(**common, max_tokens_param=opts.get("max_tokens_param"))
+        self._providers[key] = provider
+        return provider
+
+
+def env_default_routes(environ: Mapping[str, str]) -> list[Route]:
+    routes: list[Route] = []
+    if environ.get("ANTHROPIC_API_KEY"):
+        routes.append(
+            Route(
+                provider="anthropic",
+                pattern="claude-*",
+                base_url=environ.get("ANTHROPIC_BASE_URL") or None,
+                api_key=environ["ANTHROPIC_API_KEY"],
+            )
+        )
+    if environ.get("OPENAI_API_KEY") or environ.get("OPENAI_BASE_URL"):
+        routes.append(
+            Route(
+                provider="openai",
+                base_url=environ.get("OPENAI_BASE_URL") or None,
+                api_key=environ.get("OPENAI_API_KEY") or "not-needed",
+            )
+        )
+    return routes
+
+
+def from_env(environ: Mapping[str, str] | None = None) -> ProviderRouter:
+    """The router for this process: the routes file (if any), then the environment defaults."""
+    env = os.environ if environ is None else environ
+    path = env.get("THREADLINE_PROVIDERS_FILE")
+    data = load_routes_file(path) if path else {}
+    return ProviderRouter.from_config(data, env)
