@@ -7,13 +7,15 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
-from fastapi.responses import ORJSONResponse
 
-from .api import assistants, files, messages, threads, uploads
+from .api import assistants, files, messages, runs, threads, uploads
 from .api.errors import install_handlers
 from .auth import KeyChecker
 from .config import Settings
+from .engine.executor import RunExecutor
+from .engine.worker import InProcessQueue, Workers
 from .middleware import APIMiddleware
+from .providers import router as provider_router
 from .store import LocalBlobStore, Store
 
 log = logging.getLogger("threadline")
@@ -29,12 +31,17 @@ class Runtime:
         self.store.migrate()
         self.blobs = LocalBlobStore(settings.blob_dir)
         self.keys = KeyChecker(self.store, settings.api_keys)
-        self.extras: dict[str, Any] = {}
+        self.providers = provider_router.from_env()
+        self.server_tools: dict[str, Any] = {}
+        self.executor = RunExecutor(self)
+        self.queue = InProcessQueue()
+        self.workers = Workers(self, self.executor, self.queue, settings.run_workers)
 
     async def start(self) -> None:
-        pass
+        await self.workers.start(recover_all=self.store.backend == "sqlite")
 
     async def stop(self) -> None:
+        await self.workers.stop()
         self.store.close()
 
 
@@ -53,14 +60,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(
         title="threadline",
         lifespan=lifespan,
-        default_response_class=ORJSONResponse,
         docs_url=None,
         redoc_url=None,
         openapi_url=None,
     )
     app.state.runtime = runtime
     install_handlers(app)
-    for module in (assistants, threads, messages, files, uploads):
+    for module in (assistants, threads, runs, messages, files, uploads):
         app.include_router(module.router)
 
     @app.get("/health")

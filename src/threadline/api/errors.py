@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import ORJSONResponse
+from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 INVALID_JSON = (
@@ -181,31 +182,37 @@ def validation_error(err: dict[str, Any]) -> APIError:
     return APIError(400, f"Invalid '{param}': {err.get('msg', 'invalid value')}.", param=param or None)
 
 
+def _respond(err: APIError) -> Response:
+    return Response(
+        orjson.dumps(err.body()), status_code=err.status, media_type="application/json", headers=err.headers
+    )
+
+
 def install_handlers(app: FastAPI) -> None:
     @app.exception_handler(APIError)
-    async def _api_error(_: Request, exc: APIError) -> ORJSONResponse:
-        return ORJSONResponse(exc.body(), status_code=exc.status, headers=exc.headers)
+    async def _api_error(_: Request, exc: APIError) -> Response:
+        return _respond(exc)
 
     @app.exception_handler(RequestValidationError)
-    async def _validation(_: Request, exc: RequestValidationError) -> ORJSONResponse:
+    async def _validation(_: Request, exc: RequestValidationError) -> Response:
         errors = exc.errors()
         err = validation_error(errors[0]) if errors else APIError(400, "Invalid request.")
-        return ORJSONResponse(err.body(), status_code=err.status)
+        return _respond(err)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(request: Request, exc: StarletteHTTPException) -> ORJSONResponse:
+    async def _http(request: Request, exc: StarletteHTTPException) -> Response:
         if exc.status_code == 404:
             err = APIError(404, f"Invalid URL ({request.method} {request.url.path})")
         elif exc.status_code == 405:
             err = APIError(405, f"Invalid method for URL ({request.method} {request.url.path})")
         else:
             err = APIError(exc.status_code, str(exc.detail))
-        return ORJSONResponse(err.body(), status_code=err.status)
+        return _respond(err)
 
     @app.exception_handler(Exception)
-    async def _unexpected(_: Request, exc: Exception) -> ORJSONResponse:
+    async def _unexpected(_: Request, exc: Exception) -> Response:
         import logging
 
         logging.getLogger("threadline").exception("unhandled error", exc_info=exc)
         err = APIError(500, "The server had an error while processing your request.", type="server_error")
-        return ORJSONResponse(err.body(), status_code=500)
+        return _respond(err)

@@ -304,3 +304,71 @@ class UploadCreate(Strict):
 class UploadComplete(Strict):
     part_ids: Annotated[list[str], Field(min_length=1)]
     md5: str | None = None
+
+
+# -- runs --------------------------------------------------------------------------------------------------------
+
+
+class TruncationStrategy(Strict):
+    type: Literal["auto", "last_messages"]
+    last_messages: Annotated[int, Field(ge=1)] | None = None
+
+
+class ToolChoiceFunction(Strict):
+    name: str
+
+
+class ToolChoiceObject(Strict):
+    type: Literal["function", "code_interpreter", "file_search"]
+    function: ToolChoiceFunction | None = None
+
+    @model_validator(mode="after")
+    def _function(self) -> ToolChoiceObject:
+        if self.type == "function" and self.function is None:
+            raise ValueError("Missing required parameter: 'tool_choice.function'.")
+        return self
+
+
+ToolChoice = Literal["none", "auto", "required"] | ToolChoiceObject
+
+
+class RunOptions(WithMetadata):
+    model: Annotated[str, Field(min_length=1, max_length=256)] | None = None
+    instructions: Annotated[str, Field(max_length=256000)] | None = None
+    tools: Annotated[list[Tool], Field(max_length=20)] | None = None
+    temperature: Annotated[float, Field(ge=0, le=2)] | None = None
+    top_p: Annotated[float, Field(ge=0, le=1)] | None = None
+    stream: bool | None = None
+    max_prompt_tokens: Annotated[int, Field(ge=256)] | None = None
+    max_completion_tokens: Annotated[int, Field(ge=256)] | None = None
+    truncation_strategy: TruncationStrategy | None = None
+    tool_choice: ToolChoice | None = None
+    parallel_tool_calls: bool | None = None
+    response_format: ResponseFormat | None = None
+
+
+class RunCreate(RunOptions):
+    assistant_id: str
+    reasoning_effort: ReasoningEffort | None = None
+    additional_instructions: Annotated[str, Field(max_length=256000)] | None = None
+    additional_messages: Annotated[list[MessageCreate], Field(max_length=100)] | None = None
+
+
+class ThreadAndRunCreate(RunOptions):
+    assistant_id: str
+    thread: ThreadCreate | None = None
+    tool_resources: ToolResourcesIds | None = None
+
+
+class ToolOutput(Strict):
+    tool_call_id: str
+    output: str = ""
+
+
+class SubmitToolOutputs(Strict):
+    tool_outputs: list[ToolOutput]
+    stream: bool | None = None
+
+
+class RunModify(WithMetadata):
+    pass

@@ -1,0 +1,203 @@
+"""Context building: from a run, its assistant and its thread to one ChatRequest for the model.
+
+The prompt is: effective instructions (+ tool guidance) as the system message, then the thread's messages
+(truncated per `truncation_strategy` and the prompt budget), then this run's own transcript rebuilt from its
+steps (assistant text, tool calls and tool outputs), which is never truncated.
+"""
+
+from __future__ import annotations
+
+import mimetypes
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlalchemy as sa
+
+from ..providers.base import ChatMessage, ChatRequest, ToolCall, ToolSpec
+from ..store import Store, loads, schema
+from ..tokens import count_tokens
+
+MESSAGE_OVERHEAD_TOKENS = 4
+IMAGE_TOKENS = 765
+MAX_THREAD_MESSAGES = 2000
+
+
+class PromptTooLarge(Exception):
+    """Even the minimum context (system prompt, last message, this run's transcript) exceeds the budget."""
+
+
+@dataclass
+class RunContext:
+    request: ChatRequest
+    prompt_tokens: int
+    dropped_messages: int = 0
+    tool_names: dict[str, str] = field(default_factory=dict)  # function name -> tool type
+
+
+def _text_of(content: list[dict[str, Any]]) -> str:
+    return "".join(p["text"]["value"] for p in content if p["type"] == "text")
+
+
+def _attachment_note(conn: sa.Connection, attachments: list[dict[str, Any]]) -> str:
+    notes = []
+    for att in attachments or []:
+        raw = conn.execute(sa.select(schema.files.c.data).where(schema.files.c.id == att["file_id"])).scalar()
+        name = loads(raw)["filename"] if raw else att["file_id"]
+        tools = ", ".join(t["type"] for t in att.get("tools", []))
+        where = " (available at /mnt/data/" + name + ")" if "code_interpreter" in tools else ""
+        notes.append(f"[Attached file: {name} ({att['file_id']}), for {tools or 'reference'}{where}]")
+    return "\n".join(notes)
+
+
+def thread_message_to_chat(
+    conn: sa.Connection, runtime: Any, message: dict[str, Any], images: bool
+) -> tuple[ChatMessage, int]:
+    parts: list[dict[str, Any]] = []
+    tokens = MESSAGE_OVERHEAD_TOKENS
+    for part in message["content"]:
+        kind = part["type"]
+        if kind == "text":
+            parts.append({"type": "text", "text": part["text"]["value"]})
+            tokens += count_tokens(part["text"]["value"])
+        elif kind == "image_file" and images and message["role"] == "user":
+            file_id = part["image_file"]["file_id"]
+            row = conn.execute(
+                sa.select(schema.files.c.blob_key, schema.files.c.data).where(schema.files.c.id == file_id)
+            ).first()
+            if row is None:
+                parts.append({"type": "text", "text": f"[image {file_id} was deleted]"})
+                continue
+            mime = mimetypes.guess_type(loads(row[1])["filename"])[0] or "image/png"
+            with runtime.blobs.open(row[0]) as f:
+                parts.append({"type": "image", "data": f.read(), "mime_type": mime})
+            tokens += IMAGE_TOKENS
+        elif kind == "image_url" and images and message["role"] == "user":
+            parts.append({"type": "image_url", "url": part["image_url"]["url"]})
+            tokens += IMAGE_TOKENS
+        elif kind in ("image_file", "image_url"):
+            ref = part.get("image_file", {}).get("file_id") or part.get("image_url", {}).get("url")
+            parts.append({"type": "text", "text": f"[image omitted: {ref}]"})
+            tokens += 8
+    note = _attachment_note(conn, message.get("attachments") or [])
+    if note:
+        parts.append({"type": "text", "text": note})
+        tokens += count_tokens(note)
+    if all(p["type"] == "text" for p in parts):
+        content: str | list[dict] = "\n".join(p["text"] for p in parts)
+    else:
+        content = parts
+    return ChatMessage(role=message["role"], content=content), tokens
+
+
+def run_transcript(conn: sa.Connection, run: dict[str, Any], state: dict[str, Any]) -> tuple[list[ChatMessage], int]:
+    """This run's own turns so far, rebuilt from its steps in order."""
+    t = schema.run_steps
+    query = sa.select(t.c.data).where(t.c.run_id == run["id"]).order_by(t.c.seq)
+    steps = [loads(r) for r in conn.execute(query).scalars()]
+    out: list[ChatMessage] = []
+    tokens = 0
+    outputs = state.get("tool_outputs", {})
+    for step in steps:
+        details = step["step_details"]
+        if details["type"] == "message_creation":
+            message = Store.fetch(conn, schema.messages, details["message_creation"]["message_id"])
+            if message is None:
+                continue
+            text = _text_of(message["content"])
+            if text:
+                out.append(ChatMessage(role="assistant", content=text))
+                tokens += count_tokens(text) + MESSAGE_OVERHEAD_TOKENS
+            continue
+        calls, results = [], []
+        for call in details["tool_calls"]:
+            name = state.get("call_names", {}).get(call["id"])
+            if call["type"] == "function":
+                name = call["function"]["name"]
+                args = call["function"]["arguments"]
+                output = call["function"]["output"]
+            else:
+                args = state.get("call_arguments", {}).get(call["id"], "{}")
+                output = outputs.get(call["id"])
+            if name is None or output is None:
+                continue  # not answered yet: the model sees only completed calls
+            calls.append(ToolCall(id=call["id"], name=name, arguments=args))
+            results.append(ChatMessage(role="tool", content=output, tool_call_id=call["id"]))
+            tokens += count_tokens(args) + count_tokens(output) + 2 * MESSAGE_OVERHEAD_TOKENS
+        if calls:
+            out.append(ChatMessage(role="assistant", content=None, tool_calls=calls))
+            out.extend(results)
+    return out, tokens
+
+
+def load_thread_messages(conn: sa.Connection, thread_id: str, run_id: str, last: int | None) -> list[dict]:
+    t = schema.messages
+    limit = min(last, MAX_THREAD_MESSAGES) if last else MAX_THREAD_MESSAGES
+    query = (
+        sa.select(t.c.data)
+        .where(t.c.thread_id == thread_id, sa.or_(t.c.run_id.is_(None), t.c.run_id != run_id))
+        .order_by(t.c.seq.desc())
+        .limit(limit)
+    )
+    rows = [loads(r) for r in conn.execute(query).scalars()]
+    rows.reverse()
+    return rows
+
+
+def build_context(
+    conn: sa.Connection,
+    runtime: Any,
+    run: dict[str, Any],
+    state: dict[str, Any],
+    *,
+    system_prompt: str,
+    tools: list[ToolSpec],
+    tool_choice: str,
+    upstream_model: str,
+    images: bool,
+    context_window: int,
+    prompt_budget: int | None,
+    max_tokens: int | None,
+) -> RunContext:
+    system_tokens = count_tokens(system_prompt) + MESSAGE_OVERHEAD_TOKENS if system_prompt else 0
+    tool_tokens = sum(count_tokens(str(t.parameters or "")) + count_tokens(t.description or "") + 8 for t in tools)
+    transcript, transcript_tokens = run_transcript(conn, run, state)
+    truncation = run.get("truncation_strategy") or {"type": "auto"}
+    last = truncation.get("last_messages") if truncation.get("type") == "last_messages" else None
+    thread_messages = load_thread_messages(conn, run["thread_id"], run["id"], last)
+
+    reserve = max_tokens or min(4096, context_window // 4)
+    budget = context_window - reserve
+    if prompt_budget is not None:
+        budget = min(budget, prompt_budget)
+    used = system_tokens + tool_tokens + transcript_tokens
+    kept: list[ChatMessage] = []
+    dropped = 0
+    for message in reversed(thread_messages):
+        chat, tokens = thread_message_to_chat(conn, runtime, message, images)
+        if kept and used + tokens > budget:
+            dropped += 1
+            continue
+        kept.append(chat)
+        used += tokens
+    kept.reverse()
+    if used > budget:
+        raise PromptTooLarge(f"The prompt needs {used} tokens, over the budget of {budget}.")
+    messages = ([ChatMessage(role="system", content=system_prompt)] if system_prompt else []) + kept + transcript
+    request = ChatRequest(
+        model=upstream_model,
+        messages=messages,
+        tools=tools,
+        tool_choice=tool_choice,
+        parallel_tool_calls=bool(run.get("parallel_tool_calls", True)),
+        temperature=run.get("temperature"),
+        top_p=run.get("top_p"),
+        max_tokens=max_tokens,
+        response_format=response_format_for_provider(run.get("response_format")),
+    )
+    return RunContext(request=request, prompt_tokens=used, dropped_messages=dropped)
+
+
+def response_format_for_provider(value: Any) -> dict | None:
+    if not isinstance(value, dict) or value.get("type") in (None, "text"):
+        return None
+    return value

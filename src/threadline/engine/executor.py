@@ -1,0 +1,684 @@
+"""The run executor: drives one run from `queued` to a terminal state or `requires_action`.
+
+Every transition is committed before its event is emitted. State changes made by others (cancel, expiry) are
+respected through guarded updates: a transition only applies if the run is still in the expected status.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import socket
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+
+from ..providers.base import (
+    ChatRequest,
+    Finish,
+    ProviderError,
+    TextDelta,
+    ToolCallDelta,
+    ToolCallStart,
+    ToolSpec,
+    Usage,
+)
+from ..store import Store, dumps, loads, now, schema
+from .context import PromptTooLarge, build_context
+from .events import NullSink
+from .objects import assistant_message, step_object, usage
+from .tools import ServerTool, ToolContext, ToolOutcome, function_spec
+
+log = logging.getLogger("threadline.engine")
+
+MAX_TURNS = 32
+LEASE_S = 30.0
+HEARTBEAT_S = 10.0
+OWNER = f"{socket.gethostname()}:{secrets.token_hex(4)}"
+
+
+class ToolFatal(Exception):
+    """A server-side tool cannot work at all (e.g. no sandbox): the run fails with this message."""
+
+
+class _Stop(Exception):
+    """The run left in_progress underneath us (cancelled, expired) or finished; unwind quietly."""
+
+
+class RunExecutor:
+    def __init__(self, runtime: Any) -> None:
+        self.rt = runtime
+        self.store: Store = runtime.store
+        self.cancel_events: dict[str, asyncio.Event] = {}
+
+    # -- database helpers (run in a worker thread) -----------------------------------------------------------
+
+    async def db(self, fn: Callable[..., Any], *args: Any) -> Any:
+        return await asyncio.to_thread(fn, *args)
+
+    def _transition(self, run_id: str, expected: tuple[str, ...], mutate: Callable[[dict, Any], None]) -> dict | None:
+        with self.store.write() as conn:
+            run = Store.fetch(conn, schema.runs, run_id, lock=True)
+            if run is None or run["status"] not in expected:
+                return None
+            mutate(run, conn)
+            self._save_run(conn, run)
+            return run
+
+    def _save_run(self, conn: Any, run: dict, **cols: Any) -> None:
+        Store.update(conn, schema.runs, run, status=run["status"], expires_at=run["expires_at"], **cols)
+
+    def signal_cancel(self, run_id: str) -> bool:
+        event = self.cancel_events.get(run_id)
+        if event is None:
+            return False
+        event.set()
+        return True
+
+    # -- entry point --------------------------------------------------------------------------------------------
+
+    async def execute(self, run_id: str, sink: Any = None) -> None:
+        sink = sink or NullSink()
+        cancel = self.cancel_events.setdefault(run_id, asyncio.Event())
+        job = _Job(self, run_id, sink, cancel)
+        heartbeat = asyncio.create_task(job.heartbeat())
+        try:
+            await job.drive()
+        except _Stop:
+            pass
+        except Exception as exc:  # a bug must fail the run, never leave it hanging
+            log.exception("run %s crashed", run_id)
+            await job.fail("server_error", f"Internal error while executing the run: {type(exc).__name__}")
+        finally:
+            heartbeat.cancel()
+            self.cancel_events.pop(run_id, None)
+            sink.close()
+
+
+class _Job:
+    """One execution of one run (from queued to requires_action or a terminal state)."""
+
+    def __init__(self, ex: RunExecutor, run_id: str, sink: Any, cancel: asyncio.Event) -> None:
+        self.ex = ex
+        self.rt = ex.rt
+        self.run_id = run_id
+        self.sink = sink
+        self.cancel = cancel
+        self.run: dict[str, Any] = {}
+        self.state: dict[str, Any] = {}
+        self.step: dict[str, Any] | None = None  # open step
+        self.message: dict[str, Any] | None = None  # open assistant message
+        self.text = ""
+        self.processor: Any = None
+        self.text_index = 0
+        self.text_started = False
+
+    def emit(self, event: str, data: Any) -> None:
+        self.sink.emit(event, data)
+
+    async def heartbeat(self) -> None:
+        t = schema.runs
+        while True:
+            await asyncio.sleep(HEARTBEAT_S)
+
+            def beat() -> None:
+                with self.ex.store.write() as conn:
+                    conn.execute(
+                        t.update()
+                        .where(t.c.id == self.run_id, t.c.lease_owner == OWNER)
+                        .values(lease_until=now() + LEASE_S)
+                    )
+
+            try:
+                await self.ex.db(beat)
+            except Exception:  # a missed beat is retried; the lease is generous
+                log.warning("heartbeat for %s failed", self.run_id, exc_info=True)
+
+    # -- lifecycle ----------------------------------------------------------------------------------------------
+
+    async def drive(self) -> None:
+        def start(run: dict, conn: Any) -> None:
+            run["status"] = "in_progress"
+            run["started_at"] = now()
+            conn.execute(
+                schema.runs.update()
+                .where(schema.runs.c.id == run["id"])
+                .values(lease_owner=OWNER, lease_until=now() + LEASE_S)
+            )
+
+        run = await self.ex.db(self.ex._transition, self.run_id, ("queued",), start)
+        if run is None:
+            current = await self.ex.db(self.ex.store.get, schema.runs, self.run_id)
+            if current and current["status"] == "cancelling":
+                self.run = current
+                await self.finish_cancelled()
+            return
+        self.run = run
+        self.emit("thread.run.in_progress", run)
+        self.state, self.thread, self.assistant = await self.ex.db(self._load_context)
+        for _ in range(MAX_TURNS):
+            if not await self.turn():
+                return
+        await self.fail("server_error", f"The run stopped after {MAX_TURNS} model turns without a final answer.")
+
+    def _load_context(self) -> tuple[dict, dict, dict]:
+        with self.ex.store.read() as conn:
+            raw = conn.execute(
+                schema.runs.select().with_only_columns(schema.runs.c.state).where(schema.runs.c.id == self.run_id)
+            ).scalar()
+            thread = Store.fetch(conn, schema.threads, self.run["thread_id"]) or {}
+            assistant = Store.fetch(conn, schema.assistants, self.run["assistant_id"]) or {
+                "id": self.run["assistant_id"]
+            }
+        return loads(raw or "{}"), thread, assistant
+
+    def _save_state(self, conn: Any) -> None:
+        conn.execute(schema.runs.update().where(schema.runs.c.id == self.run_id).values(state=dumps(self.state)))
+
+    async def checkpoint(self) -> None:
+        if self.cancel.is_set():
+            await self.finish_cancelled()
+            raise _Stop
+        if self.run["expires_at"] is not None and now() >= self.run["expires_at"]:
+            await self.finish_expired()
+            raise _Stop
+
+    # -- one model turn -----------------------------------------------------------------------------------------
+
+    def _tools(self) -> tuple[list[ToolSpec], dict[str, ServerTool], dict[str, dict]]:
+        specs: list[ToolSpec] = []
+        server: dict[str, ServerTool] = {}
+        configs: dict[str, dict] = {}
+        for tool in self.run["tools"]:
+            if tool["type"] == "function":
+                specs.append(function_spec(tool))
+                continue
+            impl = self.rt.server_tools.get(tool["type"])
+            if impl is None:
+                continue
+            specs.append(impl.spec(tool))
+            server[impl.function_name] = impl
+            configs[impl.function_name] = tool
+        return specs, server, configs
+
+    def _tool_choice(self, server: dict[str, ServerTool]) -> str:
+        choice = self.run.get("tool_choice") or "auto"
+        if isinstance(choice, str):
+            return choice
+        if choice.get("type") == "function":
+            return choice["function"]["name"]
+        for name, impl in server.items():
+            if impl.type == choice.get("type"):
+                return name
+        return "auto"
+
+    def _system_prompt(self, server: dict[str, ServerTool], configs: dict[str, dict]) -> str:
+        parts = [self.run.get("instructions") or ""]
+        parts += [impl.instructions(configs[name]) for name, impl in server.items()]
+        return "\n\n".join(p for p in parts if p)
+
+    async def turn(self) -> bool:
+        """One model call. Returns True when another turn should follow."""
+        await self.checkpoint()
+        try:
+            provider, upstream = self.rt.providers.resolve(self.run["model"])
+        except ProviderError as exc:
+            await self.fail(exc.code, str(exc.message if hasattr(exc, "message") else exc))
+            return False
+        specs, server, configs = self._tools()
+        choice = self._tool_choice(server)
+        if choice == "none":
+            specs = []
+        if self.state.get("forced_done") and choice not in ("auto", "none"):
+            choice = "auto"  # a forced tool is called once; afterwards the model answers
+        used_prompt = self.state.get("prompt_tokens", 0)
+        used_completion = self.state.get("completion_tokens", 0)
+        max_prompt = self.run.get("max_prompt_tokens")
+        max_completion = self.run.get("max_completion_tokens")
+        completion_left = None if max_completion is None else max_completion - used_completion
+        if completion_left is not None and completion_left <= 0:
+            await self.finish_incomplete("max_completion_tokens")
+            return False
+        prompt_left = None if max_prompt is None else max_prompt - used_prompt
+        if prompt_left is not None and prompt_left <= 0:
+            await self.finish_incomplete("max_prompt_tokens")
+            return False
+        system_prompt = self._system_prompt(server, configs)
+
+        def build() -> Any:
+            with self.ex.store.read() as conn:
+                return build_context(
+                    conn,
+                    self.rt,
+                    self.run,
+                    self.state,
+                    system_prompt=system_prompt,
+                    tools=specs,
+                    tool_choice=choice,
+                    upstream_model=upstream,
+                    images=provider.supports_images(upstream),
+                    context_window=self.rt.providers.context_window(self.run["model"]),
+                    prompt_budget=prompt_left,
+                    max_tokens=completion_left,
+                )
+
+        try:
+            ctx = await self.ex.db(build)
+        except PromptTooLarge as exc:
+            if prompt_left is not None:
+                await self.finish_incomplete("max_prompt_tokens")
+            else:
+                await self.fail("invalid_prompt", str(exc))
+            return False
+        return await self.stream_turn(provider, ctx.request, server, configs, choice)
+
+    async def stream_turn(
+        self, provider: Any, request: ChatRequest, server: dict[str, ServerTool], configs: dict[str, dict], choice: str
+    ) -> bool:
+        calls: dict[int, dict[str, Any]] = {}  # provider index -> {id, name, args, step_index, server}
+        finish = "stop"
+        turn_usage = (0, 0)
+        self.processor = self._text_processor(server)
+        stream = provider.stream(request)
+        try:
+            async for event in stream:
+                if self.cancel.is_set() or (self.run["expires_at"] and now() >= self.run["expires_at"]):
+                    break
+                if isinstance(event, TextDelta):
+                    if event.text:
+                        await self.on_text(event.text)
+                elif isinstance(event, ToolCallStart):
+                    if not self.run.get("parallel_tool_calls", True) and calls:
+                        continue
+                    await self.on_tool_start(event, calls, server)
+                elif isinstance(event, ToolCallDelta):
+                    call = calls.get(event.index)
+                    if call is None:
+                        continue
+                    call["args"] += event.arguments
+                    if not call["server"] and event.arguments:
+                        self.emit_step_delta(
+                            call["step_index"], {"type": "function", "function": {"arguments": event.arguments}}
+                        )
+                elif isinstance(event, Usage):
+                    turn_usage = (event.prompt_tokens, event.completion_tokens)
+                elif isinstance(event, Finish):
+                    finish = event.reason
+        except ProviderError as exc:
+            await self.fail(exc.code, exc.message if hasattr(exc, "message") else str(exc))
+            return False
+        finally:
+            await stream.aclose()
+        await self.checkpoint()
+        self.state["prompt_tokens"] = self.state.get("prompt_tokens", 0) + turn_usage[0]
+        self.state["completion_tokens"] = self.state.get("completion_tokens", 0) + turn_usage[1]
+        step_usage = usage(*turn_usage)
+        if choice not in ("auto", "none", "required"):
+            self.state["forced_done"] = True
+        if calls:
+            return await self.finish_tool_turn(calls, server, configs, step_usage)
+        limit = self.run.get("max_completion_tokens")
+        if finish == "length":
+            await self.close_message("incomplete", "max_tokens", step_usage)
+            if limit is not None and self.state["completion_tokens"] >= limit - 1:
+                await self.finish_incomplete("max_completion_tokens", already_closed=True)
+                return False
+        elif finish == "content_filter":
+            await self.close_message("incomplete", "content_filter", step_usage)
+        else:
+            await self.close_message("completed", None, step_usage)
+        await self.finish_completed()
+        return False
+
+    def _text_processor(self, server: dict[str, ServerTool]) -> Any:
+        refs = self.state.get("references", {})
+        for impl in server.values():
+            proc = impl.text_processor(refs.get(impl.type, []))
+            if proc is not None:
+                return proc
+        return None
+
+    # -- assistant messages --------------------------------------------------------------------------------------
+
+    async def open_message(self) -> None:
+        message = assistant_message(self.run)
+        step = step_object(
+            self.run,
+            "message_creation",
+            {"type": "message_creation", "message_creation": {"message_id": message["id"]}},
+        )
+
+        def save() -> None:
+            with self.ex.store.write() as conn:
+                Store.insert(conn, schema.run_steps, step, run_id=self.run_id, thread_id=self.run["thread_id"])
+                Store.insert(conn, schema.messages, message, thread_id=self.run["thread_id"], run_id=self.run_id)
+
+        await self.ex.db(save)
+        self.step, self.message, self.text = step, message, ""
+        self.emit("thread.run.step.created", step)
+        self.emit("thread.run.step.in_progress", step)
+        self.emit("thread.message.created", message)
+        self.emit("thread.message.in_progress", message)
+        pending = self.state.pop("pending_parts", [])
+        for i, part in enumerate(pending):
+            message["content"].append(part)
+            self.emit_message_delta([{"index": i, **part}])
+        self.text_index = len(pending)
+        self.text_started = False
+
+    def emit_message_delta(self, content: list[dict[str, Any]]) -> None:
+        assert self.message is not None
+        self.emit(
+            "thread.message.delta",
+            {"id": self.message["id"], "object": "thread.message.delta", "delta": {"content": content}},
+        )
+
+    def emit_text(self, text: str) -> None:
+        if not text:
+            return
+        part: dict[str, Any] = {"index": self.text_index, "type": "text", "text": {"value": text}}
+        if not self.text_started:
+            part["text"]["annotations"] = []
+            self.text_started = True
+        self.text += text
+        self.emit_message_delta([part])
+
+    async def on_text(self, text: str) -> None:
+        if self.message is None:
+            if self.step is not None:  # a tool step is open: text after tool calls in one turn is not expected
+                return
+            await self.open_message()
+        self.emit_text(self.processor.feed(text) if self.processor else text)
+
+    async def close_message(self, status: str, reason: str | None, step_usage: dict | None) -> None:
+        if self.message is None:
+            if status == "completed" and self.step is None:
+                await self.open_message()  # an empty answer still gets a message with one (empty) text part
+            else:
+                return
+        message = self.message
+        annotations: list[dict[str, Any]] = []
+        if self.processor is not None:
+            tail, annotations = self.processor.finish(self.text)
+            self.emit_text(tail)
+        if not self.text_started:
+            self.text_started = True
+            self.emit_message_delta(
+                [{"index": self.text_index, "type": "text", "text": {"value": "", "annotations": []}}]
+            )
+        if annotations:
+            self.emit_message_delta(
+                [
+                    {
+                        "index": self.text_index,
+                        "type": "text",
+                        "text": {"annotations": [{"index": i, **a} for i, a in enumerate(annotations)]},
+                    }
+                ]
+            )
+        message["content"].append({"type": "text", "text": {"value": self.text, "annotations": annotations}})
+        ts = now()
+        message["status"] = status
+        if status == "completed":
+            message["completed_at"] = ts
+        else:
+            message["incomplete_at"] = ts
+            message["incomplete_details"] = {"reason": reason}
+        step = self.step
+        assert step is not None
+        step_status = {"completed": "completed", "incomplete": "completed"}.get(status, status)
+        self._finish_step(step, step_status, ts)
+        step["usage"] = step_usage
+
+        def save() -> None:
+            with self.ex.store.write() as conn:
+                Store.update(conn, schema.messages, message)
+                Store.update(conn, schema.run_steps, step)
+                self.ex._save_run(conn, self.run)
+
+        await self.ex.db(save)
+        self.emit(f"thread.message.{'completed' if status == 'completed' else 'incomplete'}", message)
+        self.emit(f"thread.run.step.{step['status']}", step)
+        self.message = None
+        self.step = None
+
+    @staticmethod
+    def _finish_step(step: dict, status: str, ts: int) -> None:
+        step["status"] = status
+        field = {
+            "completed": "completed_at",
+            "cancelled": "cancelled_at",
+            "failed": "failed_at",
+            "expired": "expired_at",
+        }[status]
+        step[field] = ts
+
+    # -- tool calls -----------------------------------------------------------------------------------------------
+
+    def emit_step_delta(self, index: int, payload: dict[str, Any]) -> None:
+        assert self.step is not None
+        self.emit(
+            "thread.run.step.delta",
+            {
+                "id": self.step["id"],
+                "object": "thread.run.step.delta",
+                "delta": {"step_details": {"type": "tool_calls", "tool_calls": [{"index": index, **payload}]}},
+            },
+        )
+
+    async def on_tool_start(self, event: ToolCallStart, calls: dict[int, dict], server: dict[str, ServerTool]) -> None:
+        if self.message is not None:
+            await self.close_message("completed", None, None)
+        if self.step is None:
+            step = step_object(self.run, "tool_calls", {"type": "tool_calls", "tool_calls": []})
+
+            def save() -> None:
+                with self.ex.store.write() as conn:
+                    Store.insert(conn, schema.run_steps, step, run_id=self.run_id, thread_id=self.run["thread_id"])
+
+            await self.ex.db(save)
+            self.step = step
+            self.emit("thread.run.step.created", step)
+            self.emit("thread.run.step.in_progress", step)
+        impl = server.get(event.name)
+        call = {"id": event.id, "name": event.name, "args": "", "step_index": len(calls), "server": impl}
+        calls[event.index] = call
+        if impl is not None:
+            self.emit_step_delta(call["step_index"], impl.first_delta(event.id))
+        else:
+            self.emit_step_delta(
+                call["step_index"],
+                {"id": event.id, "type": "function", "function": {"name": event.name, "arguments": "", "output": None}},
+            )
+
+    async def finish_tool_turn(
+        self, calls: dict[int, dict], server: dict[str, ServerTool], configs: dict[str, dict], step_usage: dict
+    ) -> bool:
+        step = self.step
+        assert step is not None
+        ordered = sorted(calls.values(), key=lambda c: c["step_index"])
+        records: list[dict[str, Any]] = []
+        functions: list[dict[str, Any]] = []
+        outputs = self.state.setdefault("tool_outputs", {})
+        self.state.setdefault("call_arguments", {})
+        self.state.setdefault("call_names", {})
+        for call in ordered:
+            impl: ServerTool | None = call["server"]
+            if impl is None:
+                record = {
+                    "id": call["id"],
+                    "type": "function",
+                    "function": {"name": call["name"], "arguments": call["args"], "output": None},
+                }
+                functions.append(record)
+                records.append(record)
+                continue
+            self.state["call_arguments"][call["id"]] = call["args"]
+            self.state["call_names"][call["id"]] = call["name"]
+            ctx = ToolContext(
+                self.rt, self.run, self.thread, self.assistant, configs[call["name"]], self.state.get("include", [])
+            )
+
+            async def delta(payload: dict[str, Any], index: int = call["step_index"]) -> None:
+                self.emit_step_delta(index, payload)
+
+            try:
+                outcome: ToolOutcome = await impl.execute(ctx, call["id"], call["args"], delta)
+            except ToolFatal as exc:
+                await self.fail("server_error", str(exc))
+                return False
+            outputs[call["id"]] = outcome.output
+            records.append(outcome.call)
+            self.state.setdefault("pending_parts", []).extend(outcome.message_parts)
+            if outcome.references:
+                self.state.setdefault("references", {}).setdefault(impl.type, []).append(outcome.references)
+            await self.checkpoint()
+        step["step_details"]["tool_calls"] = records
+        step["usage"] = step_usage
+        if functions:
+
+            def requires_action(run: dict, conn: Any) -> None:
+                run["status"] = "requires_action"
+                run["required_action"] = {
+                    "type": "submit_tool_outputs",
+                    "submit_tool_outputs": {
+                        "tool_calls": [
+                            {
+                                "id": f["id"],
+                                "type": "function",
+                                "function": {"name": f["function"]["name"], "arguments": f["function"]["arguments"]},
+                            }
+                            for f in functions
+                        ]
+                    },
+                }
+                run["usage"] = usage(self.state.get("prompt_tokens", 0), self.state.get("completion_tokens", 0))
+                Store.update(conn, schema.run_steps, step)
+                self._save_state(conn)
+                conn.execute(schema.runs.update().where(schema.runs.c.id == run["id"]).values(lease_owner=None))
+
+            run = await self.ex.db(self.ex._transition, self.run_id, ("in_progress",), requires_action)
+            if run is None:
+                await self._lost_run()
+                return False
+            self.run = run
+            self.emit("thread.run.requires_action", run)
+            self.step = None
+            return False
+        self._finish_step(step, "completed", now())
+
+        def save() -> None:
+            with self.ex.store.write() as conn:
+                Store.update(conn, schema.run_steps, step)
+                self._save_state(conn)
+
+        await self.ex.db(save)
+        self.emit("thread.run.step.completed", step)
+        self.step = None
+        return True
+
+    # -- endings -------------------------------------------------------------------------------------------------
+
+    def _close_open(self, conn: Any, step_status: str, reason: str | None, ts: int) -> list[tuple[str, dict]]:
+        """Close the open message and step (and any leftover in-progress steps); return events to emit."""
+        events: list[tuple[str, dict]] = []
+        if self.message is not None:
+            self.message["content"].append({"type": "text", "text": {"value": self.text, "annotations": []}})
+            self.message.update(status="incomplete", incomplete_at=ts, incomplete_details={"reason": reason})
+            Store.update(conn, schema.messages, self.message)
+            events.append(("thread.message.incomplete", self.message))
+        close_steps(conn, self.run_id, step_status, ts, events)
+        self.message = self.step = None
+        return events
+
+    async def _end(
+        self, status: str, expected: tuple[str, ...], step_status: str, reason: str | None, **fields: Any
+    ) -> None:
+        events: list[tuple[str, dict]] = []
+
+        def mutate(run: dict, conn: Any) -> None:
+            ts = now()
+            run["status"] = status
+            run["required_action"] = None
+            run["expires_at"] = None if status != "expired" else run["expires_at"]
+            run["usage"] = usage(self.state.get("prompt_tokens", 0), self.state.get("completion_tokens", 0))
+            stamp = {"completed": "completed_at", "failed": "failed_at", "cancelled": "cancelled_at"}.get(status)
+            if stamp:
+                run[stamp] = ts
+            run.update(fields)
+            events.extend(self._close_open(conn, step_status, reason, ts))
+            self._save_state(conn)
+            conn.execute(schema.runs.update().where(schema.runs.c.id == run["id"]).values(lease_owner=None))
+
+        run = await self.ex.db(self.ex._transition, self.run_id, expected, mutate)
+        if run is None:
+            await self._lost_run()
+            return
+        self.run = run
+        for name, data in events:
+            self.emit(name, data)
+        self.emit(f"thread.run.{status}", run)
+
+    async def _lost_run(self) -> None:
+        """Someone else moved the run (cancel, expiry sweep): report where it is now."""
+        current = await self.ex.db(self.ex.store.get, schema.runs, self.run_id)
+        if current is None:
+            return
+        if current["status"] == "cancelling":
+            self.run = current
+            await self.finish_cancelled()
+        elif current["status"] in ("cancelled", "expired", "failed", "completed", "incomplete"):
+            self.emit(f"thread.run.{current['status']}", current)
+
+    async def finish_completed(self) -> None:
+        await self._end("completed", ("in_progress",), "completed", None)
+
+    async def finish_incomplete(self, reason: str, already_closed: bool = False) -> None:
+        await self._end(
+            "incomplete", ("in_progress",), "completed", "max_tokens", incomplete_details={"reason": reason}
+        )
+
+    async def fail(self, code: str, message: str) -> None:
+        await self._end(
+            "failed", ("in_progress", "queued"), "failed", "run_failed", last_error={"code": code, "message": message}
+        )
+
+    async def finish_cancelled(self) -> None:
+        current = await self.ex.db(self.ex.store.get, schema.runs, self.run_id)
+        if current and current["status"] == "cancelling":
+            self.emit("thread.run.cancelling", current)
+        await self._end("cancelled", ("in_progress", "cancelling"), "cancelled", "run_cancelled")
+
+    async def finish_expired(self) -> None:
+        await self._end("expired", ("in_progress", "queued", "requires_action"), "expired", "run_expired")
+
+
+def close_steps(conn: Any, run_id: str, status: str, ts: int, events: list[tuple[str, dict]] | None = None) -> None:
+    """Move a run's in-progress steps to `status` (cancelled / failed / expired / completed)."""
+    t = schema.run_steps
+    field = {"completed": "completed_at", "cancelled": "cancelled_at", "failed": "failed_at", "expired": "expired_at"}[
+        status
+    ]
+    for raw in conn.execute(t.select().with_only_columns(t.c.data).where(t.c.run_id == run_id)).scalars():
+        step = orjson.loads(raw)
+        if step["status"] != "in_progress":
+            continue
+        step["status"] = status
+        step[field] = ts
+        if status == "failed":
+            step["last_error"] = {"code": "server_error", "message": "The run failed."}
+        Store.update(conn, t, step)
+        if events is not None:
+            events.append((f"thread.run.step.{status}", step))
+
+
+def close_messages(conn: Any, run_id: str, reason: str, ts: int) -> None:
+    t = schema.messages
+    for raw in conn.execute(t.select().with_only_columns(t.c.data).where(t.c.run_id == run_id)).scalars():
+        message = orjson.loads(raw)
+        if message["status"] != "in_progress":
+            continue
+        message.update(status="incomplete", incomplete_at=ts, incomplete_details={"reason": reason})
+        Store.update(conn, t, message)

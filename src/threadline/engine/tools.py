@@ -1,0 +1,66 @@
+"""The tool interface. Function tools pause the run for the client; server-side tools (file_search,
+code_interpreter) run inside the run and record their calls in a `tool_calls` step."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from ..providers.base import ToolSpec
+
+
+@dataclass
+class ToolContext:
+    runtime: Any
+    run: dict[str, Any]
+    thread: dict[str, Any]
+    assistant: dict[str, Any]
+    tool_config: dict[str, Any]  # the tool entry from the run's `tools`
+    include: list[str]
+
+
+@dataclass
+class ToolOutcome:
+    output: str  # what the model sees as the tool result
+    call: dict[str, Any]  # the finished tool-call object recorded in the step
+    message_parts: list[dict[str, Any]] = field(default_factory=list)  # e.g. image_file parts for the reply
+    references: dict[str, Any] = field(default_factory=dict)  # data for the reply's annotations
+
+
+StepDelta = Callable[[dict[str, Any]], Awaitable[None]]
+
+
+class TextProcessor(Protocol):
+    """Rewrites the streamed reply on the fly (e.g. normalises citation markers) and adds annotations."""
+
+    def feed(self, text: str) -> str: ...
+
+    def finish(self, full_text: str) -> tuple[str, list[dict[str, Any]]]:
+        """Return (text to append, annotations over the whole final text)."""
+        ...
+
+
+class ServerTool(Protocol):
+    type: str  # "file_search" | "code_interpreter"
+    function_name: str  # the name the model calls
+
+    def spec(self, tool_config: dict[str, Any]) -> ToolSpec: ...
+
+    def instructions(self, tool_config: dict[str, Any]) -> str: ...
+
+    def first_delta(self, call_id: str) -> dict[str, Any]: ...
+
+    async def execute(self, ctx: ToolContext, call_id: str, arguments: str, delta: StepDelta) -> ToolOutcome: ...
+
+    def text_processor(self, outcomes: list[ToolOutcome]) -> TextProcessor | None: ...
+
+
+def function_spec(tool: dict[str, Any]) -> ToolSpec:
+    fn = tool["function"]
+    return ToolSpec(
+        name=fn["name"],
+        description=fn.get("description"),
+        parameters=fn.get("parameters"),
+        strict=bool(fn.get("strict")),
+    )
