@@ -16,12 +16,13 @@ from .errors import APIError, not_found
 def tool_object(tool: models.CodeInterpreterTool | models.FileSearchTool | models.FunctionTool) -> dict[str, Any]:
     if isinstance(tool, models.FunctionTool):
         fn = tool.function
-        out: dict[str, Any] = {
-            "name": fn.name,
-            "description": fn.description,
-            "parameters": fn.parameters,
-            "strict": bool(fn.strict),
-        }
+        # description and parameters are optional but not nullable in the spec's FunctionObject: omit them.
+        out: dict[str, Any] = {"name": fn.name}
+        if fn.description is not None:
+            out["description"] = fn.description
+        if fn.parameters is not None:
+            out["parameters"] = fn.parameters
+        out["strict"] = bool(fn.strict)
         return {"type": "function", "function": out}
     if isinstance(tool, models.FileSearchTool):
         opts = tool.file_search or models.FileSearchOptions()
