@@ -209,6 +209,7 @@ class FakeServer:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(("127.0.0.1", self.port))
         self.port = sock.getsockname()[1]
+        sock.listen(2048)  # accept-queue connections made before uvicorn is up
         return sock
 
     def _make_server(self) -> Any:

@@ -1,20 +1,16 @@
-"""Fixtures: the fake LLM servers (test doubles) shared by the provider tests."""
+"""Fixtures: the fake LLM servers (test doubles) shared by the provider tests.
+
+``tests/`` is on sys.path (see tests/conftest.py), so the fakes import as ``fakes``.
+"""
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
-# the fakes live in the ``tests`` package; make it importable however pytest was started
-_ROOT = str(Path(__file__).resolve().parents[2])
-if _ROOT not in sys.path:
-    sys.path.insert(0, _ROOT)
-
-from tests.fakes.fake_anthropic import FakeAnthropic  # noqa: E402
-from tests.fakes.fake_openai import FakeOpenAI  # noqa: E402
+from fakes.fake_anthropic import FakeAnthropic
+from fakes.fake_openai import FakeOpenAI
 
 
 @pytest.fixture(scope="session")

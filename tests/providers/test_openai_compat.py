@@ -10,8 +10,8 @@ import time
 from types import SimpleNamespace
 
 import pytest
-from tests.fakes import Reply, ToolCallSpec
 
+from fakes import Reply, ToolCallSpec
 from threadline.providers.base import (
     ChatMessage,
     ChatRequest,

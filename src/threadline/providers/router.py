@@ -35,6 +35,7 @@ Environment knobs for every provider: ``THREADLINE_PROVIDER_TIMEOUT_S`` (default
 
 from __future__ import annotations
 
+import asyncio
 import fnmatch
 import json
 import os
@@ -223,6 +224,7 @@ class ProviderRouter:
         return provider.supports_images(upstream)
 
     async def aclose(self) -> None:
+        """Close the providers' HTTP clients (call from the loop that used them)."""
         for provider in self._providers.values():
             close = getattr(provider, "aclose", None)
             if close is not None:
@@ -231,7 +233,11 @@ class ProviderRouter:
 
     def _provider(self, route: Route) -> ChatProvider:
         opts = route.options
-        key = (route.provider, route.base_url, route.api_key, json.dumps(opts, sort_keys=True, default=str))
+        try:  # SDK clients hold connection pools bound to one event loop
+            loop_id = id(asyncio.get_running_loop())
+        except RuntimeError:
+            loop_id = None
+        key = (route.provider, route.base_url, route.api_key, json.dumps(opts, sort_keys=True, default=str), loop_id)
         provider = self._providers.get(key)
         if provider is not None:
             return provider
