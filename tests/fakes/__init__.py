@@ -11,7 +11,9 @@ Scripting, shared by both fakes::
                     Reply(error=429, retry_after=0))
         fake.responder = echo_responder             # used when the script is empty
         ... point a client at fake.base_url ...
-        fake.requests                               # every request body received, in order
+        fake.requests                               # every chat request body received, in order
+        fake.request_headers                        # ... and its headers
+        fake.reset()                                # clear script, records and responder
 
 With neither a script nor a responder, a fake answers with a short deterministic text. Each text chunk and
 each argument fragment counts as one completion token; ``tokens_per_s`` paces chunks, ``ttft_s`` delays the

@@ -50,6 +50,10 @@ class FakeOpenAI(FakeServer):
         self.reject_stream_options = False  # act like an old server that 400s on stream_options
         self.embedding_dimensions = 16
 
+    def reset(self) -> None:
+        super().reset()
+        self.reject_stream_options = False
+
     def build_app(self) -> Starlette:
         return Starlette(
             routes=[

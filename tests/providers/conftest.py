@@ -28,7 +28,6 @@ def _anthropic_server() -> Iterator[FakeAnthropic]:
 @pytest.fixture
 def fake_openai(_openai_server: FakeOpenAI) -> FakeOpenAI:
     _openai_server.reset()
-    _openai_server.reject_stream_options = False
     return _openai_server
 
 

@@ -35,6 +35,7 @@ from .base import (
     ChatEvent,
     ChatMessage,
     ChatRequest,
+    ErrorCode,
     Finish,
     FinishReason,
     ProviderError,
@@ -67,7 +68,7 @@ _STOP: dict[str, FinishReason] = {
     "tool_use": "tool_calls",
     "refusal": "content_filter",
 }
-_ERROR_TYPES = {
+_ERROR_TYPES: dict[str, ErrorCode] = {
     "rate_limit_error": "rate_limit_exceeded",
     "overloaded_error": "server_error",
     "api_error": "server_error",
@@ -213,7 +214,7 @@ class AnthropicProvider:
             retry_after = parse_retry_after(exc.response.headers)
             code = _ERROR_TYPES.get(exc.type or "")
             if code is not None:
-                return ProviderError(code, message, retry_after=retry_after)  # type: ignore[arg-type]
+                return ProviderError(code, message, retry_after=retry_after)
             if exc.type in ("authentication_error", "permission_error"):
                 return error_for_status(401, message)
             return error_for_status(exc.status_code, message, retry_after=retry_after)

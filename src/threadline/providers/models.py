@@ -6,7 +6,9 @@ prefixes (``ollama/llama3.1:8b`` → ``llama3.1:8b``). The routes file can overr
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 DEFAULT_CONTEXT_WINDOW = 8192
 
@@ -126,7 +128,7 @@ class ModelCatalog:
     vision_overrides: dict[str, bool] = field(default_factory=dict)
     default_context_window: int = DEFAULT_CONTEXT_WINDOW
 
-    def _override(self, table: dict, model: str):  # type: ignore[no-untyped-def]
+    def _override(self, table: Mapping[str, Any], model: str) -> Any:
         for key in (model, model.lower(), base_name(model)):
             if key in table:
                 return table[key]
