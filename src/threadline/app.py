@@ -66,7 +66,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.runtime = runtime
     install_handlers(app)
-    for module in (assistants, threads, runs, messages, files, uploads):
+    for module in (assistants, runs, threads, messages, files, uploads):  # runs first: /threads/runs
         app.include_router(module.router)
 
     @app.get("/health")

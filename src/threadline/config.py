@@ -21,6 +21,7 @@ class Settings:
     run_expires_after_s: int = 600
     run_workers: int = 32
     poll_after_ms: int = 250
+    run_lease_s: float = 30.0
 
     @property
     def effective_database_url(self) -> str:
@@ -44,4 +45,5 @@ class Settings:
         s.run_expires_after_s = int(env.get("THREADLINE_RUN_EXPIRES_AFTER", s.run_expires_after_s))
         s.run_workers = int(env.get("THREADLINE_RUN_WORKERS", s.run_workers))
         s.poll_after_ms = int(env.get("THREADLINE_POLL_AFTER_MS", s.poll_after_ms))
+        s.run_lease_s = float(env.get("THREADLINE_RUN_LEASE_S", s.run_lease_s))
         return s

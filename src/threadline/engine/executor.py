@@ -34,8 +34,6 @@ from .tools import ServerTool, ToolContext, ToolOutcome, function_spec
 log = logging.getLogger("threadline.engine")
 
 MAX_TURNS = 32
-LEASE_S = 30.0
-HEARTBEAT_S = 10.0
 OWNER = f"{socket.gethostname()}:{secrets.token_hex(4)}"
 
 
@@ -120,15 +118,16 @@ class _Job:
 
     async def heartbeat(self) -> None:
         t = schema.runs
+        lease = self.rt.settings.run_lease_s
         while True:
-            await asyncio.sleep(HEARTBEAT_S)
+            await asyncio.sleep(lease / 3)
 
             def beat() -> None:
                 with self.ex.store.write() as conn:
                     conn.execute(
                         t.update()
                         .where(t.c.id == self.run_id, t.c.lease_owner == OWNER)
-                        .values(lease_until=now() + LEASE_S)
+                        .values(lease_until=now() + lease)
                     )
 
             try:
@@ -145,7 +144,7 @@ class _Job:
             conn.execute(
                 schema.runs.update()
                 .where(schema.runs.c.id == run["id"])
-                .values(lease_owner=OWNER, lease_until=now() + LEASE_S)
+                .values(lease_owner=OWNER, lease_until=now() + self.rt.settings.run_lease_s)
             )
 
         run = await self.ex.db(self.ex._transition, self.run_id, ("queued",), start)

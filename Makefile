@@ -1,0 +1,42 @@
+# threadline — `make serve` and `make test` set everything up (idempotently) and then act.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: setup serve test test-fast lint format bench clean
+
+$(STAMP): pyproject.toml requirements/lock.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --disable-pip-version-check -r requirements/lock.txt
+	$(PY) -m pip install -q --disable-pip-version-check --no-deps -e .
+	touch $(STAMP)
+
+setup: $(STAMP)
+	bash scripts/build-embedding-model.sh
+	bash scripts/setup-sandbox.sh
+
+serve: setup
+	$(VENV)/bin/threadline serve
+
+test: setup
+	bash scripts/sdk-compat-venv.sh
+	$(PY) -m pytest -q -p no:cacheprovider tests
+	.venv-sdk1/bin/python -m pytest -q -p no:cacheprovider tests/sdk
+
+test-fast: $(STAMP)
+	THREADLINE_TEST_BACKENDS=sqlite $(PY) -m pytest -q -x tests
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check src tests bench
+	$(VENV)/bin/ruff format --check src tests bench
+
+format: $(STAMP)
+	$(VENV)/bin/ruff format src tests bench
+	$(VENV)/bin/ruff check --fix src tests bench
+
+bench: setup
+	$(PY) bench/run_all.py
+
+clean:
+	rm -rf $(VENV) .venv-sdk1 .venv-build .cache
