@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+
 from fakes.fake_openai import FakeOpenAI
 from support.server import ServerFactory, ServerHandle
 

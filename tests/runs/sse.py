@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 import httpx
+
 from support.schemas import validate
 
 EVENT_SCHEMAS = {

@@ -7,6 +7,7 @@ import time
 import httpx
 import openai
 import pytest
+
 from fakes import Reply, ToolCallSpec
 
 from .sse import parse

@@ -6,6 +6,7 @@ import time
 
 import openai
 import pytest
+
 from fakes import Reply, ToolCallSpec
 from support.sdk import make_client
 

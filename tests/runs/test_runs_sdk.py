@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import httpx
 import openai
-from fakes import Reply, ToolCallSpec
 from openai import AssistantEventHandler
+
+from fakes import Reply, ToolCallSpec
 
 
 def test_create_and_poll_text(client, assistant, fake_llm):
