@@ -1,0 +1,19 @@
+"""Shared fixtures: real servers (SQLite and PostgreSQL), spec-validating SDK clients.
+
+Fixtures:
+    server_factory  (session)  ServerFactory: .start(env=None, backend="sqlite") -> ServerHandle
+    backend         (session)  "sqlite" / "postgres"; restrict with THREADLINE_TEST_BACKENDS=sqlite
+    server          (module)   a running server for `backend`, shared by the tests of one module
+    validator       (function) ResponseValidator; any spec mismatch fails the test at teardown
+    client          (function) openai.OpenAI on `server`, validating every JSON response
+    http            (function) raw httpx.Client on `server` (base_url .../v1), validating too
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+pytest_plugins = ["support.fixtures"]

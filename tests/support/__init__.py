@@ -1,0 +1,1 @@
+"""Test support: the real server as a subprocess, PostgreSQL, spec validation, SDK clients."""
