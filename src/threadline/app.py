@@ -6,17 +6,20 @@ import logging
 from contextlib import asynccontextmanager
 from typing import Any
 
+import sqlalchemy as sa
 from fastapi import FastAPI
 
-from .api import assistants, files, messages, runs, threads, uploads
+from . import vector_stores as vs
+from .api import assistants, files, messages, runs, threads, uploads, vector_stores
 from .api.errors import install_handlers
 from .auth import KeyChecker
 from .config import Settings
 from .engine.executor import RunExecutor
 from .engine.worker import InProcessQueue, Workers
+from .file_search import FileSearchTool, RetrievalService
 from .middleware import APIMiddleware
 from .providers import router as provider_router
-from .store import LocalBlobStore, Store
+from .store import LocalBlobStore, Store, schema
 
 log = logging.getLogger("threadline")
 
@@ -32,17 +35,66 @@ class Runtime:
         self.blobs = LocalBlobStore(settings.blob_dir)
         self.keys = KeyChecker(self.store, settings.api_keys)
         self.providers = provider_router.from_env()
-        self.server_tools: dict[str, Any] = {}
+        self.retrieval = RetrievalService(self.store, self.blobs)
+        self.ingestor = vs.Ingestor(self)
+        self.server_tools: dict[str, Any] = {"file_search": FileSearchTool(self)}
         self.executor = RunExecutor(self)
         self.queue = InProcessQueue()
         self.workers = Workers(self, self.executor, self.queue, settings.run_workers)
 
     async def start(self) -> None:
         await self.workers.start(recover_all=self.store.backend == "sqlite")
+        await self.ingestor.start()
 
     async def stop(self) -> None:
+        await self.ingestor.stop()
         await self.workers.stop()
         self.store.close()
+
+    # -- hooks the resource routers call inside their write transactions ------------------------------------------
+
+    def create_vector_store_in_tx(self, conn: sa.Connection, helper: Any, owner: str) -> str:
+        """The `vector_stores` helper of tool_resources: create a store and attach its files."""
+        from .api.vector_stores import create_in_tx
+
+        expires = (
+            {"anchor": "last_active_at", "days": vs.THREAD_STORE_EXPIRY_DAYS} if owner.startswith("thread_") else None
+        )
+        obj = create_in_tx(
+            conn,
+            self,
+            name=None,
+            file_ids=helper.file_ids,
+            chunking=helper.chunking_strategy,
+            metadata=helper.metadata,
+            expires_after=expires,
+            owner=owner,
+        )
+        return obj["id"]
+
+    def attach_to_thread_vector_store(self, conn: sa.Connection, thread: dict, file_id: str) -> None:
+        """A message attachment for file_search goes into the thread's own store, created on demand."""
+        resources = thread.setdefault("tool_resources", {})
+        ids = resources.setdefault("file_search", {}).setdefault("vector_store_ids", [])
+        if not ids:
+            obj = vs.store_object(
+                None, None, {"anchor": "last_active_at", "days": vs.THREAD_STORE_EXPIRY_DAYS}, owner=thread["id"]
+            )
+            vs.insert_store(conn, obj)
+            ids.append(obj["id"])
+        vs.attach_file(conn, ids[0], file_id, vs.chunking_object(None, self.retrieval.auto_chunking), None)
+
+    def on_file_deleted(self, conn: sa.Connection, file_id: str) -> Any:
+        """Deleting a File removes it from every vector store; the index is cleaned after the commit."""
+        t = schema.vector_store_files
+        stores = list(conn.execute(sa.select(t.c.vector_store_id).where(t.c.file_id == file_id)).scalars())
+        conn.execute(t.delete().where(t.c.file_id == file_id))
+
+        def after_commit() -> None:
+            for vs_id in stores:
+                self.retrieval.delete_file(vs_id, file_id)
+
+        return after_commit
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -66,7 +118,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.runtime = runtime
     install_handlers(app)
-    for module in (assistants, runs, threads, messages, files, uploads):  # runs first: /threads/runs
+    for module in (assistants, runs, threads, messages, files, uploads, vector_stores):  # runs first: /threads/runs
         app.include_router(module.router)
 
     @app.get("/health")

@@ -33,8 +33,16 @@ def store(request: Request) -> Store:
 
 
 def check_id(kind: str, value: str, param: str) -> str:
-    if not has_prefix(kind, value):
+    # A NUL can never be part of an id, and PostgreSQL rejects it in text comparisons (a 500 otherwise).
+    if not has_prefix(kind, value) or "\x00" in value:
         raise invalid_id(param, value, PREFIXES[kind])
+    return value
+
+
+def check_no_nul(param: str, value: str | None) -> str | None:
+    """Query values compared against text columns: PostgreSQL cannot hold NUL, so reject it as a bad value."""
+    if value is not None and "\x00" in value:
+        raise bad_request(f"Invalid '{param}': the value must not contain NUL characters.", param=param)
     return value
 
 
@@ -79,7 +87,7 @@ def _list_params(
         raise bad_request(
             f"Invalid value: '{order}'. Supported values are: 'asc' and 'desc'.", param="order", code="invalid_value"
         )
-    return ListParams(value, order, after or None, before or None)
+    return ListParams(value, order, check_no_nul("after", after) or None, check_no_nul("before", before) or None)
 
 
 def list_params(

@@ -14,7 +14,18 @@ from starlette.datastructures import UploadFile
 from ..ids import new_id
 from ..store import Store, dumps, loads, now, schema
 from ..store.blobs import TooLarge
-from .common import ListParams, check_id, deleted, file_list_params, json, load, page_response, runtime, store
+from .common import (
+    ListParams,
+    check_id,
+    check_no_nul,
+    deleted,
+    file_list_params,
+    json,
+    load,
+    page_response,
+    runtime,
+    store,
+)
 from .errors import APIError, bad_request, not_found
 
 router = APIRouter(prefix="/v1/files", tags=["files"])
@@ -142,6 +153,7 @@ async def upload_file(request: Request) -> Response:
 def list_files(
     request: Request, params: ListParams = Depends(file_list_params), purpose: str | None = Query(None)
 ) -> Response:
+    check_no_nul("purpose", purpose)
     t = schema.files
     where = (t.c.purpose == purpose) if purpose else None
     return page_response(store(request).page(t, where=where, **params.__dict__))
@@ -178,8 +190,9 @@ def delete_file(file_id: str, request: Request) -> Response:
         _strip_file_from(conn, schema.assistants, file_id)
         _strip_file_from(conn, schema.threads, file_id)
         hook = getattr(rt, "on_file_deleted", None)
-        if hook is not None:
-            hook(conn, file_id)
+        after_commit = hook(conn, file_id) if hook is not None else None
+    if after_commit is not None:
+        after_commit()
     rt.blobs.delete(row[0])
     return json({"id": file_id, "object": "file", "deleted": True})
 

@@ -7,7 +7,7 @@ from fastapi.responses import Response
 
 from ..store import schema
 from . import models
-from .common import ListParams, check_id, deleted, json, list_params, load, page_response, runtime, store
+from .common import ListParams, check_id, check_no_nul, deleted, json, list_params, load, page_response, runtime, store
 from .errors import bad_request, not_found
 from .resources import apply_attachments, message_object
 
@@ -40,6 +40,7 @@ def list_messages(
     run_id: str | None = Query(None),
 ) -> Response:
     check_id("thread", thread_id, "thread_id")
+    check_no_nul("run_id", run_id)
     s = store(request)
     t = schema.messages
     where = t.c.thread_id == thread_id

@@ -12,7 +12,7 @@ from fastapi.responses import Response, StreamingResponse
 
 from ..engine.events import EventSink
 from ..engine.executor import close_messages, close_steps
-from ..engine.objects import run_object
+from ..engine.objects import INCLUDE_FILE_SEARCH_CONTENT, run_object, strip_content
 from ..store import Store, loads, now, schema
 from . import models
 from .common import ListParams, check_id, json, list_params, load, page_response, runtime, store
@@ -22,7 +22,6 @@ from .threads import create_thread_in_tx
 
 router = APIRouter(prefix="/v1/threads", tags=["runs"])
 
-INCLUDE_FILE_SEARCH_CONTENT = "step_details.tool_calls[*].file_search.results[*].content"
 JSON_SCHEMA_TOOLS = (
     "Invalid tools: all tools must be of type `function` when `response_format` is of type `json_schema`."
 )
@@ -281,16 +280,6 @@ async def submit_tool_outputs(
     return await _start(request, run, bool(body.stream), events)
 
 
-def _strip_content(step: dict[str, Any], include: list[str]) -> dict[str, Any]:
-    if INCLUDE_FILE_SEARCH_CONTENT in include or step["type"] != "tool_calls":
-        return step
-    for call in step["step_details"]["tool_calls"]:
-        if call["type"] == "file_search":
-            for result in call["file_search"].get("results") or []:
-                result.pop("content", None)
-    return step
-
-
 @router.get("/{thread_id}/runs/{run_id}/steps")
 def list_steps(thread_id: str, run_id: str, request: Request, params: ListParams = Depends(list_params)) -> Response:
     include = _include(request)
@@ -299,7 +288,7 @@ def list_steps(thread_id: str, run_id: str, request: Request, params: ListParams
         _load_run(conn, thread_id, run_id)
         page = s.page(schema.run_steps, where=schema.run_steps.c.run_id == run_id, conn=conn, **params.__dict__)
     if '"file_search"' in "".join(page.items):
-        page.items = [orjson.dumps(_strip_content(loads(i), include)).decode() for i in page.items]
+        page.items = [orjson.dumps(strip_content(loads(i), include)).decode() for i in page.items]
     return page_response(page)
 
 
@@ -312,4 +301,4 @@ def get_step(thread_id: str, run_id: str, step_id: str, request: Request) -> Res
         step = Store.fetch(conn, schema.run_steps, step_id)
     if step is None or step["run_id"] != run_id:
         raise not_found("run step", step_id)
-    return json(_strip_content(step, include))
+    return json(strip_content(step, include))

@@ -28,7 +28,7 @@ from ..providers.base import (
 from ..store import Store, dumps, loads, now, schema
 from .context import PromptTooLarge, build_context
 from .events import NullSink
-from .objects import assistant_message, step_object, usage
+from .objects import assistant_message, step_object, strip_content, usage
 from .tools import ServerTool, ToolContext, ToolOutcome, function_spec
 
 log = logging.getLogger("threadline.engine")
@@ -114,6 +114,8 @@ class _Job:
         self.text_started = False
 
     def emit(self, event: str, data: Any) -> None:
+        if event.startswith("thread.run.step.") and event != "thread.run.step.delta":
+            data = strip_content(data, self.state.get("include", []))
         self.sink.emit(event, data)
 
     async def heartbeat(self) -> None:
@@ -517,7 +519,13 @@ class _Job:
             self.state["call_arguments"][call["id"]] = call["args"]
             self.state["call_names"][call["id"]] = call["name"]
             ctx = ToolContext(
-                self.rt, self.run, self.thread, self.assistant, configs[call["name"]], self.state.get("include", [])
+                self.rt,
+                self.run,
+                self.thread,
+                self.assistant,
+                configs[call["name"]],
+                self.state.get("include", []),
+                self.state.get("references", {}).get(impl.type, []),
             )
 
             async def delta(payload: dict[str, Any], index: int = call["step_index"]) -> None:

@@ -103,3 +103,22 @@ def assistant_message(run: dict[str, Any]) -> dict[str, Any]:
 
 def usage(prompt: int, completion: int) -> dict[str, int]:
     return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
+
+
+INCLUDE_FILE_SEARCH_CONTENT = "step_details.tool_calls[*].file_search.results[*].content"
+
+
+def strip_content(step: dict[str, Any], include: list[str]) -> dict[str, Any]:
+    """file_search result content is shown only when the request asked for it with include[]."""
+    if INCLUDE_FILE_SEARCH_CONTENT in include or step.get("type") != "tool_calls":
+        return step
+    calls = step["step_details"]["tool_calls"]
+    if not any(c["type"] == "file_search" and c["file_search"].get("results") for c in calls):
+        return step
+    out = {**step, "step_details": {**step["step_details"], "tool_calls": []}}
+    for call in calls:
+        if call["type"] == "file_search" and call["file_search"].get("results"):
+            results = [{k: v for k, v in r.items() if k != "content"} for r in call["file_search"]["results"]]
+            call = {**call, "file_search": {**call["file_search"], "results": results}}
+        out["step_details"]["tool_calls"].append(call)
+    return out

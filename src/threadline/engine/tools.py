@@ -18,6 +18,7 @@ class ToolContext:
     assistant: dict[str, Any]
     tool_config: dict[str, Any]  # the tool entry from the run's `tools`
     include: list[str]
+    prior: list[dict[str, Any]] = field(default_factory=list)  # references of earlier calls of this tool in the run
 
 
 @dataclass

@@ -1,0 +1,410 @@
+"""file_search: the retrieval service over vector stores, the server-side tool, and reliable citations.
+
+Citations. The model sees each result behind a marker `【n†filename】` and is asked to cite with it. Small local
+models often don't, or write `[n]`, `[n†...]` or `【n】` instead. So the reply is rewritten while it streams:
+any of those forms that names a result is normalised to `【n†filename】` (text is held back only while a
+bracket is open), and every normalised marker becomes a `file_citation` annotation with exact offsets. If a
+reply that used search results contains no marker at all, the results that best support the reply (by word
+overlap) are cited at its end, so a file_search answer never comes without its sources.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+import sqlalchemy as sa
+
+from . import vector_stores as vs
+from .engine.executor import ToolFatal
+from .engine.tools import StepDelta, ToolContext, ToolOutcome
+from .providers.base import ToolSpec
+from .store import Store, loads, schema
+
+DEFAULT_MAX_RESULTS = 20
+THREAD_STORE_WAIT_S = 60.0
+WORD = re.compile(r"[a-z0-9]{3,}")
+STOPWORDS = frozenset(
+    (  # noqa: SIM905
+        "the and for are but not you all any can had her was one our out has have with this that from they "
+        "will would there their what when which who how into than then them these those its also been were "
+        "more most"
+    ).split()
+)
+
+
+@dataclass
+class Hit:
+    file_id: str
+    filename: str
+    score: float
+    text: str
+    attributes: dict | None
+    chunk_index: int
+
+
+class RetrievalService:
+    """Parsing, chunking, embedding and hybrid search, behind one object the API and the tool share."""
+
+    def __init__(self, store: Store, blobs: Any) -> None:
+        self.store = store
+        self.blobs = blobs
+        self._embedder: Any = None
+        self._index: Any = None
+        self._lock = threading.Lock()
+        self.mode = os.environ.get("THREADLINE_SEARCH_MODE", "hybrid")
+
+    @property
+    def embedder(self) -> Any:
+        with self._lock:
+            if self._embedder is None:
+                from .retrieval.embeddings import embedder_from_env
+
+                self._embedder = embedder_from_env()
+            return self._embedder
+
+    @property
+    def index(self) -> Any:
+        with self._lock:
+            if self._index is None:
+                from .retrieval.index import make_index
+
+                self._index = make_index(self.store.engine)
+            return self._index
+
+    @property
+    def auto_chunking(self) -> dict[str, int]:
+        from .retrieval.chunking import AUTO_CHUNKING, OPENAI_AUTO_CHUNKING
+
+        local = (os.environ.get("THREADLINE_EMBEDDINGS") or "local").lower() == "local"
+        return dict(AUTO_CHUNKING if local else OPENAI_AUTO_CHUNKING)
+
+    def index_file(self, vs_id: str, file_id: str, text: str, chunking: dict, attributes: dict | None) -> int:
+        """Chunk, embed and index one file (replacing earlier chunks of it); returns the bytes it uses."""
+        from .retrieval.chunking import chunk_text
+        from .retrieval.index import ChunkRecord
+
+        params = chunking.get("static") or self.auto_chunking
+        chunks = chunk_text(text, params["max_chunk_size_tokens"], params["chunk_overlap_tokens"])
+        vectors = self.embedder.embed([c.text for c in chunks]) if chunks else []
+        records = [
+            ChunkRecord(vs_id, file_id, i, c.text, c.token_count, vectors[i], attributes) for i, c in enumerate(chunks)
+        ]
+        if records:
+            self.index.add(records)
+        else:
+            self.index.delete_file(vs_id, file_id)
+        return sum(len(c.text.encode()) + 4 * int(self.embedder.dim) for c in chunks)
+
+    def delete_file(self, vs_id: str, file_id: str) -> None:
+        self.index.delete_file(vs_id, file_id)
+
+    def delete_store(self, vs_id: str) -> None:
+        self.index.delete_store(vs_id)
+
+    def update_attributes(self, vs_id: str, file_id: str, attributes: dict | None) -> None:
+        self.index.update_attributes(vs_id, file_id, attributes)
+
+    def stats(self, vs_id: str) -> dict[str, Any]:
+        out = dict(self.index.stats(vs_id))
+        out["embedding_model"] = self.embedder.model_name
+        out["embedding_dim"] = int(self.embedder.dim)
+        out["search_mode"] = self.mode
+        return out
+
+    def file_chunks(self, vs_id: str, file_id: str) -> list[str]:
+        from .retrieval.parse import ParseError, extract_text
+
+        with self.store.read() as conn:
+            row = conn.execute(
+                sa.select(schema.files.c.data, schema.files.c.blob_key).where(schema.files.c.id == file_id)
+            ).first()
+        if row is None:
+            return []
+        try:
+            return [extract_text(self.blobs.path(row[1]).read_bytes(), loads(row[0])["filename"])]
+        except (ParseError, OSError):
+            return []
+
+    def search(
+        self,
+        vs_ids: list[str],
+        queries: list[str],
+        *,
+        k: int,
+        filters: dict | None = None,
+        score_threshold: float = 0.0,
+        rerank: bool = True,
+    ) -> list[Hit]:
+        if not vs_ids or not queries:
+            return []
+        vectors = self.embedder.embed(queries)
+        best: dict[tuple[str, int], Any] = {}
+        for query, vector in zip(queries, vectors, strict=True):
+            for hit in self.index.search(
+                vs_ids, query, vector, k=k, filters=filters, mode=self.mode, score_threshold=score_threshold
+            ):
+                key = (hit.file_id, hit.chunk_index)
+                if key not in best or hit.score > best[key].score:
+                    best[key] = hit
+        ranked = sorted(best.values(), key=lambda h: h.score, reverse=True)[:k]
+        names = self._filenames({h.file_id for h in ranked})
+        return [
+            Hit(
+                h.file_id,
+                names.get(h.file_id, h.file_id),
+                round(float(h.score), 6),
+                h.text,
+                h.attributes,
+                h.chunk_index,
+            )
+            for h in ranked
+        ]
+
+    def _filenames(self, file_ids: set[str]) -> dict[str, str]:
+        if not file_ids:
+            return {}
+        t = schema.files
+        with self.store.read() as conn:
+            rows = conn.execute(sa.select(t.c.id, t.c.data).where(t.c.id.in_(file_ids))).all()
+        return {r[0]: loads(r[1])["filename"] for r in rows}
+
+
+# -- the tool -----------------------------------------------------------------------------------------------------
+
+
+class FileSearchTool:
+    type = "file_search"
+    function_name = "file_search"
+
+    def __init__(self, runtime: Any) -> None:
+        self.rt = runtime
+
+    def spec(self, tool_config: dict[str, Any]) -> ToolSpec:
+        return ToolSpec(
+            name=self.function_name,
+            description=(
+                "Search the documents the user uploaded (files attached to this assistant and conversation). "
+                "Returns the most relevant excerpts, each with a citation marker."
+            ),
+            parameters={
+                "type": "object",
+                "properties": {
+                    "queries": {
+                        "type": "array",
+                        "items": {"type": "string"},
+                        "description": "One to five search queries, each a self-contained question or key phrase.",
+                    }
+                },
+                "required": ["queries"],
+            },
+        )
+
+    def instructions(self, tool_config: dict[str, Any]) -> str:
+        return (
+            "You can search the user's files with the file_search tool. Each excerpt it returns starts with a marker "
+            "such as 【0†report.pdf】. When you use an excerpt, put its marker right after the sentence that "
+            "uses it, exactly as given."
+        )
+
+    def first_delta(self, call_id: str) -> dict[str, Any]:
+        return {"id": call_id, "type": "file_search", "file_search": {}}
+
+    def _queries(self, arguments: str, ctx: ToolContext) -> list[str]:
+        try:
+            args = orjson.loads(arguments or "{}")
+        except orjson.JSONDecodeError:
+            args = {"queries": [arguments]}
+        queries = args.get("queries") if isinstance(args, dict) else None
+        if isinstance(queries, str):
+            queries = [queries]
+        if not queries and isinstance(args, dict) and isinstance(args.get("query"), str):
+            queries = [args["query"]]
+        queries = [q.strip() for q in queries or [] if isinstance(q, str) and q.strip()][:5]
+        if not queries:
+            queries = [self._last_user_text(ctx)]
+        return [q for q in queries if q]
+
+    def _last_user_text(self, ctx: ToolContext) -> str:
+        t = schema.messages
+        with self.rt.store.read() as conn:
+            for raw in conn.execute(
+                sa.select(t.c.data).where(t.c.thread_id == ctx.run["thread_id"]).order_by(t.c.seq.desc()).limit(20)
+            ).scalars():
+                message = loads(raw)
+                if message["role"] == "user":
+                    return " ".join(p["text"]["value"] for p in message["content"] if p["type"] == "text")
+        return ""
+
+    def _store_ids(self, ctx: ToolContext) -> tuple[list[str], list[str]]:
+        def ids(obj: dict) -> list[str]:
+            return ((obj.get("tool_resources") or {}).get("file_search") or {}).get("vector_store_ids") or []
+
+        with self.rt.store.read() as conn:
+            thread = Store.fetch(conn, schema.threads, ctx.run["thread_id"]) or {}
+            assistant = Store.fetch(conn, schema.assistants, ctx.run["assistant_id"]) or {}
+        return ids(assistant), ids(thread)
+
+    def _prepare(self, thread_ids: list[str], all_ids: list[str]) -> list[str]:
+        with self.rt.store.write() as conn:
+            live = []
+            for vs_id in all_ids:
+                obj = Store.fetch(conn, schema.vector_stores, vs_id)
+                if obj is None:
+                    continue
+                if vs.is_expired(obj):
+                    if vs_id in thread_ids:
+                        raise ToolFatal(f"The thread's vector store {vs_id} has expired.")
+                    continue
+                live.append(vs_id)
+            vs.touch(conn, live)
+        return live
+
+    def _pending(self, vs_ids: list[str]) -> int:
+        t = schema.vector_store_files
+        with self.rt.store.read() as conn:
+            return (
+                conn.execute(
+                    sa.select(sa.func.count()).where(t.c.vector_store_id.in_(vs_ids), t.c.status == "in_progress")
+                ).scalar()
+                or 0
+            )
+
+    async def execute(self, ctx: ToolContext, call_id: str, arguments: str, delta: StepDelta) -> ToolOutcome:
+        opts = ctx.tool_config.get("file_search") or {}
+        ranking = opts.get("ranking_options") or {"ranker": "auto", "score_threshold": 0.0}
+        k = int(opts.get("max_num_results") or DEFAULT_MAX_RESULTS)
+        threshold = float(ranking.get("score_threshold") or 0.0)
+        queries = self._queries(arguments, ctx)
+        assistant_ids, thread_ids = await asyncio.to_thread(self._store_ids, ctx)
+        all_ids = list(dict.fromkeys(assistant_ids + thread_ids))
+        waited = 0.0
+        while thread_ids and waited < THREAD_STORE_WAIT_S and await asyncio.to_thread(self._pending, thread_ids):
+            await asyncio.sleep(0.2)  # a thread's own store is waited for (up to 60 s), as OpenAI did
+            waited += 0.2
+        live = await asyncio.to_thread(self._prepare, thread_ids, all_ids)
+        hits = await asyncio.to_thread(self.rt.retrieval.search, live, queries, k=k, score_threshold=threshold)
+        offset = sum(len(r.get("results", [])) for r in ctx.prior)
+        lines = []
+        results = []
+        refs = []
+        for i, hit in enumerate(hits):
+            n = offset + i
+            lines.append(f"【{n}†{hit.filename}】 (score {hit.score:.2f})\n{hit.text}")
+            results.append(
+                {
+                    "file_id": hit.file_id,
+                    "file_name": hit.filename,
+                    "score": hit.score,
+                    "content": [{"type": "text", "text": hit.text}],
+                }
+            )
+            refs.append({"n": n, "file_id": hit.file_id, "filename": hit.filename, "text": hit.text})
+        output = "\n\n".join(lines) if lines else "No results found in the attached files."
+        call = {
+            "id": call_id,
+            "type": "file_search",
+            "file_search": {
+                "ranking_options": {"ranker": "default_2024_08_21", "score_threshold": threshold},
+                "results": results,
+            },
+        }
+        return ToolOutcome(output=output, call=call, references={"queries": queries, "results": refs})
+
+    def text_processor(self, references: list[dict[str, Any]]) -> CitationProcessor | None:
+        results = [r for ref in references for r in ref.get("results", [])]
+        return CitationProcessor(results) if results else None
+
+
+# -- citations ----------------------------------------------------------------------------------------------------
+
+MARKER = re.compile(r"【(\d+)(?::\d+)?(?:†[^】]*)?】|\[(\d+)(?:†[^\]\n]*)?\]|\[(?:source|doc|Source|Doc)\s*(\d+)\]")
+CANONICAL = re.compile(r"【(\d+)†[^】]*】")
+HOLD_LIMIT = 80
+
+
+class CitationProcessor:
+    def __init__(self, results: list[dict[str, Any]]) -> None:
+        self.results = {r["n"]: r for r in results}
+        self.buffer = ""
+
+    def _normalise(self, text: str) -> str:
+        def repl(m: re.Match) -> str:
+            n = int(next(g for g in m.groups() if g is not None))
+            result = self.results.get(n)
+            return f"【{n}†{result['filename']}】" if result else m.group(0)
+
+        return MARKER.sub(repl, text)
+
+    def feed(self, text: str) -> str:
+        self.buffer += text
+        out = ""
+        while self.buffer:
+            start = min((i for i in (self.buffer.find("【"), self.buffer.find("[")) if i >= 0), default=-1)
+            if start < 0:
+                out += self.buffer
+                self.buffer = ""
+                break
+            out += self.buffer[:start]
+            self.buffer = self.buffer[start:]
+            close = "】" if self.buffer[0] == "【" else "]"
+            end = self.buffer.find(close)
+            if end < 0:
+                if len(self.buffer) > HOLD_LIMIT or "\n" in self.buffer:
+                    out += self.buffer[0]  # not a marker after all: release the bracket
+                    self.buffer = self.buffer[1:]
+                    continue
+                break  # hold: a marker may be completing
+            out += self._normalise(self.buffer[: end + 1])
+            self.buffer = self.buffer[end + 1 :]
+        return out
+
+    def finish(self, full_text: str) -> tuple[str, list[dict[str, Any]]]:
+        tail = self._normalise(self.buffer)
+        self.buffer = ""
+        text = full_text + tail
+        if not CANONICAL.search(text) and text.strip():
+            extra = self._fallback(text)
+            if extra:
+                tail += extra
+                text += extra
+        annotations = []
+        for m in CANONICAL.finditer(text):
+            result = self.results.get(int(m.group(1)))
+            if result is None:
+                continue
+            annotations.append(
+                {
+                    "type": "file_citation",
+                    "text": m.group(0),
+                    "start_index": m.start(),
+                    "end_index": m.end(),
+                    "file_citation": {"file_id": result["file_id"]},
+                }
+            )
+        return tail, annotations
+
+    def _fallback(self, text: str) -> str:
+        words = {w for w in WORD.findall(text.lower()) if w not in STOPWORDS}
+        if not words:
+            return ""
+        scored = []
+        for n, result in self.results.items():
+            overlap = len(words & set(WORD.findall(result["text"].lower())))
+            if overlap >= 2:
+                scored.append((overlap, -n, n, result))
+        scored.sort(reverse=True)
+        seen, markers = set(), []
+        for _, _, n, result in scored:
+            if result["file_id"] in seen:
+                continue
+            seen.add(result["file_id"])
+            markers.append(f"【{n}†{result['filename']}】")
+            if len(markers) == 3:
+                break
+        return (" " + "".join(markers)) if markers else ""
