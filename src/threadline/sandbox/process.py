@@ -1,0 +1,492 @@
+"""One sandboxed Python session: the bwrap process tree, its REPL, and blocking request/response I/O.
+
+All methods block; the async manager (sessions.py) calls them from worker threads. ``execute`` is serialized
+by a per-session lock.
+
+Timeouts: when an execution exceeds its wall clock, SIGINT goes to the REPL process only (not to bwrap, whose
+death would take the sandbox with it), which raises KeyboardInterrupt in the running cell and keeps the
+namespace. If no answer arrives within the grace period, the whole session is killed: SIGKILL to the sandbox's
+pid-namespace init makes the kernel kill every process inside, including daemonized children.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import math
+import os
+import select
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import files as fs
+from .bwrap import SANDBOX_DATA_DIR, CgroupV1, Limits, bwrap_argv, data_fd, make_preexec, sandbox_env
+from .result import ExecutionResult, OutputFile, SandboxUnavailable
+
+log = logging.getLogger("threadline.sandbox")
+
+_REPL_SOURCE = Path(__file__).with_name("repl.py").read_bytes()
+_CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+class SessionDead(Exception):
+    pass
+
+
+@dataclass
+class SpawnConfig:
+    venv: Path
+    limits: Limits
+    bwrap: str | None  # None: unsandboxed subprocess (explicit unsafe opt-in only)
+    seccomp: bytes | None
+    cgroups: CgroupV1 | None
+    max_log_bytes: int = 100_000
+    max_output_file_bytes: int = 512 * 1024 * 1024
+    start_timeout_s: float = 30.0
+    interrupt_grace_s: float = 3.0
+    extra_env: dict[str, str] = field(default_factory=dict)
+
+
+class Session:
+    """A running sandbox with a persistent Python namespace."""
+
+    def __init__(self, cfg: SpawnConfig, *, uid: int | None, name: str) -> None:
+        self.cfg = cfg
+        self.uid = uid  # dedicated uid (root supervisor) or None (sandbox runs as the server's uid)
+        self.name = name
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.child_pid: int | None = None  # host pid of the sandbox's pid-namespace init
+        self.repl_pid: int | None = None
+        self.warm = False
+        self.slot: int | None = None  # set by the manager
+        self.created = time.monotonic()
+        self._lock = threading.Lock()
+        self._dead = False
+        self._killed = False
+        self._wfd = -1
+        self._rfd = -1
+        self._buf = b""
+        self._errfd = -1
+        self._unsafe_dir: Path | None = None
+        self._cg_name: str | None = None
+        self._oom_base = 0
+        self._pidfd = -1
+
+    # ----------------------------------------------------------------- lifecycle
+    def start(self) -> None:
+        self.spawn()
+        self.wait_ready()
+
+    def spawn(self) -> None:
+        """Fork bwrap (fast). bwrap's --die-with-parent ties the sandbox to the calling thread's lifetime."""
+        try:
+            self._spawn()
+        except SessionDead as exc:
+            detail = self._stderr_text() or str(exc)
+            self.kill()
+            raise SandboxUnavailable(f"code interpreter sandbox failed to start: {detail}") from None
+        except TimeoutError:
+            self.kill()
+            raise SandboxUnavailable("code interpreter sandbox did not start in time") from None
+        except OSError as exc:
+            self.kill()
+            raise SandboxUnavailable(f"code interpreter sandbox failed to start: {exc}") from None
+
+    def wait_ready(self) -> None:
+        """Wait for the REPL's ready message."""
+        try:
+            ready = self._read_message(time.monotonic() + self.cfg.start_timeout_s)
+        except SessionDead as exc:
+            detail = self._stderr_text() or str(exc)
+            self.kill()
+            raise SandboxUnavailable(f"code interpreter sandbox failed to start: {detail}") from None
+        except TimeoutError:
+            self.kill()
+            raise SandboxUnavailable("code interpreter sandbox did not start in time") from None
+        except OSError as exc:
+            self.kill()
+            raise SandboxUnavailable(f"code interpreter sandbox failed to start: {exc}") from None
+        if not ready.get("ready") or ready.get("uid") == 0:
+            self.kill()
+            raise SandboxUnavailable("refusing to run sandboxed code as root")
+        if self.cfg.bwrap is None:
+            self.repl_pid = self.child_pid = self.proc.pid
+        else:
+            self.repl_pid = self._find_repl_pid()
+        # Guards /proc/<child_pid>/root against pid reuse (see _open_data_dir).
+        with contextlib.suppress(OSError):
+            self._pidfd = os.pidfd_open(self.child_pid)
+
+    def _spawn(self) -> None:
+        cfg = self.cfg
+        lim = cfg.limits
+        inner_uid = self.uid if self.uid is not None else os.getuid()
+        p2c_r, p2c_w = os.pipe()
+        c2p_r, c2p_w = os.pipe()
+        self._errfd = os.memfd_create("sandbox-stderr", 0)
+        close_after: list[int] = [p2c_r, c2p_w]
+        cgroup_procs: list[str] = []
+        if cfg.cgroups is not None:
+            self._cg_name = f"{cfg.cgroups.prefix}-{self.name}"
+            cgroup_procs = cfg.cgroups.create(self._cg_name, lim.memory_mb * 1024 * 1024, lim.nproc, lim.cpu_cores)
+            self._oom_base = cfg.cgroups.oom_kills(self._cg_name)
+        preexec = make_preexec(uid=self.uid, limits=lim, cgroup_procs=cgroup_procs)
+        env = sandbox_env(cfg.venv, p2c_r, c2p_w, cfg.max_log_bytes)
+        env.update(cfg.extra_env)
+        info_r = -1
+        try:
+            if cfg.bwrap is not None:
+                fds = {
+                    "repl": data_fd(_REPL_SOURCE, "repl"),
+                    "passwd": data_fd(f"sandbox:x:{inner_uid}:{inner_uid}:sandbox:/tmp:/bin/sh\n".encode(), "pw"),
+                    "group": data_fd(f"sandbox:x:{inner_uid}:\n".encode(), "grp"),
+                    "seccomp": data_fd(cfg.seccomp or b"", "seccomp"),
+                }
+                info_r, fds["info"] = os.pipe()
+                close_after += list(fds.values())
+                argv = bwrap_argv(bwrap=cfg.bwrap, venv=cfg.venv, limits=lim, fds=fds, env=env)
+                if not cfg.seccomp:
+                    i = argv.index("--seccomp")
+                    del argv[i : i + 2]
+                pass_fds = [p2c_r, c2p_w, *fds.values()]
+                self.proc = subprocess.Popen(
+                    argv,
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.DEVNULL,
+                    stderr=self._errfd,
+                    pass_fds=pass_fds,
+                    preexec_fn=preexec,
+                    start_new_session=True,
+                    env={"PATH": "/usr/bin:/bin"},
+                    cwd="/",
+                )
+            else:
+                self._unsafe_dir = Path(f"/tmp/threadline-unsafe-{os.getpid()}-{self.name}")
+                self._unsafe_dir.mkdir(mode=0o700)
+                if self.uid is not None:
+                    os.chown(self._unsafe_dir, self.uid, self.uid)
+                env["REPL_DATA_DIR"] = str(self._unsafe_dir)
+                env["MPLCONFIGDIR"] = str(self._unsafe_dir / ".matplotlib")
+                python = cfg.venv / "bin" / "python"
+                self.proc = subprocess.Popen(
+                    [str(python if python.exists() else sys.executable), "-I", "-B", "-c", _REPL_SOURCE],
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.DEVNULL,
+                    stderr=self._errfd,
+                    pass_fds=[p2c_r, c2p_w],
+                    preexec_fn=preexec,
+                    start_new_session=True,
+                    env={"PATH": "/usr/bin:/bin", **env},
+                    cwd=str(self._unsafe_dir),
+                )
+        finally:
+            for fd in close_after:
+                os.close(fd)
+        self._wfd, self._rfd = p2c_w, c2p_r
+        if info_r >= 0:
+            try:
+                self.child_pid = self._read_info(info_r, time.monotonic() + self.cfg.start_timeout_s)
+            finally:
+                os.close(info_r)
+
+    def _read_info(self, fd: int, deadline: float) -> int:
+        data = b""
+        while True:
+            try:
+                return int(json.loads(data)["child-pid"])
+            except (ValueError, KeyError):
+                pass
+            timeout = deadline - time.monotonic()
+            if timeout <= 0:
+                raise TimeoutError
+            ready, _, _ = select.select([fd], [], [], timeout)
+            if ready:
+                chunk = os.read(fd, 4096)
+                if not chunk:
+                    raise SessionDead("bwrap exited during setup")
+                data += chunk
+
+    def _find_repl_pid(self) -> int:
+        # The REPL is the only child of bwrap's pid-1 reaper inside the namespace.
+        path = f"/proc/{self.child_pid}/task/{self.child_pid}/children"
+        for _ in range(200):
+            try:
+                children = Path(path).read_text().split()
+            except OSError:
+                children = []
+            if children:
+                return int(children[0])
+            time.sleep(0.005)
+        raise SandboxUnavailable("sandbox REPL process not found")
+
+    def _stderr_text(self) -> str:
+        if self._errfd < 0:
+            return ""
+        try:
+            return os.pread(self._errfd, 8192, 0).decode("utf-8", "replace").strip()
+        except OSError:
+            return ""
+
+    def alive(self) -> bool:
+        return not self._dead and self.proc is not None and self.proc.poll() is None
+
+    def interrupt(self) -> None:
+        """SIGINT to the REPL: KeyboardInterrupt in the running cell, state kept."""
+        if self.repl_pid and self.alive():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.repl_pid, signal.SIGINT)
+
+    def kill(self) -> None:
+        """Tear the session down; no process of it survives (pid-namespace init killed, uid swept)."""
+        if self._killed:
+            return
+        self._killed = True
+        self._dead = True
+        proc = self.proc
+        if proc is not None:
+            if self.child_pid:  # killing the namespace init kills everything in the namespace
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(self.child_pid, signal.SIGKILL)
+            try:
+                proc.wait(timeout=2)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(timeout=5)
+            if self.cfg.bwrap is None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+        if self.uid is not None:
+            kill_uid_processes({self.uid})
+        for fd in (self._wfd, self._rfd, self._errfd, self._pidfd):
+            if fd >= 0:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+        self._wfd = self._rfd = self._errfd = self._pidfd = -1
+        if self._cg_name and self.cfg.cgroups is not None:
+            for _ in range(50):
+                if self.cfg.cgroups.remove(self._cg_name):
+                    break
+                time.sleep(0.02)
+            else:
+                log.warning("sandbox cgroup %s could not be removed", self._cg_name)
+        if self._unsafe_dir is not None:
+            import shutil
+
+            shutil.rmtree(self._unsafe_dir, ignore_errors=True)
+
+    # ----------------------------------------------------------------- I/O
+    def _send(self, obj: dict, deadline: float) -> None:
+        data = memoryview((json.dumps(obj) + "\n").encode())
+        while data:
+            timeout = deadline - time.monotonic()
+            if timeout <= 0:
+                raise TimeoutError
+            _, writable, _ = select.select([], [self._wfd], [], timeout)
+            if writable:
+                try:
+                    n = os.write(self._wfd, data[: 1 << 16])
+                except BrokenPipeError:
+                    raise SessionDead("the Python process exited") from None
+                data = data[n:]
+
+    def _read_message(self, deadline: float) -> dict:
+        while b"\n" not in self._buf:
+            timeout = deadline - time.monotonic()
+            if timeout <= 0:
+                raise TimeoutError
+            ready, _, _ = select.select([self._rfd], [], [], timeout)
+            if not ready:
+                continue
+            chunk = os.read(self._rfd, 1 << 20)
+            if not chunk:
+                self._dead = True
+                raise SessionDead("the Python process exited")
+            self._buf += chunk
+        line, self._buf = self._buf.split(b"\n", 1)
+        try:
+            msg = json.loads(line)
+        except ValueError:
+            self._dead = True
+            raise SessionDead("the Python process sent a malformed reply") from None
+        if not isinstance(msg, dict):
+            self._dead = True
+            raise SessionDead("the Python process sent a malformed reply")
+        return msg
+
+    def data_dir_path(self) -> str:
+        if self._unsafe_dir is not None:
+            return str(self._unsafe_dir)
+        return f"/proc/{self.child_pid}/root{SANDBOX_DATA_DIR}"
+
+    def prelude(self, code: str, timeout_s: float) -> None:
+        """Run code in a throwaway namespace (warm pool: import heavy modules ahead of the first request)."""
+        with self._lock:
+            deadline = time.monotonic() + timeout_s
+            self._send({"op": "prelude", "code": code}, deadline)
+            reply = self._read_message(deadline)
+        if reply.get("error"):
+            log.warning("sandbox prelude failed: %s", reply["error"])
+        self.warm = True
+
+    # ----------------------------------------------------------------- execution
+    def execute(self, code: str, input_files: dict[str, bytes] | None, timeout_s: float) -> ExecutionResult:
+        with self._lock:
+            if not self.alive():
+                raise SessionDead("the Python session is not running")
+            t0 = time.monotonic()
+            result = self._execute(code, input_files or {}, timeout_s)
+            result.duration_s = time.monotonic() - t0
+            return result
+
+    def _open_data_dir(self) -> int:
+        try:
+            dir_fd = fs.open_dir(self.data_dir_path())
+        except OSError:
+            raise SessionDead("the sandbox is gone") from None
+        if self._pidfd >= 0:
+            # The process is still alive after the open, so the pid in the path was not reused by then.
+            try:
+                signal.pidfd_send_signal(self._pidfd, 0)
+            except ProcessLookupError:
+                os.close(dir_fd)
+                self._dead = True
+                raise SessionDead("the sandbox is gone") from None
+        return dir_fd
+
+    def _execute(self, code: str, input_files: dict[str, bytes], timeout_s: float) -> ExecutionResult:
+        dir_fd = self._open_data_dir()
+        try:
+            try:
+                fs.write_inputs(dir_fd, input_files, self.uid)
+            except OSError as exc:
+                return ExecutionResult(
+                    logs="", error=f"Could not place the input files in /mnt/data: {exc}", timed_out=False
+                )
+            before = fs.snapshot(dir_fd)
+            reply, timed_out, error = self._roundtrip(code, timeout_s)
+            try:
+                after = fs.snapshot(dir_fd)
+            except OSError:
+                after = {}
+            outputs = []
+            for name in fs.changed(before, after):
+                data = fs.read_file(dir_fd, name, self.cfg.max_output_file_bytes)
+                if data is not None:
+                    outputs.append(OutputFile(name=name, data=data, is_image=fs.is_image(data)))
+        finally:
+            os.close(dir_fd)
+        logs = _clean(reply.get("logs") or "") if reply else ""
+        if reply and reply.get("error"):
+            error = (error + "\n" if error else "") + _clean(reply["error"])
+        return ExecutionResult(logs=logs, error=error, timed_out=timed_out, files=outputs)
+
+    def _roundtrip(self, code: str, timeout_s: float) -> tuple[dict | None, bool, str | None]:
+        """Send one cell and wait for its reply: (reply or None, timed out, supervisor-side error text)."""
+        deadline = time.monotonic() + timeout_s
+        try:
+            self._send({"op": "exec", "code": code, "cpu_s": math.ceil(timeout_s) + 5}, deadline)
+            return self._read_message(deadline), False, None
+        except TimeoutError:
+            pass
+        except SessionDead:
+            return None, False, self._death_message()
+        # Over the wall clock: interrupt, keep the session if the REPL comes back.
+        self.interrupt()
+        try:
+            reply = self._read_message(time.monotonic() + self.cfg.interrupt_grace_s)
+            note = f"Execution timed out after {timeout_s:g} s and was interrupted (variables kept)."
+            return reply, True, note
+        except (TimeoutError, SessionDead):
+            self.kill()
+            return (
+                None,
+                True,
+                (
+                    f"Execution timed out after {timeout_s:g} s; the Python session did not stop when interrupted "
+                    "and was terminated (variables lost)."
+                ),
+            )
+
+    def _death_message(self) -> str:
+        reason = "it exited or hit a resource limit"
+        status = None
+        if self.proc is not None:
+            try:
+                status = self.proc.wait(timeout=1)
+            except subprocess.TimeoutExpired:
+                status = None
+        cg = self.cfg.cgroups
+        if self._cg_name and cg is not None and cg.oom_kills(self._cg_name) > self._oom_base:
+            reason = f"killed for exceeding the {self.cfg.limits.memory_mb} MB memory limit"
+            status = None
+        if status is not None:
+            sig = status - 128 if status > 128 else -status if status < 0 else 0
+            if sig == signal.SIGXCPU:
+                reason = "CPU time limit exceeded"
+            elif sig == signal.SIGKILL:
+                reason = "killed (SIGKILL), most likely for exceeding the memory limit"
+            elif sig:
+                try:
+                    reason = f"killed by signal {signal.Signals(sig).name}"
+                except ValueError:
+                    reason = f"killed by signal {sig}"
+            else:
+                reason = f"it exited with status {status}"
+        self.kill()
+        return f"The Python session died during execution ({reason}); variables were lost."
+
+    def rss_bytes(self) -> int:
+        """Resident memory of every process of this session (bwrap helpers included)."""
+        if self.proc is None:
+            return 0
+        total = 0
+        todo = [self.proc.pid]
+        while todo:
+            pid = todo.pop()
+            try:
+                for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                    if line.startswith("VmRSS:"):
+                        total += int(line.split()[1]) * 1024
+                for task in os.listdir(f"/proc/{pid}/task"):
+                    todo += [int(c) for c in Path(f"/proc/{pid}/task/{task}/children").read_text().split()]
+            except OSError:
+                continue
+        return total
+
+
+def _clean(text: str) -> str:
+    """Drop lone surrogates so the text always encodes as UTF-8."""
+    return text.encode("utf-8", "replace").decode("utf-8")
+
+
+def kill_uid_processes(uids: set[int]) -> int:
+    """SIGKILL every process owned by one of ``uids`` (dedicated sandbox uids); return how many were found."""
+    found = 0
+    for _ in range(50):
+        pids = []
+        for entry in os.listdir("/proc"):
+            if entry.isdigit():
+                try:
+                    if os.stat(f"/proc/{entry}").st_uid not in uids:
+                        continue
+                    if Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()[0] in "ZX":
+                        continue  # zombie: already dead, waiting for its parent
+                    pids.append(int(entry))
+                except (OSError, IndexError):
+                    continue
+        if not pids:
+            return found
+        found += len(pids)
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        time.sleep(0.02)
+    log.error("processes of sandbox uids %s survive SIGKILL", sorted(uids))
+    return found

@@ -1,0 +1,293 @@
+"""Functional behaviour of the code_interpreter sandbox: state, files, figures, timeouts, session lifecycle."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+import pytest
+
+from threadline.sandbox import SandboxManager, SandboxUnavailable
+from threadline.sandbox import sessions as sessions_mod
+
+from .util import IS_ROOT, processes_of_uid, requires_bwrap
+
+pytestmark = requires_bwrap
+
+
+def test_state_persists_and_expressions_echo(run_manager):
+    async def body(m: SandboxManager):
+        r1 = await m.execute("t", "x = 41\nprint('hello')\nimport sys; print('warn', file=sys.stderr)")
+        assert r1.error is None and not r1.timed_out
+        assert r1.logs == "hello\nwarn\n"
+        r2 = await m.execute("t", "x += 1\nx")
+        assert r2.logs == "42\n"
+        r3 = await m.execute("t", "{'a': [1, 2]}")
+        assert r3.logs == "{'a': [1, 2]}\n"
+        r4 = await m.execute("t", "None")  # None is not echoed
+        assert r4.logs == ""
+        r5 = await m.execute("t", "import subprocess\nsubprocess.run(['echo', 'from-child'])\nprint('after')")
+        assert r5.logs == "from-child\nafter\n"  # subprocess output is captured, in order
+
+    run_manager(body)
+
+
+def test_errors_are_tracebacks_and_session_survives(run_manager):
+    async def body(m: SandboxManager):
+        r = await m.execute("t", "y = 1\ndef f():\n    return 1 / 0\nf()")
+        assert r.error is not None and not r.timed_out
+        assert "ZeroDivisionError: division by zero" in r.error
+        assert "return 1 / 0" in r.error  # source lines of the cell are shown
+        assert "repl.py" not in r.error  # the REPL's own frames are hidden
+        r = await m.execute("t", "def broken(:\n  pass")
+        assert "SyntaxError" in r.error
+        r = await m.execute("t", "raise SystemExit(3)")
+        assert "SystemExit" in r.error
+        r = await m.execute("t", "y")
+        assert r.logs == "1\n" and r.error is None
+
+    run_manager(body)
+
+
+def test_input_and_output_files(run_manager):
+    async def body(m: SandboxManager):
+        r = await m.execute(
+            "t",
+            "import os\nprint(sorted(os.listdir('.')))\nprint(open('data.csv').read())",
+            input_files={"data.csv": b"a,b\n1,2\n", "notes (file-abc).txt": b"keep"},
+        )
+        assert r.error is None, r.error
+        assert "['data.csv', 'notes (file-abc).txt']" in r.logs and "a,b\n1,2" in r.logs
+        assert r.files == []  # unchanged inputs are not outputs
+        code = (
+            "import pandas as pd, os\n"
+            "df = pd.read_csv('data.csv')\n"
+            "df.to_csv('out.csv', index=False)\n"
+            "os.makedirs('sub', exist_ok=True)\n"
+            "open('sub/deep.txt', 'w').write('deep')\n"
+            "open('notes (file-abc).txt', 'a').write('+changed')\n"
+            "from PIL import Image\n"
+            "Image.new('RGB', (4, 4), 'red').save('red.webp')\n"
+            "Image.new('RGB', (4, 4), 'red').save('red.jpg')\n"
+            "open('fake.png', 'w').write('not really a png')\n"
+            "os.symlink('/etc/passwd', 'link.txt')\n"
+        )
+        r = await m.execute("t", code)
+        assert r.error is None, r.error
+        got = {f.name: f for f in r.files}
+        assert set(got) == {"out.csv", "sub/deep.txt", "notes (file-abc).txt", "red.webp", "red.jpg", "fake.png"}
+        assert got["out.csv"].data == b"a,b\n1,2\n" and not got["out.csv"].is_image
+        assert got["notes (file-abc).txt"].data == b"keep+changed"
+        assert got["red.webp"].is_image and got["red.jpg"].is_image
+        assert not got["fake.png"].is_image  # judged by signature, not by name
+        # Nothing changed: nothing reported.
+        r = await m.execute("t", "1")
+        assert r.files == []
+        # Replacing an input of the same name.
+        r = await m.execute("t", "open('data.csv').read()", input_files={"data.csv": b"new"})
+        assert r.logs == "'new'\n"
+        with pytest.raises(ValueError):
+            await m.execute("t", "1", input_files={"../escape": b"x"})
+
+    run_manager(body)
+
+
+def test_figures_become_png_outputs(run_manager):
+    async def body(m: SandboxManager):
+        code = (
+            "import matplotlib.pyplot as plt\n"
+            "plt.plot([1, 2, 3]); plt.title('first'); plt.show()\n"
+            "plt.plot([3, 2, 1]); plt.show()\n"
+            "plt.figure(); plt.bar(['a', 'b'], [1, 2]);\n"  # left open: saved after the cell; ";" = no echo
+        )
+        r = await m.execute("t", code)
+        assert r.error is None, r.error
+        assert [f.name for f in r.files] == ["plot_1.png", "plot_2.png", "plot_3.png"]
+        assert all(f.is_image and f.data.startswith(b"\x89PNG") and len(f.data) > 5000 for f in r.files)
+        assert r.logs == ""  # no "non-interactive backend" warning
+        r = await m.execute("t", "import matplotlib.pyplot as plt\nplt.get_fignums()")
+        assert r.logs == "[]\n" and r.files == []
+        r = await m.execute("t", "import pandas as pd\npd.Series([1, 3, 2]).plot()")
+        assert [f.name for f in r.files] == ["plot_4.png"]
+
+    run_manager(body)
+
+
+def test_timeout_interrupts_and_keeps_state(run_manager):
+    async def body(m: SandboxManager):
+        await m.execute("t", "x = 'kept'")
+        t0 = time.monotonic()
+        r = await m.execute("t", "import time\nprint('started')\ntime.sleep(60)", timeout_s=1)
+        assert r.timed_out and time.monotonic() - t0 < 5
+        assert "KeyboardInterrupt" in r.error and "started" in r.logs
+        r = await m.execute("t", "x")
+        assert r.logs == "'kept'\n" and not r.session_restarted
+        r = await m.execute("t", "while True:\n    pass", timeout_s=1)  # CPU-bound loop
+        assert r.timed_out
+        r = await m.execute("t", "x")
+        assert r.logs == "'kept'\n"
+
+    run_manager(body)
+
+
+def test_timeout_kills_session_that_ignores_interrupt(run_manager):
+    async def body(m: SandboxManager):
+        await m.execute("t", "x = 1")
+        code = "import signal\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\nwhile True:\n    pass"
+        r = await m.execute("t", code, timeout_s=1)
+        assert r.timed_out and "terminated" in r.error
+        r = await m.execute("t", "print('fresh'); 'x' in globals()")
+        assert r.logs == "fresh\nFalse\n"
+        assert r.session_restarted and r.notice
+
+    run_manager(body, interrupt_grace_s=0.5)
+
+
+def test_idle_expiry(run_manager):
+    async def body(m: SandboxManager):
+        await m.execute("t", "x = 1")
+        await asyncio.sleep(1.0)
+        assert m.session_keys() == []  # reaped in the background
+        r = await m.execute("t", "'x' in globals()")
+        assert r.logs == "False\n" and r.session_restarted and "idle" in r.notice
+
+    run_manager(body, idle_timeout_s=0.3)
+
+
+def test_lru_eviction(run_manager):
+    async def body(m: SandboxManager):
+        for key in ("a", "b"):
+            await m.execute(key, f"name = {key!r}")
+        await m.execute("a", "name")  # a is now the most recently used
+        await m.execute("c", "name = 'c'")  # evicts b
+        assert m.session_keys() == ["a", "c"]
+        assert (await m.execute("a", "name")).logs == "'a'\n"
+        r = await m.execute("b", "'name' in globals()")
+        assert r.logs == "False\n" and r.session_restarted
+        assert len(m.session_keys()) == 2
+
+    run_manager(body, max_sessions=2)
+
+
+def test_same_key_is_serialized_and_keys_run_in_parallel(run_manager):
+    async def body(m: SandboxManager):
+        await m.execute("a", "n = 0")
+        await m.execute("b", "pass")
+        step = "import time\nv = n\ntime.sleep(0.3)\nn = v + 1"
+        t0 = time.monotonic()
+        await asyncio.gather(m.execute("a", step), m.execute("a", step), m.execute("b", "import time; time.sleep(0.3)"))
+        elapsed = time.monotonic() - t0
+        assert (await m.execute("a", "n")).logs == "2\n"  # no lost update
+        assert 0.6 <= elapsed < 1.2  # a's two cells in sequence, b alongside
+
+    run_manager(body)
+
+
+def test_cancelled_execution_keeps_session(run_manager):
+    async def body(m: SandboxManager):
+        await m.execute("t", "x = 5")
+        task = asyncio.ensure_future(m.execute("t", "import time\ntime.sleep(30)"))
+        await asyncio.sleep(0.5)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        t0 = time.monotonic()
+        r = await m.execute("t", "x")
+        assert r.logs == "5\n" and time.monotonic() - t0 < 3
+
+    run_manager(body)
+
+
+def test_close_session_and_aclose_leave_no_processes(tmp_path: Path):
+    async def main():
+        m = SandboxManager(root_dir=tmp_path, warm_pool=1)
+        await m.start()
+        uids = []
+        for key in ("a", "b"):
+            r = await m.execute(key, "import os, subprocess\nsubprocess.Popen(['sleep', '300'])\nos.getuid()")
+            uids.append(int(r.logs))
+        await m.close_session("a")
+        if IS_ROOT:
+            assert processes_of_uid(uids[0]) == []
+            assert processes_of_uid(uids[1]) != []
+        await m.aclose()
+        return uids
+
+    uids = asyncio.run(main())
+    if IS_ROOT:
+        for uid in range(20000, 20040):
+            assert processes_of_uid(uid) == [], uid
+    else:
+        assert uids  # sandboxes share our uid; the pid namespace teardown is checked in the security tests
+
+
+def test_warm_pool_gives_fast_clean_session(tmp_path: Path):
+    async def main():
+        m = SandboxManager(root_dir=tmp_path, warm_pool=1)
+        try:
+            await m.start()
+            t0 = time.monotonic()
+            r = await m.execute(
+                "t",
+                "import pandas as pd, matplotlib.pyplot as plt\nsorted(k for k in globals() if not k.startswith('__'))",
+            )
+            first = time.monotonic() - t0
+            assert r.logs == "['pd', 'plt']\n"  # the prelude's names did not leak into the namespace
+            assert first < 0.5, first
+            await asyncio.sleep(0.1)
+            await asyncio.wait_for(_until(lambda: m.stats()["warm_pool"] == 1), 30)  # refilled
+        finally:
+            await m.aclose()
+
+    asyncio.run(main())
+
+
+async def _until(cond) -> None:
+    while not cond():
+        await asyncio.sleep(0.05)
+
+
+def test_unavailable_without_venv_or_bwrap(tmp_path: Path, monkeypatch):
+    async def main(m: SandboxManager):
+        with pytest.raises(SandboxUnavailable) as exc:
+            await m.execute("t", "print(1)")
+        return str(exc.value)
+
+    m = SandboxManager(root_dir=tmp_path, venv=tmp_path / "no-venv", warm_pool=0)
+    ok, reason = m.available()
+    assert not ok and "no-venv" in reason and "setup-sandbox" in reason
+    assert "setup-sandbox" in asyncio.run(main(m))
+
+    monkeypatch.setattr(sessions_mod, "find_bwrap", lambda: None)
+    m = SandboxManager(root_dir=tmp_path, warm_pool=0)
+    ok, reason = m.available()
+    assert not ok and "bubblewrap" in reason
+    assert "bubblewrap" in asyncio.run(main(m))
+
+
+def test_unsafe_opt_in_runs_without_bwrap(tmp_path: Path, monkeypatch, caplog):
+    monkeypatch.setattr(sessions_mod, "find_bwrap", lambda: None)
+    monkeypatch.setenv(sessions_mod.UNSAFE_ENV, "1")
+
+    async def main():
+        m = SandboxManager(root_dir=tmp_path, warm_pool=0)
+        try:
+            r = await m.execute("t", "import os\nx = 2\nopen('o.txt', 'w').write('hi')\nos.getuid() != 0")
+            r2 = await m.execute("t", "x * 21")
+            return r, r2
+        finally:
+            await m.aclose()
+
+    r, r2 = asyncio.run(main())
+    assert r.logs == "True\n" and [f.name for f in r.files] == ["o.txt"] and r2.logs == "42\n"
+    assert any("WITHOUT a sandbox" in rec.message for rec in caplog.records)
+
+
+def test_output_is_truncated(run_manager):
+    async def body(m: SandboxManager):
+        r = await m.execute("t", "for i in range(100000):\n    print('line', i)")
+        assert len(r.logs) < 2000 and "truncated" in r.logs
+        assert r.logs.startswith("line 0\n") and r.logs.endswith("line 99999\n")
+
+    run_manager(body, max_log_bytes=1000)

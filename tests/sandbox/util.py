@@ -1,0 +1,45 @@
+"""Helpers shared by the sandbox tests."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+
+def _bwrap_problem() -> str | None:
+    bwrap = shutil.which("bwrap")
+    if bwrap is None:
+        return "bubblewrap (bwrap) is not installed"
+    proc = subprocess.run(
+        [bwrap, "--unshare-all", "--unshare-user", "--ro-bind", "/", "/", "true"], capture_output=True, timeout=30
+    )
+    if proc.returncode != 0:
+        return f"bwrap cannot create namespaces here: {proc.stderr.decode(errors='replace').strip()}"
+    return None
+
+
+BWRAP_PROBLEM = _bwrap_problem()
+
+requires_bwrap = pytest.mark.skipif(BWRAP_PROBLEM is not None, reason=f"sandbox cannot run: {BWRAP_PROBLEM}")
+IS_ROOT = os.geteuid() == 0
+
+
+def processes_of_uid(uid: int) -> list[int]:
+    """Live (non-zombie) processes owned by ``uid`` on the host."""
+    pids = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            if os.stat(f"/proc/{entry}").st_uid != uid:
+                continue
+            state = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            continue
+        if state not in "ZX":
+            pids.append(int(entry))
+    return pids
