@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 from typing import Any
 
 import sqlalchemy as sa
@@ -20,7 +21,12 @@ from .store import Store, dumps, loads, now, schema
 
 log = logging.getLogger("threadline.vector_stores")
 
-DAY = 86400
+
+
+def day_s() -> int:
+    """Seconds in a 'day' of an expiry policy; THREADLINE_EXPIRY_DAY_SECONDS shortens it for tests."""
+    return int(os.environ.get("THREADLINE_EXPIRY_DAY_SECONDS", "86400"))
+
 THREAD_STORE_EXPIRY_DAYS = 7
 
 
@@ -46,7 +52,7 @@ def store_object(
         "file_counts": {"in_progress": 0, "completed": 0, "failed": 0, "cancelled": 0, "total": 0},
         "status": "completed",
         "expires_after": expires_after,
-        "expires_at": ts + expires_after["days"] * DAY if expires_after else None,
+        "expires_at": ts + expires_after["days"] * day_s() if expires_after else None,
         "last_active_at": ts,
         "metadata": metadata or {},
     }
@@ -111,7 +117,7 @@ def counts(conn: sa.Connection, where: sa.ColumnElement[bool]) -> dict[str, int]
 
 def present_store(conn: sa.Connection, obj: dict[str, Any]) -> dict[str, Any]:
     t = schema.vector_store_files
-    obj = {k: v for k, v in obj.items() if not k.startswith("_")}
+    obj = {k: v for k, v in obj.items() if not k.startswith("_") and not (k == "expires_after" and v is None)}
     obj["file_counts"] = counts(conn, t.c.vector_store_id == obj["id"])
     usage = 0
     for raw in conn.execute(
@@ -148,7 +154,7 @@ def touch(conn: sa.Connection, vs_ids: list[str]) -> None:
             continue
         obj["last_active_at"] = now()
         if obj.get("expires_after") and not (obj.get("expires_at") and now() >= obj["expires_at"]):
-            obj["expires_at"] = obj["last_active_at"] + obj["expires_after"]["days"] * DAY
+            obj["expires_at"] = obj["last_active_at"] + obj["expires_after"]["days"] * day_s()
         Store.update(conn, schema.vector_stores, obj, expires_at=obj["expires_at"])
 
 
