@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+
 from fakes.fake_openai import FakeOpenAI
 from support.sdk import vector_stores
 from support.server import ServerFactory, ServerHandle
@@ -44,9 +45,12 @@ def stores(client):  # noqa: ANN001, ANN201
 
 
 DOCS = {
-    "zebras.txt": b"Zebras have black and white stripes. The stripes help with thermoregulation and confuse biting flies.",
-    "mars.md": b"# Mars\nMars is the fourth planet from the sun. Its red colour comes from iron oxide dust on its surface.",
+    "zebras.txt": b"Zebras have black and white stripes. "
+    b"The stripes help with thermoregulation and confuse biting flies.",
+    "mars.md": b"# Mars\nMars is the fourth planet from the sun. "
+    b"Its red colour comes from iron oxide dust on its surface.",
     "volcano.html": b"<html><body><h1>Volcanoes</h1><p>Mauna Loa in Hawaii is the largest active volcano on Earth."
     b"</p></body></html>",
-    "bread.txt": b"Sourdough bread rises because wild yeast and lactobacilli ferment the dough and release carbon dioxide.",
+    "bread.txt": b"Sourdough bread rises because wild yeast and lactobacilli "
+    b"ferment the dough and release carbon dioxide.",
 }
