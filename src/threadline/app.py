@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from contextlib import asynccontextmanager
 from typing import Any
@@ -13,12 +14,14 @@ from . import vector_stores as vs
 from .api import assistants, files, messages, runs, threads, uploads, vector_stores
 from .api.errors import install_handlers
 from .auth import KeyChecker
+from .code_interpreter import CodeInterpreterTool
 from .config import Settings
 from .engine.executor import RunExecutor
 from .engine.worker import InProcessQueue, Workers
 from .file_search import FileSearchTool, RetrievalService
 from .middleware import APIMiddleware
 from .providers import router as provider_router
+from .sandbox import SandboxManager
 from .store import LocalBlobStore, Store, schema
 
 log = logging.getLogger("threadline")
@@ -37,7 +40,18 @@ class Runtime:
         self.providers = provider_router.from_env()
         self.retrieval = RetrievalService(self.store, self.blobs)
         self.ingestor = vs.Ingestor(self)
-        self.server_tools: dict[str, Any] = {"file_search": FileSearchTool(self)}
+        self.sandbox = SandboxManager(
+            root_dir=settings.data_dir / "sandbox",
+            max_sessions=settings.sandbox_max_sessions,
+            idle_timeout_s=settings.sandbox_idle_s,
+            wall_clock_s=settings.sandbox_timeout_s,
+            memory_mb=settings.sandbox_memory_mb,
+            warm_pool=settings.sandbox_warm_pool,
+        )
+        self.server_tools: dict[str, Any] = {
+            "file_search": FileSearchTool(self),
+            "code_interpreter": CodeInterpreterTool(self, self.sandbox),
+        }
         self.executor = RunExecutor(self)
         self.queue = InProcessQueue()
         self.workers = Workers(self, self.executor, self.queue, settings.run_workers)
@@ -45,8 +59,13 @@ class Runtime:
     async def start(self) -> None:
         await self.workers.start(recover_all=self.store.backend == "sqlite")
         await self.ingestor.start()
+        if self.settings.sandbox_warm_pool:
+            ok, reason = await self.sandbox.start()
+            if not ok:
+                log.warning("code_interpreter unavailable: %s", reason)
 
     async def stop(self) -> None:
+        await self.sandbox.aclose()
         await self.ingestor.stop()
         await self.workers.stop()
         self.store.close()
@@ -83,6 +102,11 @@ class Runtime:
             vs.insert_store(conn, obj)
             ids.append(obj["id"])
         vs.attach_file(conn, ids[0], file_id, vs.chunking_object(None, self.retrieval.auto_chunking), None)
+
+    def on_thread_deleted(self, thread_id: str) -> None:
+        task = asyncio.get_event_loop().create_task(self.sandbox.close_session(thread_id))
+        self.workers.tasks.add(task)
+        task.add_done_callback(self.workers.tasks.discard)
 
     def on_file_deleted(self, conn: sa.Connection, file_id: str) -> Any:
         """Deleting a File removes it from every vector store; the index is cleaned after the commit."""

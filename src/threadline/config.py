@@ -22,6 +22,11 @@ class Settings:
     run_workers: int = 32
     poll_after_ms: int = 250
     run_lease_s: float = 30.0
+    sandbox_max_sessions: int = 16
+    sandbox_idle_s: float = 3600.0
+    sandbox_timeout_s: float = 60.0
+    sandbox_memory_mb: int = 1024
+    sandbox_warm_pool: int = 1
 
     @property
     def effective_database_url(self) -> str:
@@ -46,4 +51,9 @@ class Settings:
         s.run_workers = int(env.get("THREADLINE_RUN_WORKERS", s.run_workers))
         s.poll_after_ms = int(env.get("THREADLINE_POLL_AFTER_MS", s.poll_after_ms))
         s.run_lease_s = float(env.get("THREADLINE_RUN_LEASE_S", s.run_lease_s))
+        s.sandbox_max_sessions = int(env.get("THREADLINE_SANDBOX_MAX_SESSIONS", s.sandbox_max_sessions))
+        s.sandbox_idle_s = float(env.get("THREADLINE_SANDBOX_IDLE_S", s.sandbox_idle_s))
+        s.sandbox_timeout_s = float(env.get("THREADLINE_SANDBOX_TIMEOUT_S", s.sandbox_timeout_s))
+        s.sandbox_memory_mb = int(env.get("THREADLINE_SANDBOX_MEMORY_MB", s.sandbox_memory_mb))
+        s.sandbox_warm_pool = int(env.get("THREADLINE_SANDBOX_WARM_POOL", s.sandbox_warm_pool))
         return s

@@ -335,11 +335,10 @@ class _Job:
 
     def _text_processor(self, server: dict[str, ServerTool]) -> Any:
         refs = self.state.get("references", {})
-        for impl in server.values():
-            proc = impl.text_processor(refs.get(impl.type, []))
-            if proc is not None:
-                return proc
-        return None
+        procs = [p for impl in server.values() if (p := impl.text_processor(refs.get(impl.type, []))) is not None]
+        if not procs:
+            return None
+        return procs[0] if len(procs) == 1 else ChainedProcessor(procs)
 
     # -- assistant messages --------------------------------------------------------------------------------------
 
@@ -660,6 +659,30 @@ class _Job:
 
     async def finish_expired(self) -> None:
         await self._end("expired", ("in_progress", "queued", "requires_action"), "expired", "run_expired")
+
+
+class ChainedProcessor:
+    """Several tools' text processors over one reply: text flows through each in turn."""
+
+    def __init__(self, procs: list[Any]) -> None:
+        self.procs = procs
+
+    def feed(self, text: str) -> str:
+        for proc in self.procs:
+            text = proc.feed(text)
+        return text
+
+    def finish(self, full_text: str) -> tuple[str, list[dict[str, Any]]]:
+        # First let each processor add its tail, then ask each for its annotations over the final text
+        # (finish is idempotent once the tail is in place).
+        tail = ""
+        for proc in self.procs:
+            more, _ = proc.finish(full_text + tail)
+            tail += more
+        final = full_text + tail
+        annotations = [a for proc in self.procs for a in proc.finish(final)[1]]
+        annotations.sort(key=lambda a: a["start_index"])
+        return tail, annotations
 
 
 def close_steps(conn: Any, run_id: str, status: str, ts: int, events: list[tuple[str, dict]] | None = None) -> None:

@@ -1,0 +1,200 @@
+"""code_interpreter: the server-side tool running model-written Python in the thread's sandboxed session.
+
+The model calls the function `code_interpreter` with `{"code": "..."}`. Input files (the assistant's and the
+thread's `tool_resources.code_interpreter.file_ids`, which message attachments add to) are placed in `/mnt/data`
+under their original names; when two different files share a name, the later one (assistant files first, then
+the thread's in the order they were added) is placed as `<stem>-<file id><suffix>`. Files the code creates or
+changes in `/mnt/data` become Files with purpose `assistants_output`: images are shown as `image` outputs and
+`image_file` parts of the reply; `sandbox:/mnt/data/<name>` links in the reply become `file_path` annotations.
+Tracebacks and timeouts go back to the model as the tool's output, so it can fix its code.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from pathlib import PurePosixPath
+from typing import Any
+
+import orjson
+import sqlalchemy as sa
+
+from .api.files import create_file_from_bytes
+from .engine.executor import ToolFatal
+from .engine.tools import StepDelta, ToolContext, ToolOutcome
+from .providers.base import ToolSpec
+from .store import Store, loads, schema
+
+log = logging.getLogger("threadline.code_interpreter")
+
+MAX_OUTPUT_CHARS = 20_000
+SANDBOX_LINK = re.compile(r"sandbox:(/mnt/data/[^\s)\]\"'>]+)")
+
+
+def _input_file_ids(conn: sa.Connection, run: dict[str, Any]) -> list[str]:
+    ids: list[str] = []
+    for table, key in ((schema.assistants, run["assistant_id"]), (schema.threads, run["thread_id"])):
+        obj = Store.fetch(conn, table, key) or {}
+        ids += ((obj.get("tool_resources") or {}).get("code_interpreter") or {}).get("file_ids") or []
+    return list(dict.fromkeys(ids))
+
+
+def placement_names(files: list[tuple[str, str]]) -> dict[str, str]:
+    """file id -> name in /mnt/data, for (file id, filename) pairs in priority order."""
+    taken: set[str] = set()
+    out: dict[str, str] = {}
+    for file_id, filename in files:
+        name = PurePosixPath(filename).name or file_id
+        if name in taken:
+            path = PurePosixPath(name)
+            name = f"{path.stem}-{file_id}{path.suffix}"
+        taken.add(name)
+        out[file_id] = name
+    return out
+
+
+class CodeInterpreterTool:
+    type = "code_interpreter"
+    function_name = "code_interpreter"
+
+    def __init__(self, runtime: Any, manager: Any) -> None:
+        self.rt = runtime
+        self.manager = manager
+        self.placed: dict[str, set[str]] = {}  # session key -> file ids already in its /mnt/data
+
+    def spec(self, tool_config: dict[str, Any]) -> ToolSpec:
+        return ToolSpec(
+            name=self.function_name,
+            description=(
+                "Run Python 3 code in a stateful, sandboxed session (variables persist between calls; no internet). "
+                "The working directory is /mnt/data, which holds the user's files; save files you create there. "
+                "numpy, pandas, scipy, matplotlib, openpyxl and pillow are installed. Print what you need to see."
+            ),
+            parameters={
+                "type": "object",
+                "properties": {"code": {"type": "string", "description": "The Python code to execute."}},
+                "required": ["code"],
+            },
+        )
+
+    def instructions(self, tool_config: dict[str, Any]) -> str:
+        return (
+            "You can run Python with the code_interpreter tool. Files the user gave you are in /mnt/data. To give "
+            "the user a file, save it in /mnt/data and link it as sandbox:/mnt/data/<name>. Plots you create are "
+            "shown to the user automatically."
+        )
+
+    def first_delta(self, call_id: str) -> dict[str, Any]:
+        return {"id": call_id, "type": "code_interpreter", "code_interpreter": {"input": "", "outputs": []}}
+
+    @staticmethod
+    def code_of(arguments: str) -> str:
+        try:
+            args = orjson.loads(arguments or "{}")
+        except orjson.JSONDecodeError:
+            return arguments  # some models send the code itself instead of JSON
+        if isinstance(args, dict):
+            code = args.get("code") or args.get("input") or ""
+            return code if isinstance(code, str) else ""
+        return args if isinstance(args, str) else ""
+
+    def _inputs(self, key: str, run: dict[str, Any]) -> dict[str, bytes]:
+        with self.rt.store.read() as conn:
+            ids = _input_file_ids(conn, run)
+            rows = conn.execute(
+                sa.select(schema.files.c.id, schema.files.c.data, schema.files.c.blob_key).where(
+                    schema.files.c.id.in_(ids)
+                )
+            ).all()
+        by_id = {r[0]: (loads(r[1])["filename"], r[2]) for r in rows}
+        ordered = [(fid, by_id[fid][0]) for fid in ids if fid in by_id]
+        names = placement_names(ordered)
+        if key not in self.manager.session_keys():
+            self.placed[key] = set()
+        done = self.placed.setdefault(key, set())
+        out: dict[str, bytes] = {}
+        for file_id, _ in ordered:
+            if file_id in done:
+                continue
+            with self.rt.blobs.open(by_id[file_id][1]) as f:
+                out[names[file_id]] = f.read()
+            done.add(file_id)
+        return out
+
+    async def execute(self, ctx: ToolContext, call_id: str, arguments: str, delta: StepDelta) -> ToolOutcome:
+        from .sandbox import SandboxUnavailable
+
+        code = self.code_of(arguments)
+        await delta({"type": "code_interpreter", "code_interpreter": {"input": code}})
+        key = ctx.run["thread_id"]
+        inputs = await asyncio.to_thread(self._inputs, key, ctx.run)
+        try:
+            result = await self.manager.execute(key, code, input_files=inputs or None)
+        except SandboxUnavailable as exc:
+            self.placed.pop(key, None)
+            raise ToolFatal(f"code_interpreter is unavailable: {exc}") from exc
+        outputs: list[dict[str, Any]] = []
+        parts: list[dict[str, Any]] = []
+        links: dict[str, str] = {}
+        logs = result.logs or ""
+        if result.error:
+            logs = f"{logs}{result.error}" if logs.endswith("\n") or not logs else f"{logs}\n{result.error}"
+        if result.timed_out:
+            logs += "\n[execution timed out and was interrupted]"
+        if result.notice:
+            logs = f"[{result.notice}]\n{logs}"
+        if logs:
+            outputs.append({"type": "logs", "logs": logs[:MAX_OUTPUT_CHARS]})
+        saved = []
+        for out in result.files:
+            purpose = "assistants_output"
+            obj = await asyncio.to_thread(
+                create_file_from_bytes, self.rt, PurePosixPath(out.name).name, out.data, purpose
+            )
+            links[f"/mnt/data/{out.name}"] = obj["id"]
+            saved.append(f"/mnt/data/{out.name}")
+            if out.is_image:
+                outputs.append({"type": "image", "image": {"file_id": obj["id"]}})
+                parts.append({"type": "image_file", "image_file": {"file_id": obj["id"], "detail": "auto"}})
+        for i, output in enumerate(outputs):
+            await delta({"type": "code_interpreter", "code_interpreter": {"outputs": [{"index": i, **output}]}})
+        model_view = logs[:MAX_OUTPUT_CHARS] or "(no output)"
+        if saved:
+            model_view += "\n[files written: " + ", ".join(saved) + "]"
+        call = {"id": call_id, "type": "code_interpreter", "code_interpreter": {"input": code, "outputs": outputs}}
+        return ToolOutcome(output=model_view, call=call, message_parts=parts, references={"files": links})
+
+    def text_processor(self, references: list[dict[str, Any]]) -> SandboxLinks | None:
+        files: dict[str, str] = {}
+        for ref in references:
+            files.update(ref.get("files", {}))
+        return SandboxLinks(files) if files else None
+
+
+class SandboxLinks:
+    """Turns `sandbox:/mnt/data/<name>` links to files the code wrote into `file_path` annotations."""
+
+    def __init__(self, files: dict[str, str]) -> None:
+        self.files = files
+
+    def feed(self, text: str) -> str:
+        return text
+
+    def finish(self, full_text: str) -> tuple[str, list[dict[str, Any]]]:
+        annotations = []
+        for m in SANDBOX_LINK.finditer(full_text):
+            file_id = self.files.get(m.group(1).rstrip(".,;:"))
+            if file_id is None:
+                continue
+            end = m.start() + len("sandbox:") + len(m.group(1).rstrip(".,;:"))
+            annotations.append(
+                {
+                    "type": "file_path",
+                    "text": full_text[m.start() : end],
+                    "start_index": m.start(),
+                    "end_index": end,
+                    "file_path": {"file_id": file_id},
+                }
+            )
+        return "", annotations
