@@ -1,0 +1,1 @@
+"""file_search retrieval core: parsing, chunking, embeddings and the hybrid chunk index."""

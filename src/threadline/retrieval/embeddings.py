@@ -1,0 +1,207 @@
+"""Text embedders: the local ONNX MiniLM (default) and any OpenAI-compatible /embeddings endpoint."""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+LOCAL_MODEL_NAME = "all-minilm-l6-v2"
+_REPO = Path(__file__).resolve().parents[3]
+
+
+@runtime_checkable
+class Embedder(Protocol):
+    model_name: str
+    dim: int
+    max_tokens: int  # longest input embedded in one window; longer texts are windowed and averaged
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        """float32 array (len(texts), dim), rows L2-normalised."""
+        ...
+
+
+class EmbeddingModelMissing(RuntimeError):
+    pass
+
+
+def default_models_dir() -> Path:
+    env = os.environ.get("THREADLINE_MODELS_DIR")
+    if env:
+        return Path(env)
+    if (_REPO / "pyproject.toml").is_file():
+        return _REPO / ".cache" / "models"
+    return Path.cwd() / ".cache" / "models"
+
+
+def _normalise(x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x, dtype=np.float32)
+    norms = np.linalg.norm(x, axis=1, keepdims=True)
+    return x / np.maximum(norms, 1e-12)
+
+
+class OnnxEmbedder:
+    """all-MiniLM-L6-v2 exported by scripts/build-embedding-model.sh (mean pooling + L2 norm in the graph).
+
+    Texts longer than the model's 256 word-piece window are split into overlapping windows whose embeddings are
+    averaged (then re-normalised), so every part of a long chunk contributes.
+    """
+
+    def __init__(
+        self,
+        models_dir: str | Path | None = None,
+        *,
+        batch_size: int = 32,
+        threads: int | None = None,
+        window_stride: int = 32,
+    ) -> None:
+        import onnxruntime as ort
+        from tokenizers import Tokenizer
+
+        root = Path(models_dir) if models_dir is not None else default_models_dir()
+        model_dir = root if (root / "model.onnx").is_file() else root / LOCAL_MODEL_NAME
+        onnx_path, tok_path = model_dir / "model.onnx", model_dir / "tokenizer.json"
+        if not onnx_path.is_file() or not tok_path.is_file():
+            raise EmbeddingModelMissing(
+                f"local embedding model not found in {model_dir} (expected model.onnx and tokenizer.json). "
+                "Run `make setup` (scripts/build-embedding-model.sh) to build it, or set THREADLINE_MODELS_DIR."
+            )
+        manifest_path = model_dir / "manifest.json"
+        self.manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {}
+        self.model_name = LOCAL_MODEL_NAME
+        self.dim = int(self.manifest.get("dim", 384))
+        self.max_tokens = int(self.manifest.get("max_seq_length", 256))
+        self.batch_size = batch_size
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = threads or len(os.sched_getaffinity(0))
+        opts.inter_op_num_threads = 1
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        self._session = ort.InferenceSession(str(onnx_path), opts, providers=["CPUExecutionProvider"])
+        self._inputs = {i.name for i in self._session.get_inputs()}
+        tok = Tokenizer.from_file(str(tok_path))
+        tok.no_padding()
+        # Overflowing windows share `window_stride` word pieces with their neighbour.
+        tok.enable_truncation(max_length=self.max_tokens, stride=window_stride)
+        self._tok = tok
+        self._lock = threading.Lock()
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        with self._lock:  # tokenizers' Tokenizer is not documented as thread safe
+            encodings = self._tok.encode_batch([t if t.strip() else " " for t in texts])
+        windows: list[tuple[list[int], list[int]]] = []
+        owner: list[int] = []
+        for i, enc in enumerate(encodings):
+            for part in [enc, *enc.overflowing]:
+                windows.append((part.ids, part.attention_mask))
+                owner.append(i)
+        vecs = self._run(windows)
+        if len(windows) == len(texts):
+            return vecs
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        np.add.at(out, np.asarray(owner), vecs)
+        return _normalise(out)
+
+    def _run(self, windows: list[tuple[list[int], list[int]]]) -> np.ndarray:
+        order = sorted(range(len(windows)), key=lambda i: len(windows[i][0]))
+        out = np.empty((len(windows), self.dim), dtype=np.float32)
+        for b in range(0, len(order), self.batch_size):
+            idx = order[b : b + self.batch_size]
+            width = max(len(windows[i][0]) for i in idx)
+            ids = np.zeros((len(idx), width), dtype=np.int64)
+            mask = np.zeros((len(idx), width), dtype=np.int64)
+            for row, i in enumerate(idx):
+                w_ids, w_mask = windows[i]
+                ids[row, : len(w_ids)] = w_ids
+                mask[row, : len(w_mask)] = w_mask
+            feed = {"input_ids": ids, "attention_mask": mask}
+            if "token_type_ids" in self._inputs:
+                feed["token_type_ids"] = np.zeros_like(ids)
+            out[idx] = self._session.run(["sentence_embedding"], feed)[0]
+        return out
+
+
+class OpenAIEmbedder:
+    """Embeddings from an OpenAI-compatible `/embeddings` endpoint (OpenAI, vLLM, Ollama, LiteLLM, ...)."""
+
+    _KNOWN_DIMS = {"text-embedding-3-small": 1536, "text-embedding-3-large": 3072, "text-embedding-ada-002": 1536}
+
+    def __init__(
+        self,
+        base_url: str | None,
+        api_key: str | None,
+        model: str = "text-embedding-3-small",
+        dim: int | None = None,
+        *,
+        max_tokens: int = 8191,
+        batch_size: int = 256,
+        timeout: float = 60.0,
+    ) -> None:
+        from openai import OpenAI
+
+        self._client = OpenAI(base_url=base_url, api_key=api_key or "unused", timeout=timeout, max_retries=3)
+        self.model_name = model
+        self.max_tokens = max_tokens
+        self.batch_size = batch_size
+        # text-embedding-3 models can shorten their output; other models return their native size.
+        self._send_dimensions = dim is not None and model.startswith("text-embedding-3")
+        self.dim = dim or self._KNOWN_DIMS.get(model) or self._probe_dim()
+
+    def _probe_dim(self) -> int:
+        return int(self._request(["dimension probe"]).shape[1])
+
+    def _request(self, texts: list[str]) -> np.ndarray:
+        kwargs = {"dimensions": self.dim} if self._send_dimensions else {}
+        resp = self._client.embeddings.create(model=self.model_name, input=texts, **kwargs)
+        rows = sorted(resp.data, key=lambda d: d.index)
+        return np.asarray([r.embedding for r in rows], dtype=np.float32)
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        from threadline.tokens import get_encoding
+
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        enc = get_encoding("cl100k_base")
+        clipped = []
+        for t in texts:
+            toks = enc.encode(t, disallowed_special=())
+            clipped.append(enc.decode(toks[: self.max_tokens]) if len(toks) > self.max_tokens else (t or " "))
+        parts = [self._request(clipped[i : i + self.batch_size]) for i in range(0, len(clipped), self.batch_size)]
+        out = np.concatenate(parts, axis=0)
+        if out.shape[1] != self.dim:
+            raise ValueError(f"embedding endpoint returned dimension {out.shape[1]}, expected {self.dim}")
+        return _normalise(out)
+
+
+_cached: dict[tuple, Embedder] = {}
+_cached_lock = threading.Lock()
+
+
+def embedder_from_env(environ: dict[str, str] | None = None) -> Embedder:
+    """Build (once per configuration) the embedder selected by THREADLINE_EMBEDDINGS: `local` (default) or
+    `openai` (THREADLINE_EMBEDDINGS_MODEL, THREADLINE_EMBEDDINGS_BASE_URL or OPENAI_BASE_URL, OPENAI_API_KEY,
+    optional THREADLINE_EMBEDDINGS_DIM)."""
+    env = os.environ if environ is None else environ
+    kind = (env.get("THREADLINE_EMBEDDINGS") or "local").strip().lower()
+    if kind == "local":
+        key: tuple = ("local", env.get("THREADLINE_MODELS_DIR") or str(default_models_dir()))
+    elif kind == "openai":
+        dim = env.get("THREADLINE_EMBEDDINGS_DIM")
+        key = (
+            "openai",
+            env.get("THREADLINE_EMBEDDINGS_BASE_URL") or env.get("OPENAI_BASE_URL"),
+            env.get("OPENAI_API_KEY"),
+            env.get("THREADLINE_EMBEDDINGS_MODEL") or "text-embedding-3-small",
+            int(dim) if dim else None,
+        )
+    else:
+        raise ValueError(f"THREADLINE_EMBEDDINGS must be 'local' or 'openai', not {kind!r}")
+    with _cached_lock:
+        if key not in _cached:
+            _cached[key] = OnnxEmbedder(key[1]) if kind == "local" else OpenAIEmbedder(*key[1:])
+        return _cached[key]

@@ -1,0 +1,87 @@
+import numpy as np
+import pytest
+
+from fakes.fake_openai import FakeOpenAI
+from threadline.retrieval.embeddings import (
+    EmbeddingModelMissing,
+    OnnxEmbedder,
+    OpenAIEmbedder,
+    embedder_from_env,
+)
+
+
+def test_shape_dtype_and_norm(embedder):
+    v = embedder.embed(["hello world", "", "a" * 5000])
+    assert v.shape == (3, embedder.dim) and v.dtype == np.float32
+    assert np.allclose(np.linalg.norm(v, axis=1), 1.0, atol=1e-4)
+    assert embedder.embed([]).shape == (0, embedder.dim)
+
+
+def test_paraphrase_closer_than_unrelated(embedder):
+    a, b, c, d = embedder.embed(
+        [
+            "How long do I have to return a product for a refund?",
+            "What is the deadline for sending items back to get my money returned?",
+            "The mitochondrion produces ATP through oxidative phosphorylation.",
+            "Cellular respiration in mitochondria generates adenosine triphosphate.",
+        ]
+    )
+    assert a @ b > 0.5 and c @ d > 0.5
+    assert a @ b > a @ c + 0.3
+    assert c @ d > b @ d + 0.3
+
+
+def test_batching_and_padding_do_not_change_vectors(embedder):
+    texts = ["short", "a somewhat longer sentence about vector stores and search", "x " * 100]
+    together = embedder.embed(texts)
+    alone = np.stack([embedder.embed([t])[0] for t in texts])
+    cos = np.sum(together * alone, axis=1)
+    # fp32 is exact; int8 dynamic quantisation scales activations per batch, which moves vectors slightly.
+    floor = 0.999999 if embedder.manifest.get("quantisation") == "fp32" else 0.98
+    assert np.all(cos > floor), cos
+
+
+def test_long_text_is_windowed_not_truncated(embedder):
+    first = "Solar panels convert sunlight into electricity using photovoltaic cells. " * 30
+    second = "The recipe calls for flour, butter, sugar and two eggs, baked for forty minutes. " * 30
+    [combined] = embedder.embed([first + second])
+    [head] = embedder.embed([first])
+    [tail] = embedder.embed([second])
+    # A truncating embedder would only see the first part; the windowed average sees both.
+    assert combined @ tail > 0.4
+    assert abs(combined @ head - combined @ tail) < 0.4
+
+
+def test_missing_model_error_tells_operator(tmp_path):
+    with pytest.raises(EmbeddingModelMissing, match="make setup"):
+        OnnxEmbedder(tmp_path)
+
+
+def test_factory_local_is_cached(monkeypatch):
+    monkeypatch.delenv("THREADLINE_EMBEDDINGS", raising=False)
+    e1 = embedder_from_env()
+    assert isinstance(e1, OnnxEmbedder) and e1 is embedder_from_env()
+
+
+def test_factory_rejects_unknown_kind():
+    with pytest.raises(ValueError):
+        embedder_from_env({"THREADLINE_EMBEDDINGS": "magic"})
+
+
+def test_openai_embedder_over_http():
+    with FakeOpenAI() as fake:
+        env = {
+            "THREADLINE_EMBEDDINGS": "openai",
+            "THREADLINE_EMBEDDINGS_BASE_URL": fake.base_url,
+            "OPENAI_API_KEY": "sk-test",
+            "THREADLINE_EMBEDDINGS_MODEL": "fake-embedding",
+        }
+        emb = embedder_from_env(env)
+        assert isinstance(emb, OpenAIEmbedder)
+        assert emb.dim == 16  # probed from the endpoint
+        v = emb.embed(["alpha", "beta", "alpha"])
+        assert v.shape == (3, 16)
+        assert np.allclose(np.linalg.norm(v, axis=1), 1.0, atol=1e-5)
+        assert np.allclose(v[0], v[2]) and not np.allclose(v[0], v[1])
+        sized = OpenAIEmbedder(fake.base_url, "sk-test", "text-embedding-3-small", 64, batch_size=2)
+        assert sized.embed(["a", "b", "c"]).shape == (3, 64)  # `dimensions` sent, batches of 2
