@@ -1,0 +1,45 @@
+"""Fixtures for code_interpreter runs: the fake LLM scripts code; the real sandbox executes it."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+
+import pytest
+
+from fakes import Reply, ToolCallSpec
+from fakes.fake_openai import FakeOpenAI
+from support.server import ServerFactory, ServerHandle
+
+
+@pytest.fixture(scope="module")
+def fake_llm() -> Iterator[FakeOpenAI]:
+    fake = FakeOpenAI()
+    fake.start()
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture(scope="module")
+def server(server_factory: ServerFactory, backend: str, fake_llm: FakeOpenAI) -> Iterator[ServerHandle]:
+    env = {
+        "OPENAI_API_KEY": "test-key",
+        "OPENAI_BASE_URL": fake_llm.base_url,
+        "THREADLINE_POLL_AFTER_MS": "50",
+        "THREADLINE_SANDBOX_TIMEOUT_S": "5",
+    }
+    handle = server_factory.start(env=env, backend=backend)
+    yield handle
+    handle.stop()
+
+
+@pytest.fixture(autouse=True)
+def _fresh_fake(fake_llm: FakeOpenAI) -> None:
+    fake_llm.reset()
+
+
+def run_code(code: str, answer: str) -> list[Reply]:
+    return [
+        Reply(tool_calls=[ToolCallSpec("code_interpreter", json.dumps({"code": code}))]),
+        Reply(text=answer, chunks=3),
+    ]
