@@ -207,7 +207,7 @@ def modify_store(vs_id: str, body: StoreModify, request: Request) -> Response:
         if "expires_after" in fields:
             obj["expires_after"] = body.expires_after.model_dump() if body.expires_after else None
             base = obj.get("last_active_at") or now()
-            obj["expires_at"] = base + obj["expires_after"]["days"] * vs.DAY if obj["expires_after"] else None
+            obj["expires_at"] = base + obj["expires_after"]["days"] * vs.day_s() if obj["expires_after"] else None
         Store.update(conn, schema.vector_stores, obj, expires_at=obj["expires_at"])
         out = vs.present_store(conn, obj)
     return json(out)
