@@ -47,12 +47,39 @@ if [ ! -x "$py" ]; then
     log "installing python3.11"
     apt_install python3.11 python3.11-venv
 fi
-if ! "$py" -c 'import ensurepip, venv' >/dev/null 2>&1; then
-    log "installing python3.11-venv"
-    apt_install python3.11-venv
+# Debian's python3.11 ships ensurepip disabled unless python3.11-venv is installed.
+if command -v dpkg-query >/dev/null 2>&1; then
+    if ! dpkg-query -W -f='${Status}' python3.11-venv 2>/dev/null | grep -q 'install ok installed'; then
+        log "installing python3.11-venv"
+        apt_install python3.11-venv
+    fi
+elif ! "$py" -c 'import ensurepip, venv' >/dev/null 2>&1; then
+    log "error: $py has no venv/ensurepip support"
+    exit 1
 fi
 
-# 3. The venv, rebuilt only when the requirements, interpreter or this script's layout changed.
+# libseccomp (the server builds the sandbox's seccomp filter through it, via pyseccomp).
+if ! ldconfig -p 2>/dev/null | grep -q 'libseccomp\.so\.2'; then
+    log "installing libseccomp2"
+    apt_install libseccomp2
+fi
+
+# 3. The venv must be reachable by the unprivileged sandbox uids (a root server runs sandboxes as uids 20000+).
+mkdir -p "$(dirname "$venv")"
+if [ "$(id -u)" = 0 ]; then
+    d=$(dirname "$venv")
+    while [ "$d" != / ]; do
+        case "$(stat -c %A "$d")" in
+            *x|*t) ;;
+            *) log "error: $d is not traversable by other users (o+x), so sandbox uids cannot reach $venv."
+               log "choose another THREADLINE_SANDBOX_VENV (the default /opt/threadline/sandbox-venv works)"
+               exit 1 ;;
+        esac
+        d=$(dirname "$d")
+    done
+fi
+
+# 4. The venv, rebuilt only when the requirements, interpreter or this script's layout changed.
 key=$( (cat "$req"; "$py" -VV; echo "layout $stamp_version") | sha256sum | cut -d' ' -f1)
 stamp="$venv/.threadline-sandbox-stamp"
 if [ "${THREADLINE_SANDBOX_FORCE:-0}" != 1 ] && [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$key" ] \
@@ -78,14 +105,6 @@ else
     log "venv built"
 fi
 
-# 4. Everything must be readable by the unprivileged sandbox uids, including every parent directory.
+# 5. Everything in it must be readable by the sandbox uids.
 chmod -R a+rX "$venv"
-d=$venv
-while [ "$d" != / ]; do
-    if [ "$(id -u)" = 0 ] && ! [ "$(stat -c %A "$d" | cut -c10)" = x ] && ! [ "$(stat -c %A "$d" | cut -c10)" = t ]; then
-        log "making $d traversable (o+x)"
-        chmod o+x "$d"
-    fi
-    d=$(dirname "$d")
-done
 log "ok: $venv ($(du -sh "$venv" | cut -f1))"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from pathlib import Path
 
@@ -11,7 +12,7 @@ import pytest
 from threadline.sandbox import SandboxManager, SandboxUnavailable
 from threadline.sandbox import sessions as sessions_mod
 
-from .util import IS_ROOT, processes_of_uid, requires_bwrap
+from .util import IS_ROOT, descendants, processes_of_uid, requires_bwrap
 
 pytestmark = requires_bwrap
 
@@ -211,15 +212,16 @@ def test_close_session_and_aclose_leave_no_processes(tmp_path: Path):
         if IS_ROOT:
             assert processes_of_uid(uids[0]) == []
             assert processes_of_uid(uids[1]) != []
+        uids += [s.uid for s in m._pool]
+        assert descendants(os.getpid()) != []
         await m.aclose()
         return uids
 
     uids = asyncio.run(main())
+    assert descendants(os.getpid()) == []  # no bwrap, REPL or child of one is left
     if IS_ROOT:
-        for uid in range(20000, 20040):
+        for uid in uids:
             assert processes_of_uid(uid) == [], uid
-    else:
-        assert uids  # sandboxes share our uid; the pid namespace teardown is checked in the security tests
 
 
 def test_warm_pool_gives_fast_clean_session(tmp_path: Path):

@@ -43,3 +43,26 @@ def processes_of_uid(uid: int) -> list[int]:
         if state not in "ZX":
             pids.append(int(entry))
     return pids
+
+
+def descendants(root: int) -> list[int]:
+    """Live (non-zombie) descendants of process ``root``."""
+    parent: dict[int, int] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if fields[0] not in "ZX":
+            parent[int(entry)] = int(fields[1])
+    out = []
+    for pid in parent:
+        p = parent.get(pid)
+        while p is not None and p > 1:
+            if p == root:
+                out.append(pid)
+                break
+            p = parent.get(p)
+    return out

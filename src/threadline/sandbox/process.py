@@ -20,6 +20,7 @@ import select
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
@@ -64,7 +65,7 @@ class Session:
         self.child_pid: int | None = None  # host pid of the sandbox's pid-namespace init
         self.repl_pid: int | None = None
         self.warm = False
-        self.slot: int | None = None  # set by the manager
+        self.counted = False  # set while the manager counts this sandbox against its capacity
         self.created = time.monotonic()
         self._lock = threading.Lock()
         self._dead = False
@@ -125,6 +126,8 @@ class Session:
 
     def _spawn(self) -> None:
         cfg = self.cfg
+        if self.uid is not None:
+            kill_uid_processes({self.uid})  # leftovers of a server that died while holding this uid
         lim = cfg.limits
         inner_uid = self.uid if self.uid is not None else os.getuid()
         p2c_r, p2c_w = os.pipe()
@@ -167,8 +170,7 @@ class Session:
                     cwd="/",
                 )
             else:
-                self._unsafe_dir = Path(f"/tmp/threadline-unsafe-{os.getpid()}-{self.name}")
-                self._unsafe_dir.mkdir(mode=0o700)
+                self._unsafe_dir = Path(tempfile.mkdtemp(prefix="threadline-unsafe-"))
                 if self.uid is not None:
                     os.chown(self._unsafe_dir, self.uid, self.uid)
                 env["REPL_DATA_DIR"] = str(self._unsafe_dir)

@@ -8,8 +8,9 @@
   namespace: a pooled session's variables look exactly like a cold one's.
 - Executions for one key are serialized; different keys run in parallel on worker threads, so the event loop
   is never blocked by sandbox I/O.
-- Root server: each live sandbox runs as its own uid, ``uid_base + slot``; a slot is reused only after every
-  process of that uid is gone. Non-root server: sandboxes run as the server's uid (still in bwrap).
+- Root server: each live sandbox runs as its own uid from ``uid_base`` up (see uids.py: host-wide locks, so
+  several managers can share a host); a uid is reused only after every process of it is gone. Non-root
+  server: sandboxes run as the server's uid (still in bwrap).
 - No sandbox, no code: when bwrap or the venv is missing, ``execute`` raises SandboxUnavailable. The only
   exception is the explicit opt-in ``THREADLINE_CODE_INTERPRETER_UNSANDBOXED_UNSAFE=1``, which runs the same REPL
   as a plain subprocess (own uid and rlimits when root, but no namespaces, no seccomp, full network and
@@ -27,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import threading
 import time
 from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
@@ -34,8 +36,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .bwrap import CgroupV1, Limits, find_bwrap, path_is_world_traversable, seccomp_filter_bpf
-from .process import Session, SessionDead, SpawnConfig, kill_uid_processes
+from .process import Session, SessionDead, SpawnConfig
 from .result import ExecutionResult, SandboxUnavailable
+from .uids import DEFAULT_LOCK_DIR, UidPool
 
 log = logging.getLogger("threadline.sandbox")
 
@@ -90,6 +93,7 @@ class SandboxManager:
         self._root = os.geteuid() == 0
         self._cfg: SpawnConfig | None = None
         self._status: tuple[bool, str] | None = None
+        self._status_at = 0.0
         self._sessions: OrderedDict[str, _Live] = OrderedDict()
         self._key_locks: dict[str, asyncio.Lock] = {}
         self._admit = asyncio.Lock()
@@ -97,7 +101,11 @@ class SandboxManager:
         self._pool: list[Session] = []
         self._pool_starting = 0
         self._restarted: OrderedDict[str, str] = OrderedDict()  # key -> why its last session ended
-        self._free_slots = list(range(max_sessions * 2 + warm_pool + 4))
+        self._max_slots = max_sessions * 2 + warm_pool + 4
+        self._slots_used = 0
+        self._slot_lock = threading.Lock()
+        lock_dir = DEFAULT_LOCK_DIR if os.access("/run", os.W_OK) else self.root_dir / "uid-locks"
+        self._uids = UidPool(uid_base, lock_dir=lock_dir)
         self._seq = 0
         self._tasks: set[asyncio.Task] = set()
         self._reaper: asyncio.Task | None = None
@@ -110,10 +118,20 @@ class SandboxManager:
 
     # ----------------------------------------------------------------- availability
     def available(self) -> tuple[bool, str]:
-        """(ok, reason). The first call starts a probe sandbox (about 50 ms, blocking); the result is cached."""
-        if self._status is None:
-            self._status = self._probe()
+        """(ok, reason). The first call starts a probe sandbox (about 50 ms, blocking). Success is cached for
+        the manager's lifetime, failure for 30 s (so installing the sandbox later needs no restart)."""
+        if self._needs_probe():
+            self._set_status(self._probe())
+        assert self._status is not None
         return self._status
+
+    def _needs_probe(self) -> bool:
+        return self._status is None or (not self._status[0] and time.monotonic() - self._status_at > 30)
+
+    def _set_status(self, status: tuple[bool, str]) -> None:
+        self._status, self._status_at = status, time.monotonic()
+        if not status[0]:
+            log.warning("%s", status[1])
 
     def _probe(self) -> tuple[bool, str]:
         python = self.venv / "bin" / "python"
@@ -138,19 +156,22 @@ class SandboxManager:
                 return False, f"code interpreter unavailable: cannot build the seccomp filter: {exc}"
             self._cfg = self._make_config(bwrap=bwrap, seccomp=seccomp)
         session = None
-        slot = self._take_slot()
+        uid = self._take_slot()
         try:
-            session = Session(self._cfg, uid=self._uid(slot), name=f"probe{slot}")
+            session = Session(self._cfg, uid=uid, name=f"probe{uid or ''}")
             session.start()
             result = session.execute("print(6 * 7)", None, 30)
             if result.logs.strip() != "42":
                 return False, f"code interpreter unavailable: sandbox self-test failed: {result.error or result.logs}"
         except SandboxUnavailable as exc:
             return False, str(exc)
+        except Exception as exc:  # noqa: BLE001
+            log.exception("sandbox self-test failed")
+            return False, f"code interpreter unavailable: sandbox self-test failed: {exc}"
         finally:
             if session is not None:
                 session.kill()
-            self._free_slots.append(slot)
+            self._release_slot(uid)
         return True, "ok (unsandboxed: unsafe opt-in)" if self._unsafe else "ok"
 
     def _make_config(self, *, bwrap: str | None, seccomp: bytes | None) -> SpawnConfig:
@@ -177,41 +198,62 @@ class SandboxManager:
         return self._cfg is not None and self._cfg.cgroups is not None
 
     # ----------------------------------------------------------------- slots / spawning
-    def _uid(self, slot: int) -> int | None:
-        return self.uid_base + slot if self._root else None
+    def _take_slot(self) -> int | None:
+        """Reserve room for one more sandbox; return its dedicated uid (root server) or None."""
+        with self._slot_lock:
+            if self._slots_used >= self._max_slots:
+                raise SandboxUnavailable("code interpreter busy: too many sandboxes starting or stopping, try later")
+            self._slots_used += 1
+        try:
+            return self._uids.acquire() if self._root else None
+        except BaseException:
+            self._release_slot(None)
+            raise
 
-    def _take_slot(self) -> int:
-        if not self._free_slots:
-            raise SandboxUnavailable("code interpreter busy: no free sandbox slot, try again later")
-        self._free_slots.sort()
-        return self._free_slots.pop(0)
+    def _release_slot(self, uid: int | None) -> None:
+        with self._slot_lock:
+            self._slots_used -= 1
+        if uid is not None:
+            self._uids.release(uid)
 
     async def _new_session(self, *, warm: bool) -> Session:
-        loop = asyncio.get_running_loop()
-        slot = self._take_slot()
+        uid = self._take_slot()
         self._seq += 1
-        session = Session(self._cfg, uid=self._uid(slot), name=f"s{slot}-{self._seq}")
-        session.slot = slot
+        session = Session(self._cfg, uid=uid, name=f"s{self._seq}")
+        session.counted = True
         try:
             if self._unsafe:
                 log.error("starting an UNSANDBOXED code interpreter session (%s=1)", UNSAFE_ENV)
-            await loop.run_in_executor(self._spawner, session.spawn)
-            await loop.run_in_executor(self._io, session.wait_ready)
+            await self._blocking(self._spawner, session.spawn)
+            await self._blocking(self._io, session.wait_ready)
             if warm:
-                await loop.run_in_executor(self._io, session.prelude, self.warm_prelude, 120)
+                await self._blocking(self._io, session.prelude, self.warm_prelude, 120)
         except BaseException:
             await self._dispose(session)
             raise
         return session
+
+    @staticmethod
+    async def _blocking(executor: ThreadPoolExecutor, fn, *args):
+        """Run ``fn`` on a worker thread. If cancelled, still wait for it: its effects (a spawned sandbox)
+        must exist before they can be undone."""
+        fut = asyncio.get_running_loop().run_in_executor(executor, fn, *args)
+        try:
+            return await asyncio.shield(fut)
+        except asyncio.CancelledError:
+            await asyncio.wait([fut])
+            if not fut.cancelled():
+                fut.exception()  # retrieved: no "never retrieved" warning
+            raise
 
     async def _dispose(self, session: Session) -> None:
         loop = asyncio.get_running_loop()
         try:
             await loop.run_in_executor(self._io, session.kill)
         finally:
-            if session.slot is not None:
-                self._free_slots.append(session.slot)
-                session.slot = None
+            if session.counted:  # kill() has swept the uid: only now may another sandbox get it
+                session.counted = False
+                self._release_slot(session.uid)
 
     def _spawn_background(self, coro) -> None:
         task = asyncio.get_running_loop().create_task(coro)
@@ -235,8 +277,9 @@ class SandboxManager:
 
     async def _ensure_status(self) -> tuple[bool, str]:
         async with self._probe_lock:
-            if self._status is None:
-                self._status = await asyncio.get_running_loop().run_in_executor(self._io, self._probe)
+            if self._needs_probe():
+                self._set_status(await asyncio.get_running_loop().run_in_executor(self._io, self._probe))
+        assert self._status is not None
         return self._status
 
     def _ensure_background(self) -> None:
@@ -407,9 +450,5 @@ class SandboxManager:
         self._sessions.clear()
         self._pool.clear()
         await asyncio.gather(*(self._dispose(s) for s in sessions), return_exceptions=True)
-        if self._root:
-            loop = asyncio.get_running_loop()
-            uids = {self.uid_base + n for n in range(self.max_sessions * 2 + self.warm_pool + 4)}
-            await loop.run_in_executor(self._io, kill_uid_processes, uids)
         self._io.shutdown(wait=False)
         self._spawner.shutdown(wait=False)
