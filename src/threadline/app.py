@@ -38,6 +38,7 @@ class Runtime:
         self.blobs = LocalBlobStore(settings.blob_dir)
         self.keys = KeyChecker(self.store, settings.api_keys)
         self.providers = provider_router.from_env()
+        self.loop: asyncio.AbstractEventLoop | None = None
         self.retrieval = RetrievalService(self.store, self.blobs)
         self.ingestor = vs.Ingestor(self)
         self.sandbox = SandboxManager(
@@ -57,6 +58,7 @@ class Runtime:
         self.workers = Workers(self, self.executor, self.queue, settings.run_workers)
 
     async def start(self) -> None:
+        self.loop = asyncio.get_running_loop()
         await self.workers.start(recover_all=self.store.backend == "sqlite")
         await self.ingestor.start()
         if self.settings.sandbox_warm_pool:
@@ -104,9 +106,9 @@ class Runtime:
         vs.attach_file(conn, ids[0], file_id, vs.chunking_object(None, self.retrieval.auto_chunking), None)
 
     def on_thread_deleted(self, thread_id: str) -> None:
-        task = asyncio.get_event_loop().create_task(self.sandbox.close_session(thread_id))
-        self.workers.tasks.add(task)
-        task.add_done_callback(self.workers.tasks.discard)
+        """Called from a request's worker thread: end the thread's sandbox session on the event loop."""
+        if self.loop is not None:
+            asyncio.run_coroutine_threadsafe(self.sandbox.close_session(thread_id), self.loop)
 
     def on_file_deleted(self, conn: sa.Connection, file_id: str) -> Any:
         """Deleting a File removes it from every vector store; the index is cleaned after the commit."""
