@@ -2,8 +2,9 @@
 
 Fixtures:
     server_factory  (session)  ServerFactory: .start(env=None, backend="sqlite") -> ServerHandle
+    pg_cluster      (session)  the PostgreSQL cluster the servers use (started on first use); .create_database()
     backend         (session)  "sqlite" / "postgres"; restrict with THREADLINE_TEST_BACKENDS=sqlite
-    server          (module)   a running server for `backend`, shared by the tests of one module
+    server          (session)  a running plain server per backend, shared by the modules that need nothing special
     validator       (function) ResponseValidator; any spec mismatch fails the test at teardown
     client          (function) openai.OpenAI on `server`, validating every JSON response
     http            (function) raw httpx.Client on `server` (base_url .../v1), validating too

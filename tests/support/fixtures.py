@@ -6,6 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from .postgres import PostgresCluster
 from .schemas import ResponseValidator
 from .sdk import make_client, raw_http_client, silence_beta_warnings
 from .server import ServerFactory, ServerHandle, selected_backends, server_python
@@ -30,14 +31,25 @@ def server_factory(request: pytest.FixtureRequest, tmp_path_factory: pytest.Temp
         factory.close()
 
 
+@pytest.fixture(scope="session")
+def pg_cluster(server_factory: ServerFactory) -> PostgresCluster:
+    """The session's PostgreSQL cluster (the same one the servers use); .create_database() gives a fresh URL."""
+    return server_factory.postgres
+
+
 @pytest.fixture(scope="session", params=selected_backends())
 def backend(request: pytest.FixtureRequest) -> str:
     return request.param
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def server(server_factory: ServerFactory, backend: str) -> Iterator[ServerHandle]:
-    handle = server_factory.start(backend=backend)
+    """One plain server per backend, shared by the test modules that do not need a special one.
+
+    Tests using it must not assume an empty server (list endpoints may hold other modules' objects). Modules that
+    need their own configuration override `server` or call server_factory.start() themselves.
+    """
+    handle = server_factory.start(backend=backend, name=f"shared-{backend}")
     yield handle
     handle.stop()
 

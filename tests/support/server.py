@@ -81,6 +81,8 @@ class ServerHandle:
         self.python = python
         self.process: subprocess.Popen[bytes] | None = None
         self.starts = 0
+        # True: pass host/port/data dir/database as THREADLINE_* variables instead of command-line options.
+        self.settings_via_env = False
 
     @property
     def root_url(self) -> str:
@@ -94,7 +96,17 @@ class ServerHandle:
     def running(self) -> bool:
         return self.process is not None and self.process.poll() is None
 
+    def settings_env(self) -> dict[str, str]:
+        return {
+            "THREADLINE_HOST": "127.0.0.1",
+            "THREADLINE_PORT": str(self.port),
+            "THREADLINE_DATA_DIR": str(self.data_dir),
+            "THREADLINE_DATABASE_URL": self.database_url,
+        }
+
     def command(self) -> list[str]:
+        if self.settings_via_env:
+            return [self.python, "-m", "threadline.cli", "serve", *self.args]
         return [
             self.python,
             "-m",
@@ -117,6 +129,8 @@ class ServerHandle:
         self.starts += 1
         env = {k: v for k, v in os.environ.items() if not k.startswith("THREADLINE_")}
         env.update({"PYTHONUNBUFFERED": "1", "PYTHONDONTWRITEBYTECODE": "1"})
+        if self.settings_via_env:
+            env.update(self.settings_env())
         env.update(self.env)
         with self.log_path.open("ab") as log:
             log.write(f"\n===== start #{self.starts}: {' '.join(self.command())}\n".encode())

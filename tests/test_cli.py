@@ -1,0 +1,116 @@
+"""The `threadline` command: migrate, serve, add-key."""
+
+from __future__ import annotations
+
+import os
+import re
+import sqlite3
+import subprocess
+from pathlib import Path
+
+import httpx
+import pytest
+
+from support.server import ServerFactory, server_python
+
+
+def threadline(*args: str, env: dict[str, str] | None = None, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    script = Path(server_python()).parent / "threadline"
+    cmd = [str(script)] if script.exists() else [server_python(), "-m", "threadline.cli"]
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("THREADLINE_")}
+    full_env.update(env or {})
+    return subprocess.run([*cmd, *args], capture_output=True, text=True, env=full_env, timeout=timeout)
+
+
+def database_args(backend: str, server_factory: ServerFactory, data_dir: Path) -> list[str]:
+    return ["--database-url", server_factory.database_url(backend, data_dir)] if backend == "postgres" else []
+
+
+def test_migrate_fresh_and_idempotent(tmp_path: Path, backend: str, server_factory: ServerFactory) -> None:
+    data_dir = tmp_path / "fresh" / "data"  # does not exist yet
+    db_args = database_args(backend, server_factory, data_dir)
+    first = threadline("migrate", "--data-dir", str(data_dir), *db_args)
+    assert first.returncode == 0, first.stderr
+    match = re.search(r"at revision (\S+)", first.stdout)
+    assert match, first.stdout
+    assert match.group(1) != "None"
+    assert ("SQLite" if backend == "sqlite" else "PostgreSQL") in first.stdout
+    second = threadline("migrate", "--data-dir", str(data_dir), *db_args)
+    assert second.returncode == 0, second.stderr
+    assert second.stdout == first.stdout
+    if backend == "sqlite":
+        db = data_dir / "threadline.db"
+        assert db.exists()
+        with sqlite3.connect(db) as conn:
+            tables = {r[0] for r in conn.execute("select name from sqlite_master where type='table'")}
+        assert {"assistants", "threads", "messages", "files", "uploads", "alembic_version"} <= tables
+
+
+def test_migrate_via_environment(tmp_path: Path) -> None:
+    data_dir = tmp_path / "env-data"
+    proc = threadline("migrate", env={"THREADLINE_DATA_DIR": str(data_dir)})
+    assert proc.returncode == 0, proc.stderr
+    assert (data_dir / "threadline.db").exists()
+
+
+def test_serve_prints_url_and_store(server_factory: ServerFactory, backend: str) -> None:
+    handle = server_factory.start(backend=backend)
+    try:
+        log = handle.log_text()
+        assert f"threadline serving on http://127.0.0.1:{handle.port}/v1" in log
+        if backend == "sqlite":
+            assert f"store: SQLite ({handle.data_dir.resolve() / 'threadline.db'})" in log
+        else:
+            assert f"store: PostgreSQL ({handle.database_url})" in log
+        assert "no API keys configured" in log  # an open server says so
+        assert httpx.get(f"{handle.root_url}/health").json()["store"] == backend
+    finally:
+        handle.stop()
+
+
+def test_serve_after_migrate_with_env_settings(server_factory: ServerFactory) -> None:
+    """Host, port, data dir and database from THREADLINE_* variables; a migrated data dir is served as is."""
+    handle = server_factory.prepare(backend="sqlite")
+    assert threadline("migrate", "--data-dir", str(handle.data_dir)).returncode == 0
+    handle.settings_via_env = True
+    try:
+        handle.start()
+        assert "--port" not in handle.command()
+        assert f"threadline serving on http://127.0.0.1:{handle.port}/v1" in handle.log_text()
+        assert httpx.post(f"{handle.base_url}/threads", json={}).status_code == 200
+    finally:
+        handle.stop()
+
+
+def test_add_key_enables_auth(server_factory: ServerFactory, backend: str) -> None:
+    handle = server_factory.prepare(backend=backend)
+    db_args = ["--database-url", handle.database_url]
+    proc = threadline("add-key", "--data-dir", str(handle.data_dir), "--name", "ci", *db_args)
+    assert proc.returncode == 0, proc.stderr
+    key = proc.stdout.strip().splitlines()[-1]
+    assert key.startswith("sk-tl-") and len(key) > 30
+    chosen = threadline("add-key", "--data-dir", str(handle.data_dir), "--key", "my-chosen-key", *db_args)
+    assert chosen.returncode == 0 and chosen.stdout.strip().endswith("my-chosen-key")
+    handle.start()
+    try:
+        url = f"{handle.base_url}/assistants"
+        assert httpx.get(url, headers={"Authorization": f"Bearer {key}"}).status_code == 200
+        assert httpx.get(url, headers={"Authorization": "Bearer my-chosen-key"}).status_code == 200
+        assert httpx.get(url, headers={"Authorization": "Bearer sk-tl-wrong"}).status_code == 401
+        assert httpx.get(url).status_code == 401
+        assert "no API keys configured" not in handle.log_text()
+    finally:
+        handle.stop()
+
+
+def test_bad_database_url(tmp_path: Path) -> None:
+    proc = threadline("migrate", "--data-dir", str(tmp_path), "--database-url", "mysql://nobody@localhost/x")
+    assert proc.returncode != 0
+    assert "Unsupported database URL" in proc.stderr
+
+
+@pytest.mark.parametrize("args", [[], ["frobnicate"], ["serve", "--port", "notanumber"]])
+def test_usage_errors(args: list[str]) -> None:
+    proc = threadline(*args)
+    assert proc.returncode == 2
+    assert "usage: threadline" in proc.stderr
