@@ -84,22 +84,30 @@ class RetrievalService:
         local = (os.environ.get("THREADLINE_EMBEDDINGS") or "local").lower() == "local"
         return dict(AUTO_CHUNKING if local else OPENAI_AUTO_CHUNKING)
 
-    def index_file(self, vs_id: str, file_id: str, text: str, chunking: dict, attributes: dict | None) -> int:
-        """Chunk, embed and index one file (replacing earlier chunks of it); returns the bytes it uses."""
+    def index_files(self, files: list[tuple[str, str, str, dict, dict | None]]) -> list[int]:
+        """Chunk, embed and index files given as (store id, file id, text, chunking, attributes), replacing earlier
+        chunks of each; returns the bytes each uses. All chunks are embedded in one call (large batches)."""
         from .retrieval.chunking import chunk_text
         from .retrieval.index import ChunkRecord
 
-        params = chunking.get("static") or self.auto_chunking
-        chunks = chunk_text(text, params["max_chunk_size_tokens"], params["chunk_overlap_tokens"])
-        vectors = self.embedder.embed([c.text for c in chunks]) if chunks else []
-        records = [
-            ChunkRecord(vs_id, file_id, i, c.text, c.token_count, vectors[i], attributes) for i, c in enumerate(chunks)
-        ]
+        chunked = []
+        for _, _, text, chunking, _ in files:
+            params = chunking.get("static") or self.auto_chunking
+            chunked.append(chunk_text(text, params["max_chunk_size_tokens"], params["chunk_overlap_tokens"]))
+        texts = [c.text for chunks in chunked for c in chunks]
+        vectors = self.embedder.embed(texts) if texts else []
+        dim = int(self.embedder.dim)
+        records, usages, at = [], [], 0
+        for (vs_id, file_id, _, _, attributes), chunks in zip(files, chunked, strict=True):
+            if not chunks:
+                self.index.delete_file(vs_id, file_id)
+            for i, c in enumerate(chunks):
+                records.append(ChunkRecord(vs_id, file_id, i, c.text, c.token_count, vectors[at + i], attributes))
+            at += len(chunks)
+            usages.append(sum(len(c.text.encode()) + 4 * dim for c in chunks))
         if records:
             self.index.add(records)
-        else:
-            self.index.delete_file(vs_id, file_id)
-        return sum(len(c.text.encode()) + 4 * int(self.embedder.dim) for c in chunks)
+        return usages
 
     def delete_file(self, vs_id: str, file_id: str) -> None:
         self.index.delete_file(vs_id, file_id)

@@ -22,12 +22,13 @@ from .store import Store, dumps, loads, now, schema
 log = logging.getLogger("threadline.vector_stores")
 
 
-
 def day_s() -> int:
     """Seconds in a 'day' of an expiry policy; THREADLINE_EXPIRY_DAY_SECONDS shortens it for tests."""
     return int(os.environ.get("THREADLINE_EXPIRY_DAY_SECONDS", "86400"))
 
+
 THREAD_STORE_EXPIRY_DAYS = 7
+GROUP_FILES = 16  # files ingested together, so small files share embedding batches
 
 
 def chunking_object(strategy: Any, auto: dict[str, int]) -> dict[str, Any]:
@@ -198,38 +199,32 @@ class Ingestor:
     async def _loop(self) -> None:
         while True:
             try:
-                for key in await asyncio.to_thread(self._pending):
-                    if key not in self.active:
-                        self.active.add(key)
-                        job = asyncio.create_task(self._ingest(*key))
-                        self._jobs.add(job)
-                        job.add_done_callback(self._jobs.discard)
+                pending = [key for key in await asyncio.to_thread(self._pending) if key not in self.active]
+                for i in range(0, len(pending), GROUP_FILES):
+                    group = pending[i : i + GROUP_FILES]
+                    self.active.update(group)
+                    job = asyncio.create_task(self._ingest(group))
+                    self._jobs.add(job)
+                    job.add_done_callback(self._jobs.discard)
             except Exception:
                 log.exception("ingestion scan failed")
             self._wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self.poll_s)
 
-    async def _ingest(self, vs_id: str, file_id: str) -> None:
+    async def _ingest(self, group: list[tuple[str, str]]) -> None:
         try:
             async with self._sem:
-                await asyncio.to_thread(self.ingest_now, vs_id, file_id)
+                await asyncio.to_thread(self.ingest_now, group)
         except Exception:
-            log.exception("ingesting %s into %s failed", file_id, vs_id)
-            await asyncio.to_thread(
-                self._finish,
-                vs_id,
-                file_id,
-                "failed",
-                0,
-                {"code": "server_error", "message": "Internal error while indexing the file."},
-            )
+            log.exception("ingesting %d file(s) failed", len(group))
+            error = {"code": "server_error", "message": "Internal error while indexing the file."}
+            for vs_id, file_id in group:
+                await asyncio.to_thread(self._finish, vs_id, file_id, "failed", 0, error)
         finally:
-            self.active.discard((vs_id, file_id))
+            self.active.difference_update(group)
 
-    def ingest_now(self, vs_id: str, file_id: str) -> None:
-        from .retrieval.parse import InvalidFile, UnsupportedFile
-
+    def _load(self, vs_id: str, file_id: str) -> tuple[dict, str, bytes] | None:
         t = schema.vector_store_files
         with self.rt.store.read() as conn:
             raw = conn.execute(
@@ -241,26 +236,35 @@ class Ingestor:
                 sa.select(schema.files.c.data, schema.files.c.blob_key).where(schema.files.c.id == file_id)
             ).first()
         if raw is None:
-            return
-        vsf = loads(raw)
+            return None
         if file_row is None:
             self._finish(vs_id, file_id, "failed", 0, {"code": "invalid_file", "message": "The file was deleted."})
-            return
-        filename = loads(file_row[0])["filename"]
+            return None
         with self.rt.blobs.open(file_row[1]) as f:
-            data = f.read()
-        try:
-            from .retrieval.parse import extract_text
+            return loads(raw), loads(file_row[0])["filename"], f.read()
 
-            text = extract_text(data, filename)
-        except UnsupportedFile as exc:
-            self._finish(vs_id, file_id, "failed", 0, {"code": "unsupported_file", "message": exc.message})
-            return
-        except InvalidFile as exc:
-            self._finish(vs_id, file_id, "failed", 0, {"code": "invalid_file", "message": exc.message})
-            return
-        usage = self.rt.retrieval.index_file(vs_id, file_id, text, vsf["chunking_strategy"], vsf.get("attributes"))
-        self._finish(vs_id, file_id, "completed", usage, None)
+    def ingest_now(self, group: list[tuple[str, str]]) -> None:
+        """Parse each file, then chunk, embed and index the whole group at once (embedding in large batches)."""
+        from .retrieval.parse import InvalidFile, UnsupportedFile, extract_text
+
+        ready = []
+        for vs_id, file_id in group:
+            loaded = self._load(vs_id, file_id)
+            if loaded is None:
+                continue
+            vsf, filename, data = loaded
+            try:
+                text = extract_text(data, filename)
+            except UnsupportedFile as exc:
+                self._finish(vs_id, file_id, "failed", 0, {"code": "unsupported_file", "message": exc.message})
+                continue
+            except InvalidFile as exc:
+                self._finish(vs_id, file_id, "failed", 0, {"code": "invalid_file", "message": exc.message})
+                continue
+            ready.append((vs_id, file_id, text, vsf["chunking_strategy"], vsf.get("attributes")))
+        usages = self.rt.retrieval.index_files(ready) if ready else []
+        for (vs_id, file_id, *_), usage in zip(ready, usages, strict=True):
+            self._finish(vs_id, file_id, "completed", usage, None)
 
     def _finish(self, vs_id: str, file_id: str, status: str, usage: int, error: dict | None) -> None:
         t = schema.vector_store_files
