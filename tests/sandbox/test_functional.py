@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -12,7 +14,7 @@ import pytest
 from threadline.sandbox import SandboxManager, SandboxUnavailable
 from threadline.sandbox import sessions as sessions_mod
 
-from .util import IS_ROOT, descendants, processes_of_uid, requires_bwrap
+from .util import IS_ROOT, descendants, processes_of_uid, requires_bwrap, still_running
 
 pytestmark = requires_bwrap
 
@@ -203,25 +205,28 @@ def test_cancelled_execution_keeps_session(run_manager):
 def test_close_session_and_aclose_leave_no_processes(tmp_path: Path):
     async def main():
         m = SandboxManager(root_dir=tmp_path, warm_pool=1)
-        await m.start()
-        uids = []
-        for key in ("a", "b"):
-            r = await m.execute(key, "import os, subprocess\nsubprocess.Popen(['sleep', '300'])\nos.getuid()")
-            uids.append(int(r.logs))
-        await m.close_session("a")
-        if IS_ROOT:
-            assert processes_of_uid(uids[0]) == []
-            assert processes_of_uid(uids[1]) != []
-        uids += [s.uid for s in m._pool]
-        assert descendants(os.getpid()) != []
-        await m.aclose()
-        return uids
+        try:
+            await m.start()
+            uids = []
+            for key in ("a", "b"):
+                r = await m.execute(key, "import os, subprocess\nsubprocess.Popen(['sleep', '300'])\nos.getuid()")
+                uids.append(int(r.logs))
+            while not m._pool:
+                await asyncio.sleep(0.05)
+            pids_a = processes_of_uid(uids[0]) if IS_ROOT else []
+            await m.close_session("a")
+            # (uids are released on close and may be reused by another manager on this host: compare pids)
+            if IS_ROOT:
+                assert len(pids_a) >= 4 and still_running(pids_a) == []
+                assert processes_of_uid(uids[1]) != []
+            pids = descendants(os.getpid())
+            assert len(pids) >= 7  # session b (bwrap, its init, REPL, sleep) and the pool's sandbox
+        finally:
+            await m.aclose()
+        return pids
 
-    uids = asyncio.run(main())
-    assert descendants(os.getpid()) == []  # no bwrap, REPL or child of one is left
-    if IS_ROOT:
-        for uid in uids:
-            assert processes_of_uid(uid) == [], uid
+    pids = asyncio.run(main())
+    assert still_running(pids) == [] and descendants(os.getpid()) == []
 
 
 def test_warm_pool_gives_fast_clean_session(tmp_path: Path):
@@ -293,3 +298,35 @@ def test_output_is_truncated(run_manager):
         assert r.logs.startswith("line 0\n") and r.logs.endswith("line 99999\n")
 
     run_manager(body, max_log_bytes=1000)
+
+
+@pytest.mark.skipif(not IS_ROOT, reason="needs per-session uids (root) to find the sandbox's processes")
+def test_sandboxes_die_when_the_server_is_killed(tmp_path: Path):
+    script = f"""
+import asyncio, os, sys
+from pathlib import Path
+from threadline.sandbox import SandboxManager
+
+async def main():
+    m = SandboxManager(root_dir=Path({str(tmp_path)!r}), warm_pool=1)
+    await m.start()
+    r = await m.execute("t", "import os, subprocess\\nsubprocess.Popen(['sleep', '300'])\\nos.getuid()")
+    while not m._pool:
+        await asyncio.sleep(0.05)
+    print(r.logs.strip(), m._pool[0].uid, flush=True)
+    await asyncio.sleep(300)
+
+asyncio.run(main())
+"""
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    try:
+        uids = [int(u) for u in proc.stdout.readline().split()]
+        pids = [pid for u in uids for pid in processes_of_uid(u)]
+        assert len(uids) == 2 and len(pids) >= 7
+    finally:
+        proc.kill()
+        proc.wait()
+    deadline = time.monotonic() + 5
+    while still_running(pids) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert still_running(pids) == []

@@ -13,7 +13,7 @@ import pytest
 
 from threadline.sandbox import SandboxManager
 
-from .util import IS_ROOT, descendants, processes_of_uid, requires_bwrap
+from .util import IS_ROOT, descendants, processes_of_uid, requires_bwrap, still_running
 
 pytestmark = requires_bwrap
 
@@ -261,8 +261,9 @@ except OSError as e:
         r = await m.execute("t", code, timeout_s=20)
         n, err = eval(r.logs)  # noqa: S307
         assert err == 11 and n < 64, (n, err)  # EAGAIN at the process limit
-        uid = int(_ok(await m.execute("t", "import os; os.getuid()")))
+        pids = descendants(os.getpid())
         await m.close_session("t")
+        assert still_running(pids) == []
         # A shell fork bomb in a fresh session: it backgrounds itself, is held at the process limit, and dies
         # with the session.
         uid2 = int(_ok(await m.execute("u", "import os; os.getuid()")))
@@ -273,12 +274,11 @@ except OSError as e:
             assert 8 < len(processes_of_uid(uid2)) <= 32  # the bomb is running, held at the limit
         assert os.getloadavg()[0] < 50
         assert (await m.execute("u", "1 + 1")).logs == "2\n"  # the session still answers
+        pids = descendants(os.getpid())
         await m.close_session("u")
-        return uid, uid2
+        assert still_running(pids) == [] and descendants(os.getpid()) == []
 
-    uids = run_manager(body, nproc=32)
-    if IS_ROOT:
-        assert [processes_of_uid(uid) for uid in uids] == [[], []]
+    run_manager(body, nproc=32)
 
 
 def test_memory_bomb_single_process(run_manager):
@@ -410,14 +410,12 @@ os.getuid()
         uid = int(_ok(await m.execute("t", code)))
         if IS_ROOT:
             assert len(processes_of_uid(uid)) >= 4  # bwrap, bwrap init, REPL, daemon
-        assert len(descendants(os.getpid())) >= 4
+        pids = descendants(os.getpid())
+        assert len(pids) >= 4
         await m.close_session("t")
-        assert descendants(os.getpid()) == []
-        return uid
+        assert still_running(pids) == [] and descendants(os.getpid()) == []
 
-    uid = run_manager(body)
-    if IS_ROOT:
-        assert processes_of_uid(uid) == []
+    run_manager(body)
 
 
 def test_dangerous_syscalls_fail(run_manager):

@@ -66,3 +66,16 @@ def descendants(root: int) -> list[int]:
                 break
             p = parent.get(p)
     return out
+
+
+def still_running(pids: list[int]) -> list[int]:
+    """The pids of ``pids`` that are still alive (zombies count as gone)."""
+    out = []
+    for pid in pids:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            continue
+        if state not in "ZX":
+            out.append(pid)
+    return out

@@ -397,7 +397,8 @@ class Session:
             return self._read_message(deadline), False, None
         except TimeoutError:
             pass
-        except SessionDead:
+        except (SessionDead, OSError, ValueError):  # OSError/ValueError: fds closed by a concurrent kill()
+            self._dead = True
             return None, False, self._death_message()
         # Over the wall clock: interrupt, keep the session if the REPL comes back.
         self.interrupt()
@@ -405,7 +406,7 @@ class Session:
             reply = self._read_message(time.monotonic() + self.cfg.interrupt_grace_s)
             note = f"Execution timed out after {timeout_s:g} s and was interrupted (variables kept)."
             return reply, True, note
-        except (TimeoutError, SessionDead):
+        except (TimeoutError, SessionDead, OSError, ValueError):
             self.kill()
             return (
                 None,

@@ -301,14 +301,22 @@ class SandboxManager:
         interval = max(0.05, min(60.0, self.idle_timeout_s / 4))
         while not self._closed:
             await asyncio.sleep(interval)
-            now = time.monotonic()
-            for key, live in list(self._sessions.items()):
-                lock = self._key_locks.get(key)
-                if live.busy or (lock is not None and lock.locked()):
-                    continue
-                if now - live.last_used > self.idle_timeout_s or not live.session.alive():
-                    why = "expired after being idle" if live.session.alive() else "ended"
-                    await self._drop(key, why)
+            try:
+                await self._reap_once()
+            except Exception:  # noqa: BLE001 - keep reaping
+                log.exception("sandbox idle reaper")
+
+    async def _reap_once(self) -> None:
+        now = time.monotonic()
+        for key, live in list(self._sessions.items()):
+            if live.busy or self._locked(key) or self._sessions.get(key) is not live:
+                continue
+            if now - live.last_used > self.idle_timeout_s or not live.session.alive():
+                why = "expired after being idle" if live.session.alive() else "ended"
+                await self._drop(key, why)
+        for session in [s for s in self._pool if not s.alive()]:
+            self._pool.remove(session)
+            await self._dispose(session)
 
     def _locked(self, key: str) -> bool:
         lock = self._key_locks.get(key)
