@@ -21,7 +21,9 @@ pytestmark = requires_bwrap
 
 def test_state_persists_and_expressions_echo(run_manager):
     async def body(m: SandboxManager):
+        assert not m.has_session("t")
         r1 = await m.execute("t", "x = 41\nprint('hello')\nimport sys; print('warn', file=sys.stderr)")
+        assert m.has_session("t")
         assert r1.error is None and not r1.timed_out
         assert r1.logs == "hello\nwarn\n"
         r2 = await m.execute("t", "x += 1\nx")
@@ -140,6 +142,7 @@ def test_timeout_kills_session_that_ignores_interrupt(run_manager):
         code = "import signal\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\nwhile True:\n    pass"
         r = await m.execute("t", code, timeout_s=1)
         assert r.timed_out and "terminated" in r.error
+        assert not m.has_session("t")
         r = await m.execute("t", "print('fresh'); 'x' in globals()")
         assert r.logs == "fresh\nFalse\n"
         assert r.session_restarted and r.notice
@@ -151,7 +154,7 @@ def test_idle_expiry(run_manager):
     async def body(m: SandboxManager):
         await m.execute("t", "x = 1")
         await asyncio.sleep(1.0)
-        assert m.session_keys() == []  # reaped in the background
+        assert m.session_keys() == [] and not m.has_session("t")  # reaped in the background
         r = await m.execute("t", "'x' in globals()")
         assert r.logs == "False\n" and r.session_restarted and "idle" in r.notice
 

@@ -434,6 +434,12 @@ class SandboxManager:
         self._restarted.pop(session_key, None)
         self._key_locks.pop(session_key, None)
 
+    def has_session(self, session_key: str) -> bool:
+        """True if the key's session is alive and not expired, i.e. the next execute() will reuse it (and the
+        files placed in its /mnt/data are still there). Any other case starts a fresh, empty session."""
+        live = self._sessions.get(session_key)
+        return live is not None and live.session.alive() and time.monotonic() - live.last_used <= self.idle_timeout_s
+
     def session_keys(self) -> list[str]:
         """Keys with a live session, least recently used first."""
         return list(self._sessions)
