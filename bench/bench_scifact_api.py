@@ -54,13 +54,13 @@ def main() -> None:
     parser.add_argument("--mode", default="hybrid", choices=["hybrid", "keyword", "vector"])
     args = parser.parse_args()
 
-    corpus = [json.loads(line) for line in open(DATA / "corpus.jsonl")]
+    corpus = [json.loads(line) for line in (DATA / "corpus.jsonl").read_text().splitlines()]
     if args.limit_docs:
         corpus = corpus[: args.limit_docs]
     doc_ids = {d["_id"] for d in corpus}
-    queries = {q["_id"]: q["text"] for q in map(json.loads, open(DATA / "queries.jsonl"))}
+    queries = {q["_id"]: q["text"] for q in map(json.loads, (DATA / "queries.jsonl").read_text().splitlines())}
     qrels: dict[str, dict[str, int]] = {}
-    for line in list(open(DATA / "qrels" / f"{args.split}.tsv"))[1:]:
+    for line in (DATA / "qrels" / f"{args.split}.tsv").read_text().splitlines()[1:]:
         qid, did, score = line.split()
         if did in doc_ids:
             qrels.setdefault(qid, {})[did] = int(score)
@@ -122,11 +122,17 @@ def main() -> None:
             recalls.append(len(set(ranked[:50]) & set(rel)) / len(rel))
         lat = sorted(latencies)
         cpu = next(
-            (line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), ""
+            (
+                x.split(":", 1)[1].strip()
+                for x in Path("/proc/cpuinfo").read_text().splitlines()
+                if x.startswith("model")
+            ),
+            "",
         )
         print(f"## SciFact through the API ({args.split}, mode {args.mode})\n")
         print(
-            f"- date: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC; machine: {os.cpu_count()} cores, {cpu}, {platform.python_version()}"
+            f"- date: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC; machine: {os.cpu_count()} cores, {cpu}, "
+            f"Python {platform.python_version()}"
         )
         print(
             f"- documents: {len(corpus)}, queries: {len(qrels)}; chunks: {stats.get('chunk_count')}; "

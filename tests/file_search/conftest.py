@@ -54,3 +54,14 @@ DOCS = {
     "bread.txt": b"Sourdough bread rises because wild yeast and lactobacilli "
     b"ferment the dough and release carbon dioxide.",
 }
+
+
+def search(client, stores, vs_id: str, **body) -> list[dict]:  # noqa: ANN001, ANN003
+    """POST /vector_stores/{id}/search; older SDKs (e.g. 1.55) have no `search` method, so fall back to a raw
+    request through the same client (still validated against the spec)."""
+    if hasattr(stores, "search"):
+        return [r.model_dump() for r in stores.search(vector_store_id=vs_id, **body).data]
+    import httpx
+
+    response = client.post(f"/vector_stores/{vs_id}/search", body=body, cast_to=httpx.Response)
+    return response.json()["data"]

@@ -34,7 +34,7 @@ def test_thread_lock_messages(client, assistant, fake_llm):
     thread, run = requires_action_run(client, assistant, fake_llm)
     with pytest.raises(openai.BadRequestError) as exc:
         client.beta.threads.messages.create(thread_id=thread.id, role="user", content="more")
-    assert exc.value.message == f"Error code: 400 - Can't add messages to {thread.id} while a run {run.id} is active."
+    assert exc.value.body["message"] == f"Can't add messages to {thread.id} while a run {run.id} is active."
     with pytest.raises(openai.BadRequestError) as exc:
         client.beta.threads.runs.create(thread_id=thread.id, assistant_id=assistant.id)
     assert exc.value.body["message"] == f"Thread {thread.id} already has an active run {run.id}."

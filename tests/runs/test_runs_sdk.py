@@ -222,6 +222,6 @@ def test_json_schema_response_format(client, fake_llm):
         client.beta.threads.runs.create(thread_id=thread.id, assistant_id=with_tools.id, response_format=fmt)
         raise AssertionError("expected a 400")
     except openai.BadRequestError as exc:
-        assert exc.message.endswith(
+        assert exc.body["message"] == (
             "Invalid tools: all tools must be of type `function` when `response_format` is of type `json_schema`."
         )
