@@ -19,6 +19,7 @@ def pytest_configure(config: pytest.Config) -> None:
     silence_beta_warnings()
     config.addinivalue_line("filterwarnings", "ignore:.*Assistants API is deprecated:DeprecationWarning")
     config.addinivalue_line("filterwarnings", "ignore:deprecated$:DeprecationWarning")  # SDK assistants methods
+    config.addinivalue_line("filterwarnings", "ignore:XDG_RUNTIME_DIR is not set")  # platformdirs, environment noise
 
 
 @pytest.fixture(scope="session")

@@ -8,7 +8,9 @@
     factory.close()      # stops every server, then the PostgreSQL cluster if one was started
 
 The server runs with the project's main virtualenv (env THREADLINE_TEST_PYTHON, default <repo>/.venv/bin/python),
-whatever interpreter runs the tests, so the same suite can run from a venv with an older openai SDK.
+whatever interpreter runs the tests, so the same suite can run from a venv with an older openai SDK. Its environment
+is the test process's minus THREADLINE_*, OPENAI_* and ANTHROPIC_* variables, plus the `env` given to start().
+The log (stdout+stderr of every start) is at handle.log_path; pytest shows its tail when a test fails.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ REPO = Path(__file__).resolve().parents[2]
 BACKENDS = ("sqlite", "postgres")
 START_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 10.0
+INHERIT_NOT = ("THREADLINE_", "OPENAI_", "ANTHROPIC_")
 
 
 def server_python() -> str:
@@ -127,7 +130,8 @@ class ServerHandle:
         if self.running:
             raise ServerError(f"{self.name} is already running")
         self.starts += 1
-        env = {k: v for k, v in os.environ.items() if not k.startswith("THREADLINE_")}
+        # Hermetic: settings and provider credentials of the shell running the tests do not leak into the server.
+        env = {k: v for k, v in os.environ.items() if not k.startswith(INHERIT_NOT)}
         env.update({"PYTHONUNBUFFERED": "1", "PYTHONDONTWRITEBYTECODE": "1"})
         if self.settings_via_env:
             env.update(self.settings_env())
