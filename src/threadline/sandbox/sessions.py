@@ -44,9 +44,11 @@ log = logging.getLogger("threadline.sandbox")
 
 DEFAULT_VENV = Path("/opt/threadline/sandbox-venv")
 UNSAFE_ENV = "THREADLINE_CODE_INTERPRETER_UNSANDBOXED_UNSAFE"
+# Runs in a throwaway namespace of each pooled sandbox: imports and first-use work of a typical pandas plot.
 WARM_PRELUDE = (
-    "import numpy, pandas, matplotlib, matplotlib.pyplot as _plt\n"
-    "_plt.figure(); _plt.plot([0, 1]); _plt.gcf().canvas.draw(); _plt.close('all')\n"
+    "import io, numpy, pandas, matplotlib, matplotlib.pyplot as _plt\n"
+    "pandas.DataFrame({'x': [0, 1], 'y': [1, 0]}).plot(x='x', y='y')\n"
+    "_plt.savefig(io.BytesIO(), format='png'); _plt.close('all')\n"
 )
 SETUP_HINT = "run scripts/setup-sandbox.sh"
 
