@@ -144,7 +144,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.runtime = runtime
     install_handlers(app)
-    for module in (assistants, runs, threads, messages, files, uploads, vector_stores):  # runs first: /threads/runs
+    for module in (
+        messages,
+        runs,
+        threads,
+        assistants,
+        files,
+        uploads,
+        vector_stores,
+    ):  # runs before threads: /threads/runs
         app.include_router(module.router)
 
     @app.get("/health")

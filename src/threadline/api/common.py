@@ -7,7 +7,7 @@ from typing import Any
 
 import orjson
 import sqlalchemy as sa
-from fastapi import Query, Request
+from fastapi import Request
 from fastapi.responses import Response
 
 from ..ids import PREFIXES, has_prefix
@@ -90,19 +90,14 @@ def _list_params(
     return ListParams(value, order, check_no_nul("after", after) or None, check_no_nul("before", before) or None)
 
 
-def list_params(
-    limit: str | None = Query(None),
-    order: str | None = Query(None),
-    after: str | None = Query(None),
-    before: str | None = Query(None),
-) -> ListParams:
-    return _list_params(limit, order, after, before, 100, 20)
+def list_params(request: Request) -> ListParams:
+    q = request.query_params
+    return _list_params(q.get("limit"), q.get("order"), q.get("after"), q.get("before"), 100, 20)
 
 
-def file_list_params(
-    limit: str | None = Query(None), order: str | None = Query(None), after: str | None = Query(None)
-) -> ListParams:
-    return _list_params(limit, order, after, None, 10000, 10000)
+def file_list_params(request: Request) -> ListParams:
+    q = request.query_params
+    return _list_params(q.get("limit"), q.get("order"), q.get("after"), None, 10000, 10000)
 
 
 def load(conn: sa.Connection, table: sa.Table, object_id: str, kind: str, *, lock: bool = False) -> dict:

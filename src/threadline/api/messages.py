@@ -47,9 +47,9 @@ def list_messages(
     if run_id:
         where = where & (t.c.run_id == run_id)
     with s.read() as conn:
-        if not s.exists(conn, schema.threads, thread_id):
-            raise not_found("thread", thread_id)
         page = s.page(t, where=where, conn=conn, **params.__dict__)
+        if not page.ids and not s.exists(conn, schema.threads, thread_id):
+            raise not_found("thread", thread_id)
     return page_response(page)
 
 

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 import orjson
+import sqlalchemy as sa
 
 from ..providers.base import (
     ChatRequest,
@@ -140,14 +141,23 @@ class _Job:
     # -- lifecycle ----------------------------------------------------------------------------------------------
 
     async def drive(self) -> None:
+        loaded: dict[str, Any] = {}
+
         def start(run: dict, conn: Any) -> None:
             run["status"] = "in_progress"
             run["started_at"] = now()
+            t = schema.runs
             conn.execute(
-                schema.runs.update()
-                .where(schema.runs.c.id == run["id"])
+                t.update()
+                .where(t.c.id == run["id"])
                 .values(lease_owner=OWNER, lease_until=now() + self.rt.settings.run_lease_s)
             )
+            raw = conn.execute(sa.select(t.c.state).where(t.c.id == run["id"])).scalar()
+            loaded["state"] = loads(raw or "{}")
+            loaded["thread"] = Store.fetch(conn, schema.threads, run["thread_id"]) or {}
+            loaded["assistant"] = Store.fetch(conn, schema.assistants, run["assistant_id"]) or {
+                "id": run["assistant_id"]
+            }
 
         run = await self.ex.db(self.ex._transition, self.run_id, ("queued",), start)
         if run is None:
@@ -157,23 +167,12 @@ class _Job:
                 await self.finish_cancelled()
             return
         self.run = run
+        self.state, self.thread, self.assistant = loaded["state"], loaded["thread"], loaded["assistant"]
         self.emit("thread.run.in_progress", run)
-        self.state, self.thread, self.assistant = await self.ex.db(self._load_context)
         for _ in range(MAX_TURNS):
             if not await self.turn():
                 return
         await self.fail("server_error", f"The run stopped after {MAX_TURNS} model turns without a final answer.")
-
-    def _load_context(self) -> tuple[dict, dict, dict]:
-        with self.ex.store.read() as conn:
-            raw = conn.execute(
-                schema.runs.select().with_only_columns(schema.runs.c.state).where(schema.runs.c.id == self.run_id)
-            ).scalar()
-            thread = Store.fetch(conn, schema.threads, self.run["thread_id"]) or {}
-            assistant = Store.fetch(conn, schema.assistants, self.run["assistant_id"]) or {
-                "id": self.run["assistant_id"]
-            }
-        return loads(raw or "{}"), thread, assistant
 
     def _save_state(self, conn: Any) -> None:
         conn.execute(schema.runs.update().where(schema.runs.c.id == self.run_id).values(state=dumps(self.state)))

@@ -5,6 +5,8 @@ Writes happen inside `store.write()`; everything a response reports is committed
 
 from __future__ import annotations
 
+import contextlib
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -55,6 +57,9 @@ class Store:
         self.url = url
         self.engine = create_engine(url)
         self.dialect = self.engine.dialect.name
+        # SQLite allows one writer at a time; queueing writers here is far cheaper than SQLite's busy handler,
+        # which sleeps up to 100 ms between retries. PostgreSQL writers need no such gate.
+        self._write_gate = threading.Lock() if self.dialect == "sqlite" else contextlib.nullcontext()
 
     @property
     def backend(self) -> str:
@@ -75,7 +80,7 @@ class Store:
 
     @contextmanager
     def write(self) -> Iterator[sa.Connection]:
-        with self.engine.connect() as conn:
+        with self._write_gate, self.engine.connect() as conn:
             conn.info["write"] = True
             try:
                 with conn.begin():
