@@ -28,7 +28,7 @@ from ..providers.base import (
 )
 from ..store import Store, dumps, loads, now, schema
 from .context import PromptTooLarge, build_context
-from .events import NullSink
+from .events import NullSink, error_payload
 from .objects import assistant_message, step_object, strip_content, usage
 from .tools import ServerTool, ToolContext, ToolOutcome, function_spec
 
@@ -89,7 +89,11 @@ class RunExecutor:
             pass
         except Exception as exc:  # a bug must fail the run, never leave it hanging
             log.exception("run %s crashed", run_id)
-            await job.fail("server_error", f"Internal error while executing the run: {type(exc).__name__}")
+            try:
+                await job.fail("server_error", f"Internal error while executing the run: {type(exc).__name__}")
+            except Exception:  # the store itself failed: tell the client; recovery will mark the run later
+                log.exception("could not record the failure of run %s", run_id)
+                sink.emit("error", error_payload("The server had an error while processing the run."))
         finally:
             heartbeat.cancel()
             self.cancel_events.pop(run_id, None)
