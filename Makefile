@@ -22,7 +22,7 @@ serve: setup
 test: setup
 	bash scripts/sdk-compat-venv.sh
 	$(PY) -m pytest -q -p no:cacheprovider tests
-	.venv-sdk1/bin/python -m pytest -q -p no:cacheprovider tests/sdk
+	.venv-sdk1/bin/python -m pytest -q -p no:cacheprovider tests/sdk tests/runs tests/file_search tests/code_interpreter
 
 test-fast: $(STAMP)
 	THREADLINE_TEST_BACKENDS=sqlite $(PY) -m pytest -q -x tests
