@@ -343,12 +343,16 @@ def test_supports_images():
 
 
 def _chunk(tool_calls=None, content=None, finish=None, usage=None):
-    fns = [
-        SimpleNamespace(index=i, id=cid, function=SimpleNamespace(name=name, arguments=args))
-        for i, cid, name, args in tool_calls or []
-    ]
-    delta = SimpleNamespace(content=content, refusal=None, tool_calls=fns or None, function_call=None)
-    return SimpleNamespace(choices=[SimpleNamespace(index=0, delta=delta, finish_reason=finish)], usage=usage)
+    calls = []
+    for i, cid, name, args in tool_calls or []:
+        call = {"function": {"name": name, "arguments": args}}
+        if i is not None:
+            call["index"] = i
+        if cid is not None:
+            call["id"] = cid
+        calls.append(call)
+    delta = {"content": content, "refusal": None, "tool_calls": calls or None}
+    return {"choices": [{"index": 0, "delta": delta, "finish_reason": finish}], "usage": usage}
 
 
 def test_turn_tolerates_server_quirks():

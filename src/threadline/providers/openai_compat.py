@@ -1,27 +1,32 @@
 """Chat Completions adapter for OpenAI and every server that speaks its wire format.
 
-Works with OpenAI, Azure OpenAI (v1 endpoint), vLLM, Ollama, llama.cpp, LM Studio, Groq, OpenRouter and the
-like, through the official ``openai`` SDK. Differences between servers that are tolerated:
+Works with OpenAI, Azure OpenAI (v1 endpoint; query parameters such as ``api-version`` in the base URL are
+kept), vLLM, Ollama, llama.cpp, LM Studio, Groq, OpenRouter and the like. It speaks HTTP itself, with one pooled
+``httpx.AsyncClient`` per provider, and reads the SSE stream as plain dicts: the openai SDK's per-chunk models
+cost about three times the CPU of the whole stream otherwise. Differences between servers that are tolerated:
 
 * ``stream_options`` rejected (400/422 naming it): retried once without it, remembered for this provider;
 * no usage in the stream: usage is counted locally;
 * tool-call ids missing or not ``call_``-prefixed: generated or prefixed;
 * tool-call chunks without an ``index``, or an index reused for a second call with a new id;
-* ``finish_reason`` "stop" after tool calls (some local servers): reported as "tool_calls".
+* ``finish_reason`` "stop" after tool calls (some local servers): reported as "tool_calls";
+* SSE comments and keep-alives, events without blank lines between them, JSON split over several ``data:``
+  lines, no ``[DONE]``; ``{"error": ...}`` payloads inside the stream become ProviderErrors;
+* a server that ignores ``stream`` and answers with one JSON completion.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
-from urllib.parse import urlparse
 
-import openai
-from openai import AsyncOpenAI
+import httpx
+import orjson
 
 from .base import (
     ChatEvent,
@@ -55,6 +60,9 @@ _FINISH: dict[str, FinishReason] = {
     "function_call": "tool_calls",
     "content_filter": "content_filter",
 }
+_INVALID_PROMPT_CODES = ("context_length_exceeded", "invalid_request_error", "invalid_prompt")
+_DRAIN_S = 1.0
+_LIMITS = httpx.Limits(max_connections=1000, max_keepalive_connections=100, keepalive_expiry=5.0)
 
 
 class OpenAICompatProvider:
@@ -82,25 +90,39 @@ class OpenAICompatProvider:
         self.retry = retry or RetryPolicy()
         self.catalog = catalog or DEFAULT_CATALOG
         self.vision = vision
-        host = urlparse(self.base_url).hostname or ""
+        base = httpx.URL(self.base_url)
+        # the path is appended before the query, so Azure-style "...?api-version=..." base URLs keep working
+        self.url = base.copy_with(path=base.path.rstrip("/") + "/chat/completions")
         # OpenAI's newer models refuse max_tokens; most other servers only know max_tokens
         self.max_tokens_param: MaxTokensParam = max_tokens_param or (
-            "max_completion_tokens" if host == "api.openai.com" else "max_tokens"
+            "max_completion_tokens" if base.host == "api.openai.com" else "max_tokens"
         )
         self._send_stream_options = send_stream_options
-        self._client = AsyncOpenAI(
-            api_key=api_key,
-            base_url=self.base_url,
-            timeout=openai.Timeout(timeout_s, connect=connect_timeout_s),
-            max_retries=0,  # retries are ours: they must stop once output has started
-            default_headers=default_headers,
+        headers = httpx.Headers(
+            {
+                "authorization": f"Bearer {api_key}",
+                "content-type": "application/json",
+                "accept": "application/json",
+                "user-agent": "threadline",
+            }
+        )
+        for key, value in (default_headers or {}).items():
+            if value is None:  # None removes a default header
+                headers.pop(key, None)
+            else:
+                headers[key] = value
+        self._client = httpx.AsyncClient(
+            headers=headers,
+            timeout=httpx.Timeout(timeout_s, connect=connect_timeout_s),
+            limits=_LIMITS,
+            follow_redirects=True,
         )
 
     def supports_images(self, model: str) -> bool:
         return self.vision if self.vision is not None else self.catalog.supports_images(model)
 
     async def aclose(self) -> None:
-        await self._client.close()
+        await self._client.aclose()
 
     def stream(self, request: ChatRequest) -> AsyncIterator[ChatEvent]:
         body = self.build_body(request)
@@ -148,49 +170,188 @@ class OpenAICompatProvider:
     # one attempt
 
     async def _attempt(self, request: ChatRequest, body: dict[str, Any]) -> AsyncIterator[ChatEvent]:
-        completions = self._client.chat.completions
-        with_usage = self._send_stream_options
-        try:
-            extra = {"stream_options": {"include_usage": True}} if with_usage else {}
-            stream = await completions.create(**body, stream=True, **extra)
-        except (openai.BadRequestError, openai.UnprocessableEntityError) as exc:
-            if not (with_usage and "stream_options" in f"{exc} {exc.body}"):
-                raise
-            self._send_stream_options = False
-            stream = await completions.create(**body, stream=True)
+        body = {**body, "stream": True}
+        if self._send_stream_options:
+            try:
+                response = await self._send({**body, "stream_options": {"include_usage": True}})
+            except _StatusError as exc:
+                if exc.status not in (400, 422) or "stream_options" not in exc.text:
+                    raise
+                self._send_stream_options = False
+                response = await self._send(body)
+        else:
+            response = await self._send(body)
 
         turn = _Turn(request)
+        if response.headers.get("content-type", "").lower().startswith("application/json"):
+            chunks = _completion_as_chunks(response)
+        else:
+            chunks = _sse_chunks(response, self.base_url)
         try:
-            async for chunk in stream:
+            async for chunk in chunks:
                 for event in turn.feed(chunk):
                     yield event
         finally:
-            await stream.close()
+            await chunks.aclose()
+            await response.aclose()  # before the body ends this drops the connection: the upstream stops
         for event in turn.finish():
             yield event
 
+    async def _send(self, body: dict[str, Any]) -> httpx.Response:
+        """POST the request and return the response once its headers are in; raise _StatusError for >= 400."""
+        try:
+            content = orjson.dumps(body)
+        except TypeError:  # e.g. integers beyond 64 bits in a user schema
+            content = json.dumps(body).encode()
+        response = await self._client.send(self._client.build_request("POST", self.url, content=content), stream=True)
+        if response.status_code >= 400:
+            try:
+                raw = await response.aread()
+            finally:
+                await response.aclose()
+            raise _StatusError(response.status_code, raw, response.headers)
+        return response
+
     def _map_error(self, exc: BaseException) -> ProviderError:
-        if isinstance(exc, openai.APIStatusError):
-            message = _upstream_message(exc.body) or exc.message
-            if exc.status_code == 429 and isinstance(exc.body, dict) and exc.body.get("code") == "insufficient_quota":
+        if isinstance(exc, _StatusError):
+            message = _upstream_message(exc.body) or f"Error code: {exc.status}" + (
+                f" - {exc.text[:500]}" if exc.text else ""
+            )
+            inner = exc.body.get("error", exc.body) if isinstance(exc.body, dict) else None
+            if exc.status == 429 and isinstance(inner, dict) and inner.get("code") == "insufficient_quota":
                 return ProviderError("rate_limit_exceeded", message, retryable=False)
-            return error_for_status(exc.status_code, message, retry_after=parse_retry_after(exc.response.headers))
-        if isinstance(exc, openai.APITimeoutError):
+            return error_for_status(exc.status, message, retry_after=parse_retry_after(exc.headers))
+        if isinstance(exc, httpx.TimeoutException):
             return ProviderError("server_error", f"The model server at {self.base_url} timed out.")
-        if isinstance(exc, openai.APIConnectionError):
+        if isinstance(exc, httpx.ConnectError):
             return ProviderError("server_error", f"Could not connect to the model server at {self.base_url}.")
-        if isinstance(exc, openai.APIError):  # an error object inside the stream
-            message = _upstream_message(exc.body) or exc.message
-            body = exc.body if isinstance(exc.body, dict) else {}
-            code = str(exc.code or body.get("code") or body.get("type") or "")
-            if "rate_limit" in code:
-                return ProviderError("rate_limit_exceeded", message)
-            if code in ("context_length_exceeded", "invalid_request_error", "invalid_prompt"):
-                return ProviderError("invalid_prompt", message)
-            return ProviderError("server_error", message)
         return transport_error(exc) or ProviderError(
             "server_error", f"Unexpected error from the model provider: {exc!r}", retryable=False
         )
+
+
+class _StatusError(Exception):
+    """An HTTP error status from the model server, with its body (JSON when it parses, else text)."""
+
+    def __init__(self, status: int, raw: bytes, headers: httpx.Headers) -> None:
+        self.status = status
+        self.text = raw.decode("utf-8", "replace")
+        self.headers = headers
+        try:
+            self.body: Any = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            self.body = self.text
+        super().__init__(f"HTTP {status}: {self.text[:500]}")
+
+
+def _stream_error(payload: Any) -> ProviderError:
+    """The ProviderError for an error object sent inside a stream (``{"error": ...}`` or an ``error`` event)."""
+    message = _upstream_message(payload) or "An error occurred during streaming"
+    inner = payload.get("error", payload) if isinstance(payload, dict) else None
+    code = ""
+    if isinstance(inner, dict):
+        code = str(inner.get("code") or inner.get("type") or "")
+    if code == "insufficient_quota":
+        return ProviderError("rate_limit_exceeded", message, retryable=False)
+    if "rate_limit" in code or code == "429":
+        return ProviderError("rate_limit_exceeded", message)
+    if code in _INVALID_PROMPT_CODES:
+        return ProviderError("invalid_prompt", message)
+    return ProviderError("server_error", message)
+
+
+async def _sse_chunks(response: httpx.Response, base_url: str) -> AsyncGenerator[Any, None]:
+    """The JSON payload of each SSE event up to ``[DONE]``; error payloads are raised as ProviderErrors.
+
+    An event is normally one ``data:`` line, decoded as soon as it arrives. Lines that do not decode alone are
+    joined (SSE multi-line data) and decoded at the blank line that ends the event.
+    """
+    pending: list[str] = []
+    event = ""
+    seen_data = False
+    lines = response.aiter_lines()
+    async for line in lines:
+        if line.startswith("data:"):
+            seen_data = True
+            data = line[6:] if line.startswith("data: ") else line[5:]
+            if not pending:
+                if data == "[DONE]":
+                    await _drain(lines)
+                    return
+                if not data.strip():
+                    continue
+                try:
+                    payload = orjson.loads(data)
+                except orjson.JSONDecodeError:
+                    pending.append(data)
+                    continue
+                _check_payload(payload, event)
+                yield payload
+            else:
+                pending.append(data)
+        elif not line:
+            if pending:
+                text = "\n".join(pending)
+                pending.clear()
+                try:
+                    payload = orjson.loads(text)
+                except orjson.JSONDecodeError:
+                    raise _malformed(text) from None
+                _check_payload(payload, event)
+                yield payload
+            event = ""
+        elif line.startswith("event:"):
+            event = line[6:].strip()
+        # other lines: ":" comments and keep-alives, "id:", "retry:" or junk; all ignored
+    if pending:
+        raise _malformed("\n".join(pending))
+    if not seen_data:
+        kind = response.headers.get("content-type", "no content type")
+        raise ProviderError("server_error", f"The model server at {base_url} sent no stream events ({kind}).")
+
+
+async def _drain(lines: AsyncIterator[str]) -> None:
+    """Read what follows ``[DONE]`` (normally just the end of the body), so that the connection goes back
+    to the pool instead of being closed; a server that keeps the body open is cut off after a moment."""
+    try:
+        async with asyncio.timeout(_DRAIN_S):
+            async for _ in lines:
+                pass
+    except TimeoutError:
+        pass
+
+
+def _check_payload(payload: Any, event: str) -> None:
+    if isinstance(payload, dict) and payload.get("error"):
+        raise _stream_error(payload)
+    if event == "error":
+        raise _stream_error(payload)
+
+
+def _malformed(text: str) -> ProviderError:
+    return ProviderError(
+        "server_error", f"The model server sent a malformed stream event: {text[:200]!r}", retryable=False
+    )
+
+
+async def _completion_as_chunks(response: httpx.Response) -> AsyncGenerator[Any, None]:
+    """A non-streaming JSON completion (a server that ignored ``stream``) as one equivalent chunk."""
+    raw = await response.aread()
+    try:
+        payload = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise _malformed(raw.decode("utf-8", "replace")) from None
+    if not isinstance(payload, dict):
+        raise _malformed(str(payload))
+    if payload.get("error"):
+        raise _stream_error(payload)
+    choices = []
+    for choice in payload.get("choices") or ():
+        message = dict(choice.get("message") or {})
+        if message.get("tool_calls"):
+            message["tool_calls"] = [{**tc, "index": i} for i, tc in enumerate(message["tool_calls"])]
+        choices.append({"index": choice.get("index"), "delta": message, "finish_reason": choice.get("finish_reason")})
+    yield {"choices": choices, "usage": payload.get("usage")}
 
 
 def _upstream_message(body: object) -> str | None:
@@ -272,7 +433,7 @@ class _Call:
 
 
 class _Turn:
-    """Folds Chat Completions chunks into ChatEvents for one model turn."""
+    """Folds Chat Completions chunks (decoded JSON dicts) into ChatEvents for one model turn."""
 
     def __init__(self, request: ChatRequest) -> None:
         self.request = request
@@ -285,29 +446,36 @@ class _Turn:
 
     def feed(self, chunk: Any) -> list[ChatEvent]:
         events: list[ChatEvent] = []
-        usage = getattr(chunk, "usage", None)
-        if usage is not None and usage.prompt_tokens is not None:
-            self.usage = (usage.prompt_tokens or 0, usage.completion_tokens or 0)
-        for choice in chunk.choices or []:
-            if choice.index not in (0, None):
+        if not isinstance(chunk, dict):
+            return events
+        usage = chunk.get("usage")
+        if isinstance(usage, dict) and usage.get("prompt_tokens") is not None:
+            self.usage = (usage.get("prompt_tokens") or 0, usage.get("completion_tokens") or 0)
+        for choice in chunk.get("choices") or ():
+            if not isinstance(choice, dict) or choice.get("index") not in (0, None):
                 continue
-            delta = choice.delta
-            if delta is not None:
-                text = delta.content or getattr(delta, "refusal", None)
-                if text:
+            delta = choice.get("delta")
+            if isinstance(delta, dict):
+                text = delta.get("content") or delta.get("refusal")
+                if text and isinstance(text, str):
                     self.text.append(text)
                     events.append(TextDelta(text))
-                for tc in delta.tool_calls or []:
-                    events.extend(self._tool_call(tc.index, tc.id, tc.function))
-                if getattr(delta, "function_call", None) is not None:  # legacy single-function servers
-                    events.extend(self._tool_call(0, None, delta.function_call))
-            if choice.finish_reason:
-                self.finish_reason = choice.finish_reason
+                for tc in delta.get("tool_calls") or ():
+                    if isinstance(tc, dict):
+                        events.extend(self._tool_call(tc.get("index"), tc.get("id"), tc.get("function")))
+                if delta.get("function_call") is not None:  # legacy single-function servers
+                    events.extend(self._tool_call(0, None, delta["function_call"]))
+            if choice.get("finish_reason"):
+                self.finish_reason = choice["finish_reason"]
         return events
 
     def _tool_call(self, index: int | None, upstream_id: str | None, fn: Any) -> list[ChatEvent]:
-        name = getattr(fn, "name", None) if fn is not None else None
-        args = getattr(fn, "arguments", None) if fn is not None else None
+        name = fn.get("name") if isinstance(fn, dict) else None
+        args = fn.get("arguments") if isinstance(fn, dict) else None
+        if not isinstance(name, str):
+            name = None
+        if upstream_id is not None and not isinstance(upstream_id, str):
+            upstream_id = str(upstream_id)
         if args is not None and not isinstance(args, str):
             args = json.dumps(args)
         if index is None:  # no index: a new id starts a new call, otherwise continue the last one
