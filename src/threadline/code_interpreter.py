@@ -110,7 +110,7 @@ class CodeInterpreterTool:
         by_id = {r[0]: (loads(r[1])["filename"], r[2]) for r in rows}
         ordered = [(fid, by_id[fid][0]) for fid in ids if fid in by_id]
         names = placement_names(ordered)
-        if key not in self.manager.session_keys():
+        if not self.manager.has_session(key):
             self.placed[key] = set()
         done = self.placed.setdefault(key, set())
         out: dict[str, bytes] = {}

@@ -148,3 +148,15 @@ def test_no_sandbox_fails_the_run_clearly(server_factory, backend, fake_llm, val
         client.beta.threads.messages.create(thread_id=thread.id, role="user", content="thread not locked")
     finally:
         handle.stop()
+
+
+def test_a_saved_figure_is_not_handed_out_twice(client, analyst, fake_llm):
+    thread = client.beta.threads.create(messages=[{"role": "user", "content": "plot"}])
+    code = "import matplotlib.pyplot as plt\nplt.plot([1, 3, 2])\nplt.savefig('/mnt/data/chart.png')"
+    fake_llm.script(*run_code(code, "Here is [the chart](sandbox:/mnt/data/chart.png)."))
+    run = client.beta.threads.runs.create_and_poll(thread_id=thread.id, assistant_id=analyst.id, poll_interval_ms=50)
+    steps = client.beta.threads.runs.steps.list(run_id=run.id, thread_id=thread.id, order="asc").data
+    images = [o for o in steps[0].step_details.tool_calls[0].code_interpreter.outputs if o.type == "image"]
+    assert len(images) == 1
+    text = client.beta.threads.messages.list(thread_id=thread.id).data[0].content[-1].text
+    assert text.annotations[0].file_path.file_id == images[0].image.file_id

@@ -58,6 +58,9 @@ def _save_open_figures(data_dir):
     saved = []
     for num in plt.get_fignums():
         fig = plt.figure(num)
+        if getattr(fig, "_threadline_saved", False):
+            plt.close(fig)  # the code saved this figure itself: don't hand it out twice
+            continue
         while True:
             _plot_no += 1
             name = f"plot_{_plot_no}.png"
@@ -69,6 +72,22 @@ def _save_open_figures(data_dir):
         finally:
             plt.close(fig)
     return saved
+
+
+def _mark_saved_figures():
+    """Remember which figures the code saved itself (Figure.savefig), so they are not auto-saved again."""
+    from matplotlib.figure import Figure
+
+    if getattr(Figure.savefig, "_threadline", False):
+        return
+    original = Figure.savefig
+
+    def savefig(self, *args, **kwargs):
+        self._threadline_saved = True
+        return original(self, *args, **kwargs)
+
+    savefig._threadline = True
+    Figure.savefig = savefig
 
 
 def _install_mpl_backend(data_dir, saved):
@@ -86,6 +105,7 @@ def _install_mpl_backend(data_dir, saved):
 
             mod.FigureCanvas = backend_agg.FigureCanvas
             mod.FigureManager = backend_agg.FigureManager
+            _mark_saved_figures()
             return getattr(mod, name)
         raise AttributeError(name)
 
