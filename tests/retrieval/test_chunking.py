@@ -70,3 +70,23 @@ def test_static_validation_accepts(size, overlap):
 def test_auto_fits_embedder_window():
     validate_static(AUTO_MAX_TOKENS, AUTO_OVERLAP_TOKENS)
     assert AUTO_MAX_TOKENS <= 256
+
+
+def test_resolve_chunking_and_build_records(embedder):
+    from threadline.retrieval.ingest import build_records, resolve_chunking
+
+    assert resolve_chunking(None, embedder) == (AUTO_MAX_TOKENS, AUTO_OVERLAP_TOKENS)
+    assert resolve_chunking({"type": "auto"}, embedder) == (AUTO_MAX_TOKENS, AUTO_OVERLAP_TOKENS)
+    static = {"type": "static", "static": {"max_chunk_size_tokens": 300, "chunk_overlap_tokens": 0}}
+    assert resolve_chunking(static, embedder) == (300, 0)
+    for bad in [
+        {"type": "static", "static": {"max_chunk_size_tokens": 50, "chunk_overlap_tokens": 0}},
+        {"type": "static"},
+        {"type": "semantic"},
+    ]:
+        with pytest.raises(ValueError):
+            resolve_chunking(bad, embedder)
+    records = build_records("vs_1", "file-1", TEXT, embedder, 300, 0, {"k": "v"})
+    assert [r.chunk_index for r in records] == list(range(len(records)))
+    assert all(r.token_count <= 300 and r.embedding.shape == (embedder.dim,) for r in records)
+    assert "".join(r.text for r in records) == TEXT and records[0].attributes == {"k": "v"}

@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+import sqlalchemy as sa
 
 from threadline.retrieval import index as ix
 from threadline.retrieval.index import ChunkRecord, make_index
@@ -283,9 +284,16 @@ def test_rejects_bad_input(index):
         index.search(["vs_a"], "q", unit(0), k=3, mode="fuzzy")
 
 
-def test_postgres_hnsw_path(db_engine, monkeypatch):
-    if db_engine.dialect.name != "postgresql":
-        pytest.skip("HNSW path exists on PostgreSQL only")
+def test_postgres_hnsw_path(request, monkeypatch):
+    from support.server import selected_backends
+
+    if "postgres" not in selected_backends():
+        pytest.skip("postgres backend not selected (THREADLINE_TEST_BACKENDS)")
+    from threadline.store.db import create_engine
+    from threadline.store.migrate import upgrade
+
+    db_engine = create_engine(request.getfixturevalue("pg_cluster").create_database())
+    upgrade(db_engine)
     from threadline.retrieval import index_postgres
 
     monkeypatch.setattr(index_postgres, "EXACT_SCAN_MAX_CHUNKS", 0)
@@ -302,6 +310,16 @@ def test_postgres_hnsw_path(db_engine, monkeypatch):
     assert hits[0].file_id == "file-7" and hits[0].score == pytest.approx(1.0, abs=1e-4)
     assert {h.vector_store_id for h in hits} == {"vs_h"}
     assert all(int(h.file_id.split("-")[1]) % 20 == 7 for h in hits)
+    with db_engine.connect() as conn:  # the query really can use the HNSW index
+        plan = conn.execute(
+            sa.text(
+                "EXPLAIN SELECT id FROM chunks WHERE dim = 384 ORDER BY embedding::vector(384) <=> "
+                "CAST(:q AS vector(384)) LIMIT 5"
+            ),
+            {"q": "[" + ",".join(["0.1"] * DIM) + "]"},
+        ).all()
+    assert "ix_chunks_hnsw_384" in " ".join(r[0] for r in plan)
+    db_engine.dispose()
 
 
 def test_end_to_end_with_real_embedder(index, embedder):
@@ -331,3 +349,22 @@ def test_end_to_end_with_real_embedder(index, embedder):
             if mode == "keyword" and not hits:
                 continue
             assert hits[0].file_id == expected, (query, mode)
+
+
+def test_sqlite_keyword_budget_keeps_rare_terms(tmp_path, monkeypatch):
+    from threadline.retrieval import index_sqlite
+    from threadline.store.db import create_engine
+    from threadline.store.migrate import upgrade
+
+    engine = create_engine(f"sqlite:///{tmp_path / 'k.db'}")
+    upgrade(engine)
+    index = make_index(engine)
+    records = [rec("vs_k", f"file-{i}", 0, f"common words in document {i}", unit(1)) for i in range(60)]
+    records.append(rec("vs_k", "file-rare", 0, "common words plus zygomorphic flowers", unit(2)))
+    index.add(records)
+    monkeypatch.setattr(index_sqlite, "KEYWORD_POSTINGS_BUDGET", 10)
+    hits = index.search(["vs_k"], "common zygomorphic", unit(3), k=3, mode="keyword")
+    assert [h.file_id for h in hits] == ["file-rare"]  # the common term (61 rows) was dropped
+    monkeypatch.setattr(index_sqlite, "KEYWORD_POSTINGS_BUDGET", 10_000)
+    hits = index.search(["vs_k"], "common zygomorphic", unit(3), k=100, mode="keyword")
+    assert hits[0].file_id == "file-rare" and len(hits) == 61
