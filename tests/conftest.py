@@ -17,4 +17,4 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-pytest_plugins = ["support.fixtures"]
+pytest_plugins = ["support.fixtures", "support.llm"]

@@ -9,28 +9,13 @@ import pytest
 
 from fakes import Reply, ToolCallSpec
 from fakes.fake_openai import FakeOpenAI
+from support.llm import llm_server
 from support.server import ServerFactory, ServerHandle
 
 
 @pytest.fixture(scope="module")
-def fake_llm() -> Iterator[FakeOpenAI]:
-    fake = FakeOpenAI()
-    fake.start()
-    yield fake
-    fake.stop()
-
-
-@pytest.fixture(scope="module")
 def server(server_factory: ServerFactory, backend: str, fake_llm: FakeOpenAI) -> Iterator[ServerHandle]:
-    env = {
-        "OPENAI_API_KEY": "test-key",
-        "OPENAI_BASE_URL": fake_llm.base_url,
-        "THREADLINE_POLL_AFTER_MS": "50",
-        "THREADLINE_SANDBOX_TIMEOUT_S": "5",
-    }
-    handle = server_factory.start(env=env, backend=backend)
-    yield handle
-    handle.stop()
+    yield from llm_server(server_factory, backend, fake_llm, **{"THREADLINE_SANDBOX_TIMEOUT_S": "5"})
 
 
 @pytest.fixture(autouse=True)

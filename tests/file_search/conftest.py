@@ -7,6 +7,7 @@ from collections.abc import Iterator
 import pytest
 
 from fakes.fake_openai import FakeOpenAI
+from support.llm import llm_server
 from support.sdk import vector_stores
 from support.server import ServerFactory, ServerHandle
 
@@ -14,24 +15,8 @@ DAY_S = 3
 
 
 @pytest.fixture(scope="module")
-def fake_llm() -> Iterator[FakeOpenAI]:
-    fake = FakeOpenAI()
-    fake.start()
-    yield fake
-    fake.stop()
-
-
-@pytest.fixture(scope="module")
 def server(server_factory: ServerFactory, backend: str, fake_llm: FakeOpenAI) -> Iterator[ServerHandle]:
-    env = {
-        "OPENAI_API_KEY": "test-key",
-        "OPENAI_BASE_URL": fake_llm.base_url,
-        "THREADLINE_POLL_AFTER_MS": "50",
-        "THREADLINE_EXPIRY_DAY_SECONDS": str(DAY_S),
-    }
-    handle = server_factory.start(env=env, backend=backend)
-    yield handle
-    handle.stop()
+    yield from llm_server(server_factory, backend, fake_llm, **{"THREADLINE_EXPIRY_DAY_SECONDS": str(DAY_S)})
 
 
 @pytest.fixture(autouse=True)

@@ -7,24 +7,13 @@ from collections.abc import Iterator
 import pytest
 
 from fakes.fake_openai import FakeOpenAI
+from support.llm import llm_server
 from support.server import ServerFactory, ServerHandle
-
-RUN_ENV = {"OPENAI_API_KEY": "test-key", "THREADLINE_POLL_AFTER_MS": "20"}
-
-
-@pytest.fixture(scope="module")
-def fake_llm() -> Iterator[FakeOpenAI]:
-    fake = FakeOpenAI()
-    fake.start()
-    yield fake
-    fake.stop()
 
 
 @pytest.fixture(scope="module")
 def server(server_factory: ServerFactory, backend: str, fake_llm: FakeOpenAI) -> Iterator[ServerHandle]:
-    handle = server_factory.start(env={**RUN_ENV, "OPENAI_BASE_URL": fake_llm.base_url}, backend=backend)
-    yield handle
-    handle.stop()
+    yield from llm_server(server_factory, backend, fake_llm)
 
 
 @pytest.fixture(autouse=True)

@@ -8,9 +8,9 @@ import openai
 import pytest
 
 from fakes import Reply, ToolCallSpec
+from support.llm import llm_env
 from support.sdk import make_client
 
-from .conftest import RUN_ENV
 from .test_run_lifecycle import wait_status
 
 
@@ -19,7 +19,7 @@ def start(server_factory, backend, fake_llm):  # noqa: ANN001, ANN201
     handles = []
 
     def _start(**env: str):  # noqa: ANN202
-        handle = server_factory.start(env={**RUN_ENV, "OPENAI_BASE_URL": fake_llm.base_url, **env}, backend=backend)
+        handle = server_factory.start(env=llm_env(fake_llm, **env), backend=backend)
         handles.append(handle)
         return handle, make_client(handle.base_url)
 
