@@ -125,7 +125,7 @@ def main() -> None:
             (
                 x.split(":", 1)[1].strip()
                 for x in Path("/proc/cpuinfo").read_text().splitlines()
-                if x.startswith("model")
+                if x.startswith("model name")
             ),
             "",
         )
