@@ -3,12 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
 
 from threadline.sandbox import SandboxManager
+
+from . import util
+
+
+@pytest.fixture(autouse=True)
+def _baseline_processes() -> None:
+    util.BASELINE.clear()
+    util.BASELINE.update(util.descendants(os.getpid()))
 
 
 @pytest.fixture

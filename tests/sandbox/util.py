@@ -45,8 +45,13 @@ def processes_of_uid(uid: int) -> list[int]:
     return pids
 
 
+# Processes the test process already had before the current test (a PostgreSQL cluster, other tests' servers);
+# their subtrees are not the sandbox's. Set by the autouse fixture in conftest.py.
+BASELINE: set[int] = set()
+
+
 def descendants(root: int) -> list[int]:
-    """Live (non-zombie) descendants of process ``root``."""
+    """Live (non-zombie) descendants of process ``root``, leaving out the subtrees of BASELINE processes."""
     parent: dict[int, int] = {}
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
@@ -59,8 +64,10 @@ def descendants(root: int) -> list[int]:
             parent[int(entry)] = int(fields[1])
     out = []
     for pid in parent:
+        if pid in BASELINE:
+            continue
         p = parent.get(pid)
-        while p is not None and p > 1:
+        while p is not None and p > 1 and p not in BASELINE:
             if p == root:
                 out.append(pid)
                 break
