@@ -9,7 +9,6 @@ pgvector's iterative scan so the store filter does not starve the result.
 
 from __future__ import annotations
 
-import secrets
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -19,6 +18,7 @@ import sqlalchemy as sa
 
 from . import index as ix
 from .filters import matches
+from .index_sql import SqlChunkIndex
 
 EXACT_SCAN_MAX_CHUNKS = 20_000
 HNSW_EF_SEARCH = 200
@@ -28,7 +28,9 @@ def _vec_literal(v: np.ndarray) -> str:
     return "[" + ",".join(f"{x:.7g}" for x in v.tolist()) + "]"
 
 
-class PostgresChunkIndex:
+class PostgresChunkIndex(SqlChunkIndex):
+    _embedding_sql = "CAST(:e AS vector)"
+
     def __init__(self, engine: sa.Engine) -> None:
         self.engine = engine
         self._indexed_dims: set[int] = set()
@@ -38,6 +40,16 @@ class PostgresChunkIndex:
     def _write(self) -> Iterator[sa.Connection]:
         with self.engine.connect() as conn, conn.begin():
             yield conn
+
+    def _embedding_value(self, v: np.ndarray) -> object:
+        return _vec_literal(v)
+
+    def _clean_text(self, text: str) -> str:
+        return text.replace("\x00", "")  # PostgreSQL text cannot hold NUL
+
+    def _prepare_dims(self, dims: set[int]) -> None:
+        for dim in dims:
+            self._ensure_hnsw(dim)
 
     def _ensure_hnsw(self, dim: int) -> None:
         with self._lock:
@@ -52,103 +64,6 @@ class PostgresChunkIndex:
             )
         with self._lock:
             self._indexed_dims.add(dim)
-
-    def _bump(self, conn: sa.Connection, store_ids: set[str]) -> None:
-        for vs in store_ids:
-            conn.execute(
-                sa.text(
-                    "INSERT INTO chunk_stores (vector_store_id, version) VALUES (:vs, :v) "
-                    "ON CONFLICT (vector_store_id) DO UPDATE SET version = excluded.version"
-                ),
-                {"vs": vs, "v": secrets.randbits(62)},
-            )
-
-    def add(self, records: list[ix.ChunkRecord]) -> None:
-        groups = ix.group_records(records)
-        if not groups:
-            return
-        dims = {ix.as_vector(r.embedding).shape[0] for r in records}
-        for dim in dims:
-            self._ensure_hnsw(int(dim))
-        with self._write() as conn:
-            for (vs, fid), recs in groups.items():
-                self._delete_file(conn, vs, fid)
-                rows = []
-                text_bytes = emb_bytes = 0
-                for r in recs:
-                    v = ix.as_vector(r.embedding)
-                    rows.append(
-                        {
-                            "vs": vs,
-                            "f": fid,
-                            "i": r.chunk_index,
-                            "t": r.text.replace("\x00", ""),
-                            "n": r.token_count,
-                            "d": v.shape[0],
-                            "e": _vec_literal(v),
-                        }
-                    )
-                    text_bytes += len(r.text.encode("utf-8"))
-                    emb_bytes += v.nbytes
-                conn.execute(
-                    sa.text(
-                        "INSERT INTO chunks (vector_store_id, file_id, chunk_index, text, token_count, dim, embedding)"
-                        " VALUES (:vs, :f, :i, :t, :n, :d, CAST(:e AS vector))"
-                    ),
-                    rows,
-                )
-                conn.execute(
-                    sa.text(
-                        "INSERT INTO chunk_files (vector_store_id, file_id, attributes, chunk_count, text_bytes,"
-                        " embedding_bytes) VALUES (:vs, :f, :a, :c, :tb, :eb)"
-                    ),
-                    {
-                        "vs": vs,
-                        "f": fid,
-                        "a": ix.dumps_attributes(recs[0].attributes),
-                        "c": len(recs),
-                        "tb": text_bytes,
-                        "eb": emb_bytes,
-                    },
-                )
-            self._bump(conn, {vs for vs, _ in groups})
-
-    @staticmethod
-    def _delete_file(conn: sa.Connection, vs: str, fid: str) -> None:
-        params = {"vs": vs, "f": fid}
-        conn.execute(sa.text("DELETE FROM chunks WHERE vector_store_id = :vs AND file_id = :f"), params)
-        conn.execute(sa.text("DELETE FROM chunk_files WHERE vector_store_id = :vs AND file_id = :f"), params)
-
-    def delete_file(self, vector_store_id: str, file_id: str) -> None:
-        with self._write() as conn:
-            self._delete_file(conn, vector_store_id, file_id)
-            self._bump(conn, {vector_store_id})
-
-    def delete_store(self, vector_store_id: str) -> None:
-        with self._write() as conn:
-            params = {"vs": vector_store_id}
-            for table in ("chunks", "chunk_files", "chunk_stores"):
-                conn.execute(sa.text(f"DELETE FROM {table} WHERE vector_store_id = :vs"), params)
-
-    def update_attributes(self, vector_store_id: str, file_id: str, attributes: dict | None) -> None:
-        with self._write() as conn:
-            conn.execute(
-                sa.text("UPDATE chunk_files SET attributes = :a WHERE vector_store_id = :vs AND file_id = :f"),
-                {"a": ix.dumps_attributes(attributes), "vs": vector_store_id, "f": file_id},
-            )
-
-    def stats(self, vector_store_id: str) -> dict:
-        with self.engine.connect() as conn:
-            row = conn.execute(
-                sa.text(
-                    "SELECT count(*), coalesce(sum(chunk_count), 0), coalesce(sum(text_bytes), 0),"
-                    " coalesce(sum(embedding_bytes), 0) FROM chunk_files WHERE vector_store_id = :vs"
-                ),
-                {"vs": vector_store_id},
-            ).one()
-        return ix._Stats(
-            file_count=int(row[0]), chunk_count=int(row[1]), text_bytes=int(row[2]), embedding_bytes=int(row[3])
-        ).as_dict()
 
     def search(
         self,

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
 import threading
 import time
 from collections import OrderedDict
@@ -22,6 +21,7 @@ import sqlalchemy as sa
 
 from . import index as ix
 from .filters import matches
+from .index_sql import SqlChunkIndex
 
 # Upper bound on the summed document frequencies of the terms sent to FTS5 (see _select_terms).
 # 5000 was best on SciFact train (hybrid nDCG@10 0.745 vs 0.744 unbounded) and bounds FTS5 time at ~10 ms.
@@ -43,7 +43,7 @@ class _Matrix:
         return self.vectors.nbytes + self.ids.nbytes + self.files.nbytes
 
 
-class SqliteChunkIndex:
+class SqliteChunkIndex(SqlChunkIndex):
     def __init__(self, engine: sa.Engine, *, cache_bytes: int | None = None) -> None:
         self.engine = engine
         mb = int(os.environ.get("THREADLINE_INDEX_CACHE_MB", "2048"))
@@ -64,106 +64,16 @@ class SqliteChunkIndex:
             finally:
                 conn.info["write"] = False
 
-    def _bump(self, conn: sa.Connection, store_ids: set[str]) -> None:
-        for vs in store_ids:
-            conn.execute(
-                sa.text(
-                    "INSERT INTO chunk_stores (vector_store_id, version) VALUES (:vs, :v) "
-                    "ON CONFLICT (vector_store_id) DO UPDATE SET version = excluded.version"
-                ),
-                {"vs": vs, "v": secrets.randbits(62)},
-            )
+    def _embedding_value(self, v: np.ndarray) -> object:
+        return v.tobytes()
+
+    def _forget(self, store_ids: set[str]) -> None:
         with self._lock:
             for vs in store_ids:
                 self._cache.pop(vs, None)
         self._df_cache.clear()
 
-    def add(self, records: list[ix.ChunkRecord]) -> None:
-        groups = ix.group_records(records)
-        if not groups:
-            return
-        with self._write() as conn:
-            for (vs, fid), recs in groups.items():
-                self._delete_file(conn, vs, fid)
-                rows = []
-                text_bytes = emb_bytes = 0
-                for r in recs:
-                    v = ix.as_vector(r.embedding)
-                    rows.append(
-                        {
-                            "vs": vs,
-                            "f": fid,
-                            "i": r.chunk_index,
-                            "t": r.text,
-                            "n": r.token_count,
-                            "d": v.shape[0],
-                            "e": v.tobytes(),
-                        }
-                    )
-                    text_bytes += len(r.text.encode("utf-8"))
-                    emb_bytes += v.nbytes
-                conn.execute(
-                    sa.text(
-                        "INSERT INTO chunks (vector_store_id, file_id, chunk_index, text, token_count, dim, embedding)"
-                        " VALUES (:vs, :f, :i, :t, :n, :d, :e)"
-                    ),
-                    rows,
-                )
-                conn.execute(
-                    sa.text(
-                        "INSERT INTO chunk_files (vector_store_id, file_id, attributes, chunk_count, text_bytes,"
-                        " embedding_bytes) VALUES (:vs, :f, :a, :c, :tb, :eb)"
-                    ),
-                    {
-                        "vs": vs,
-                        "f": fid,
-                        "a": ix.dumps_attributes(recs[0].attributes),
-                        "c": len(recs),
-                        "tb": text_bytes,
-                        "eb": emb_bytes,
-                    },
-                )
-            self._bump(conn, {vs for vs, _ in groups})
-
-    @staticmethod
-    def _delete_file(conn: sa.Connection, vs: str, fid: str) -> None:
-        params = {"vs": vs, "f": fid}
-        conn.execute(sa.text("DELETE FROM chunks WHERE vector_store_id = :vs AND file_id = :f"), params)
-        conn.execute(sa.text("DELETE FROM chunk_files WHERE vector_store_id = :vs AND file_id = :f"), params)
-
-    def delete_file(self, vector_store_id: str, file_id: str) -> None:
-        with self._write() as conn:
-            self._delete_file(conn, vector_store_id, file_id)
-            self._bump(conn, {vector_store_id})
-
-    def delete_store(self, vector_store_id: str) -> None:
-        with self._write() as conn:
-            params = {"vs": vector_store_id}
-            conn.execute(sa.text("DELETE FROM chunks WHERE vector_store_id = :vs"), params)
-            conn.execute(sa.text("DELETE FROM chunk_files WHERE vector_store_id = :vs"), params)
-            conn.execute(sa.text("DELETE FROM chunk_stores WHERE vector_store_id = :vs"), params)
-        with self._lock:
-            self._cache.pop(vector_store_id, None)
-
-    def update_attributes(self, vector_store_id: str, file_id: str, attributes: dict | None) -> None:
-        with self._write() as conn:
-            conn.execute(
-                sa.text("UPDATE chunk_files SET attributes = :a WHERE vector_store_id = :vs AND file_id = :f"),
-                {"a": ix.dumps_attributes(attributes), "vs": vector_store_id, "f": file_id},
-            )
-
     # ---- reads -----------------------------------------------------------------------------------------------
-
-    def stats(self, vector_store_id: str) -> dict:
-        with self.engine.connect() as conn:
-            row = conn.execute(
-                sa.text(
-                    "SELECT count(*), coalesce(sum(chunk_count), 0), coalesce(sum(text_bytes), 0),"
-                    " coalesce(sum(embedding_bytes), 0) FROM chunk_files WHERE vector_store_id = :vs"
-                ),
-                {"vs": vector_store_id},
-            ).one()
-        return ix._Stats(file_count=row[0], chunk_count=row[1], text_bytes=row[2], embedding_bytes=row[3]).as_dict()
 
     def _matrices(self, conn: sa.Connection, store_ids: list[str], dim: int) -> dict[str, _Matrix]:
         stmt = sa.text("SELECT vector_store_id, version FROM chunk_stores WHERE vector_store_id IN :ids").bindparams(
