@@ -54,6 +54,14 @@ def placement_names(files: list[tuple[str, str]]) -> dict[str, str]:
     return out
 
 
+def input_placement(conn: sa.Connection, run: dict[str, Any]) -> dict[str, str]:
+    """file id -> name in /mnt/data for the run's input files (assistant's, then thread's code_interpreter files)."""
+    ids = _input_file_ids(conn, run)
+    rows = conn.execute(sa.select(schema.files.c.id, schema.files.c.data).where(schema.files.c.id.in_(ids))).all()
+    by_id = {r[0]: loads(r[1])["filename"] for r in rows}
+    return placement_names([(fid, by_id[fid]) for fid in ids if fid in by_id])
+
+
 class CodeInterpreterTool:
     type = "code_interpreter"
     function_name = "code_interpreter"

@@ -9,7 +9,7 @@ from ..store import schema
 from . import models
 from .common import ListParams, check_id, check_no_nul, deleted, json, list_params, load, page_response, runtime, store
 from .errors import bad_request, not_found
-from .resources import apply_attachments, message_object
+from .resources import add_messages
 
 router = APIRouter(prefix="/v1/threads/{thread_id}/messages", tags=["messages"])
 
@@ -25,10 +25,7 @@ def create_message(thread_id: str, body: models.MessageCreate, request: Request)
         active = rt.store.active_run_id(conn, thread_id)
         if active:
             raise bad_request(f"Can't add messages to {thread_id} while a run {active} is active.")
-        message = message_object(conn, thread_id, body)
-        if apply_attachments(conn, rt, thread, message):
-            rt.store.update(conn, schema.threads, thread)
-        rt.store.insert(conn, schema.messages, message, thread_id=thread_id)
+        (message,) = add_messages(conn, rt, thread, [body])
     return json(message)
 
 

@@ -168,3 +168,29 @@ def apply_attachments(conn: sa.Connection, runtime: Any, thread: dict[str, Any],
                 attach(conn, thread, att["file_id"])
                 changed = True
     return changed
+
+
+def add_messages(
+    conn: sa.Connection,
+    runtime: Any,
+    thread: dict[str, Any],
+    bodies: list[models.MessageCreate],
+    *,
+    created_at: int | None = None,
+) -> list[dict[str, Any]]:
+    """Add user-supplied messages to a stored thread, the one path for every way of adding messages
+    (messages.create, threads.create(messages=...), create-thread-and-run's thread.messages and a run's
+    additional_messages): validates each message, stores it, and applies its attachments to the thread's
+    tool_resources (saving the thread when they changed it). Returns the stored messages in order.
+
+    Raises APIError (400/404) for a bad content part or attachment; the caller's transaction rolls back."""
+    changed = False
+    out = []
+    for body in bodies:
+        message = message_object(conn, thread["id"], body, created_at=created_at)
+        changed = apply_attachments(conn, runtime, thread, message) or changed
+        Store.insert(conn, schema.messages, message, thread_id=thread["id"])
+        out.append(message)
+    if changed:
+        Store.update(conn, schema.threads, thread)
+    return out

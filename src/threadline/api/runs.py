@@ -17,7 +17,7 @@ from ..store import Store, loads, now, schema
 from . import models
 from .common import ListParams, check_id, json, list_params, load, page_response, runtime, store
 from .errors import bad_request, not_found
-from .resources import message_object, response_format_object, tool_object, tool_resources_object
+from .resources import add_messages, response_format_object, tool_object
 from .threads import create_thread_in_tx
 
 router = APIRouter(prefix="/v1/threads", tags=["runs"])
@@ -138,15 +138,11 @@ async def create_run(thread_id: str, body: models.RunCreate, request: Request) -
 
     def create() -> tuple[dict, list[dict]]:
         with rt.store.write() as conn:
-            if rt.store.lock_thread(conn, thread_id) is None:
+            thread = rt.store.lock_thread(conn, thread_id)
+            if thread is None:
                 raise not_found("thread", thread_id)
             run = _new_run(conn, rt, thread_id, body, body.additional_instructions)
-            added = []
-            for i, extra in enumerate(body.additional_messages or []):
-                message = message_object(conn, thread_id, extra, created_at=run["created_at"])
-                rt.store.insert(conn, schema.messages, message, thread_id=thread_id)
-                added.append(message)
-                del i
+            added = add_messages(conn, rt, thread, body.additional_messages or [], created_at=run["created_at"])
             _insert_run(conn, rt, run, include)
             return run, added
 
@@ -162,12 +158,7 @@ async def create_thread_and_run(body: models.ThreadAndRunCreate, request: Reques
     def create() -> tuple[dict, dict]:
         with rt.store.write() as conn:
             thread_body = body.thread or models.ThreadCreate()
-            thread = create_thread_in_tx(conn, rt, thread_body)
-            if body.tool_resources is not None:
-                thread["tool_resources"] = tool_resources_object(
-                    conn, rt, body.tool_resources, owner=thread["id"], existing=thread["tool_resources"]
-                )
-                rt.store.update(conn, schema.threads, thread)
+            thread = create_thread_in_tx(conn, rt, thread_body, body.tool_resources)
             run = _new_run(conn, rt, thread["id"], body, None)
             _insert_run(conn, rt, run, [])
             return thread, run

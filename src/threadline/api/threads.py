@@ -13,27 +13,33 @@ from ..store import now, schema
 from . import models
 from .common import check_id, deleted, json, load, runtime, store
 from .errors import not_found
-from .resources import apply_attachments, message_object, tool_resources_object
+from .resources import add_messages, tool_resources_object
 
 router = APIRouter(prefix="/v1/threads", tags=["threads"])
 
 
-def create_thread_in_tx(conn: sa.Connection, rt: Any, body: models.ThreadCreate) -> dict[str, Any]:
+def create_thread_in_tx(
+    conn: sa.Connection,
+    rt: Any,
+    body: models.ThreadCreate,
+    extra_resources: models.ToolResourcesIds | None = None,
+) -> dict[str, Any]:
+    """Create a thread with its messages. `extra_resources` (create-thread-and-run's top-level tool_resources)
+    are merged over the thread's own before the messages' attachments add their files."""
     thread_id = new_id("thread")
     ts = now()
+    resources = tool_resources_object(conn, rt, body.tool_resources, owner=thread_id)
+    if extra_resources is not None:
+        resources = tool_resources_object(conn, rt, extra_resources, owner=thread_id, existing=resources)
     thread = {
         "id": thread_id,
         "object": "thread",
         "created_at": ts,
         "metadata": body.metadata or {},
-        "tool_resources": tool_resources_object(conn, rt, body.tool_resources, owner=thread_id),
+        "tool_resources": resources,
     }
-    messages = [message_object(conn, thread_id, m, created_at=ts) for m in body.messages or []]
-    for message in messages:
-        apply_attachments(conn, rt, thread, message)
     rt.store.insert(conn, schema.threads, thread)
-    for message in messages:
-        rt.store.insert(conn, schema.messages, message, thread_id=thread_id)
+    add_messages(conn, rt, thread, body.messages or [], created_at=ts)
     return thread
 
 

@@ -38,15 +38,34 @@ def _text_of(content: list[dict[str, Any]]) -> str:
     return "".join(p["text"]["value"] for p in content if p["type"] == "text")
 
 
-def _attachment_note(conn: sa.Connection, attachments: list[dict[str, Any]]) -> str:
-    notes = []
-    for att in attachments or []:
-        raw = conn.execute(sa.select(schema.files.c.data).where(schema.files.c.id == att["file_id"])).scalar()
-        name = loads(raw)["filename"] if raw else att["file_id"]
-        tools = ", ".join(t["type"] for t in att.get("tools", []))
-        where = " (available at /mnt/data/" + name + ")" if "code_interpreter" in tools else ""
-        notes.append(f"[Attached file: {name} ({att['file_id']}), for {tools or 'reference'}{where}]")
-    return "\n".join(notes)
+def attachments_note(conn: sa.Connection, run: dict[str, Any], messages: list[dict[str, Any]]) -> str:
+    """A system-prompt section listing the files attached to the thread's messages, so the notes never mix with
+    what the user wrote. A file's /mnt/data location is given only when the run can reach it (code_interpreter
+    among the run's tools), under the name the sandbox places it with."""
+    attachments = {a["file_id"]: a for m in messages for a in m.get("attachments") or []}
+    if not attachments:
+        return ""
+    names = {}
+    for file_id, raw in conn.execute(
+        sa.select(schema.files.c.id, schema.files.c.data).where(schema.files.c.id.in_(list(attachments)))
+    ):
+        names[file_id] = loads(raw)["filename"]
+    placed: dict[str, str] = {}
+    if any(t.get("type") == "code_interpreter" for t in run.get("tools") or []):
+        from ..code_interpreter import input_placement  # noqa: PLC0415 - code_interpreter imports the engine
+
+        placed = input_placement(conn, run)
+    lines = []
+    for file_id, att in attachments.items():
+        name = names.get(file_id)
+        if name is None:
+            continue  # the file was deleted since
+        tools = [t["type"] for t in att.get("tools", [])]
+        line = f"- {name} (file id {file_id})" + (f", for {' and '.join(tools)}" if tools else "")
+        if file_id in placed:
+            line += f", available at /mnt/data/{placed[file_id]}"
+        lines.append(line)
+    return "Files the user attached to messages in this conversation:\n" + "\n".join(lines) if lines else ""
 
 
 def thread_message_to_chat(
@@ -78,10 +97,6 @@ def thread_message_to_chat(
             ref = part.get("image_file", {}).get("file_id") or part.get("image_url", {}).get("url")
             parts.append({"type": "text", "text": f"[image omitted: {ref}]"})
             tokens += 8
-    note = _attachment_note(conn, message.get("attachments") or [])
-    if note:
-        parts.append({"type": "text", "text": note})
-        tokens += count_tokens(note)
     if all(p["type"] == "text" for p in parts):
         content: str | list[dict] = "\n".join(p["text"] for p in parts)
     else:
@@ -158,12 +173,15 @@ def build_context(
     prompt_budget: int | None,
     max_tokens: int | None,
 ) -> RunContext:
-    system_tokens = count_tokens(system_prompt) + MESSAGE_OVERHEAD_TOKENS if system_prompt else 0
-    tool_tokens = sum(count_tokens(str(t.parameters or "")) + count_tokens(t.description or "") + 8 for t in tools)
     transcript, transcript_tokens = run_transcript(conn, run, state)
     truncation = run.get("truncation_strategy") or {"type": "auto"}
     last = truncation.get("last_messages") if truncation.get("type") == "last_messages" else None
     thread_messages = load_thread_messages(conn, run["thread_id"], run["id"], last)
+    note = attachments_note(conn, run, thread_messages)
+    if note:
+        system_prompt = f"{system_prompt}\n\n{note}" if system_prompt else note
+    system_tokens = count_tokens(system_prompt) + MESSAGE_OVERHEAD_TOKENS if system_prompt else 0
+    tool_tokens = sum(count_tokens(str(t.parameters or "")) + count_tokens(t.description or "") + 8 for t in tools)
 
     reserve = max_tokens or min(4096, context_window // 4)
     budget = context_window - reserve
