@@ -30,6 +30,8 @@ log = logging.getLogger("threadline.code_interpreter")
 
 MAX_OUTPUT_CHARS = 20_000
 SANDBOX_LINK = re.compile(r"sandbox:(/mnt/data/[^\s)\]\"'>]+)")
+LINK_PREFIX = "sandbox:/mnt/data/"
+MAX_LINK_CHARS = 1024  # a longer run of link characters is released as is
 
 
 def _input_file_ids(conn: sa.Connection, run: dict[str, Any]) -> list[str]:
@@ -181,28 +183,49 @@ class CodeInterpreterTool:
 
 
 class SandboxLinks:
-    """Turns `sandbox:/mnt/data/<name>` links to files the code wrote into `file_path` annotations."""
+    """Turns `sandbox:/mnt/data/<name>` links to files the code wrote into `file_path` annotations. A link still
+    being streamed (or the start of one) is held back until it ends, so each link arrives whole in one piece."""
 
     def __init__(self, files: dict[str, str]) -> None:
         self.files = files
+        self.buffer = ""
+
+    def _held_from(self, text: str) -> int:
+        for m in SANDBOX_LINK.finditer(text):
+            if m.end() == len(text):
+                return m.start()  # the link may go on in the next piece
+        for k in range(min(len(LINK_PREFIX), len(text)), 0, -1):
+            if LINK_PREFIX.startswith(text[-k:]):
+                return len(text) - k
+        return len(text)
 
     def feed(self, text: str) -> str:
-        return text
+        self.buffer += text
+        cut = self._held_from(self.buffer)
+        if len(self.buffer) - cut > MAX_LINK_CHARS:
+            cut = len(self.buffer)
+        out, self.buffer = self.buffer[:cut], self.buffer[cut:]
+        return out
 
-    def finish(self, full_text: str) -> tuple[str, list[dict[str, Any]]]:
-        annotations = []
-        for m in SANDBOX_LINK.finditer(full_text):
-            file_id = self.files.get(m.group(1).rstrip(".,;:"))
+    def flush(self, full_text: str) -> str:
+        out, self.buffer = self.buffer, ""
+        return out
+
+    def annotations(self, text: str) -> list[dict[str, Any]]:
+        out = []
+        for m in SANDBOX_LINK.finditer(text):
+            path = m.group(1).rstrip(".,;:")
+            file_id = self.files.get(path)
             if file_id is None:
                 continue
-            end = m.start() + len("sandbox:") + len(m.group(1).rstrip(".,;:"))
-            annotations.append(
+            end = m.start() + len("sandbox:") + len(path)
+            out.append(
                 {
                     "type": "file_path",
-                    "text": full_text[m.start() : end],
+                    "text": text[m.start() : end],
                     "start_index": m.start(),
                     "end_index": end,
                     "file_path": {"file_id": file_id},
                 }
             )
-        return "", annotations
+        return out

@@ -372,21 +372,21 @@ class CitationProcessor:
             self.buffer = self.buffer[end + 1 :]
         return out
 
-    def finish(self, full_text: str) -> tuple[str, list[dict[str, Any]]]:
+    def flush(self, full_text: str) -> str:
         tail = self._normalise(self.buffer)
         self.buffer = ""
         text = full_text + tail
         if not CANONICAL.search(text) and text.strip():
-            extra = self._fallback(text)
-            if extra:
-                tail += extra
-                text += extra
-        annotations = []
+            tail += self._fallback(text)
+        return tail
+
+    def annotations(self, text: str) -> list[dict[str, Any]]:
+        out = []
         for m in CANONICAL.finditer(text):
             result = self.results.get(int(m.group(1)))
             if result is None:
                 continue
-            annotations.append(
+            out.append(
                 {
                     "type": "file_citation",
                     "text": m.group(0),
@@ -395,7 +395,7 @@ class CitationProcessor:
                     "file_citation": {"file_id": result["file_id"]},
                 }
             )
-        return tail, annotations
+        return out
 
     def _fallback(self, text: str) -> str:
         words = {w for w in WORD.findall(text.lower()) if w not in STOPWORDS}

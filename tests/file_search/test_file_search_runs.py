@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fakes import Reply, ToolCallSpec
 from runs.sse import collapse, names, post_stream
+from support.streams import AccumulatingHandler, text_view
 
 from .conftest import DOCS
 
@@ -159,3 +160,39 @@ def test_vector_stores_helper_on_assistant_and_thread(client, stores, fake_llm):
     assert store.metadata == {"src": "helper"} and store.file_counts.total == 1
     thread = client.beta.threads.create(tool_resources={"file_search": {"vector_stores": [{"file_ids": [f.id]}]}})
     assert len(thread.tool_resources.file_search.vector_store_ids) == 1
+
+
+def test_stream_citations_ride_on_their_marker_deltas(client, stores, fake_llm):
+    assistant, _, ids = assistant_with_store(client, stores)
+    thread = client.beta.threads.create(messages=[{"role": "user", "content": "Why do zebras have stripes?"}])
+    answer = "They keep zebras cool 【0†zebras.txt】 and repel flies [0]. That is all."
+    fake_llm.script(
+        Reply(tool_calls=[ToolCallSpec("file_search", '{"queries": ["zebra stripes purpose"]}')]),
+        Reply(text=answer, chunks=len(answer)),  # one character per chunk: every marker is split
+    )
+    handler = AccumulatingHandler()
+    with client.beta.threads.runs.stream(thread_id=thread.id, assistant_id=assistant.id, event_handler=handler) as s:
+        s.until_done()
+        final = s.get_final_messages()
+    assert s.get_final_run().status == "completed"
+    stored = client.beta.threads.messages.retrieve(message_id=final[0].id, thread_id=thread.id)
+    assert final[0].model_dump() == stored.model_dump()
+    view = text_view(stored)
+    assert view[0][0] == "They keep zebras cool 【0†zebras.txt】 and repel flies 【0†zebras.txt】. That is all."
+    assert [a[0] for a in view[0][1]] == ["file_citation", "file_citation"] and view[0][1][0][4] == ids["zebras.txt"]
+    assert text_view(handler.accumulated[stored.id]) == view
+    assert handler.annotated_deltas == 2 and handler.misplaced == []
+
+
+def test_fallback_citations_are_streamed_with_their_markers(client, stores, fake_llm):
+    assistant, _, ids = assistant_with_store(client, stores)
+    thread = client.beta.threads.create(messages=[{"role": "user", "content": "What colour is Mars and why?"}])
+    fake_llm.script(*search_then_answer("Mars looks red because of iron oxide dust on its surface.", "mars colour"))
+    handler = AccumulatingHandler()
+    with client.beta.threads.runs.stream(thread_id=thread.id, assistant_id=assistant.id, event_handler=handler) as s:
+        s.until_done()
+    message = client.beta.threads.messages.list(thread_id=thread.id).data[0]
+    view = text_view(message)
+    assert view[0][1] and view[0][1][0][4] == ids["mars.md"]
+    assert text_view(handler.accumulated[message.id]) == view
+    assert handler.annotated_deltas == 1 and handler.misplaced == []

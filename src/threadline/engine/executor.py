@@ -117,6 +117,7 @@ class _Job:
         self.processor: Any = None
         self.text_index = 0
         self.text_started = False
+        self.annotations: list[dict[str, Any]] = []  # of the open message's text, as streamed
 
     def emit(self, event: str, data: Any) -> None:
         if event.startswith("thread.run.step.") and event != "thread.run.step.delta":
@@ -370,6 +371,7 @@ class _Job:
             self.emit_message_delta([{"index": i, **part}])
         self.text_index = len(pending)
         self.text_started = False
+        self.annotations = []
 
     def emit_message_delta(self, content: list[dict[str, Any]]) -> None:
         assert self.message is not None
@@ -379,12 +381,22 @@ class _Job:
         )
 
     def emit_text(self, text: str) -> None:
+        """Stream a piece of the reply; its annotations (found by the text processor, which never splits a
+        marker across pieces) ride on the same delta, as OpenAI sends them."""
         if not text:
             return
         part: dict[str, Any] = {"index": self.text_index, "type": "text", "text": {"value": text}}
         if not self.text_started:
             part["text"]["annotations"] = []
             self.text_started = True
+        found = self.processor.annotations(text) if self.processor is not None else []
+        if found:
+            offset, first = len(self.text), len(self.annotations)
+            for a in found:
+                a["start_index"] += offset
+                a["end_index"] += offset
+            part["text"]["annotations"] = [{"index": first + i, **a} for i, a in enumerate(found)]
+            self.annotations.extend(found)
         self.text += text
         self.emit_message_delta([part])
 
@@ -402,26 +414,14 @@ class _Job:
             else:
                 return
         message = self.message
-        annotations: list[dict[str, Any]] = []
         if self.processor is not None:
-            tail, annotations = self.processor.finish(self.text)
-            self.emit_text(tail)
+            self.emit_text(self.processor.flush(self.text))
         if not self.text_started:
             self.text_started = True
             self.emit_message_delta(
                 [{"index": self.text_index, "type": "text", "text": {"value": "", "annotations": []}}]
             )
-        if annotations:
-            self.emit_message_delta(
-                [
-                    {
-                        "index": self.text_index,
-                        "type": "text",
-                        "text": {"annotations": [{"index": i, **a} for i, a in enumerate(annotations)]},
-                    }
-                ]
-            )
-        message["content"].append({"type": "text", "text": {"value": self.text, "annotations": annotations}})
+        message["content"].append({"type": "text", "text": {"value": self.text, "annotations": self.annotations}})
         ts = now()
         message["status"] = status
         if status == "completed":
@@ -594,7 +594,9 @@ class _Job:
         """Close the open message and step (and any leftover in-progress steps); return events to emit."""
         events: list[tuple[str, dict]] = []
         if self.message is not None:
-            self.message["content"].append({"type": "text", "text": {"value": self.text, "annotations": []}})
+            self.message["content"].append(
+                {"type": "text", "text": {"value": self.text, "annotations": self.annotations}}
+            )
             self.message.update(status="incomplete", incomplete_at=ts, incomplete_details={"reason": reason})
             Store.update(conn, schema.messages, self.message)
             events.append(("thread.message.incomplete", self.message))
@@ -675,17 +677,17 @@ class ChainedProcessor:
             text = proc.feed(text)
         return text
 
-    def finish(self, full_text: str) -> tuple[str, list[dict[str, Any]]]:
-        # First let each processor add its tail, then ask each for its annotations over the final text
-        # (finish is idempotent once the tail is in place).
+    def flush(self, full_text: str) -> str:
         tail = ""
         for proc in self.procs:
-            more, _ = proc.finish(full_text + tail)
-            tail += more
-        final = full_text + tail
-        annotations = [a for proc in self.procs for a in proc.finish(final)[1]]
-        annotations.sort(key=lambda a: a["start_index"])
-        return tail, annotations
+            tail = proc.feed(tail) if tail else ""  # what earlier processors released passes through this one
+            tail += proc.flush(full_text + tail)
+        return tail
+
+    def annotations(self, text: str) -> list[dict[str, Any]]:
+        found = [a for proc in self.procs for a in proc.annotations(text)]
+        found.sort(key=lambda a: a["start_index"])
+        return found
 
 
 def close_steps(conn: Any, run_id: str, status: str, ts: int, events: list[tuple[str, dict]] | None = None) -> None:

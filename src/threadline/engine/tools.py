@@ -33,12 +33,22 @@ StepDelta = Callable[[dict[str, Any]], Awaitable[None]]
 
 
 class TextProcessor(Protocol):
-    """Rewrites the streamed reply on the fly (e.g. normalises citation markers) and adds annotations."""
+    """Rewrites the streamed reply on the fly (e.g. normalises citation markers) and finds its annotations.
 
-    def feed(self, text: str) -> str: ...
+    `feed` holds back text that may still become part of a marker or link, so a marker never straddles two
+    emitted pieces: each piece's annotations are found on the piece alone and sent on the delta carrying it."""
 
-    def finish(self, full_text: str) -> tuple[str, list[dict[str, Any]]]:
-        """Return (text to append, annotations over the whole final text)."""
+    def feed(self, text: str) -> str:
+        """Text ready to emit (possibly less or more than `text`: held-back text comes out later)."""
+        ...
+
+    def flush(self, full_text: str) -> str:
+        """At the end of the reply: the held-back text plus anything to append (e.g. citations the model left
+        out). `full_text` is the reply emitted so far."""
+        ...
+
+    def annotations(self, text: str) -> list[dict[str, Any]]:
+        """Annotations over `text`, one emitted piece; start/end indexes count characters from its start."""
         ...
 
 
