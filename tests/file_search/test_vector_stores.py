@@ -195,3 +195,34 @@ def test_bad_vector_store_requests(client, stores):
         search(client, stores, store.id, query="x", max_num_results=51)
     with pytest.raises(openai.BadRequestError):
         search(client, stores, store.id, query="x", filters={"type": "near", "key": "a", "value": 1})
+
+
+def test_poll_helpers_get_the_server_poll_hint(client, stores, http, monkeypatch):
+    """Every response an SDK poll helper reads carries `openai-poll-after-ms` (the fixture's server sets 20 ms),
+    so upload_and_poll / create_and_poll sleep 20 ms instead of the SDK's 1 s (Node: 5 s) default."""
+    from openai._resource import SyncAPIResource
+
+    sleeps: list[float] = []
+    real_sleep = SyncAPIResource._sleep
+    monkeypatch.setattr(SyncAPIResource, "_sleep", lambda self, s: (sleeps.append(s), real_sleep(self, s))[1])
+    store = stores.create(name="poll")
+    long_text = ("Zebra stripes and sourdough bread facts. " * 300).encode()
+    vsf = stores.files.upload_and_poll(vector_store_id=store.id, file=("long.txt", long_text))
+    assert vsf.status == "completed"
+    f = client.files.create(file=("more.txt", long_text), purpose="assistants")
+    batch = stores.file_batches.create_and_poll(vector_store_id=store.id, file_ids=[f.id])
+    assert batch.status == "completed"
+    assert all(s == 0.02 for s in sleeps), sleeps
+
+    def hint(response) -> str | None:  # noqa: ANN001
+        assert response.status_code == 200, response.text
+        return response.headers.get("openai-poll-after-ms")
+
+    g = client.files.create(file=("third.txt", b"three"), purpose="assistants")
+    assert hint(http.post(f"/vector_stores/{store.id}/files", json={"file_id": g.id})) == "20"
+    assert hint(http.get(f"/vector_stores/{store.id}/files/{g.id}")) == "20"
+    created = http.post(f"/vector_stores/{store.id}/file_batches", json={"file_ids": [g.id]})
+    assert hint(created) == "20"
+    assert hint(http.get(f"/vector_stores/{store.id}/file_batches/{created.json()['id']}")) == "20"
+    assert hint(http.post(f"/vector_stores/{store.id}/file_batches/{created.json()['id']}/cancel")) == "20"
+    assert hint(http.get(f"/files/{g.id}")) == "20"

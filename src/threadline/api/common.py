@@ -24,6 +24,12 @@ def page_response(page: Page) -> Response:
     return Response(page.to_json(), media_type="application/json")
 
 
+def poll_headers(request: Request) -> dict[str, str]:
+    """`openai-poll-after-ms` for responses the SDKs' poll helpers read (runs, vector store files and batches,
+    files): without it they sleep 1 s (Python) or 5 s (Node) between polls."""
+    return {"openai-poll-after-ms": str(request.app.state.runtime.settings.poll_after_ms)}
+
+
 def runtime(request: Request):  # noqa: ANN201 - returns threadline.app.Runtime
     return request.app.state.runtime
 

@@ -23,6 +23,7 @@ from .common import (
     json,
     load,
     page_response,
+    poll_headers,
     runtime,
     store,
 )
@@ -165,7 +166,7 @@ def get_file(file_id: str, request: Request) -> Response:
     raw = store(request).get_raw(schema.files, file_id)
     if raw is None:
         raise not_found("file", file_id)
-    return json(raw)
+    return json(raw, headers=poll_headers(request))
 
 
 def _strip_file_from(conn: sa.Connection, table: sa.Table, file_id: str) -> None:

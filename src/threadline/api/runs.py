@@ -15,7 +15,7 @@ from ..engine.executor import close_messages, close_steps
 from ..engine.objects import INCLUDE_FILE_SEARCH_CONTENT, run_object, strip_content
 from ..store import Store, loads, now, schema
 from . import models
-from .common import ListParams, check_id, json, list_params, load, page_response, runtime, store
+from .common import ListParams, check_id, json, list_params, load, page_response, poll_headers, runtime, store
 from .errors import bad_request, not_found
 from .resources import add_messages, response_format_object, tool_object
 from .threads import create_thread_in_tx
@@ -37,10 +37,6 @@ def _include(request: Request) -> list[str]:
                 code="invalid_value",
             )
     return values
-
-
-def _poll_headers(request: Request) -> dict[str, str]:
-    return {"openai-poll-after-ms": str(runtime(request).settings.poll_after_ms)}
 
 
 def _new_run(
@@ -118,7 +114,7 @@ async def _start(request: Request, run: dict[str, Any], stream: bool, before: li
     rt = runtime(request)
     if not stream:
         await rt.queue.put(run["id"])
-        return json(run, headers=_poll_headers(request))
+        return json(run, headers=poll_headers(request))
     sink = EventSink()
     for event, data in before:
         sink.emit(event, data)
@@ -194,7 +190,7 @@ def _load_run(conn: sa.Connection, thread_id: str, run_id: str, lock: bool = Fal
 def get_run(thread_id: str, run_id: str, request: Request) -> Response:
     with store(request).read() as conn:
         run = _load_run(conn, thread_id, run_id)
-    return json(run, headers=_poll_headers(request))
+    return json(run, headers=poll_headers(request))
 
 
 @router.post("/{thread_id}/runs/{run_id}")
@@ -205,7 +201,7 @@ def modify_run(thread_id: str, run_id: str, body: models.RunModify, request: Req
         if "metadata" in body.model_fields_set:
             run["metadata"] = body.metadata or {}
         s.update(conn, schema.runs, run)
-    return json(run, headers=_poll_headers(request))
+    return json(run, headers=poll_headers(request))
 
 
 @router.post("/{thread_id}/runs/{run_id}/cancel")
@@ -226,7 +222,7 @@ def cancel_run(thread_id: str, run_id: str, request: Request) -> Response:
         rt.store.update(conn, schema.runs, run, status=run["status"], expires_at=run["expires_at"])
     if run["status"] == "cancelling":
         rt.executor.signal_cancel(run_id)
-    return json(run, headers=_poll_headers(request))
+    return json(run, headers=poll_headers(request))
 
 
 @router.post("/{thread_id}/runs/{run_id}/submit_tool_outputs")

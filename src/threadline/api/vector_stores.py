@@ -14,7 +14,7 @@ from .. import vector_stores as vs
 from ..ids import new_id
 from ..store import Store, dumps, loads, now, schema
 from . import models
-from .common import ListParams, check_id, deleted, json, list_params, load, page_response, runtime
+from .common import ListParams, check_id, deleted, json, list_params, load, page_response, poll_headers, runtime
 from .errors import bad_request, not_found
 from .resources import check_file
 
@@ -310,7 +310,7 @@ def attach(vs_id: str, body: FileAttach, request: Request) -> Response:
             conn, vs_id, body.file_id, vs.chunking_object(body.chunking_strategy, _auto(request)), body.attributes
         )
     rt.ingestor.wake()
-    return json(obj)
+    return json(obj, headers=poll_headers(request))
 
 
 def _list_files(request: Request, vs_id: str, params: ListParams, status: str | None, batch_id: str | None) -> Response:
@@ -350,7 +350,7 @@ def get_vs_file(vs_id: str, file_id: str, request: Request) -> Response:
     with runtime(request).store.read() as conn:
         _load_store(conn, vs_id)
         check_id("file", file_id, "file_id")
-        return json(_vsf_row(conn, vs_id, file_id))
+        return json(_vsf_row(conn, vs_id, file_id), headers=poll_headers(request))
 
 
 @router.post("/{vs_id}/files/{file_id}")
@@ -425,7 +425,7 @@ def create_batch(vs_id: str, body: BatchCreate, request: Request) -> Response:
             vs.attach_file(conn, vs_id, file_id, vs.chunking_object(chunking, auto), attributes, batch_id=batch["id"])
         out = vs.present_batch(conn, batch)
     rt.ingestor.wake()
-    return json(out)
+    return json(out, headers=poll_headers(request))
 
 
 def _load_batch(conn: sa.Connection, vs_id: str, batch_id: str) -> dict[str, Any]:
@@ -440,7 +440,7 @@ def _load_batch(conn: sa.Connection, vs_id: str, batch_id: str) -> dict[str, Any
 @router.get("/{vs_id}/file_batches/{batch_id}")
 def get_batch(vs_id: str, batch_id: str, request: Request) -> Response:
     with runtime(request).store.read() as conn:
-        return json(vs.present_batch(conn, _load_batch(conn, vs_id, batch_id)))
+        return json(vs.present_batch(conn, _load_batch(conn, vs_id, batch_id)), headers=poll_headers(request))
 
 
 @router.post("/{vs_id}/file_batches/{batch_id}/cancel")
@@ -459,7 +459,7 @@ def cancel_batch(vs_id: str, batch_id: str, request: Request) -> Response:
         batch["status"] = "cancelled"
         Store.update(conn, schema.file_batches, batch)
         out = vs.present_batch(conn, batch)
-    return json(out)
+    return json(out, headers=poll_headers(request))
 
 
 @router.get("/{vs_id}/file_batches/{batch_id}/files")
