@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from fastapi import FastAPI
 
 from . import vector_stores as vs
-from .api import assistants, files, messages, runs, threads, uploads, vector_stores
+from .api import assistants, files, messages, model_list, runs, threads, uploads, vector_stores
 from .api.errors import install_handlers
 from .auth import KeyChecker
 from .code_interpreter import CodeInterpreterTool
@@ -21,6 +21,7 @@ from .engine.worker import InProcessQueue, Workers
 from .file_search import FileSearchTool, RetrievalService
 from .middleware import APIMiddleware
 from .providers import router as provider_router
+from .providers.listing import ModelLister
 from .sandbox import SandboxManager
 from .store import LocalBlobStore, Store, schema
 
@@ -38,6 +39,7 @@ class Runtime:
         self.blobs = LocalBlobStore(settings.blob_dir)
         self.keys = KeyChecker(self.store, settings.api_keys)
         self.providers = provider_router.from_env()
+        self.model_lister = ModelLister.from_env(self.providers)
         self.loop: asyncio.AbstractEventLoop | None = None
         self.retrieval = RetrievalService(self.store, self.blobs)
         self.ingestor = vs.Ingestor(self)
@@ -152,6 +154,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         files,
         uploads,
         vector_stores,
+        model_list,
     ):  # runs before threads: /threads/runs
         app.include_router(module.router)
 

@@ -39,8 +39,27 @@ _ERROR_TYPES = {
 class FakeAnthropic(FakeServer):
     url_suffix = ""
 
+    def __init__(self, port: int = 0, **kwargs: Any) -> None:
+        super().__init__(port, **kwargs)
+        self.models = ["claude-sonnet-4-5", "claude-haiku-4-5"]
+
     def build_app(self) -> Starlette:
-        return Starlette(routes=[Route("/v1/messages", self._messages, methods=["POST"])])
+        return Starlette(
+            routes=[
+                Route("/v1/messages", self._messages, methods=["POST"]),
+                Route("/v1/models", self._models, methods=["GET"]),
+            ]
+        )
+
+    async def _models(self, request: Request) -> Response:
+        if not request.headers.get("x-api-key") or not request.headers.get("anthropic-version"):
+            err = {"type": "authentication_error", "message": "x-api-key and anthropic-version are required"}
+            return JSONResponse({"type": "error", "error": err}, status_code=401)
+        data = [
+            {"type": "model", "id": m, "display_name": m, "created_at": "2025-09-29T00:00:00Z"} for m in self.models
+        ]
+        first, last = (data[0]["id"], data[-1]["id"]) if data else (None, None)
+        return JSONResponse({"data": data, "has_more": False, "first_id": first, "last_id": last})
 
     async def _messages(self, request: Request) -> Response:
         body = await request.json()
