@@ -488,6 +488,37 @@ def _route_cases() -> list[Case]:
         ("delete_files_collection", "DELETE", "/files", {}, 405),
         ("put_assistant", "PUT", "/assistants/{asst}", {"json": {}}, 405),
         ("get_upload", "GET", "/uploads/{upload}", {}, 404),  # no such route at all
+        ("model_not_found", "GET", "/models/gpt-4o", {}, 404),  # this server has no provider
+        ("model_nul", "GET", "/models/%00", {}, 404),
+        ("model_with_slash", "GET", "/models/a%2Fb/c", {}, 404),
+        ("post_models", "POST", "/models", {"json": {}}, 405),
+    ]
+
+
+def _attachment_cases() -> list[Case]:
+    """Every way of adding a message checks its attachments the same way (one code path)."""
+    missing = {
+        "role": "user",
+        "content": "x",
+        "attachments": [{"file_id": "file-nope", "tools": [{"type": "file_search"}]}],
+    }
+    return [
+        (
+            "run_additional_message_missing_file",
+            "POST",
+            "/threads/{thread}/runs",
+            {"json": {"assistant_id": "{asst}", "additional_messages": [missing]}},
+            404,
+        ),
+        (
+            "thread_and_run_message_missing_file",
+            "POST",
+            "/threads/runs",
+            {"json": {"assistant_id": "{asst}", "thread": {"messages": [missing]}}},
+            404,
+        ),
+        ("thread_message_missing_file", "POST", "/threads", {"json": {"messages": [missing]}}, 404),
+        ("message_missing_file", "POST", "/threads/{thread}/messages", {"json": missing}, 404),
     ]
 
 
@@ -500,6 +531,7 @@ CASES: list[Case] = (
     + _file_cases()
     + _upload_cases()
     + _route_cases()
+    + _attachment_cases()
 )
 
 
