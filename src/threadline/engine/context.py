@@ -42,7 +42,11 @@ def attachments_note(conn: sa.Connection, run: dict[str, Any], messages: list[di
     """A system-prompt section listing the files attached to the thread's messages, so the notes never mix with
     what the user wrote. A file's /mnt/data location is given only when the run can reach it (code_interpreter
     among the run's tools), under the name the sandbox places it with."""
-    attachments = {a["file_id"]: a for m in messages for a in m.get("attachments") or []}
+    attachments: dict[str, list[str]] = {}  # file id -> tool types, over every message that attached it
+    for message in messages:
+        for att in message.get("attachments") or []:
+            tools = attachments.setdefault(att["file_id"], [])
+            tools += [t["type"] for t in att.get("tools", []) if t["type"] not in tools]
     if not attachments:
         return ""
     names = {}
@@ -56,11 +60,10 @@ def attachments_note(conn: sa.Connection, run: dict[str, Any], messages: list[di
 
         placed = input_placement(conn, run)
     lines = []
-    for file_id, att in attachments.items():
+    for file_id, tools in attachments.items():
         name = names.get(file_id)
         if name is None:
             continue  # the file was deleted since
-        tools = [t["type"] for t in att.get("tools", [])]
         line = f"- {name} (file id {file_id})" + (f", for {' and '.join(tools)}" if tools else "")
         if file_id in placed:
             line += f", available at /mnt/data/{placed[file_id]}"
