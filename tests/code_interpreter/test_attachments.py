@@ -104,3 +104,29 @@ def test_user_words_verbatim_with_several_parts_and_no_attachments(client, fake_
     assert run.status == "completed"
     assert _sent_user_messages(fake_llm.requests[0]) == ["  plain [Attached file: x]  "]
     assert fake_llm.requests[0]["messages"][0] == {"role": "system", "content": "Be brief."}
+
+
+def test_create_and_run_keeps_top_level_resources_and_attachments(client, fake_llm):
+    given = client.files.create(file=("given.txt", b"given"), purpose="assistants")
+    attached = client.files.create(file=("attached.txt", b"attached"), purpose="assistants")
+    assistant = client.beta.assistants.create(model="gpt-4o", tools=[{"type": "code_interpreter"}])
+    fake_llm.script(Reply(text="ok"))
+    run = client.beta.threads.create_and_run_poll(
+        assistant_id=assistant.id,
+        thread={
+            "messages": [
+                {
+                    "role": "user",
+                    "content": "x",
+                    "attachments": [{"file_id": attached.id, "tools": [{"type": "code_interpreter"}]}],
+                }
+            ]
+        },
+        tool_resources={"code_interpreter": {"file_ids": [given.id]}},
+        poll_interval_ms=50,
+    )
+    assert run.status == "completed", run.last_error
+    thread = client.beta.threads.retrieve(run.thread_id)
+    assert thread.tool_resources.code_interpreter.file_ids == [given.id, attached.id]
+    system = fake_llm.requests[0]["messages"][0]["content"]
+    assert "/mnt/data/attached.txt" in system and "given.txt" not in system  # only attachments are listed
