@@ -12,8 +12,8 @@ from pydantic import Field, field_validator, model_validator
 
 from .. import vector_stores as vs
 from ..file_search import score_details
-from ..retrieval.index import CANDIDATES, HYBRID_VECTOR_WEIGHT
 from ..ids import new_id
+from ..retrieval.index import CANDIDATES, HYBRID_VECTOR_WEIGHT
 from ..store import Store, dumps, loads, now, schema
 from . import models
 from .common import ListParams, check_id, deleted, json, list_params, load, page_response, runtime

@@ -179,9 +179,7 @@ def list_threads(
             seq = conn.execute(sa.select(t.c.seq).where(t.c.id == after)).scalar()
             if seq is not None:
                 where.append(t.c.seq < seq)
-        rows = conn.execute(
-            sa.select(t.c.id, t.c.data).where(*where).order_by(t.c.seq.desc()).limit(limit + 1)
-        ).all()
+        rows = conn.execute(sa.select(t.c.id, t.c.data).where(*where).order_by(t.c.seq.desc()).limit(limit + 1)).all()
         has_more = len(rows) > limit
         rows = rows[:limit]
         ids = [r.id for r in rows]
@@ -224,9 +222,8 @@ def _thread_summaries(conn: sa.Connection, ids: list[str]) -> dict[str, dict[str
         sa.select(r.c.thread_id, r.c.assistant_id).where(r.c.thread_id.in_(ids)).distinct()
     ):
         out[thread_id]["assistant_ids"].append(assistant_id)
-    last = (
-        sa.select(r.c.thread_id, sa.func.max(r.c.seq).label("seq")).where(r.c.thread_id.in_(ids)).group_by(r.c.thread_id)
-    ).subquery()
+    last_seq = sa.func.max(r.c.seq).label("seq")
+    last = sa.select(r.c.thread_id, last_seq).where(r.c.thread_id.in_(ids)).group_by(r.c.thread_id).subquery()
     for row in conn.execute(
         sa.select(r.c.thread_id, r.c.id, r.c.status, r.c.assistant_id, r.c.created_at).join(
             last, sa.and_(last.c.thread_id == r.c.thread_id, last.c.seq == r.c.seq)

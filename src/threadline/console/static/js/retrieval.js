@@ -58,6 +58,8 @@ export async function inspector(page, threadId, runId, params) {
     page.addEventListener("console:shown", () => {
       const row = page.querySelector(`#result-${highlight}`);
       if (row) {
+        const details = row.querySelector("details");
+        if (details) details.open = true;
         row.scrollIntoView({ block: "center" });
         row.focus({ preventScroll: true });
       }

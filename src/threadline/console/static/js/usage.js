@@ -1,7 +1,7 @@
 // Usage: tokens per day by model or assistant, and the threads and runs that used the most. Spend appears here when
 // the server reports cost (`cost_available`); until then the figures are tokens only.
 
-import { get } from "./api.js";
+import { get, listAll } from "./api.js";
 import { field, fmtNum, h, svg, table } from "./dom.js";
 
 const COLORS = ["#2563eb", "#16a34a", "#d97706", "#9333ea", "#dc2626", "#0891b2", "#4b5563", "#db2777"];
@@ -9,7 +9,8 @@ const COLORS = ["#2563eb", "#16a34a", "#d97706", "#9333ea", "#dc2626", "#0891b2"
 export async function usagePage(page, params) {
   const days = Number(params.get("days")) || 30;
   const by = params.get("by") === "assistant" ? "assistant" : "model";
-  const data = await get("/console/usage", { days });
+  const [data, assistants] = await Promise.all([get("/console/usage", { days }), by === "assistant" ? listAll("/assistants", {}, 500) : []]);
+  const assistantNames = new Map(assistants.map((a) => [a.id, a.name ? `${a.name} (${a.id})` : a.id]));
   const daysSel = h("select", { name: "days" }, [7, 30, 90, 365].map((d) => h("option", { value: d, selected: d === days }, `${d} days`)));
   const bySel = h("select", { name: "by" }, ["model", "assistant"].map((b) => h("option", { value: b, selected: b === by }, b)));
   const form = h("form", { class: "filters", "aria-label": "Usage range" }, field("Range", daysSel), field("Group by", bySel), h("button", { type: "submit" }, "Show"));
@@ -17,7 +18,7 @@ export async function usagePage(page, params) {
     e.preventDefault();
     location.hash = `#/usage?days=${daysSel.value}&by=${bySel.value}`;
   });
-  const key = (b) => (by === "model" ? b.model || "(unknown)" : b.assistant_id);
+  const key = (b) => (by === "model" ? b.model || "(unknown)" : assistantNames.get(b.assistant_id) || b.assistant_id);
   const groups = new Map();
   const perDay = new Map();
   for (const b of data.buckets) {
@@ -90,8 +91,8 @@ function chart(start, end, perDay, names, color) {
       bars.push(svg("rect", { x: pad + i * bw + 1, y, width: Math.max(1, bw - 2), height: hgt, fill: color(g) }, svg("title", {}, `${new Date(d * 1000).toISOString().slice(0, 10)} ${g}: ${v} tokens`)));
     }
   });
-  const labels = [0, Math.floor(days.length / 2), days.length - 1].map((i) =>
-    svg("text", { x: pad + i * bw, y: H - 4, "font-size": 11 }, new Date(days[i] * 1000).toISOString().slice(5, 10)),
+  const labels = [0, Math.floor(days.length / 2), days.length - 1].map((i, j) =>
+    svg("text", { x: pad + (i + (j === 2 ? 1 : 0)) * bw, y: H - 4, "font-size": 11, "text-anchor": ["start", "middle", "end"][j] }, new Date(days[i] * 1000).toISOString().slice(5, 10)),
   );
   const total = totals.reduce((a, b) => a + b, 0);
   return svg(
