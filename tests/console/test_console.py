@@ -267,6 +267,17 @@ def test_files_page_uploads_with_progress(console, tmp_path):  # noqa: ANN001
     page.wait_for_selector("main td:has-text('notes.txt')")
     console.assert_labelled()
     console.shot("files")
+    # A new store, then the uploaded file added to it from the store's page; the page follows the ingestion.
+    page.get_by_label("Name", exact=True).fill("Notes store")
+    page.get_by_role("button", name="Create vector store").click()
+    page.wait_for_selector("main h1:has-text('Notes store')")
+    notes = page.locator("select[name=file_id] option", has_text="notes.txt").first.get_attribute("value")
+    page.get_by_label("File to add").select_option(notes)
+    page.get_by_role("button", name="Add file").click()
+    row = page.locator("main table tbody tr:has-text('notes.txt')")
+    wait_until(lambda: row.count() and "completed" in row.first.text_content(), what="ingestion shown as completed")
+    assert int(row.first.locator("td").nth(2).text_content()) >= 1  # chunks
+    console.shot("vector-store")
 
 
 def test_usage_page(console, client, fake_llm):  # noqa: ANN001

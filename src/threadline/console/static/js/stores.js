@@ -130,6 +130,25 @@ export async function storeView(page, storeId) {
       h("td", { class: "actions" }, deleteButton(`/vector_stores/${storeId}/files/${f.id}`, `${names.get(f.id)} from this store`)),
     );
   });
+  const attached = new Set(files.map((f) => f.id));
+  const candidates = (await listAll("/files", { purpose: "assistants" }, 1000)).filter((f) => !attached.has(f.id));
+  const addPick = h("select", { name: "file_id" }, candidates.map((f) => h("option", { value: f.id }, `${f.filename} (${f.id})`)));
+  const addStatus = h("div", { "aria-live": "polite" });
+  const addForm = h("form", { class: "filters", "aria-label": "Add a file to this vector store" }, field("File to add", addPick), h("button", { type: "submit", disabled: !candidates.length }, "Add file"), addStatus);
+  addForm.addEventListener("submit", async (e) => {
+    e.preventDefault();
+    try {
+      await post(`/vector_stores/${storeId}/files`, { file_id: addPick.value });
+      reload();
+    } catch (err) {
+      clear(addStatus).append(errorBox(err));
+    }
+  });
+  // While files are being ingested, look again every two seconds (only while this page is still shown).
+  if (files.some((f) => f.status === "in_progress")) {
+    const here = location.hash;
+    page.addEventListener("console:shown", () => setTimeout(() => location.hash === here && page.isConnected && reload(), 2000));
+  }
   const query = h("input", { name: "query", required: true, maxlength: 4096 });
   const k = h("input", { name: "max_num_results", type: "number", min: 1, max: 50, value: 10 });
   const threshold = h("input", { name: "score_threshold", type: "number", min: 0, max: 1, step: 0.01, value: 0 });
@@ -187,6 +206,7 @@ export async function storeView(page, storeId) {
     jsonView(store),
     h("h2", {}, "Files"),
     rows.length ? table(["File", "Status", "Chunks", "Text", "Index size", ""], rows) : h("p", {}, "No files."),
+    addForm,
     h("h2", {}, "Search"),
     form,
     out,
