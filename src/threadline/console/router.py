@@ -28,6 +28,7 @@ STATIC_DIR = Path(__file__).resolve().parent / "static"
 DAY_S = 86_400
 MAX_USAGE_DAYS = 366
 TOP_N = 10
+MAX_TIMESTAMP = 253_402_300_799  # 9999-12-31T23:59:59Z: beyond it, times overflow the BIGINT columns' comparisons
 
 # The page loads nothing from elsewhere; images are blob: URLs made from /v1/files/{id}/content.
 CSP = (
@@ -101,6 +102,8 @@ def _timestamp(param: str, value: str | None) -> int | None:
         return None
     check_no_nul(param, value)
     if value.isdigit():
+        if len(value) > 12 or int(value) > MAX_TIMESTAMP:
+            raise bad_request(f"Invalid '{param}': {value[:64]} is after the year 9999.", param=param)
         return int(value)
     from datetime import UTC, datetime
 
