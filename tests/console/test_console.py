@@ -209,6 +209,14 @@ def test_run_timeline(console, client, fake_llm, knowledge):  # noqa: ANN001
     )
     run = client.beta.threads.runs.create_and_poll(thread_id=thread.id, assistant_id=assistant.id, poll_interval_ms=50)
     assert run.status == "completed"
+    # The step's file_search call carries the score components and queries (extra fields the spec allows: the
+    # validating client checks the step against OpenAI's schema).
+    steps = client.beta.threads.runs.steps.list(run_id=run.id, thread_id=thread.id, order="asc").data
+    search = steps[0].step_details.tool_calls[0].file_search.model_dump()
+    assert search["queries"] == ["Mars colour"]
+    top = search["results"][0]
+    assert top["file_name"] == "mars.txt" and top["query"] == "Mars colour" and top["chunk_index"] == 0
+    assert 0 < top["vector_score"] <= 1 and 0 < top["keyword_score"] <= 1 and top["content"] is None
     console.go(f"#/threads/{thread.id}")
     page.locator(f"a[href='#/threads/{thread.id}/runs/{run.id}']").first.click()
     page.wait_for_selector(f"main h1:has-text('{run.id}')")
