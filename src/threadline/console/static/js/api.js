@@ -20,7 +20,20 @@ export function setKey(key, remember) {
   if (remember) localStorage.setItem(KEY, key);
 }
 
+const PROJECT = "threadline.console.project";
+
+// The project an admin key looks at, sent as OpenAI's `OpenAI-Project` header (the SDK's `project=` option).
+export function getProject() {
+  return sessionStorage.getItem(PROJECT);
+}
+
+export function setProject(projectId) {
+  if (projectId) sessionStorage.setItem(PROJECT, projectId);
+  else sessionStorage.removeItem(PROJECT);
+}
+
 export function forgetKey() {
+  sessionStorage.removeItem(PROJECT);
   sessionStorage.removeItem(KEY);
   localStorage.removeItem(KEY);
   for (const url of fileUrls.values()) URL.revokeObjectURL(url);
@@ -28,7 +41,10 @@ export function forgetKey() {
 }
 
 function headers(extra, key) {
-  return { Authorization: `Bearer ${key ?? getKey() ?? ""}`, "OpenAI-Beta": "assistants=v2", ...extra };
+  const out = { Authorization: `Bearer ${key ?? getKey() ?? ""}`, "OpenAI-Beta": "assistants=v2", ...extra };
+  const project = getProject();
+  if (project) out["OpenAI-Project"] = project;
+  return out;
 }
 
 function url(path, query) {
@@ -135,7 +151,7 @@ export function upload(file, purpose, onProgress) {
   return new Promise((resolve, reject) => {
     const xhr = new XMLHttpRequest();
     xhr.open("POST", url("/files"));
-    xhr.setRequestHeader("Authorization", `Bearer ${getKey() ?? ""}`);
+    for (const [name, value] of Object.entries(headers())) xhr.setRequestHeader(name, value);
     xhr.upload.onprogress = (e) => e.lengthComputable && onProgress(e.loaded, e.total);
     xhr.onload = () => {
       let body = null;

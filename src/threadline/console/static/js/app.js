@@ -1,6 +1,6 @@
 // The console shell: sign-in, navigation and the hash router.
 
-import { ApiError, forgetKey, get, getKey, setKey } from "./api.js";
+import { ApiError, forgetKey, get, getKey, setKey, setProject } from "./api.js";
 import { clear, errorBox, field, h } from "./dom.js";
 
 const main = document.getElementById("main");
@@ -86,6 +86,11 @@ function showShell() {
       { id: "project" },
       info.projects.map((p) => h("option", { value: p.id, selected: p.id === (info.project && info.project.id) }, p.name || p.id)),
     );
+    select.addEventListener("change", () => {
+      setProject(select.value);
+      session.info = null;
+      render();
+    });
     slot.append(field("Project", select));
   } else if (info.project) {
     slot.append(h("span", { class: "project" }, `Project: ${info.project.name || info.project.id}`));
