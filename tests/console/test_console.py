@@ -333,6 +333,9 @@ def test_threads_list_search_and_pagination(console, client, api):  # noqa: ANN0
     assert page.locator(".messages article").count() == 50  # a page, not the whole thread
     page.get_by_role("button", name="Load more messages").click()
     wait_until(lambda: page.locator(".messages article").count() == 60, what="the second page")
+    page.get_by_role("link", name="Show newest first").click()
+    newest = page.locator(".messages article .text").first
+    wait_until(lambda: newest.count() and newest.text_content() == "message number 59", what="newest first")
     assert opened_s < 10  # generous: the point is pagination, measured in docs/console.md
 
 

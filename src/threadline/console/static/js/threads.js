@@ -69,14 +69,15 @@ function metadataText(metadata) {
   return entries.length ? entries.map(([k, v]) => `${k}=${v}`).join(", ") : "—";
 }
 
-export async function threadView(page, threadId) {
+export async function threadView(page, threadId, params) {
+  const order = params.get("order") === "desc" ? "desc" : "asc";
   const thread = await get(`/threads/${threadId}`);
   const runs = await get(`/threads/${threadId}/runs`, { limit: 100 });
   const list = h("div", { class: "messages" });
   const more = h("button", { type: "button", class: "secondary", hidden: true }, "Load more messages");
   let cursor;
   async function load() {
-    const result = await get(`/threads/${threadId}/messages`, { order: "asc", limit: PAGE, after: cursor });
+    const result = await get(`/threads/${threadId}/messages`, { order, limit: PAGE, after: cursor });
     for (const m of result.data) list.append(messageView(m));
     cursor = result.last_id;
     more.hidden = !result.has_more;
@@ -102,6 +103,13 @@ export async function threadView(page, threadId) {
     h("h2", {}, "Runs"),
     runRows.length ? table(["Run", "Status", "Assistant", "Model", "Tokens", "Created"], runRows) : h("p", {}, "No runs."),
     h("h2", {}, "Messages"),
+    h(
+      "p",
+      {},
+      order === "asc"
+        ? h("a", { href: `#/threads/${threadId}?order=desc` }, "Show newest first")
+        : h("a", { href: `#/threads/${threadId}` }, "Show oldest first"),
+    ),
     list,
     more,
   );
