@@ -110,9 +110,8 @@ def test_create_assistant_and_stream_a_reply(console, client, fake_llm):  # noqa
     fake_llm.script(Reply(text=words, tokens_per_s=5))
     send(console, "Say something")
     # Part of the reply is on the page while the run is still going...
-    live = page.locator(".message.streaming .text")
-    live.wait_for()
-    partial = wait_until(lambda: live.text_content() if live.count() else None, what="a partial reply")
+    read_live = "() => { const el = document.querySelector('.message.streaming .text'); return el && el.textContent; }"
+    partial = wait_until(lambda: page.evaluate(read_live), what="a partial reply")
     assert words.startswith(partial) and partial != words
     # ...then the stored message replaces it.
     page.wait_for_selector(f".message-assistant:not(.streaming) .text:has-text('{words}')")
