@@ -21,6 +21,7 @@ serve: setup
 
 test: setup
 	bash scripts/sdk-compat-venv.sh
+	bash scripts/setup-browser.sh
 	$(PY) -m pytest -q -p no:cacheprovider tests
 	.venv-sdk1/bin/python -m pytest -q -p no:cacheprovider tests/sdk tests/runs tests/file_search tests/code_interpreter
 

@@ -10,6 +10,7 @@ from typing import Any
 import sqlalchemy as sa
 from fastapi import FastAPI
 
+from . import console
 from . import vector_stores as vs
 from .api import assistants, files, messages, model_list, runs, threads, uploads, vector_stores
 from .api.errors import install_handlers
@@ -162,5 +163,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     def health() -> dict:
         return {"status": "ok", "store": runtime.store.backend}
 
+    console.install(app)
     app.add_middleware(APIMiddleware, keys=runtime.keys)
     return app

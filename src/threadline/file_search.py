@@ -40,12 +40,19 @@ STOPWORDS = frozenset(
 
 @dataclass
 class Hit:
+    """One search result. `score` is the fused score that ranks results; `keyword_score` and `vector_score` are
+    its components (all 0..1, see retrieval/index.py), and `query` is the query that scored it best."""
+
     file_id: str
     filename: str
     score: float
     text: str
     attributes: dict | None
     chunk_index: int
+    vector_store_id: str = ""
+    keyword_score: float = 0.0
+    vector_score: float = 0.0
+    query: str = ""
 
 
 class RetrievalService:
@@ -125,6 +132,10 @@ class RetrievalService:
         out["search_mode"] = self.mode
         return out
 
+    def file_stats(self, vs_id: str) -> dict[str, dict[str, int]]:
+        """file id -> its chunk count and bytes in the index (files not indexed yet are absent)."""
+        return self.index.file_stats(vs_id)
+
     def file_chunks(self, vs_id: str, file_id: str) -> list[str]:
         from .retrieval.parse import ParseError, extract_text
 
@@ -152,16 +163,16 @@ class RetrievalService:
         if not vs_ids or not queries:
             return []
         vectors = self.embedder.embed(queries)
-        best: dict[tuple[str, int], Any] = {}
+        best: dict[tuple[str, int], tuple[Any, str]] = {}
         for query, vector in zip(queries, vectors, strict=True):
             for hit in self.index.search(
                 vs_ids, query, vector, k=k, filters=filters, mode=self.mode, score_threshold=score_threshold
             ):
                 key = (hit.file_id, hit.chunk_index)
-                if key not in best or hit.score > best[key].score:
-                    best[key] = hit
-        ranked = sorted(best.values(), key=lambda h: h.score, reverse=True)[:k]
-        names = self._filenames({h.file_id for h in ranked})
+                if key not in best or hit.score > best[key][0].score:
+                    best[key] = (hit, query)
+        ranked = sorted(best.values(), key=lambda b: b[0].score, reverse=True)[:k]
+        names = self._filenames({h.file_id for h, _ in ranked})
         return [
             Hit(
                 h.file_id,
@@ -170,8 +181,12 @@ class RetrievalService:
                 h.text,
                 h.attributes,
                 h.chunk_index,
+                vector_store_id=getattr(h, "vector_store_id", ""),
+                keyword_score=round(float(getattr(h, "keyword_score", 0.0)), 6),
+                vector_score=round(float(getattr(h, "vector_score", 0.0)), 6),
+                query=query,
             )
-            for h in ranked
+            for h, query in ranked
         ]
 
     def _filenames(self, file_ids: set[str]) -> dict[str, str]:
@@ -181,6 +196,17 @@ class RetrievalService:
         with self.store.read() as conn:
             rows = conn.execute(sa.select(t.c.id, t.c.data).where(t.c.id.in_(file_ids))).all()
         return {r[0]: loads(r[1])["filename"] for r in rows}
+
+
+def score_details(hit: Hit) -> dict[str, Any]:
+    """The threadline extension fields of one result: its score components, chunk and the query that found it."""
+    return {
+        "keyword_score": hit.keyword_score,
+        "vector_score": hit.vector_score,
+        "vector_store_id": hit.vector_store_id,
+        "chunk_index": hit.chunk_index,
+        "query": hit.query,
+    }
 
 
 # -- the tool -----------------------------------------------------------------------------------------------------
@@ -310,6 +336,8 @@ class FileSearchTool:
                     "file_name": hit.filename,
                     "score": hit.score,
                     "content": [{"type": "text", "text": hit.text}],
+                    # threadline extensions (the spec allows extra fields here): why this result ranked where it did
+                    **score_details(hit),
                 }
             )
             refs.append({"n": n, "file_id": hit.file_id, "filename": hit.filename, "text": hit.text})
@@ -320,6 +348,7 @@ class FileSearchTool:
             "file_search": {
                 "ranking_options": {"ranker": "default_2024_08_21", "score_threshold": threshold},
                 "results": results,
+                "queries": queries,  # threadline extension: what the model searched for
             },
         }
         return ToolOutcome(output=output, call=call, references={"queries": queries, "results": refs})

@@ -481,6 +481,36 @@ def _upload_cases() -> list[Case]:
     return cases
 
 
+def _console_cases() -> list[Case]:
+    """The console's read-only extension endpoints (docs/console.md)."""
+    threads = "/console/threads"
+    return [
+        ("console_threads-limit_zero", "GET", threads, {"params": {"limit": 0}}, 400),
+        ("console_threads-limit_text", "GET", threads, {"params": {"limit": "ten"}}, 400),
+        ("console_threads-limit_over_max", "GET", threads, {"params": {"limit": 101}}, 400),
+        ("console_threads-after_bad_prefix", "GET", threads, {"params": {"after": "msg_1"}}, 400),
+        ("console_threads-after_nul", "GET", threads, {"params": {"after": "thread_\x00"}}, 400),
+        ("console_threads-q_nul", "GET", threads, {"params": {"q": "thread_\x00"}}, 400),
+        ("console_threads-q_too_long", "GET", threads, {"params": {"q": "t" * 257}}, 400),
+        ("console_threads-assistant_bad_prefix", "GET", threads, {"params": {"assistant_id": "nope"}}, 400),
+        ("console_threads-metadata_key_too_long", "GET", threads, {"params": {"metadata_key": "k" * 65}}, 400),
+        (
+            "console_threads-metadata_value_nul",
+            "GET",
+            threads,
+            {"params": {"metadata_key": "k", "metadata_value": "\x00"}},
+            400,
+        ),
+        ("console_threads-created_after_text", "GET", threads, {"params": {"created_after": "yesterday"}}, 400),
+        ("console_threads-created_before_huge", "GET", threads, {"params": {"created_before": "9" * 40}}, 400),
+        ("console_usage-days_zero", "GET", "/console/usage", {"params": {"days": 0}}, 400),
+        ("console_usage-days_over_max", "GET", "/console/usage", {"params": {"days": 367}}, 400),
+        ("console_usage-end_text", "GET", "/console/usage", {"params": {"end": "soon"}}, 400),
+        ("console_unknown", "GET", "/console/nothing", {}, 404),
+        ("console_session-post", "POST", "/console/session", {"json": {}}, 405),
+    ]
+
+
 def _route_cases() -> list[Case]:
     return [
         ("unknown_route", "GET", "/nothing-here", {}, 404),
@@ -530,6 +560,7 @@ CASES: list[Case] = (
     + _list_cases()
     + _file_cases()
     + _upload_cases()
+    + _console_cases()
     + _route_cases()
     + _attachment_cases()
 )

@@ -11,7 +11,9 @@ from fastapi.responses import Response
 from pydantic import Field, field_validator, model_validator
 
 from .. import vector_stores as vs
+from ..file_search import score_details
 from ..ids import new_id
+from ..retrieval.index import CANDIDATES, HYBRID_VECTOR_WEIGHT
 from ..store import Store, dumps, loads, now, schema
 from . import models
 from .common import ListParams, check_id, deleted, json, list_params, load, page_response, poll_headers, runtime
@@ -238,6 +240,8 @@ def store_stats(vs_id: str, request: Request) -> Response:
             ).scalars()
         ]
     stats = rt.retrieval.stats(vs_id)
+    per_file = rt.retrieval.file_stats(vs_id)
+    empty = {"chunk_count": 0, "text_bytes": 0, "embedding_bytes": 0}
     return json(
         {
             "object": "vector_store.stats",
@@ -249,6 +253,8 @@ def store_stats(vs_id: str, request: Request) -> Response:
                     "status": f["status"],
                     "usage_bytes": f["usage_bytes"],
                     "chunking_strategy": f["chunking_strategy"],
+                    "last_error": f.get("last_error"),
+                    **per_file.get(f["id"], empty),
                 }
                 for f in files
             ],
@@ -257,7 +263,11 @@ def store_stats(vs_id: str, request: Request) -> Response:
 
 
 @router.post("/{vs_id}/search")
-async def search_store(vs_id: str, body: SearchRequest, request: Request) -> Response:
+async def search_store(
+    vs_id: str, body: SearchRequest, request: Request, explain: bool = Query(False, include_in_schema=False)
+) -> Response:
+    """Search a store. threadline extension: `?explain=true` adds each result's keyword, vector and fused scores,
+    chunk and matching query, and a top-level `ranking` (mode, hybrid weight); without it the body is OpenAI's."""
     rt = runtime(request)
 
     def run() -> dict[str, Any]:
@@ -277,7 +287,7 @@ async def search_store(vs_id: str, body: SearchRequest, request: Request) -> Res
             score_threshold=ranking.score_threshold,
             rerank=ranking.ranker != "none",
         )
-        return {
+        out: dict[str, Any] = {
             "object": "vector_store.search_results.page",
             "search_query": queries,
             "data": [
@@ -287,12 +297,22 @@ async def search_store(vs_id: str, body: SearchRequest, request: Request) -> Res
                     "score": h.score,
                     "attributes": h.attributes,
                     "content": [{"type": "text", "text": h.text}],
+                    **(score_details(h) if explain else {}),
                 }
                 for h in hits
             ],
             "has_more": False,
             "next_page": None,
         }
+        if explain:
+            out["ranking"] = {
+                "mode": rt.retrieval.mode,
+                "hybrid_vector_weight": HYBRID_VECTOR_WEIGHT,
+                "candidates": CANDIDATES,
+                "score_threshold": ranking.score_threshold,
+                "filters": filters,
+            }
+        return out
 
     return json(await run_in_threadpool(run))
 

@@ -75,6 +75,8 @@ class ChunkIndex(Protocol):
 
     def stats(self, vector_store_id: str) -> dict: ...
 
+    def file_stats(self, vector_store_id: str) -> dict[str, dict[str, int]]: ...
+
 
 def make_index(engine: sa.Engine) -> ChunkIndex:
     """The chunk index for `engine`'s database (tables come from migration 0002)."""

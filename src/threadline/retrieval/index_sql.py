@@ -131,3 +131,15 @@ class SqlChunkIndex:
         return ix._Stats(
             file_count=int(row[0]), chunk_count=int(row[1]), text_bytes=int(row[2]), embedding_bytes=int(row[3])
         ).as_dict()
+
+    def file_stats(self, vector_store_id: str) -> dict[str, dict[str, int]]:
+        """file id -> {chunk_count, text_bytes, embedding_bytes} for the files indexed in a store."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.text(
+                    "SELECT file_id, chunk_count, text_bytes, embedding_bytes FROM chunk_files"
+                    " WHERE vector_store_id = :vs"
+                ),
+                {"vs": vector_store_id},
+            ).all()
+        return {r[0]: {"chunk_count": int(r[1]), "text_bytes": int(r[2]), "embedding_bytes": int(r[3])} for r in rows}
