@@ -27,8 +27,9 @@ from .common import (
     store,
 )
 from .errors import APIError, bad_request, not_found
+from .jsonbody import JSONRoute
 
-router = APIRouter(prefix="/v1/files", tags=["files"])
+router = APIRouter(prefix="/v1/files", tags=["files"], route_class=JSONRoute)
 
 MAX_FILE_BYTES = 512 * 1024 * 1024
 UPLOAD_PURPOSES = ("assistants", "batch", "fine-tune", "vision", "user_data", "evals")

@@ -15,8 +15,9 @@ from . import models
 from .common import check_id, json, load, runtime
 from .errors import bad_request
 from .files import check_filename, file_object, save_file
+from .jsonbody import JSONRoute
 
-router = APIRouter(prefix="/v1/uploads", tags=["uploads"])
+router = APIRouter(prefix="/v1/uploads", tags=["uploads"], route_class=JSONRoute)
 
 MAX_PART_BYTES = 64 * 1024 * 1024
 UPLOAD_LIFETIME_S = 3600
