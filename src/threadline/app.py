@@ -19,7 +19,7 @@ from .config import Settings
 from .engine.executor import RunExecutor
 from .engine.worker import InProcessQueue, Workers
 from .file_search import FileSearchTool, RetrievalService
-from .middleware import APIMiddleware
+from .middleware import APIMiddleware, BodyLimit
 from .providers import router as provider_router
 from .sandbox import SandboxManager
 from .store import LocalBlobStore, Store, schema
@@ -159,5 +159,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     def health() -> dict:
         return {"status": "ok", "store": runtime.store.backend}
 
+    app.add_middleware(BodyLimit, settings=settings)  # inside APIMiddleware: unauthenticated bodies are never read
     app.add_middleware(APIMiddleware, keys=runtime.keys)
     return app
