@@ -1066,3 +1066,20 @@ def test_error_names_the_request_field(
     assert f"'{param}'" in err["message"], err
     if message is not None:
         assert err["message"] == message
+
+
+@pytest.mark.parametrize(
+    ("content", "content_type", "got"),
+    [
+        (b"[]", "application/json", "an array"),
+        (b'"x"', "application/json", "a string"),
+        (b'{"metadata": {}}', "text/plain", "a body that is not application/json"),
+    ],
+)
+def test_body_that_is_not_an_object(http: Any, content: bytes, content_type: str, got: str) -> None:
+    """The body as a whole has no field name: param is null, not an empty string."""
+    r = http.post("/threads", content=content, headers={"Content-Type": content_type})
+    check_error_response(r, 400)
+    err = r.json()["error"]
+    assert err["param"] is None, err
+    assert err["message"] == f"Invalid body: expected a JSON object, but got {got} instead.", err

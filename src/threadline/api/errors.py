@@ -175,6 +175,9 @@ def validation_error(err: dict[str, Any], body: Any = _NO_BODY) -> APIError:
         return APIError(400, f"Missing required parameter: '{param}'.", param=param, code="missing_required_parameter")
     if kind.endswith("_type") or kind in ("model_attributes_type", "dict_type", "list_type"):
         expected = _TYPE_NAMES.get(kind.removesuffix("_type"), kind.removesuffix("_type"))
+        if not param:  # the body itself: JSON that is not an object, or a body not sent as application/json
+            got = "a body that is not application/json" if isinstance(value, bytes) else _json_type_name(value)
+            return APIError(400, f"Invalid body: expected a JSON object, but got {got} instead.", code="invalid_type")
         return APIError(
             400,
             f"Invalid type for '{param}': expected {expected}, but got {_json_type_name(value)} instead.",
