@@ -98,9 +98,10 @@ def body_limit(settings: Settings, method: str, path: str) -> tuple[int, APIErro
         message = f"Upload parts may be at most {size_text(limit)}."
         return limit + MULTIPART_OVERHEAD, APIError(413, message, param="data", headers={"Connection": "close"})
     limit = settings.max_body_bytes
+    shown = size_text(limit) if size_text(limit) == f"{limit} bytes" else f"{size_text(limit)} ({limit} bytes)"
     message = (
-        f"Request body too large. The maximum size of a request body is {size_text(limit)} ({limit} bytes); "
-        "files go through /v1/files or /v1/uploads."
+        f"Request body too large. The maximum size of a request body is {shown}; files go through /v1/files or "
+        "/v1/uploads."
     )
     return limit, APIError(413, message, headers={"Connection": "close"})
 
