@@ -751,13 +751,35 @@ def _vector_store_cases() -> list[Case]:
     ]
 
 
+LISTS = {
+    "assistants": "/assistants",
+    "messages": "/threads/{thread}/messages",
+    "runs": "/threads/{run_thread}/runs",
+    "run_steps": "/threads/{run_thread}/runs/{run}/steps",
+    "files": "/files",
+    "vector_stores": "/vector_stores",
+    "vector_store_files": "/vector_stores/{vs}/files",
+    "batch_files": "/vector_stores/{vs}/file_batches/{batch}/files",
+}
+
+
 def _query_and_path_cases() -> list[Case]:
     """Percent-encoded bytes that are not UTF-8 (here a UTF-8-encoded surrogate) in query strings and path ids:
     the server decodes them to U+FFFD, so they are ordinary bad values."""
     bad = "%ED%A0%80"
     cases: list[Case] = [
-        ("list_assistants-order_surrogate", "GET", f"/assistants?order={bad}", {}, 400),
-        ("list_assistants-limit_surrogate", "GET", f"/assistants?limit={bad}", {}, 400),
+        *[
+            (f"list_{name}-{param}_surrogate", "GET", f"{path}?{param}={bad}", {}, 400)
+            for name, path in LISTS.items()
+            for param in ("order", "limit")
+        ],
+        (
+            "list_batch_files-filter_surrogate",
+            "GET",
+            f"/vector_stores/{{vs}}/file_batches/{{batch}}/files?filter={bad}",
+            {},
+            400,
+        ),
         ("list_vector_store_files-filter_surrogate", "GET", f"/vector_stores/{{vs}}/files?filter={bad}", {}, 400),
         (
             "list_run_steps-include_surrogate",
@@ -881,6 +903,7 @@ def objs(server: ServerHandle) -> dict[str, str]:
         post(f"/uploads/{ids['completed']}/complete", json={"part_ids": [done]})
         ids["vs"] = post("/vector_stores", json={"name": "bad input"})["id"]
         post(f"/vector_stores/{ids['vs']}/files", json={"file_id": ids["file"]})
+        ids["batch"] = post(f"/vector_stores/{ids['vs']}/file_batches", json={"file_ids": [ids["file"]]})["id"]
         # A run on a thread of its own (no model provider is configured: it fails, which is fine for these requests).
         ids["run_thread"] = post("/threads")["id"]
         ids["run"] = post(f"/threads/{ids['run_thread']}/runs", json={"assistant_id": ids["asst"]})["id"]
