@@ -20,7 +20,7 @@ from .config import Settings
 from .engine.executor import RunExecutor
 from .engine.worker import InProcessQueue, Workers
 from .file_search import FileSearchTool, RetrievalService
-from .middleware import APIMiddleware
+from .middleware import APIMiddleware, BodyLimit
 from .providers import router as provider_router
 from .providers.listing import ModelLister
 from .sandbox import SandboxManager
@@ -164,5 +164,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return {"status": "ok", "store": runtime.store.backend}
 
     console.install(app)
+    app.add_middleware(BodyLimit, settings=settings)  # inside APIMiddleware: unauthenticated bodies are never read
     app.add_middleware(APIMiddleware, keys=runtime.keys)
     return app

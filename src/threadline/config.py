@@ -27,6 +27,9 @@ class Settings:
     sandbox_timeout_s: float = 60.0
     sandbox_memory_mb: int = 1024
     sandbox_warm_pool: int = 1
+    max_body_bytes: int = 8 * 1024 * 1024
+    max_file_bytes: int = 512 * 1024 * 1024
+    max_part_bytes: int = 64 * 1024 * 1024
 
     @property
     def effective_database_url(self) -> str:
@@ -56,4 +59,7 @@ class Settings:
         s.sandbox_timeout_s = float(env.get("THREADLINE_SANDBOX_TIMEOUT_S", s.sandbox_timeout_s))
         s.sandbox_memory_mb = int(env.get("THREADLINE_SANDBOX_MEMORY_MB", s.sandbox_memory_mb))
         s.sandbox_warm_pool = int(env.get("THREADLINE_SANDBOX_WARM_POOL", s.sandbox_warm_pool))
+        s.max_body_bytes = int(env.get("THREADLINE_MAX_BODY_BYTES", s.max_body_bytes))
+        s.max_file_bytes = int(env.get("THREADLINE_MAX_FILE_BYTES", s.max_file_bytes))
+        s.max_part_bytes = int(env.get("THREADLINE_MAX_PART_BYTES", s.max_part_bytes))
         return s

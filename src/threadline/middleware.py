@@ -1,12 +1,16 @@
-"""ASGI middleware: request ids, API-key auth and the OpenAI-Beta header check."""
+"""ASGI middleware: request ids, API-key auth, the OpenAI-Beta header check and request body size limits."""
 
 from __future__ import annotations
 
+import re
 import secrets
+from typing import Any
 
 import orjson
 
+from .api.errors import APIError, BodyError, size_text
 from .auth import KeyChecker
+from .config import Settings
 
 BETA_PATHS = ("/v1/assistants", "/v1/threads")
 V1_DEPRECATED = (
@@ -72,3 +76,86 @@ class APIMiddleware:
             await send(message)
 
         await self.app(scope, receive, send_with_id)
+
+
+# Multipart framing around an upload's bytes: boundaries, part headers and the few small form fields.
+MULTIPART_OVERHEAD = 1 << 20
+_PART_PATH = re.compile(r"^/v1/uploads/[^/]+/parts/?$")
+
+
+def body_limit(settings: Settings, method: str, path: str) -> tuple[int, APIError]:
+    """The most bytes a request body may have on this route, and the 413 to answer when it has more.
+
+    Uploads (POST /v1/files, POST /v1/uploads/{id}/parts) get their file limit plus multipart framing; every
+    other route gets `max_body_bytes`.
+    """
+    if method == "POST" and path.rstrip("/") == "/v1/files":
+        limit = settings.max_file_bytes
+        message = f"File is too large. The maximum file size is {size_text(limit)}."
+        return limit + MULTIPART_OVERHEAD, APIError(413, message, param="file", headers={"Connection": "close"})
+    if method == "POST" and _PART_PATH.match(path):
+        limit = settings.max_part_bytes
+        message = f"Upload parts may be at most {size_text(limit)}."
+        return limit + MULTIPART_OVERHEAD, APIError(413, message, param="data", headers={"Connection": "close"})
+    limit = settings.max_body_bytes
+    shown = size_text(limit) if size_text(limit) == f"{limit} bytes" else f"{size_text(limit)} ({limit} bytes)"
+    message = (
+        f"Request body too large. The maximum size of a request body is {shown}; files go through /v1/files or "
+        "/v1/uploads."
+    )
+    return limit, APIError(413, message, headers={"Connection": "close"})
+
+
+class BodyLimit:
+    """Caps the size of every request body before it is spent: a declared Content-Length over the limit is
+    answered at once, and a body without one (chunked) stops being read as soon as its bytes pass the limit.
+
+    Starlette's own body limit cannot be used here: its limits are fixed per route at import time (ours come from
+    the settings) and, for a route that does not read its body, it answers plain text instead of OpenAI's error.
+    """
+
+    def __init__(self, app: Any, settings: Settings) -> None:
+        self.app = app
+        self.settings = settings
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        limit, error = body_limit(self.settings, scope["method"], scope["path"])
+        declared = dict(scope["headers"]).get(b"content-length", b"")
+        if declared.isdigit() and int(declared) > limit:
+            await _send_error(send, error)
+            return
+        received = 0
+        started = False
+
+        async def limited_receive() -> Any:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    raise BodyError(error)
+            return message
+
+        async def tracking_send(message: Any) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, limited_receive, tracking_send)
+        except BodyError as exc:  # raised where no exception handler turned it into a response
+            if started:
+                raise
+            await _send_error(send, exc.error)
+
+
+async def _send_error(send: Any, error: APIError) -> None:
+    body = orjson.dumps(error.body())
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    headers += [(k.lower().encode(), v.encode()) for k, v in (error.headers or {}).items()]
+    await send({"type": "http.response.start", "status": error.status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import httpx
 import openai
 import pytest
 
@@ -107,3 +108,30 @@ def check_pagination(
         # after + before together bound the page on both sides.
         between = raw(limit=100, order="asc", after=created[2], before=created[6])
         assert [o["id"] for o in between["data"]] == created[3:6]
+
+
+def check_error_response(response: Any, expected: int) -> None:
+    """4xx (the expected one), JSON, and exactly the OpenAI error envelope."""
+    what = f"{response.request.method} {response.request.url} -> {response.status_code}: {response.text[:500]}"
+    assert response.status_code < 500, f"server error: {what}"
+    assert response.status_code == expected, f"expected {expected}: {what}"
+    assert response.headers.get("content-type", "").startswith("application/json"), what
+    body = response.json()
+    assert isinstance(body, dict) and set(body) == {"error"}, what
+    err = body["error"]
+    assert set(err) == {"message", "type", "param", "code"}, what
+    assert isinstance(err["message"], str) and err["message"].strip(), what
+    assert isinstance(err["type"], str) and err["type"], what
+    assert err["param"] is None or isinstance(err["param"], str), what
+    assert err["code"] is None or isinstance(err["code"], str), what
+    assert "Traceback" not in err["message"] and "pydantic" not in err["message"].lower(), what
+
+
+def parse_raw_response(data: bytes, method: str, url: str) -> httpx.Response:
+    """An httpx.Response from the raw bytes of an HTTP/1.1 response (for requests sent over a bare socket)."""
+    head, _, body = data.partition(b"\r\n\r\n")
+    lines = head.split(b"\r\n")
+    headers = [tuple(p.strip() for p in ln.decode("latin-1").split(":", 1)) for ln in lines[1:] if b":" in ln]
+    return httpx.Response(
+        int(lines[0].split(b" ")[1]), headers=headers, content=body, request=httpx.Request(method, url)
+    )

@@ -10,9 +10,10 @@ from ..store import now, schema
 from . import models
 from .common import ListParams, check_id, deleted, json, list_params, load, page_response, runtime, store
 from .errors import not_found
+from .jsonbody import JSONRoute
 from .resources import response_format_object, tool_object, tool_resources_object
 
-router = APIRouter(prefix="/v1/assistants", tags=["assistants"])
+router = APIRouter(prefix="/v1/assistants", tags=["assistants"], route_class=JSONRoute)
 
 
 @router.post("")

@@ -39,6 +39,23 @@ class APIError(Exception):
         return {"error": {"message": self.message, "type": self.type, "param": self.param, "code": self.code}}
 
 
+class BodyError(StarletteHTTPException):
+    """An APIError raised while the request body is read or parsed. FastAPI's body reader lets HTTPExceptions
+    through unchanged (any other exception becomes a generic 400), so the error keeps its status and wording."""
+
+    def __init__(self, error: APIError) -> None:
+        super().__init__(error.status, error.message, error.headers)
+        self.error = error
+
+
+def size_text(n: int) -> str:
+    """A byte count for messages: `512 MB` when it is a whole number of GB/MB/KB, else `1234 bytes`."""
+    for unit, scale in (("GB", 1 << 30), ("MB", 1 << 20), ("KB", 1 << 10)):
+        if n >= scale and n % scale == 0:
+            return f"{n // scale} {unit}"
+    return f"{n} bytes"
+
+
 def bad_request(message: str, param: str | None = None, code: str | None = None) -> APIError:
     return APIError(400, message, param=param, code=code)
 
@@ -84,28 +101,71 @@ def _json_type_name(value: Any) -> str:
     return "an unknown type"
 
 
-def _param(loc: tuple[Any, ...]) -> str:
-    parts = [p for p in loc if p not in ("body", "query", "path")]
+_NO_BODY = object()
+
+
+def join_param(param: str, part: str | int) -> str:
+    """`param` extended by one object key or array index, in OpenAI's notation (`a.b[0].c`)."""
+    if isinstance(part, int):
+        return f"{param}[{part}]"
+    return f"{param}.{part}" if param else part
+
+
+def _param(loc: tuple[Any, ...], body: Any = _NO_BODY, *, missing: bool = False) -> str:
+    """The request field an error location points at, e.g. `messages[0].content`.
+
+    Pydantic locations also hold the labels of union branches and validators (`constrained-str`, `ModelName`,
+    `function-after[...]`, discriminator tags); walking the request body alongside keeps only the parts that are
+    keys or indexes the client sent. For a missing field the last part is the name the client left out.
+    """
+    where = loc[0] if loc else None
+    parts = list(loc[1:]) if where in ("body", "query", "path", "header") else list(loc)
+    if where != "body" or body is _NO_BODY:
+        out = ""
+        for part in parts:
+            if isinstance(part, str) and ("[" in part or "function-" in part or part.startswith("tagged-union")):
+                continue
+            out = join_param(out, part)
+        return out
     out = ""
-    for part in parts:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        elif isinstance(part, str) and ("[" in part or "function-" in part or part.startswith("tagged-union")):
-            continue  # pydantic union branch labels are not part of the client's parameter path
-        else:
-            out += ("." if out else "") + str(part)
+    node = body
+    for i, part in enumerate(parts):
+        child = _child(node, part)
+        if child is not _NO_BODY:
+            node = child
+        elif not (missing and i == len(parts) - 1):
+            continue  # a label pydantic added, not something the client sent
+        out = join_param(out, part)
     return out
 
 
-def validation_error(err: dict[str, Any]) -> APIError:
-    """Turn one pydantic error into an OpenAI-worded 400."""
+def _child(node: Any, part: Any) -> Any:
+    if isinstance(node, dict) and isinstance(part, str):
+        return node.get(part, _NO_BODY)
+    if isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+        return node[part]
+    return _NO_BODY
+
+
+def validation_error(err: dict[str, Any], body: Any = _NO_BODY) -> APIError:
+    """Turn one pydantic error into an OpenAI-worded 400. `body` (the parsed request body) lets the error name
+    the field the client sent rather than pydantic's internal labels."""
     kind = err.get("type", "")
     loc = tuple(err.get("loc", ()))
-    param = _param(loc)
+    param = _param(loc, body, missing=kind == "missing")
     value = err.get("input")
     ctx = err.get("ctx") or {}
     if kind == "json_invalid":
         return APIError(400, INVALID_JSON)
+    reason = getattr(ctx.get("error"), "reason", None)
+    if kind == "value_error" and isinstance(reason, str):
+        # A check that knows where inside the field the problem is (free-form JSON, search filters).
+        full = param
+        for part in getattr(ctx["error"], "path", ()):
+            full = join_param(full, part)
+        return APIError(
+            400, f"Invalid '{full}': {reason}", param=full or None, code=getattr(ctx["error"], "code", None)
+        )
     if kind == "extra_forbidden":
         name = param.rsplit(".", 1)[-1]
         if "." in param or "[" in param:
@@ -115,6 +175,9 @@ def validation_error(err: dict[str, Any]) -> APIError:
         return APIError(400, f"Missing required parameter: '{param}'.", param=param, code="missing_required_parameter")
     if kind.endswith("_type") or kind in ("model_attributes_type", "dict_type", "list_type"):
         expected = _TYPE_NAMES.get(kind.removesuffix("_type"), kind.removesuffix("_type"))
+        if not param:  # the body itself: JSON that is not an object, or a body not sent as application/json
+            got = "a body that is not application/json" if isinstance(value, bytes) else _json_type_name(value)
+            return APIError(400, f"Invalid body: expected a JSON object, but got {got} instead.", code="invalid_type")
         return APIError(
             400,
             f"Invalid type for '{param}': expected {expected}, but got {_json_type_name(value)} instead.",
@@ -182,10 +245,25 @@ def validation_error(err: dict[str, Any]) -> APIError:
     return APIError(400, f"Invalid '{param}': {err.get('msg', 'invalid value')}.", param=param or None)
 
 
+def _most_specific(errors: list[Any]) -> dict[str, Any]:
+    """The error to report: the first field's deepest one. A value that fits no branch of a union gets one error
+    per branch; the deepest is from the branch the value was meant for (e.g. `response_format.json_schema.schema`
+    rather than "not 'auto'")."""
+    field = tuple(errors[0].get("loc", ()))[:2]
+    same = [e for e in errors if tuple(e.get("loc", ()))[:2] == field]
+    return max(same, key=lambda e: len(e.get("loc", ())))
+
+
+def _encodable(value: Any) -> Any:
+    return value.encode("utf-8", "backslashreplace").decode() if isinstance(value, str) else value
+
+
 def _respond(err: APIError) -> Response:
-    return Response(
-        orjson.dumps(err.body()), status_code=err.status, media_type="application/json", headers=err.headers
-    )
+    try:
+        body = orjson.dumps(err.body())
+    except TypeError:  # a message quoting client input that is not valid Unicode (e.g. a lone surrogate)
+        body = orjson.dumps({"error": {k: _encodable(v) for k, v in err.body()["error"].items()}})
+    return Response(body, status_code=err.status, media_type="application/json", headers=err.headers)
 
 
 def install_handlers(app: FastAPI) -> None:
@@ -193,10 +271,14 @@ def install_handlers(app: FastAPI) -> None:
     async def _api_error(_: Request, exc: APIError) -> Response:
         return _respond(exc)
 
+    @app.exception_handler(BodyError)
+    async def _body_error(_: Request, exc: BodyError) -> Response:
+        return _respond(exc.error)
+
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> Response:
         errors = exc.errors()
-        err = validation_error(errors[0]) if errors else APIError(400, "Invalid request.")
+        err = validation_error(_most_specific(errors), exc.body) if errors else APIError(400, "Invalid request.")
         return _respond(err)
 
     @app.exception_handler(StarletteHTTPException)

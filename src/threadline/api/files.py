@@ -27,11 +27,11 @@ from .common import (
     runtime,
     store,
 )
-from .errors import APIError, bad_request, not_found
+from .errors import APIError, BodyError, bad_request, not_found, size_text
+from .jsonbody import JSONRoute
 
-router = APIRouter(prefix="/v1/files", tags=["files"])
+router = APIRouter(prefix="/v1/files", tags=["files"], route_class=JSONRoute)
 
-MAX_FILE_BYTES = 512 * 1024 * 1024
 UPLOAD_PURPOSES = ("assistants", "batch", "fine-tune", "vision", "user_data", "evals")
 
 
@@ -101,14 +101,14 @@ def _expires_at(form: Any) -> int | None:
 @router.post("")
 async def upload_file(request: Request) -> Response:
     rt = runtime(request)
-    length = request.headers.get("content-length")
-    if length and length.isdigit() and int(length) > MAX_FILE_BYTES + (1 << 20):
-        raise bad_request("File is too large. The maximum file size is 512 MB.", param="file")
+    max_bytes = rt.settings.max_file_bytes  # the body as a whole is capped by middleware.BodyLimit
     content_type = request.headers.get("content-type", "")
     if not content_type.startswith("multipart/form-data"):
         raise bad_request("Invalid request: expected a multipart/form-data body with 'file' and 'purpose' fields.")
     try:
         form = await request.form(max_files=1, max_fields=16)
+    except BodyError:
+        raise
     except Exception as exc:  # malformed multipart bodies
         raise bad_request(f"Could not parse multipart form: {exc}") from None
     try:
@@ -132,9 +132,11 @@ async def upload_file(request: Request) -> Response:
         expires_at = _expires_at(form)
         file_id = new_id("file")
         try:
-            size, _ = await run_in_threadpool(rt.blobs.put, file_id, upload.file, max_bytes=MAX_FILE_BYTES)
+            size, _ = await run_in_threadpool(rt.blobs.put, file_id, upload.file, max_bytes=max_bytes)
         except TooLarge:
-            raise bad_request("File is too large. The maximum file size is 512 MB.", param="file") from None
+            raise bad_request(
+                f"File is too large. The maximum file size is {size_text(max_bytes)}.", param="file"
+            ) from None
         if size == 0:
             rt.blobs.delete(file_id)
             raise bad_request("The file is empty. Please upload a file with content.", param="file")

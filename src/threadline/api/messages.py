@@ -9,9 +9,10 @@ from ..store import schema
 from . import models
 from .common import ListParams, check_id, check_no_nul, deleted, json, list_params, load, page_response, runtime, store
 from .errors import bad_request, not_found
+from .jsonbody import JSONRoute
 from .resources import add_messages
 
-router = APIRouter(prefix="/v1/threads/{thread_id}/messages", tags=["messages"])
+router = APIRouter(prefix="/v1/threads/{thread_id}/messages", tags=["messages"], route_class=JSONRoute)
 
 
 @router.post("")

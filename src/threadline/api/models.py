@@ -7,6 +7,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from .jsonbody import JSONObject
+
 FUNCTION_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
 
 
@@ -66,7 +68,7 @@ class FileSearchOptions(Strict):
 class FunctionDef(Strict):
     name: str
     description: str | None = None
-    parameters: dict[str, Any] | None = None
+    parameters: JSONObject | None = None
     strict: bool | None = None
 
     @field_validator("name")
@@ -171,7 +173,7 @@ class ToolResourcesIds(Strict):
 class JsonSchemaSpec(Strict):
     name: Annotated[str, Field(max_length=64)]
     description: str | None = None
-    schema_: dict[str, Any] | None = Field(default=None, alias="schema")
+    schema_: JSONObject | None = Field(default=None, alias="schema")
     strict: bool | None = None
 
     model_config = ConfigDict(extra="forbid", strict=True, populate_by_name=True)

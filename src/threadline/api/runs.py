@@ -17,10 +17,11 @@ from ..store import Store, loads, now, schema
 from . import models
 from .common import ListParams, check_id, json, list_params, load, page_response, poll_headers, runtime, store
 from .errors import bad_request, not_found
+from .jsonbody import JSONRoute
 from .resources import add_messages, response_format_object, tool_object
 from .threads import create_thread_in_tx
 
-router = APIRouter(prefix="/v1/threads", tags=["runs"])
+router = APIRouter(prefix="/v1/threads", tags=["runs"], route_class=JSONRoute)
 
 JSON_SCHEMA_TOOLS = (
     "Invalid tools: all tools must be of type `function` when `response_format` is of type `json_schema`."

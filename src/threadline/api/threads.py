@@ -13,9 +13,10 @@ from ..store import now, schema
 from . import models
 from .common import check_id, deleted, json, load, runtime, store
 from .errors import not_found
+from .jsonbody import JSONRoute
 from .resources import add_messages, tool_resources_object
 
-router = APIRouter(prefix="/v1/threads", tags=["threads"])
+router = APIRouter(prefix="/v1/threads", tags=["threads"], route_class=JSONRoute)
 
 
 def create_thread_in_tx(

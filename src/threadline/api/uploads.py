@@ -13,12 +13,12 @@ from ..store import now, schema
 from ..store.blobs import TooLarge
 from . import models
 from .common import check_id, json, load, runtime
-from .errors import bad_request
+from .errors import BodyError, bad_request, size_text
 from .files import check_filename, file_object, save_file
+from .jsonbody import JSONRoute
 
-router = APIRouter(prefix="/v1/uploads", tags=["uploads"])
+router = APIRouter(prefix="/v1/uploads", tags=["uploads"], route_class=JSONRoute)
 
-MAX_PART_BYTES = 64 * 1024 * 1024
 UPLOAD_LIFETIME_S = 3600
 
 
@@ -59,15 +59,15 @@ def create_upload(body: models.UploadCreate, request: Request) -> Response:
 async def add_part(upload_id: str, request: Request) -> Response:
     check_id("upload", upload_id, "upload_id")
     rt = runtime(request)
-    length = request.headers.get("content-length")
-    if length and length.isdigit() and int(length) > MAX_PART_BYTES + (1 << 20):
-        raise bad_request("Upload parts may be at most 64 MB.", param="data")
+    max_bytes = rt.settings.max_part_bytes  # the body as a whole is capped by middleware.BodyLimit
     with rt.store.read() as conn:
         _require_pending(load(conn, schema.uploads, upload_id, "upload"))
     if not request.headers.get("content-type", "").startswith("multipart/form-data"):
         raise bad_request("Invalid request: expected a multipart/form-data body with a 'data' field.")
     try:
         form = await request.form(max_files=1, max_fields=4)
+    except BodyError:
+        raise
     except Exception as exc:
         raise bad_request(f"Could not parse multipart form: {exc}") from None
     try:
@@ -76,9 +76,9 @@ async def add_part(upload_id: str, request: Request) -> Response:
             raise bad_request("Missing required parameter: 'data'.", param="data", code="missing_required_parameter")
         part_id = new_id("part")
         try:
-            size, _ = await run_in_threadpool(rt.blobs.put, part_id, data.file, max_bytes=MAX_PART_BYTES)
+            size, _ = await run_in_threadpool(rt.blobs.put, part_id, data.file, max_bytes=max_bytes)
         except TooLarge:
-            raise bad_request("Upload parts may be at most 64 MB.", param="data") from None
+            raise bad_request(f"Upload parts may be at most {size_text(max_bytes)}.", param="data") from None
         part = {"id": part_id, "object": "upload.part", "created_at": now(), "upload_id": upload_id}
 
         def commit() -> None:

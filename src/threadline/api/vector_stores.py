@@ -13,14 +13,16 @@ from pydantic import Field, field_validator, model_validator
 from .. import vector_stores as vs
 from ..file_search import score_details
 from ..ids import new_id
+from ..retrieval.filters import validate_filter
 from ..retrieval.index import CANDIDATES, HYBRID_VECTOR_WEIGHT
 from ..store import Store, dumps, loads, now, schema
 from . import models
 from .common import ListParams, check_id, deleted, json, list_params, load, page_response, poll_headers, runtime
 from .errors import bad_request, not_found
+from .jsonbody import JSONRoute
 from .resources import check_file
 
-router = APIRouter(prefix="/v1/vector_stores", tags=["vector_stores"])
+router = APIRouter(prefix="/v1/vector_stores", tags=["vector_stores"], route_class=JSONRoute)
 
 FILE_STATUSES = ("in_progress", "completed", "failed", "cancelled")
 
@@ -94,17 +96,6 @@ class BatchCreate(models.Strict):
         return self
 
 
-class ComparisonFilter(models.Strict):
-    type: Literal["eq", "ne", "gt", "gte", "lt", "lte", "in", "nin"]
-    key: str
-    value: str | float | bool | list[str | float | bool]
-
-
-class CompoundFilter(models.Strict):
-    type: Literal["and", "or"]
-    filters: list[ComparisonFilter | CompoundFilter]
-
-
 class SearchRanking(models.Strict):
     ranker: Literal["none", "auto", "default-2024-11-15"] = "auto"
     score_threshold: Annotated[float, Field(ge=0, le=1)] = 0.0
@@ -116,8 +107,15 @@ class SearchRequest(models.Strict):
     )
     rewrite_query: bool = False
     max_num_results: Annotated[int, Field(ge=1, le=50)] = 10
-    filters: ComparisonFilter | CompoundFilter | None = None
+    filters: dict[str, Any] | None = None
     ranking_options: SearchRanking | None = None
+
+    @field_validator("filters")
+    @classmethod
+    def _filters(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        if value is not None:
+            validate_filter(value)
+        return value
 
 
 # -- helpers -------------------------------------------------------------------------------------------------------
@@ -278,12 +276,11 @@ async def search_store(
             vs.touch(conn, [vs_id])
         queries = [body.query] if isinstance(body.query, str) else body.query
         ranking = body.ranking_options or SearchRanking()
-        filters = body.filters.model_dump() if body.filters else None
         hits = rt.retrieval.search(
             [vs_id],
             queries,
             k=body.max_num_results,
-            filters=filters,
+            filters=body.filters,
             score_threshold=ranking.score_threshold,
             rerank=ranking.ranker != "none",
         )
@@ -310,7 +307,7 @@ async def search_store(
                 "hybrid_vector_weight": HYBRID_VECTOR_WEIGHT,
                 "candidates": CANDIDATES,
                 "score_threshold": ranking.score_threshold,
-                "filters": filters,
+                "filters": body.filters,
             }
         return out
 

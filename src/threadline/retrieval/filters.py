@@ -4,40 +4,92 @@ from __future__ import annotations
 
 from typing import Any
 
-COMPARISONS = frozenset({"eq", "ne", "gt", "gte", "lt", "lte", "in", "nin"})
-COMPOUNDS = frozenset({"and", "or"})
+COMPARISONS = ("eq", "ne", "gt", "gte", "lt", "lte", "in", "nin")
+COMPOUNDS = ("and", "or")
+MAX_FILTER_DEPTH = 16  # levels of filters, the outermost one included
 
 
 class FilterError(ValueError):
-    pass
+    """A malformed filter. `path` (keys and indexes below the filter's own field) says where; `reason` says what.
+
+    The API's validation error handler reports it as `Invalid '<field><path>': <reason>` (a 400).
+    """
+
+    def __init__(self, reason: str, path: tuple[str | int, ...] = (), code: str | None = "invalid_value") -> None:
+        super().__init__(reason if not path else f"{_dotted(path)}: {reason}")
+        self.reason = reason
+        self.path = path
+        self.code = code
 
 
-def validate_filter(f: Any, *, _depth: int = 0) -> None:
-    """Raise FilterError (a ValueError; map it to HTTP 400) when `f` is not a well-formed filter."""
-    if _depth > 16:
-        raise FilterError("filters are nested too deeply")
-    if not isinstance(f, dict):
-        raise FilterError("a filter must be an object")
-    kind = f.get("type")
-    if kind in COMPOUNDS:
-        subs = f.get("filters")
-        if not isinstance(subs, list) or not subs:
-            raise FilterError(f"'{kind}' filter needs a non-empty 'filters' array")
-        for sub in subs:
-            validate_filter(sub, _depth=_depth + 1)
-        return
-    if kind not in COMPARISONS:
-        raise FilterError(f"unknown filter type {kind!r}")
-    if not isinstance(f.get("key"), str):
-        raise FilterError("comparison filter needs a string 'key'")
-    if "value" not in f:
-        raise FilterError("comparison filter needs a 'value'")
-    value = f["value"]
-    if kind in ("in", "nin"):
-        if not isinstance(value, list) or not all(_scalar(v) for v in value):
-            raise FilterError(f"'{kind}' filter needs an array of strings, numbers or booleans")
-    elif not _scalar(value):
-        raise FilterError("filter 'value' must be a string, number or boolean")
+def _dotted(path: tuple[str | int, ...]) -> str:
+    return "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path).lstrip(".")
+
+
+def _json_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    return "an array" if isinstance(value, list) else "an object"
+
+
+def validate_filter(f: Any, path: tuple[str | int, ...] = ()) -> None:
+    """Check that `f` is a well-formed ComparisonFilter / CompoundFilter (OpenAI's schema, at most
+    MAX_FILTER_DEPTH levels deep); raise FilterError (a ValueError; an HTTP 400) at the first problem."""
+    stack: list[tuple[Any, tuple[str | int, ...], int]] = [(f, path, 1)]
+    while stack:
+        node, where, depth = stack.pop()
+        if not isinstance(node, dict):
+            raise FilterError(f"expected an object, but got {_json_type(node)} instead.", where, "invalid_type")
+        kind = node.get("type")
+        if kind not in COMPARISONS and kind not in COMPOUNDS:
+            supported = ", ".join(f"'{k}'" for k in COMPARISONS + COMPOUNDS)
+            shown = f"'{kind}'" if isinstance(kind, str) else _json_type(kind)
+            raise FilterError(f"expected one of {supported}, but got {shown} instead.", (*where, "type"))
+        allowed = ("type", "filters") if kind in COMPOUNDS else ("type", "key", "value")
+        for name in node:
+            if name not in allowed:
+                raise FilterError(f"unknown parameter '{name}' in a '{kind}' filter.", where, "unknown_parameter")
+        for name in allowed:
+            if name not in node:
+                raise FilterError(f"missing required parameter '{name}'.", where, "missing_required_parameter")
+        if kind in COMPOUNDS:
+            subs = node["filters"]
+            if not isinstance(subs, list):
+                raise FilterError(
+                    f"expected an array, but got {_json_type(subs)} instead.", (*where, "filters"), "invalid_type"
+                )
+            if not subs:
+                raise FilterError(f"an '{kind}' filter needs at least one filter.", (*where, "filters"))
+            if depth >= MAX_FILTER_DEPTH:
+                raise FilterError(
+                    f"filters are nested too deeply. Expected at most {MAX_FILTER_DEPTH} levels of filters.",
+                    (*where, "filters"),
+                )
+            stack.extend(reversed([(sub, (*where, "filters", i), depth + 1) for i, sub in enumerate(subs)]))
+            continue
+        if not isinstance(node["key"], str):
+            raise FilterError(
+                f"expected a string, but got {_json_type(node['key'])} instead.", (*where, "key"), "invalid_type"
+            )
+        value = node["value"]
+        if kind in ("in", "nin"):
+            if not isinstance(value, list) or not all(_scalar(v) for v in value):
+                raise FilterError(
+                    f"an '{kind}' filter needs an array of strings, numbers or booleans, but got "
+                    f"{_json_type(value)} instead.",
+                    (*where, "value"),
+                )
+        elif not _scalar(value):
+            raise FilterError(
+                f"an '{kind}' filter needs a string, number or boolean, but got {_json_type(value)} instead.",
+                (*where, "value"),
+            )
 
 
 def _scalar(v: Any) -> bool:
