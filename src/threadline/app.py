@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
@@ -23,6 +24,10 @@ from .middleware import APIMiddleware
 from .providers import router as provider_router
 from .sandbox import SandboxManager
 from .store import LocalBlobStore, Store, schema
+from .store.storage import StorageReserve
+
+ORPHAN_MIN_AGE_S = 3600.0  # a blob is written just before its row commits; older unreferenced ones are orphans
+RESERVE_CHECK_S = 30.0
 
 log = logging.getLogger("threadline")
 
@@ -36,6 +41,9 @@ class Runtime:
         self.store = Store(settings.effective_database_url)
         self.store.migrate()
         self.blobs = LocalBlobStore(settings.blob_dir)
+        self.reserve = _storage_reserve(self.store, settings)
+        self.reserve.ensure()
+        self._maintenance: list[asyncio.Task] = []
         self.keys = KeyChecker(self.store, settings.api_keys)
         self.providers = provider_router.from_env()
         self.loop: asyncio.AbstractEventLoop | None = None
@@ -60,6 +68,7 @@ class Runtime:
     async def start(self) -> None:
         self.loop = asyncio.get_running_loop()
         await self.workers.start(recover_all=self.store.backend == "sqlite")
+        self._maintenance = [asyncio.create_task(self._sweep_orphans()), asyncio.create_task(self._keep_reserve())]
         await self.ingestor.start()
         if self.settings.sandbox_warm_pool:
             ok, reason = await self.sandbox.start()
@@ -67,10 +76,30 @@ class Runtime:
                 log.warning("code_interpreter unavailable: %s", reason)
 
     async def stop(self) -> None:
+        for task in self._maintenance:
+            task.cancel()
+        await asyncio.gather(*self._maintenance, return_exceptions=True)
         await self.sandbox.aclose()
         await self.ingestor.stop()
         await self.workers.stop()
         self.store.close()
+
+    async def _sweep_orphans(self) -> None:
+        """Delete blobs left by writes that died between the blob and its database row (crash, kill -9)."""
+        try:
+            count, freed = await asyncio.to_thread(self.blobs.sweep, self.store.referenced_blob_keys, ORPHAN_MIN_AGE_S)
+        except Exception:
+            log.exception("sweeping orphaned blobs failed")
+            return
+        if count:
+            log.warning("deleted %d orphaned blob file(s), %d bytes", count, freed)
+
+    async def _keep_reserve(self) -> None:
+        """Take the storage reserve back once there is room again (it is released by deletes on a full disk)."""
+        while self.reserve.size:
+            await asyncio.sleep(RESERVE_CHECK_S)
+            if self.reserve.held < self.reserve.size:
+                await asyncio.to_thread(self.reserve.ensure)
 
     # -- hooks the resource routers call inside their write transactions ------------------------------------------
 
@@ -121,6 +150,15 @@ class Runtime:
                 self.retrieval.delete_file(vs_id, file_id)
 
         return after_commit
+
+
+def _storage_reserve(store: Store, settings: Settings) -> StorageReserve:
+    """The reserve lives next to an SQLite database file (PostgreSQL keeps its own disk: no reserve)."""
+    database = store.engine.url.database if store.backend == "sqlite" else None
+    if not database or database == ":memory:":
+        return StorageReserve(settings.data_dir / "storage.reserve", 0)
+    path = Path(database).with_name(Path(database).name + ".reserve")
+    return StorageReserve(path, int(settings.storage_reserve_mb * 2**20))
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:

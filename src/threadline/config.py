@@ -27,6 +27,7 @@ class Settings:
     sandbox_timeout_s: float = 60.0
     sandbox_memory_mb: int = 1024
     sandbox_warm_pool: int = 1
+    storage_reserve_mb: float = 16.0
 
     @property
     def effective_database_url(self) -> str:
@@ -56,4 +57,5 @@ class Settings:
         s.sandbox_timeout_s = float(env.get("THREADLINE_SANDBOX_TIMEOUT_S", s.sandbox_timeout_s))
         s.sandbox_memory_mb = int(env.get("THREADLINE_SANDBOX_MEMORY_MB", s.sandbox_memory_mb))
         s.sandbox_warm_pool = int(env.get("THREADLINE_SANDBOX_WARM_POOL", s.sandbox_warm_pool))
+        s.storage_reserve_mb = float(env.get("THREADLINE_STORAGE_RESERVE_MB", s.storage_reserve_mb))
         return s

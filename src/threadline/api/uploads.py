@@ -10,9 +10,9 @@ from starlette.datastructures import UploadFile
 
 from ..ids import new_id
 from ..store import now, schema
-from ..store.blobs import TooLarge
+from ..store.blobs import TooLarge, discard_on_error
 from . import models
-from .common import check_id, json, load, runtime
+from .common import check_id, frees_storage, json, load, runtime
 from .errors import bad_request
 from .files import check_filename, file_object, save_file
 
@@ -86,11 +86,8 @@ async def add_part(upload_id: str, request: Request) -> Response:
                 _require_pending(load(conn, schema.uploads, upload_id, "upload", lock=True))
                 rt.store.insert(conn, schema.upload_parts, part, upload_id=upload_id, bytes=size, blob_key=part_id)
 
-        try:
+        with discard_on_error(rt.blobs, [part_id]):
             await run_in_threadpool(commit)
-        except Exception:
-            rt.blobs.delete(part_id)
-            raise
         return json(part)
     finally:
         await form.close()
@@ -120,24 +117,33 @@ def complete_upload(upload_id: str, body: models.UploadComplete, request: Reques
             param="part_ids",
         )
     file_id = new_id("file")
-    _, md5 = rt.blobs.concat(file_id, [parts[p][2] for p in body.part_ids])
-    if body.md5 and body.md5.lower() != md5:
-        rt.blobs.delete(file_id)
-        raise bad_request(f"The md5 checksum of the uploaded bytes is {md5}, not {body.md5}.", param="md5")
-    file_obj = file_object(file_id, upload["filename"], total, upload["purpose"])
-    with rt.store.write() as conn:
-        upload = load(conn, schema.uploads, upload_id, "upload", lock=True)
-        _require_pending(upload)
-        save_file(rt, conn, file_obj, file_id)
-        upload.update(status="completed", file=file_obj)
-        rt.store.update(conn, schema.uploads, upload, status="completed")
-        conn.execute(t.delete().where(t.c.upload_id == upload_id))
-    for row in rows:
-        rt.blobs.delete(row[2])
+    try:
+        _, md5 = rt.blobs.concat(file_id, [parts[p][2] for p in body.part_ids])
+    except FileNotFoundError:
+        # A concurrent cancel or complete removed the parts: report the state it left.
+        with rt.store.read() as conn:
+            _require_pending(load(conn, schema.uploads, upload_id, "upload"))
+        raise
+    with discard_on_error(rt.blobs, [file_id]):
+        if body.md5 and body.md5.lower() != md5:
+            raise bad_request(f"The md5 checksum of the uploaded bytes is {md5}, not {body.md5}.", param="md5")
+        file_obj = file_object(file_id, upload["filename"], total, upload["purpose"])
+        with rt.store.write() as conn:
+            upload = load(conn, schema.uploads, upload_id, "upload", lock=True)
+            _require_pending(upload)  # a concurrent complete or cancel won: this file's bytes are discarded
+            save_file(rt, conn, file_obj, file_id)
+            upload.update(status="completed", file=file_obj)
+            rt.store.update(conn, schema.uploads, upload, status="completed")
+            # Every part of the upload goes, including any added since the read above.
+            part_keys = list(conn.execute(sa.select(t.c.blob_key).where(t.c.upload_id == upload_id)).scalars())
+            conn.execute(t.delete().where(t.c.upload_id == upload_id))
+    for key in part_keys:
+        rt.blobs.delete(key)
     return json(upload)
 
 
 @router.post("/{upload_id}/cancel")
+@frees_storage
 def cancel_upload(upload_id: str, request: Request) -> Response:
     check_id("upload", upload_id, "upload_id")
     rt = runtime(request)

@@ -14,7 +14,7 @@ from .. import vector_stores as vs
 from ..ids import new_id
 from ..store import Store, dumps, loads, now, schema
 from . import models
-from .common import ListParams, check_id, deleted, json, list_params, load, page_response, runtime
+from .common import ListParams, check_id, deleted, frees_storage, json, list_params, load, page_response, runtime
 from .errors import bad_request, not_found
 from .resources import check_file
 
@@ -214,6 +214,7 @@ def modify_store(vs_id: str, body: StoreModify, request: Request) -> Response:
 
 
 @router.delete("/{vs_id}")
+@frees_storage
 def delete_store(vs_id: str, request: Request) -> Response:
     rt = runtime(request)
     with rt.store.write() as conn:
@@ -368,6 +369,7 @@ def update_vs_file(vs_id: str, file_id: str, body: FileUpdate, request: Request)
 
 
 @router.delete("/{vs_id}/files/{file_id}")
+@frees_storage
 def detach(vs_id: str, file_id: str, request: Request) -> Response:
     rt = runtime(request)
     t = schema.vector_store_files
