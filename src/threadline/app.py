@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -24,10 +25,10 @@ from .middleware import APIMiddleware
 from .providers import router as provider_router
 from .sandbox import SandboxManager
 from .store import LocalBlobStore, Store, schema
-from .store.storage import StorageReserve
+from .store.storage import StorageReserve, is_disk_full
 
 ORPHAN_MIN_AGE_S = 3600.0  # a blob is written just before its row commits; older unreferenced ones are orphans
-RESERVE_CHECK_S = 30.0
+MAINTENANCE_S = float(os.environ.get("THREADLINE_MAINTENANCE_S", "30"))
 
 log = logging.getLogger("threadline")
 
@@ -68,7 +69,7 @@ class Runtime:
     async def start(self) -> None:
         self.loop = asyncio.get_running_loop()
         await self.workers.start(recover_all=self.store.backend == "sqlite")
-        self._maintenance = [asyncio.create_task(self._sweep_orphans()), asyncio.create_task(self._keep_reserve())]
+        self._maintenance = [asyncio.create_task(self._sweep_orphans()), asyncio.create_task(self._maintain())]
         await self.ingestor.start()
         if self.settings.sandbox_warm_pool:
             ok, reason = await self.sandbox.start()
@@ -94,12 +95,18 @@ class Runtime:
         if count:
             log.warning("deleted %d orphaned blob file(s), %d bytes", count, freed)
 
-    async def _keep_reserve(self) -> None:
-        """Take the storage reserve back once there is room again (it is released by deletes on a full disk)."""
-        while self.reserve.size:
-            await asyncio.sleep(RESERVE_CHECK_S)
-            if self.reserve.held < self.reserve.size:
-                await asyncio.to_thread(self.reserve.ensure)
+    async def _maintain(self) -> None:
+        """Every 30 s: take the storage reserve back once there is room again (deletes on a full disk
+        release it), and delete the parts of uploads that expired."""
+        while True:
+            await asyncio.sleep(MAINTENANCE_S)
+            try:
+                if self.reserve.held < self.reserve.size:
+                    await asyncio.to_thread(self.reserve.ensure)
+                await asyncio.to_thread(uploads.expire_stale_uploads, self)
+            except Exception as exc:
+                if not is_disk_full(exc):
+                    log.exception("storage maintenance failed")
 
     # -- hooks the resource routers call inside their write transactions ------------------------------------------
 

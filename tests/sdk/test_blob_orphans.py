@@ -116,3 +116,27 @@ def test_start_up_sweep_deletes_old_orphans_only(client: openai.OpenAI, own_serv
     assert client.files.content(kept.id).content == b"keep me"
     done = client.uploads.complete(up.id, part_ids=[part.id])
     assert client.files.content(done.file.id).content == b"abcdef"
+
+
+def test_expired_upload_parts_are_deleted(server_factory: ServerFactory, backend: str) -> None:
+    server = server_factory.start(
+        {
+            "THREADLINE_UPLOAD_EXPIRES_AFTER": "2",
+            "THREADLINE_MAINTENANCE_S": "0.5",
+            "THREADLINE_SANDBOX_WARM_POOL": "0",
+        },
+        backend,
+    )
+    try:
+        client = make_client(server.base_url)
+        up = client.uploads.create(filename="abandoned.bin", bytes=6, mime_type="text/plain", purpose="assistants")
+        part = client.uploads.parts.create(up.id, data=b"abcdef")
+        assert blob_names(server) == {part.id}
+        deadline = time.monotonic() + 60
+        while blob_names(server):
+            assert time.monotonic() < deadline, "the expired upload's part is still on disk"
+            time.sleep(0.2)
+        with pytest.raises(openai.BadRequestError, match="expired"):
+            client.uploads.complete(up.id, part_ids=[part.id])
+    finally:
+        server.stop()

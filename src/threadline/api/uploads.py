@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+from typing import Any
+
 import sqlalchemy as sa
 from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
@@ -19,7 +22,7 @@ from .files import check_filename, file_object, save_file
 router = APIRouter(prefix="/v1/uploads", tags=["uploads"])
 
 MAX_PART_BYTES = 64 * 1024 * 1024
-UPLOAD_LIFETIME_S = 3600
+UPLOAD_LIFETIME_S = int(os.environ.get("THREADLINE_UPLOAD_EXPIRES_AFTER", "3600"))  # shorter in tests
 
 
 def _current(upload: dict) -> dict:
@@ -158,3 +161,24 @@ def cancel_upload(upload_id: str, request: Request) -> Response:
     for key in keys:
         rt.blobs.delete(key)
     return json(upload)
+
+
+def expire_stale_uploads(rt: Any) -> int:
+    """Mark pending uploads past `expires_at` as `expired` and delete their parts' bytes; returns how many.
+
+    An abandoned upload would otherwise keep its parts on disk forever. Called periodically by the runtime.
+    """
+    t, p = schema.uploads, schema.upload_parts
+    with rt.store.read() as conn:
+        ids = list(conn.execute(sa.select(t.c.id).where(t.c.status == "pending", t.c.expires_at <= now())).scalars())
+    for upload_id in ids:
+        with rt.store.write() as conn:
+            upload = load(conn, t, upload_id, "upload", lock=True)
+            if _current(upload)["status"] != "expired":
+                continue
+            rt.store.update(conn, t, upload, status="expired")
+            keys = list(conn.execute(sa.select(p.c.blob_key).where(p.c.upload_id == upload_id)).scalars())
+            conn.execute(p.delete().where(p.c.upload_id == upload_id))
+        for key in keys:
+            rt.blobs.delete(key)
+    return len(ids)
