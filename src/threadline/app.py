@@ -86,7 +86,8 @@ class Runtime:
         self.store.close()
 
     async def _sweep_orphans(self) -> None:
-        """Delete blobs left by writes that died between the blob and its database row (crash, kill -9)."""
+        """Delete blobs left by writes that died between the blob and its database row (crash, kill -9), and chunks
+        whose clean-up after a delete failed."""
         try:
             count, freed = await asyncio.to_thread(self.blobs.sweep, self.store.referenced_blob_keys, ORPHAN_MIN_AGE_S)
         except Exception:
@@ -94,6 +95,13 @@ class Runtime:
             return
         if count:
             log.warning("deleted %d orphaned blob file(s), %d bytes", count, freed)
+        try:
+            pruned = await asyncio.to_thread(self.retrieval.index.prune)
+        except Exception:
+            log.exception("pruning the chunk index failed")
+            return
+        if pruned:
+            log.warning("deleted the chunks of %d file(s) no longer in their vector store", pruned)
 
     async def _maintain(self) -> None:
         """Every 30 s: take the storage reserve back once there is room again (deletes on a full disk

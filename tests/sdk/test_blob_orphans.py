@@ -1,4 +1,5 @@
-"""No file bytes without a database row: racing upload completions, failed writes, and the start-up sweep."""
+"""Nothing left behind: no file bytes without a database row (racing upload completions, failed writes, expired
+uploads, the start-up sweep) and no index chunks of a file no longer in its vector store."""
 
 from __future__ import annotations
 
@@ -140,3 +141,36 @@ def test_expired_upload_parts_are_deleted(server_factory: ServerFactory, backend
             client.uploads.complete(up.id, part_ids=[part.id])
     finally:
         server.stop()
+
+
+def test_start_up_prunes_chunks_a_failed_delete_left(client: openai.OpenAI, own_server: ServerHandle) -> None:
+    from support.sdk import http_module, vector_stores
+    from threadline.store.db import create_engine
+
+    stores = vector_stores(client)
+    text = b"Okapis are forest giraffes with striped legs."
+    f = client.files.create(file=("okapi.txt", text), purpose="assistants")
+    store = stores.create(name="kb", file_ids=[f.id])
+    deadline = time.monotonic() + 90
+    while stores.files.retrieve(f.id, vector_store_id=store.id).status != "completed":
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+
+    def hits() -> int:
+        response = client.post(
+            f"/vector_stores/{store.id}/search", body={"query": "okapi"}, cast_to=http_module().Response
+        )
+        return len(response.json()["data"])
+
+    assert hits() == 1
+    own_server.kill()  # as if the server died between committing the detach and cleaning the index
+    engine = create_engine(own_server.database_url)
+    with engine.begin() as conn:
+        conn.exec_driver_sql(f"DELETE FROM vector_store_files WHERE file_id = '{f.id}'")
+    engine.dispose()
+    own_server.start()
+    deadline = time.monotonic() + 60
+    while hits():
+        assert time.monotonic() < deadline, "chunks of a detached file are still searchable"
+        time.sleep(0.2)
+    assert client.files.content(f.id).content == text

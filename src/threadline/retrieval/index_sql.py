@@ -112,6 +112,31 @@ class SqlChunkIndex:
                 conn.execute(sa.text(f"DELETE FROM {table} WHERE vector_store_id = :vs"), params)
         self._forget({vector_store_id})
 
+    def prune(self) -> int:
+        """Delete the chunks of files no longer in their vector store (a clean-up after a delete that failed, e.g.
+        on a full disk); returns how many (store, file) pairs went. Reads the API's `vector_store_files` table."""
+        with self.engine.connect() as conn:
+            pairs = conn.execute(
+                sa.text(
+                    "SELECT cf.vector_store_id, cf.file_id FROM chunk_files cf WHERE NOT EXISTS (SELECT 1 FROM"
+                    " vector_store_files v WHERE v.vector_store_id = cf.vector_store_id AND v.file_id = cf.file_id)"
+                )
+            ).all()
+        for vs, fid in pairs:
+            self.delete_file(vs, fid)
+        with self._write() as conn:
+            gone = conn.execute(
+                sa.text(
+                    "SELECT vector_store_id FROM chunk_stores c WHERE NOT EXISTS"
+                    " (SELECT 1 FROM vector_stores s WHERE s.id = c.vector_store_id)"
+                )
+            ).scalars()
+            stale = set(gone)
+            for vs in stale:
+                conn.execute(sa.text("DELETE FROM chunk_stores WHERE vector_store_id = :vs"), {"vs": vs})
+        self._forget(stale)
+        return len(pairs)
+
     def update_attributes(self, vector_store_id: str, file_id: str, attributes: dict | None) -> None:
         with self._write() as conn:
             conn.execute(
