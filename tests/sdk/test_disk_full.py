@@ -17,7 +17,7 @@ import openai
 import pytest
 
 from support.schemas import ResponseValidator
-from support.sdk import make_client, raw_http_client, vector_stores
+from support.sdk import http_module, make_client, raw_http_client, vector_stores
 from support.server import ServerFactory, ServerHandle
 
 from .helpers import expect_error
@@ -149,6 +149,12 @@ def test_writes_fail_clearly_and_deletes_work_on_a_full_disk(client: openai.Open
             expect_full(lambda: client.uploads.parts.create(upload.id, data=b"abc"))
             assert client.uploads.cancel(upload.id).status == "cancelled"
         assert blob_names(small_disk) == {f1.id, f2.id}
+
+        # Reads keep working, including search (which would also note the store's last use).
+        assert client.files.content(f1.id).content == TEXT * 200
+        found = client.post(f"/vector_stores/{store.id}/search", body={"query": "zebra stripes"},
+                            cast_to=http_module().Response)  # fmt: skip
+        assert found.status_code == 200 and found.json()["data"][0]["file_id"] == f1.id
 
         # Deleting works on the full disk: first objects that free no file bytes, then the files themselves.
         assert client.beta.threads.messages.delete(second.id, thread_id=thread.id).deleted

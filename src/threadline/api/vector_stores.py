@@ -13,6 +13,7 @@ from pydantic import Field, field_validator, model_validator
 from .. import vector_stores as vs
 from ..ids import new_id
 from ..store import Store, dumps, loads, now, schema
+from ..store.storage import is_disk_full
 from . import models
 from .common import ListParams, check_id, deleted, frees_storage, json, list_params, load, page_response, runtime
 from .errors import bad_request, not_found
@@ -261,12 +262,20 @@ def store_stats(vs_id: str, request: Request) -> Response:
 async def search_store(vs_id: str, body: SearchRequest, request: Request) -> Response:
     rt = runtime(request)
 
+    def check(conn: sa.Connection) -> None:
+        if vs.is_expired(_load_store(conn, vs_id)):
+            raise bad_request(f"Vector store {vs_id} has expired.")
+
     def run() -> dict[str, Any]:
-        with rt.store.write() as conn:
-            obj = _load_store(conn, vs_id)
-            if vs.is_expired(obj):
-                raise bad_request(f"Vector store {vs_id} has expired.")
-            vs.touch(conn, [vs_id])
+        try:
+            with rt.store.write() as conn:
+                check(conn)
+                vs.touch(conn, [vs_id])
+        except Exception as exc:
+            if not is_disk_full(exc):
+                raise
+            with rt.store.read() as conn:  # a search is a read: on a full disk it works, untouched
+                check(conn)
         queries = [body.query] if isinstance(body.query, str) else body.query
         ranking = body.ranking_options or SearchRanking()
         filters = body.filters.model_dump() if body.filters else None
