@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
@@ -25,6 +27,10 @@ from .providers import router as provider_router
 from .providers.listing import ModelLister
 from .sandbox import SandboxManager
 from .store import LocalBlobStore, Store, schema
+from .store.storage import StorageReserve, is_disk_full
+
+ORPHAN_MIN_AGE_S = 3600.0  # a blob is written just before its row commits; older unreferenced ones are orphans
+MAINTENANCE_S = float(os.environ.get("THREADLINE_MAINTENANCE_S", "30"))
 
 log = logging.getLogger("threadline")
 
@@ -38,6 +44,9 @@ class Runtime:
         self.store = Store(settings.effective_database_url)
         self.store.migrate()
         self.blobs = LocalBlobStore(settings.blob_dir)
+        self.reserve = _storage_reserve(self.store, settings)
+        self.reserve.ensure()
+        self._maintenance: list[asyncio.Task] = []
         self.keys = KeyChecker(self.store, settings.api_keys)
         self.providers = provider_router.from_env()
         self.model_lister = ModelLister.from_env(self.providers)
@@ -63,6 +72,7 @@ class Runtime:
     async def start(self) -> None:
         self.loop = asyncio.get_running_loop()
         await self.workers.start(recover_all=self.store.backend == "sqlite")
+        self._maintenance = [asyncio.create_task(self._sweep_orphans()), asyncio.create_task(self._maintain())]
         await self.ingestor.start()
         if self.settings.sandbox_warm_pool:
             ok, reason = await self.sandbox.start()
@@ -70,10 +80,44 @@ class Runtime:
                 log.warning("code_interpreter unavailable: %s", reason)
 
     async def stop(self) -> None:
+        for task in self._maintenance:
+            task.cancel()
+        await asyncio.gather(*self._maintenance, return_exceptions=True)
         await self.sandbox.aclose()
         await self.ingestor.stop()
         await self.workers.stop()
         self.store.close()
+
+    async def _sweep_orphans(self) -> None:
+        """Delete blobs left by writes that died between the blob and its database row (crash, kill -9), and chunks
+        whose clean-up after a delete failed."""
+        try:
+            count, freed = await asyncio.to_thread(self.blobs.sweep, self.store.referenced_blob_keys, ORPHAN_MIN_AGE_S)
+        except Exception:
+            log.exception("sweeping orphaned blobs failed")
+            return
+        if count:
+            log.warning("deleted %d orphaned blob file(s), %d bytes", count, freed)
+        try:
+            pruned = await asyncio.to_thread(self.retrieval.index.prune)
+        except Exception:
+            log.exception("pruning the chunk index failed")
+            return
+        if pruned:
+            log.warning("deleted the chunks of %d file(s) no longer in their vector store", pruned)
+
+    async def _maintain(self) -> None:
+        """Every 30 s: take the storage reserve back once there is room again (deletes on a full disk
+        release it), and delete the parts of uploads that expired."""
+        while True:
+            await asyncio.sleep(MAINTENANCE_S)
+            try:
+                if self.reserve.held < self.reserve.size:
+                    await asyncio.to_thread(self.reserve.ensure)
+                await asyncio.to_thread(uploads.expire_stale_uploads, self)
+            except Exception as exc:
+                if not is_disk_full(exc):
+                    log.exception("storage maintenance failed")
 
     # -- hooks the resource routers call inside their write transactions ------------------------------------------
 
@@ -124,6 +168,15 @@ class Runtime:
                 self.retrieval.delete_file(vs_id, file_id)
 
         return after_commit
+
+
+def _storage_reserve(store: Store, settings: Settings) -> StorageReserve:
+    """The reserve lives next to an SQLite database file (PostgreSQL keeps its own disk: no reserve)."""
+    database = store.engine.url.database if store.backend == "sqlite" else None
+    if not database or database == ":memory:":
+        return StorageReserve(settings.data_dir / "storage.reserve", 0)
+    path = Path(database).with_name(Path(database).name + ".reserve")
+    return StorageReserve(path, int(settings.storage_reserve_mb * 2**20))
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:

@@ -18,6 +18,7 @@ import sqlalchemy as sa
 
 from .ids import new_id
 from .store import Store, dumps, loads, now, schema
+from .store.storage import is_disk_full
 
 log = logging.getLogger("threadline.vector_stores")
 
@@ -28,6 +29,7 @@ def day_s() -> int:
 
 
 THREAD_STORE_EXPIRY_DAYS = 7
+DISK_FULL_RETRY_S = 10.0
 GROUP_FILES = 16  # files ingested together, so small files share embedding batches
 
 
@@ -216,7 +218,12 @@ class Ingestor:
         try:
             async with self._sem:
                 await asyncio.to_thread(self.ingest_now, group)
-        except Exception:
+        except Exception as exc:
+            if is_disk_full(exc):
+                # Not the file's fault: leave it in_progress and try again once deletes have made room.
+                log.warning("ingesting %d file(s) paused: storage full: %s", len(group), exc)
+                await asyncio.sleep(DISK_FULL_RETRY_S)
+                return
             log.exception("ingesting %d file(s) failed", len(group))
             error = {"code": "server_error", "message": "Internal error while indexing the file."}
             for vs_id, file_id in group:

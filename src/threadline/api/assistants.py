@@ -8,7 +8,7 @@ from fastapi.responses import Response
 from ..ids import new_id
 from ..store import now, schema
 from . import models
-from .common import ListParams, check_id, deleted, json, list_params, load, page_response, runtime, store
+from .common import ListParams, check_id, deleted, frees_storage, json, list_params, load, page_response, runtime, store
 from .errors import not_found
 from .jsonbody import JSONRoute
 from .resources import response_format_object, tool_object, tool_resources_object
@@ -83,6 +83,7 @@ def modify_assistant(assistant_id: str, body: models.AssistantModify, request: R
 
 
 @router.delete("/{assistant_id}")
+@frees_storage
 def delete_assistant(assistant_id: str, request: Request) -> Response:
     check_id("assistant", assistant_id, "assistant_id")
     with store(request).write() as conn:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 import sqlalchemy as sa
@@ -32,6 +34,24 @@ def poll_headers(request: Request) -> dict[str, str]:
 
 def runtime(request: Request):  # noqa: ANN201 - returns threadline.app.Runtime
     return request.app.state.runtime
+
+
+Handler = TypeVar("Handler", bound=Callable[..., Response])
+
+
+def frees_storage(handler: Handler) -> Handler:
+    """Decorate a (sync) DELETE-like handler so it works on a full disk.
+
+    On a nearly full disk the storage reserve is released first (store/storage.py), giving the delete the room the
+    database needs; it is re-taken afterwards. The handler must take `request` as a keyword (FastAPI passes all).
+    """
+
+    @functools.wraps(handler)
+    def wrapper(*args: Any, **kwargs: Any) -> Response:
+        with runtime(kwargs["request"]).reserve.freeing():
+            return handler(*args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
 
 
 def store(request: Request) -> Store:

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from ..store.storage import is_disk_full
+
+log = logging.getLogger("threadline")
 
 INVALID_JSON = (
     "We could not parse the JSON body of your request. (HINT: This likely means you aren't using your HTTP "
@@ -58,6 +64,26 @@ def size_text(n: int) -> str:
 
 def bad_request(message: str, param: str | None = None, code: str | None = None) -> APIError:
     return APIError(400, message, param=param, code=code)
+
+
+STORAGE_FULL = (
+    "The server's storage is full, so this request could not be saved. Deleting files, vector stores, threads, "
+    "assistants and messages still works and frees space; or ask the server's operator to add disk space."
+)
+
+
+def storage_full() -> APIError:
+    """507 insufficient_storage: the data volume (blobs or the SQLite database) has no space left.
+
+    Sent with `x-should-retry: false`: the SDK's automatic retries a moment later would fail the same way.
+    """
+    return APIError(
+        507,
+        STORAGE_FULL,
+        type="insufficient_storage",
+        code="insufficient_storage",
+        headers={"x-should-retry": "false"},
+    )
 
 
 def not_found(kind: str, object_id: str) -> APIError:
@@ -291,10 +317,21 @@ def install_handlers(app: FastAPI) -> None:
             err = APIError(exc.status_code, str(exc.detail))
         return _respond(err)
 
+    # Registered per class, not only under Exception: handlers for Exception run in the outermost middleware, which
+    # re-raises after responding (the connection is then closed under a keep-alive client).
+    @app.exception_handler(OSError)
+    @app.exception_handler(SQLAlchemyError)
+    async def _storage(_: Request, exc: Exception) -> Response:
+        if is_disk_full(exc):
+            log.warning("storage full: %s", exc)
+            return _respond(storage_full())
+        raise exc
+
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, exc: Exception) -> Response:
-        import logging
-
-        logging.getLogger("threadline").exception("unhandled error", exc_info=exc)
+        if is_disk_full(exc):
+            log.warning("storage full: %s", exc)
+            return _respond(storage_full())
+        log.exception("unhandled error", exc_info=exc)
         err = APIError(500, "The server had an error while processing your request.", type="server_error")
         return _respond(err)

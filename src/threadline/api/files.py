@@ -13,13 +13,14 @@ from starlette.datastructures import UploadFile
 
 from ..ids import new_id
 from ..store import Store, dumps, loads, now, schema
-from ..store.blobs import TooLarge
+from ..store.blobs import TooLarge, discard_on_error
 from .common import (
     ListParams,
     check_id,
     check_no_nul,
     deleted,
     file_list_params,
+    frees_storage,
     json,
     load,
     page_response,
@@ -70,7 +71,7 @@ def create_file_from_bytes(rt: Any, filename: str, data: bytes, purpose: str) ->
     file_id = new_id("file")
     rt.blobs.put_bytes(file_id, data)
     obj = file_object(file_id, filename, len(data), purpose)
-    with rt.store.write() as conn:
+    with discard_on_error(rt.blobs, [file_id]), rt.store.write() as conn:
         save_file(rt, conn, obj, file_id)
     return obj
 
@@ -146,7 +147,8 @@ async def upload_file(request: Request) -> Response:
             with rt.store.write() as conn:
                 save_file(rt, conn, obj, file_id)
 
-        await run_in_threadpool(commit)
+        with discard_on_error(rt.blobs, [file_id]):
+            await run_in_threadpool(commit)
         return json(obj)
     finally:
         await form.close()
@@ -182,6 +184,7 @@ def _strip_file_from(conn: sa.Connection, table: sa.Table, file_id: str) -> None
 
 
 @router.delete("/{file_id}")
+@frees_storage
 def delete_file(file_id: str, request: Request) -> Response:
     check_id("file", file_id, "file_id")
     rt = runtime(request)
@@ -194,9 +197,9 @@ def delete_file(file_id: str, request: Request) -> Response:
         _strip_file_from(conn, schema.threads, file_id)
         hook = getattr(rt, "on_file_deleted", None)
         after_commit = hook(conn, file_id) if hook is not None else None
+    rt.blobs.delete(row[0])  # first: on a full disk this is the space the index clean-up below may need
     if after_commit is not None:
         after_commit()
-    rt.blobs.delete(row[0])
     return json({"id": file_id, "object": "file", "deleted": True})
 
 

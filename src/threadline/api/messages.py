@@ -7,7 +7,19 @@ from fastapi.responses import Response
 
 from ..store import schema
 from . import models
-from .common import ListParams, check_id, check_no_nul, deleted, json, list_params, load, page_response, runtime, store
+from .common import (
+    ListParams,
+    check_id,
+    check_no_nul,
+    deleted,
+    frees_storage,
+    json,
+    list_params,
+    load,
+    page_response,
+    runtime,
+    store,
+)
 from .errors import bad_request, not_found
 from .jsonbody import JSONRoute
 from .resources import add_messages
@@ -80,6 +92,7 @@ def modify_message(thread_id: str, message_id: str, body: models.MessageModify, 
 
 
 @router.delete("/{message_id}")
+@frees_storage
 def delete_message(thread_id: str, message_id: str, request: Request) -> Response:
     check_id("thread", thread_id, "thread_id")
     check_id("message", message_id, "message_id")

@@ -11,7 +11,7 @@ from fastapi.responses import Response
 from ..ids import new_id
 from ..store import now, schema
 from . import models
-from .common import check_id, deleted, json, load, runtime, store
+from .common import check_id, deleted, frees_storage, json, load, runtime, store
 from .errors import not_found
 from .jsonbody import JSONRoute
 from .resources import add_messages, tool_resources_object
@@ -79,6 +79,7 @@ def modify_thread(thread_id: str, request: Request, body: models.ThreadModify | 
 
 
 @router.delete("/{thread_id}")
+@frees_storage
 def delete_thread(thread_id: str, request: Request) -> Response:
     check_id("thread", thread_id, "thread_id")
     rt = runtime(request)

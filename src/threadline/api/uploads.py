@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+from typing import Any
+
 import sqlalchemy as sa
 from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
@@ -10,16 +13,16 @@ from starlette.datastructures import UploadFile
 
 from ..ids import new_id
 from ..store import now, schema
-from ..store.blobs import TooLarge
+from ..store.blobs import TooLarge, discard_on_error
 from . import models
-from .common import check_id, json, load, runtime
+from .common import check_id, frees_storage, json, load, runtime
 from .errors import BodyError, bad_request, size_text
 from .files import check_filename, file_object, save_file
 from .jsonbody import JSONRoute
 
 router = APIRouter(prefix="/v1/uploads", tags=["uploads"], route_class=JSONRoute)
 
-UPLOAD_LIFETIME_S = 3600
+UPLOAD_LIFETIME_S = int(os.environ.get("THREADLINE_UPLOAD_EXPIRES_AFTER", "3600"))  # shorter in tests
 
 
 def _current(upload: dict) -> dict:
@@ -86,11 +89,8 @@ async def add_part(upload_id: str, request: Request) -> Response:
                 _require_pending(load(conn, schema.uploads, upload_id, "upload", lock=True))
                 rt.store.insert(conn, schema.upload_parts, part, upload_id=upload_id, bytes=size, blob_key=part_id)
 
-        try:
+        with discard_on_error(rt.blobs, [part_id]):
             await run_in_threadpool(commit)
-        except Exception:
-            rt.blobs.delete(part_id)
-            raise
         return json(part)
     finally:
         await form.close()
@@ -120,24 +120,33 @@ def complete_upload(upload_id: str, body: models.UploadComplete, request: Reques
             param="part_ids",
         )
     file_id = new_id("file")
-    _, md5 = rt.blobs.concat(file_id, [parts[p][2] for p in body.part_ids])
-    if body.md5 and body.md5.lower() != md5:
-        rt.blobs.delete(file_id)
-        raise bad_request(f"The md5 checksum of the uploaded bytes is {md5}, not {body.md5}.", param="md5")
-    file_obj = file_object(file_id, upload["filename"], total, upload["purpose"])
-    with rt.store.write() as conn:
-        upload = load(conn, schema.uploads, upload_id, "upload", lock=True)
-        _require_pending(upload)
-        save_file(rt, conn, file_obj, file_id)
-        upload.update(status="completed", file=file_obj)
-        rt.store.update(conn, schema.uploads, upload, status="completed")
-        conn.execute(t.delete().where(t.c.upload_id == upload_id))
-    for row in rows:
-        rt.blobs.delete(row[2])
+    try:
+        _, md5 = rt.blobs.concat(file_id, [parts[p][2] for p in body.part_ids])
+    except FileNotFoundError:
+        # A concurrent cancel or complete removed the parts: report the state it left.
+        with rt.store.read() as conn:
+            _require_pending(load(conn, schema.uploads, upload_id, "upload"))
+        raise
+    with discard_on_error(rt.blobs, [file_id]):
+        if body.md5 and body.md5.lower() != md5:
+            raise bad_request(f"The md5 checksum of the uploaded bytes is {md5}, not {body.md5}.", param="md5")
+        file_obj = file_object(file_id, upload["filename"], total, upload["purpose"])
+        with rt.store.write() as conn:
+            upload = load(conn, schema.uploads, upload_id, "upload", lock=True)
+            _require_pending(upload)  # a concurrent complete or cancel won: this file's bytes are discarded
+            save_file(rt, conn, file_obj, file_id)
+            upload.update(status="completed", file=file_obj)
+            rt.store.update(conn, schema.uploads, upload, status="completed")
+            # Every part of the upload goes, including any added since the read above.
+            part_keys = list(conn.execute(sa.select(t.c.blob_key).where(t.c.upload_id == upload_id)).scalars())
+            conn.execute(t.delete().where(t.c.upload_id == upload_id))
+    for key in part_keys:
+        rt.blobs.delete(key)
     return json(upload)
 
 
 @router.post("/{upload_id}/cancel")
+@frees_storage
 def cancel_upload(upload_id: str, request: Request) -> Response:
     check_id("upload", upload_id, "upload_id")
     rt = runtime(request)
@@ -152,3 +161,24 @@ def cancel_upload(upload_id: str, request: Request) -> Response:
     for key in keys:
         rt.blobs.delete(key)
     return json(upload)
+
+
+def expire_stale_uploads(rt: Any) -> int:
+    """Mark pending uploads past `expires_at` as `expired` and delete their parts' bytes; returns how many.
+
+    An abandoned upload would otherwise keep its parts on disk forever. Called periodically by the runtime.
+    """
+    t, p = schema.uploads, schema.upload_parts
+    with rt.store.read() as conn:
+        ids = list(conn.execute(sa.select(t.c.id).where(t.c.status == "pending", t.c.expires_at <= now())).scalars())
+    for upload_id in ids:
+        with rt.store.write() as conn:
+            upload = load(conn, t, upload_id, "upload", lock=True)
+            if _current(upload)["status"] != "expired":
+                continue
+            rt.store.update(conn, t, upload, status="expired")
+            keys = list(conn.execute(sa.select(p.c.blob_key).where(p.c.upload_id == upload_id)).scalars())
+            conn.execute(p.delete().where(p.c.upload_id == upload_id))
+        for key in keys:
+            rt.blobs.delete(key)
+    return len(ids)

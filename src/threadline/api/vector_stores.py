@@ -16,8 +16,20 @@ from ..ids import new_id
 from ..retrieval.filters import validate_filter
 from ..retrieval.index import CANDIDATES, HYBRID_VECTOR_WEIGHT
 from ..store import Store, dumps, loads, now, schema
+from ..store.storage import is_disk_full
 from . import models
-from .common import ListParams, check_id, deleted, json, list_params, load, page_response, poll_headers, runtime
+from .common import (
+    ListParams,
+    check_id,
+    deleted,
+    frees_storage,
+    json,
+    list_params,
+    load,
+    page_response,
+    poll_headers,
+    runtime,
+)
 from .errors import bad_request, not_found
 from .jsonbody import JSONRoute
 from .resources import check_file
@@ -214,6 +226,7 @@ def modify_store(vs_id: str, body: StoreModify, request: Request) -> Response:
 
 
 @router.delete("/{vs_id}")
+@frees_storage
 def delete_store(vs_id: str, request: Request) -> Response:
     rt = runtime(request)
     with rt.store.write() as conn:
@@ -268,12 +281,20 @@ async def search_store(
     chunk and matching query, and a top-level `ranking` (mode, hybrid weight); without it the body is OpenAI's."""
     rt = runtime(request)
 
+    def check(conn: sa.Connection) -> None:
+        if vs.is_expired(_load_store(conn, vs_id)):
+            raise bad_request(f"Vector store {vs_id} has expired.")
+
     def run() -> dict[str, Any]:
-        with rt.store.write() as conn:
-            obj = _load_store(conn, vs_id)
-            if vs.is_expired(obj):
-                raise bad_request(f"Vector store {vs_id} has expired.")
-            vs.touch(conn, [vs_id])
+        try:
+            with rt.store.write() as conn:
+                check(conn)
+                vs.touch(conn, [vs_id])
+        except Exception as exc:
+            if not is_disk_full(exc):
+                raise
+            with rt.store.read() as conn:  # a search is a read: on a full disk it works, untouched
+                check(conn)
         queries = [body.query] if isinstance(body.query, str) else body.query
         ranking = body.ranking_options or SearchRanking()
         hits = rt.retrieval.search(
@@ -385,6 +406,7 @@ def update_vs_file(vs_id: str, file_id: str, body: FileUpdate, request: Request)
 
 
 @router.delete("/{vs_id}/files/{file_id}")
+@frees_storage
 def detach(vs_id: str, file_id: str, request: Request) -> Response:
     rt = runtime(request)
     t = schema.vector_store_files

@@ -27,12 +27,14 @@ from ..providers.base import (
     Usage,
 )
 from ..store import Store, dumps, loads, now, schema
+from ..store.storage import is_disk_full
 from .context import PromptTooLarge, build_context
 from .events import NullSink, error_payload
 from .objects import assistant_message, step_object, strip_content, usage
 from .tools import ServerTool, ToolContext, ToolOutcome, function_spec
 
 log = logging.getLogger("threadline.engine")
+STORAGE_FULL_RUN = "The server's storage is full; the run could not save its results."
 
 MAX_TURNS = 32
 OWNER = f"{socket.gethostname()}:{secrets.token_hex(4)}"
@@ -88,12 +90,20 @@ class RunExecutor:
         except _Stop:
             pass
         except Exception as exc:  # a bug must fail the run, never leave it hanging
-            log.exception("run %s crashed", run_id)
+            full = is_disk_full(exc)
+            if full:
+                log.warning("run %s failed: storage full: %s", run_id, exc)
+            else:
+                log.exception("run %s crashed", run_id)
+            message = STORAGE_FULL_RUN if full else f"Internal error while executing the run: {type(exc).__name__}"
             try:
-                await job.fail("server_error", f"Internal error while executing the run: {type(exc).__name__}")
+                await job.fail("server_error", message)
             except Exception:  # the store itself failed: tell the client; recovery will mark the run later
                 log.exception("could not record the failure of run %s", run_id)
-                sink.emit("error", error_payload("The server had an error while processing the run."))
+                if full:
+                    sink.emit("error", error_payload(STORAGE_FULL_RUN, "insufficient_storage", "insufficient_storage"))
+                else:
+                    sink.emit("error", error_payload("The server had an error while processing the run."))
         finally:
             heartbeat.cancel()
             self.cancel_events.pop(run_id, None)

@@ -14,6 +14,8 @@ import sqlalchemy as sa
 
 from . import index as ix
 
+DELETE_BATCH = 500  # chunks per transaction when deleting (~2 MB of SQLite WAL with 384-dim embeddings)
+
 
 class SqlChunkIndex:
     engine: sa.Engine
@@ -100,17 +102,60 @@ class SqlChunkIndex:
         conn.execute(sa.text("DELETE FROM chunks WHERE vector_store_id = :vs AND file_id = :f"), params)
         conn.execute(sa.text("DELETE FROM chunk_files WHERE vector_store_id = :vs AND file_id = :f"), params)
 
+    def _delete_chunks_in_batches(self, where: str, params: dict, vector_store_id: str) -> None:
+        """Delete chunks a batch per transaction: one transaction over a large store would need as much free
+        space as the store's size (SQLite's WAL), which a full disk does not have; small ones reuse it."""
+        while True:
+            with self._write() as conn:
+                deleted = conn.execute(
+                    sa.text(
+                        f"DELETE FROM chunks WHERE id IN (SELECT id FROM chunks WHERE {where} LIMIT {DELETE_BATCH})"
+                    ),
+                    params,
+                ).rowcount
+                self._bump(conn, {vector_store_id})
+            if deleted < DELETE_BATCH:
+                return
+
     def delete_file(self, vector_store_id: str, file_id: str) -> None:
+        params = {"vs": vector_store_id, "f": file_id}
+        self._delete_chunks_in_batches("vector_store_id = :vs AND file_id = :f", params, vector_store_id)
         with self._write() as conn:
             self._delete_file(conn, vector_store_id, file_id)
             self._bump(conn, {vector_store_id})
 
     def delete_store(self, vector_store_id: str) -> None:
+        params = {"vs": vector_store_id}
+        self._delete_chunks_in_batches("vector_store_id = :vs", params, vector_store_id)
         with self._write() as conn:
-            params = {"vs": vector_store_id}
             for table in ("chunks", "chunk_files", "chunk_stores"):
                 conn.execute(sa.text(f"DELETE FROM {table} WHERE vector_store_id = :vs"), params)
         self._forget({vector_store_id})
+
+    def prune(self) -> int:
+        """Delete the chunks of files no longer in their vector store (a clean-up after a delete that failed, e.g.
+        on a full disk); returns how many (store, file) pairs went. Reads the API's `vector_store_files` table."""
+        with self.engine.connect() as conn:
+            pairs = conn.execute(
+                sa.text(
+                    "SELECT cf.vector_store_id, cf.file_id FROM chunk_files cf WHERE NOT EXISTS (SELECT 1 FROM"
+                    " vector_store_files v WHERE v.vector_store_id = cf.vector_store_id AND v.file_id = cf.file_id)"
+                )
+            ).all()
+        for vs, fid in pairs:
+            self.delete_file(vs, fid)
+        with self._write() as conn:
+            gone = conn.execute(
+                sa.text(
+                    "SELECT vector_store_id FROM chunk_stores c WHERE NOT EXISTS"
+                    " (SELECT 1 FROM vector_stores s WHERE s.id = c.vector_store_id)"
+                )
+            ).scalars()
+            stale = set(gone)
+            for vs in stale:
+                conn.execute(sa.text("DELETE FROM chunk_stores WHERE vector_store_id = :vs"), {"vs": vs})
+        self._forget(stale)
+        return len(pairs)
 
     def update_attributes(self, vector_store_id: str, file_id: str, attributes: dict | None) -> None:
         with self._write() as conn:

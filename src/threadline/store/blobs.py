@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import logging
 import os
 import shutil
+import time
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
 CHUNK = 1 << 20
+SWEEP_BATCH = 500
+TMP_SUFFIX = ".tmp"
+
+log = logging.getLogger("threadline.blobs")
 
 
 class BlobStore(Protocol):
@@ -19,6 +27,25 @@ class BlobStore(Protocol):
     def path(self, key: str) -> Path: ...
     def size(self, key: str) -> int: ...
     def delete(self, key: str) -> None: ...
+
+
+@contextlib.contextmanager
+def discard_on_error(blobs: BlobStore, keys: Iterable[str]) -> Iterator[None]:
+    """Around the database write that will reference freshly written blobs: if it raises, delete the blobs.
+
+    A write that fails or loses a race (e.g. two `complete`s of one upload) must not leave bytes that nothing
+    references. Cancellation (BaseException) keeps them: the write may still commit; the start-up sweep collects
+    whatever ends up unreferenced.
+    """
+    try:
+        yield
+    except Exception:
+        for key in keys:
+            try:
+                blobs.delete(key)
+            except OSError:
+                log.warning("could not delete blob %s after a failed write", key, exc_info=True)
+        raise
 
 
 class TooLarge(Exception):
@@ -40,7 +67,7 @@ class LocalBlobStore:
     def _write(self, key: str, chunks, max_bytes: int | None) -> tuple[int, str]:  # noqa: ANN001
         target = self.path(key)
         target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(target.name + ".tmp")
+        tmp = target.with_name(target.name + TMP_SUFFIX)
         size = 0
         digest = hashlib.md5(usedforsecurity=False)
         try:
@@ -81,6 +108,49 @@ class LocalBlobStore:
 
     def delete(self, key: str) -> None:
         self.path(key).unlink(missing_ok=True)
+
+    def sweep(self, referenced: Callable[[list[str]], set[str]], min_age_s: float) -> tuple[int, int]:
+        """Delete blobs nothing references and temp files of interrupted writes, if older than `min_age_s`.
+
+        `referenced(keys)` returns the subset of `keys` the database still references. The age bound leaves alone
+        writes in flight (a blob is written just before the row that references it is committed). Returns
+        (files deleted, bytes freed).
+        """
+        cutoff = time.time() - min_age_s
+        count = freed = 0
+
+        def drop(path: Path, size: int) -> None:
+            nonlocal count, freed
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+                count += 1
+                freed += size
+
+        def check(batch: dict[str, tuple[Path, int]]) -> None:
+            keep = referenced(list(batch))
+            for key, (path, size) in batch.items():
+                if key not in keep:
+                    drop(path, size)
+
+        batch: dict[str, tuple[Path, int]] = {}
+        for shard in sorted(p for p in self.root.iterdir() if p.is_dir()) if self.root.exists() else []:
+            for entry in os.scandir(shard):
+                try:
+                    st = entry.stat(follow_symlinks=False)
+                except FileNotFoundError:
+                    continue
+                if not entry.is_file(follow_symlinks=False) or st.st_mtime > cutoff:
+                    continue
+                if entry.name.endswith(TMP_SUFFIX):
+                    drop(Path(entry.path), st.st_size)
+                    continue
+                batch[entry.name] = (Path(entry.path), st.st_size)
+                if len(batch) >= SWEEP_BATCH:
+                    check(batch)
+                    batch = {}
+        if batch:
+            check(batch)
+        return count, freed
 
     def clear(self) -> None:
         shutil.rmtree(self.root, ignore_errors=True)

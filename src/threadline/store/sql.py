@@ -166,6 +166,21 @@ class Store:
             rows.reverse()
         return Page(items=[r[1] for r in rows], ids=[r[0] for r in rows], has_more=has_more)
 
+    def referenced_blob_keys(self, keys: list[str]) -> set[str]:
+        """The subset of `keys` that a File or an upload part still references."""
+        wanted = set(keys)
+        found: set[str] = set()
+        with self.read() as conn:
+            for table in (schema.files, schema.upload_parts):
+                # Blobs are keyed by their object's id: look up by the primary key first; only the rest (orphan
+                # candidates, normally none) costs a scan of blob_key.
+                rows = conn.execute(sa.select(table.c.blob_key).where(table.c.id.in_(keys))).scalars()
+                found.update(k for k in rows if k in wanted)
+                rest = [k for k in keys if k not in found]
+                if rest:
+                    found.update(conn.execute(sa.select(table.c.blob_key).where(table.c.blob_key.in_(rest))).scalars())
+        return found
+
     # -- threads and runs ------------------------------------------------------------------------------------
 
     @staticmethod
