@@ -12,8 +12,11 @@ import contextlib
 import ctypes
 import os
 import stat
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
+
+from .result import OutputCancelled
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 MAX_ENTRIES = 2000  # snapshot stops after this many entries (files beyond are not reported)
@@ -142,8 +145,11 @@ def _write_inputs(dir_fd: int, files: dict[str, bytes]) -> None:
             os.close(fd)
 
 
-def read_file(dir_fd: int, rel: str, max_bytes: int) -> bytes | None:
-    """Read a regular file by relative path, refusing links and non-regular files at every component."""
+def open_regular(dir_fd: int, rel: str) -> int:
+    """Open a regular file by relative path for reading, refusing links and non-regular files at every component.
+
+    Returns the fd (the caller closes it); raises OSError if the path is not a regular file reached without links.
+    """
     parts = rel.split("/")
     fds: list[int] = []
     try:
@@ -152,24 +158,40 @@ def read_file(dir_fd: int, rel: str, max_bytes: int) -> bytes | None:
             cur = os.open(part, _DIR_FLAGS, dir_fd=cur)
             fds.append(cur)
         fd = os.open(parts[-1], os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=cur)
-        fds.append(fd)
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode) or st.st_size > max_bytes:
-            return None
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            raise OSError(f"{rel} is not a regular file")
+        return fd
+    finally:
+        for d in fds:
+            os.close(d)
+
+
+class FileStream:
+    """Reads the first ``size`` bytes of ``fd`` (a file that may keep growing under us); raises OutputCancelled
+    once ``cancel`` is set. Never holds more than one read's worth of data."""
+
+    def __init__(self, fd: int, size: int, cancel: threading.Event | None = None) -> None:
+        self.fd = fd
+        self.remaining = size
+        self.cancel = cancel
+
+    def read(self, n: int = -1) -> bytes:
+        if self.cancel is not None and self.cancel.is_set():
+            raise OutputCancelled("the execution was cancelled")
+        if self.remaining <= 0:
+            return b""
+        n = self.remaining if n is None or n < 0 else min(n, self.remaining)
         chunks = []
-        remaining = st.st_size
-        while remaining > 0:
-            chunk = os.read(fd, min(remaining, 1 << 20))
+        while n > 0:
+            chunk = os.read(self.fd, min(n, 1 << 20))
             if not chunk:
+                self.remaining = 0
                 break
             chunks.append(chunk)
-            remaining -= len(chunk)
+            n -= len(chunk)
+            self.remaining -= len(chunk)
         return b"".join(chunks)
-    except OSError:
-        return None
-    finally:
-        for fd in fds:
-            os.close(fd)
 
 
 def changed(before: dict[str, Entry], after: dict[str, Entry]) -> list[str]:
