@@ -30,6 +30,7 @@ class Settings:
     max_body_bytes: int = 8 * 1024 * 1024
     max_file_bytes: int = 512 * 1024 * 1024
     max_part_bytes: int = 64 * 1024 * 1024
+    sandbox_max_output_files: int = 20
 
     @property
     def effective_database_url(self) -> str:
@@ -62,4 +63,5 @@ class Settings:
         s.max_body_bytes = int(env.get("THREADLINE_MAX_BODY_BYTES", s.max_body_bytes))
         s.max_file_bytes = int(env.get("THREADLINE_MAX_FILE_BYTES", s.max_file_bytes))
         s.max_part_bytes = int(env.get("THREADLINE_MAX_PART_BYTES", s.max_part_bytes))
+        s.sandbox_max_output_files = int(env.get("THREADLINE_SANDBOX_MAX_OUTPUT_FILES", s.sandbox_max_output_files))
         return s
