@@ -391,6 +391,30 @@ def test_output_files_are_capped_per_execution(run_manager):
     run_manager(body, max_output_files=5)
 
 
+def test_output_files_are_bounded_in_total_even_if_replaced_while_copied(run_manager):
+    async def body(m: SandboxManager):
+        def sink(name: str, stream) -> int:  # noqa: ANN001
+            if name == "a.bin":  # meanwhile a process of the sandbox empties a.bin and fills b.bin
+                session = m._sessions["t"].session
+                os.truncate(os.path.join(session.data_dir_path(), "a.bin"), 0)
+                with open(os.path.join(session.data_dir_path(), "b.bin"), "ab") as f:
+                    f.write(b"b" * (40 << 20))
+            n = 0
+            while chunk := stream.read(1 << 20):
+                n += len(chunk)
+            return n
+
+        code = "open('a.bin', 'wb').write(b'a' * (40 << 20))\nopen('b.bin', 'wb').write(b'b')"
+        r = await m.execute("t", code, sink=sink)
+        assert r.error is None, r.error
+        assert [(f.name, f.ref) for f in r.files] == [("a.bin", 0)]  # 40 MiB when its copy began
+        assert r.file_notes == [
+            f"/mnt/data/b.bin was not saved: this execution's files would exceed {64 << 20} bytes in total"
+        ]
+
+    run_manager(body, data_mb=64)
+
+
 def test_output_files_stream_to_the_sink(run_manager):
     async def body(m: SandboxManager):
         reads: list[int] = []

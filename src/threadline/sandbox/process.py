@@ -47,6 +47,10 @@ class SessionDead(Exception):
     pass
 
 
+class ProtocolError(SessionDead):
+    """The REPL's reply was malformed, too long or out of step: the session cannot be trusted any more."""
+
+
 @dataclass
 class SpawnConfig:
     venv: Path
@@ -327,7 +331,7 @@ class Session:
             self._scanned = len(self._buf)
             if len(self._buf) > limit:
                 self._dead = True
-                raise SessionDead(f"the Python process sent a reply longer than {limit} bytes")
+                raise ProtocolError(f"its reply was longer than {limit} bytes")
             now = time.monotonic()
             if cancel is not None and cancel.is_set() and now >= next_interrupt:
                 next_interrupt = now + 0.2
@@ -352,10 +356,10 @@ class Session:
             msg = json.loads(line)
         except ValueError:
             self._dead = True
-            raise SessionDead("the Python process sent a malformed reply") from None
+            raise ProtocolError("it sent a malformed reply") from None
         if not isinstance(msg, dict):
             self._dead = True
-            raise SessionDead("the Python process sent a malformed reply")
+            raise ProtocolError("it sent a malformed reply")
         return msg
 
     def _request(self, obj: dict, deadline: float) -> int:
@@ -368,7 +372,7 @@ class Session:
         reply = self._read_message(deadline, cancel)
         if reply.get("id") != request_id:
             self._dead = True
-            raise SessionDead("the Python process answered out of step")
+            raise ProtocolError("it answered out of step")
         return reply
 
     def data_dir_path(self) -> str:
@@ -466,6 +470,7 @@ class Session:
         cap = self.cfg.max_output_files
         names, result.files_dropped = names[:cap], names[cap:]
         limit = self.cfg.max_output_file_bytes
+        budget = self.cfg.max_output_file_bytes  # in total: files can be replaced while they are being copied
         for name in names:
             try:
                 fd = fs.open_regular(dir_fd, name)
@@ -476,6 +481,12 @@ class Session:
                 if size > limit:
                     result.file_notes.append(f"/mnt/data/{name} was not saved: {size} bytes is over the {limit} limit")
                     continue
+                if size > budget:
+                    result.file_notes.append(
+                        f"/mnt/data/{name} was not saved: this execution's files would exceed {limit} bytes in total"
+                    )
+                    continue
+                budget -= size
                 is_image = fs.is_image(os.pread(fd, 12, 0))
                 stream = fs.FileStream(fd, size, cancel)
                 if sink is None:
@@ -507,6 +518,9 @@ class Session:
             reply = self._reply_for(rid, deadline, cancel)
         except TimeoutError:
             pass
+        except ProtocolError as exc:
+            self.kill()
+            return None, False, f"The Python session was terminated ({exc}); variables were lost."
         except (SessionDead, OSError, ValueError):  # OSError/ValueError: fds closed by a concurrent kill()
             self._dead = True
             return None, False, self._death_message()
