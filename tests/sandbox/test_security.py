@@ -650,5 +650,14 @@ def test_death_of_the_worker_is_reported_with_its_output(run_manager):
         assert r.logs == "before\n" and "SIGKILL" in r.error
         r = await m.execute("t", "print('after')")
         assert r.logs == "after\n" and r.session_restarted
+        # Closing the worker's end of its channel to the supervisor ends the session instead of hanging it.
+        code = (
+            "import os, time\nfor fd in range(3, 64):\n    try:\n        os.close(fd)\n    except OSError:\n"
+            "        pass\n"
+        )
+        r = await m.execute("t", code + "time.sleep(120)", timeout_s=300)
+        assert not r.timed_out and "died" in r.error and not m.has_session("t")
+        r = await m.execute("t", "print('again')")
+        assert r.logs == "again\n" and r.session_restarted
 
     run_manager(body)

@@ -365,6 +365,12 @@ class _Supervisor:
             msg, anc, flags, _ = self.sock.recvmsg(_MSG_MAX, socket.CMSG_SPACE(_UCRED.size))
         except BlockingIOError:
             return None
+        if not msg and not anc:
+            # End of file (an empty message would still carry credentials): the worker closed its end, so it can
+            # never report a cell again. Ending it lets the pidfd branch report the session as dead.
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.worker_pid, signal.SIGKILL)
+            return None
         pid = None
         for level, kind, data in anc:
             if level == socket.SOL_SOCKET and kind == socket.SCM_CREDENTIALS and len(data) >= _UCRED.size:
