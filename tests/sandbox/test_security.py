@@ -384,7 +384,7 @@ def test_cpu_and_wall_clock_limits(run_manager):
             assert nproc == 64
         t0 = time.monotonic()
         r = await m.execute("t", "import time\ntime.sleep(100)", timeout_s=1.5)
-        assert r.timed_out and time.monotonic() - t0 < 4
+        assert r.timed_out and time.monotonic() - t0 < 30  # interrupted, not slept out
         r = await m.execute("t", "sum(range(10**9))", timeout_s=1.5)
         assert r.timed_out
         # The hard CPU limit cannot be raised from inside.
@@ -457,7 +457,7 @@ def test_background_spinners_are_throttled_and_stopped(run_manager):
             "spin = [subprocess.Popen([sys.executable, '-c', 'while True: pass']) for _ in range({n})]"
         )
         # A cell that leaves CPU burners behind returns at once; the burners are not under the wall clock.
-        _ok(await m.execute("t", start.format(n=2), timeout_s=1))
+        _ok(await m.execute("t", start.format(n=2), timeout_s=30))
         cgroups = m._cfg.cgroups if m.cgroups_enabled else None
         if cgroups is not None and cgroups.cpu_parent is not None:
             session = m._sessions["t"].session
@@ -468,11 +468,11 @@ def test_background_spinners_are_throttled_and_stopped(run_manager):
                 cpu0, t0 = _cpu_seconds(processes_of_uid(session.uid)), time.monotonic()
                 await asyncio.sleep(1.5)
                 cores = (_cpu_seconds(processes_of_uid(session.uid)) - cpu0) / (time.monotonic() - t0)
-                assert cores < 1.15, cores  # two burners share one core of quota
+                assert cores < 1.3, cores  # two burners share one core of quota (not two cores)
         _ok(await m.execute("t", "for p in spin: p.kill()"))
         # Each process inherits a CPU budget of (wall clock + 5 s): a lone burner gets SIGXCPU.
-        _ok(await m.execute("t", start.format(n=1), timeout_s=1))
-        for _ in range(60):
+        _ok(await m.execute("t", start.format(n=1), timeout_s=3))
+        for _ in range(600):  # 9 CPU-seconds can take minutes of wall clock on a busy machine
             await asyncio.sleep(0.5)
             status = _ok(await m.execute("t", "spin[0].poll()"))
             if status != "":
