@@ -1,11 +1,12 @@
 """Server memory and CPU spent on two hostile code_interpreter cells. Prints one line per scenario.
 
-    .venv/bin/python bench/sandbox_memory.py [--scenario baseline|files|flood|all]
+    .venv/bin/python bench/sandbox_memory.py [--scenario baseline|files|inputs|flood|all]
 
 Each scenario starts a fresh server (SQLite, fake LLM on 127.0.0.1) and runs one thread whose model calls
 code_interpreter once:
 - ``baseline``: ``print(1)`` (what the first sandbox, its imports and one run cost anyway);
 - ``files``: the cell writes 5 files of 95 MB each to /mnt/data (they become output Files);
+- ``inputs``: 5 uploaded files of 95 MB each are the assistant's code_interpreter files (placed in /mnt/data);
 - ``flood``: the cell writes 200 MB with no newline to every file descriptor it can reach under /proc/self/fd
   and /proc/<parent>/fd (the REPL's reply channel among them, if it is reachable).
 Reported: the server's peak RSS (VmHWM) before and after the run, the server CPU seconds the run cost, the
@@ -84,7 +85,10 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def scenario(factory: ServerFactory, fake: FakeOpenAI, name: str, code: str) -> str:
+INPUTS = "import os\nprint(sorted(os.path.getsize(f'/mnt/data/in{i}.bin') for i in range(5)))\n"
+
+
+def scenario(factory: ServerFactory, fake: FakeOpenAI, name: str, code: str, inputs: int = 0) -> str:
     env = {
         "OPENAI_API_KEY": "k",
         "OPENAI_BASE_URL": fake.base_url,
@@ -96,7 +100,18 @@ def scenario(factory: ServerFactory, fake: FakeOpenAI, name: str, code: str) -> 
         pid = server.process.pid
         h = {"OpenAI-Beta": "assistants=v2"}
         with httpx.Client(base_url=server.base_url, headers=h, timeout=300) as http:
-            a = http.post("/assistants", json={"model": "gpt-4o", "tools": [{"type": "code_interpreter"}]}).json()
+            ids = []
+            for i in range(inputs):
+                files = {"file": (f"in{i}.bin", os.urandom(95 << 20))}
+                ids.append(http.post("/files", data={"purpose": "assistants"}, files=files).json()["id"])
+            a = http.post(
+                "/assistants",
+                json={
+                    "model": "gpt-4o",
+                    "tools": [{"type": "code_interpreter"}],
+                    "tool_resources": {"code_interpreter": {"file_ids": ids}},
+                },
+            ).json()
             t = http.post("/threads", json={"messages": [{"role": "user", "content": "go"}]}).json()
             fake.reset()
             fake.script(
@@ -126,7 +141,7 @@ def scenario(factory: ServerFactory, fake: FakeOpenAI, name: str, code: str) -> 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--scenario", choices=("baseline", "files", "flood", "all"), default="all")
+    parser.add_argument("--scenario", choices=("baseline", "files", "inputs", "flood", "all"), default="all")
     args = parser.parse_args()
     fake = FakeOpenAI()
     fake.start()
@@ -137,6 +152,8 @@ def main() -> None:
                 print(scenario(factory, fake, "baseline print(1)", "print(1)"), flush=True)
             if args.scenario in ("files", "all"):
                 print(scenario(factory, fake, "5 x 95 MB output files", FILES), flush=True)
+            if args.scenario in ("inputs", "all"):
+                print(scenario(factory, fake, "5 x 95 MB input files", INPUTS, inputs=5), flush=True)
             if args.scenario in ("flood", "all"):
                 print(scenario(factory, fake, "reply-pipe flood", FLOOD), flush=True)
         finally:

@@ -12,8 +12,10 @@ Tracebacks and timeouts go back to the model as the tool's output, so it can fix
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import re
+from collections.abc import Callable
 from pathlib import PurePosixPath
 from typing import Any, BinaryIO
 
@@ -110,9 +112,9 @@ class CodeInterpreterTool:
             return code if isinstance(code, str) else ""
         return args if isinstance(args, str) else ""
 
-    def _inputs(self, key: str, run: dict[str, Any]) -> tuple[dict[str, bytes], set[str]]:
-        """Files to place in /mnt/data before this execution ({name: bytes}) and their file ids: those not placed
-        in the key's live session yet."""
+    def _inputs(self, key: str, run: dict[str, Any]) -> tuple[dict[str, Callable[[], BinaryIO]], set[str]]:
+        """Files to place in /mnt/data before this execution ({name: opener of the blob}, copied in chunks by the
+        sandbox) and their file ids: those not placed in the key's live session yet."""
         with self.rt.store.read() as conn:
             ids = _input_file_ids(conn, run)
             rows = conn.execute(
@@ -126,13 +128,12 @@ class CodeInterpreterTool:
         if not self.manager.has_session(key):
             self.placed[key] = set()
         done = self.placed.setdefault(key, set())
-        out: dict[str, bytes] = {}
+        out: dict[str, Callable[[], BinaryIO]] = {}
         new_ids: set[str] = set()
         for file_id, _ in ordered:
             if file_id in done:
                 continue
-            with self.rt.blobs.open(by_id[file_id][1]) as f:
-                out[names[file_id]] = f.read()
+            out[names[file_id]] = functools.partial(self.rt.blobs.open, by_id[file_id][1])
             new_ids.add(file_id)
         return out, new_ids
 

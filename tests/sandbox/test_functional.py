@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import io
 import os
 import subprocess
 import sys
@@ -96,6 +97,29 @@ def test_input_and_output_files(run_manager):
         assert r.logs == "'new'\n"
         with pytest.raises(ValueError):
             await m.execute("t", "1", input_files={"../escape": b"x"})
+
+    run_manager(body)
+
+
+def test_input_files_stream_from_an_opener(run_manager, tmp_path: Path):
+    private = tmp_path / "private"  # readable by the server only, not by a sandbox uid
+    private.mkdir(mode=0o700)
+    data = os.urandom((20 << 20) + 1)
+    (private / "big.bin").write_bytes(data)
+    reads: list[int] = []
+
+    class Tracking(io.FileIO):
+        def read(self, n: int = -1) -> bytes:
+            chunk = super().read(n)
+            reads.append(len(chunk))
+            return chunk
+
+    async def body(m: SandboxManager):
+        code = "import hashlib\nhashlib.sha256(open('big.bin', 'rb').read()).hexdigest()"
+        r = await m.execute("t", code, input_files={"big.bin": lambda: Tracking(private / "big.bin", "rb")})
+        assert r.error is None, r.error
+        assert r.logs.strip().strip("'") == hashlib.sha256(data).hexdigest()
+        assert max(reads) <= 1 << 20  # copied in chunks, never whole
 
     run_manager(body)
 

@@ -15,8 +15,9 @@ import stat
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import BinaryIO
 
-from .result import OutputCancelled
+from .result import InputData, OutputCancelled
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 MAX_ENTRIES = 2000  # snapshot stops after this many entries (files beyond are not reported)
@@ -114,35 +115,40 @@ def acting_as(uid: int | None) -> Iterator[None]:
         _libc.setfsgid(old_gid)
 
 
-def write_inputs(dir_fd: int, files: dict[str, bytes], uid: int | None) -> None:
+def write_inputs(dir_fd: int, files: dict[str, InputData], uid: int | None) -> None:
     """Place each file at the top of the directory under its name, replacing whatever had that name.
 
-    ``uid``: the sandbox's dedicated uid; the files are created as that user.
+    ``uid``: the sandbox's dedicated uid; the files are created as that user. A file given as an opener is opened
+    with the server's own permissions and copied in 1 MiB chunks.
     """
-    if files:
-        with acting_as(uid):
-            _write_inputs(dir_fd, files)
-
-
-def _write_inputs(dir_fd: int, files: dict[str, bytes]) -> None:
-    for name, data in files.items():
+    for name in files:
         if not valid_input_name(name):
             raise ValueError(f"invalid input file name {name!r}")
-        try:
-            st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
-        except FileNotFoundError:
-            st = None
-        if st is not None:
-            if stat.S_ISDIR(st.st_mode):
-                raise IsADirectoryError(f"/mnt/data/{name} is a directory")
-            os.unlink(name, dir_fd=dir_fd)
-        fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644, dir_fd=dir_fd)
-        try:
-            view = memoryview(data)
+    for name, data in files.items():
+        with contextlib.ExitStack() as stack:
+            source = None if isinstance(data, bytes | bytearray | memoryview) else stack.enter_context(data())
+            stack.enter_context(acting_as(uid))
+            _write_input(dir_fd, name, data if source is None else source)
+
+
+def _write_input(dir_fd: int, name: str, data: bytes | BinaryIO) -> None:
+    try:
+        st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+    except FileNotFoundError:
+        st = None
+    if st is not None:
+        if stat.S_ISDIR(st.st_mode):
+            raise IsADirectoryError(f"/mnt/data/{name} is a directory")
+        os.unlink(name, dir_fd=dir_fd)
+    fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644, dir_fd=dir_fd)
+    try:
+        chunks = [data] if isinstance(data, bytes | bytearray | memoryview) else iter(lambda: data.read(1 << 20), b"")
+        for chunk in chunks:
+            view = memoryview(chunk)
             while view:
                 view = view[os.write(fd, view) :]
-        finally:
-            os.close(fd)
+    finally:
+        os.close(fd)
 
 
 def open_regular(dir_fd: int, rel: str) -> int:

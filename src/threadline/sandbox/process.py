@@ -35,7 +35,7 @@ from pathlib import Path
 
 from . import files as fs
 from .bwrap import SANDBOX_DATA_DIR, CgroupV1, Limits, bwrap_argv, data_fd, make_preexec, sandbox_env
-from .result import ExecutionResult, OutputCancelled, OutputFile, OutputSink, SandboxUnavailable
+from .result import ExecutionResult, InputData, OutputCancelled, OutputFile, OutputSink, SandboxUnavailable
 
 log = logging.getLogger("threadline.sandbox")
 
@@ -393,7 +393,7 @@ class Session:
     def execute(
         self,
         code: str,
-        input_files: dict[str, bytes] | None,
+        input_files: dict[str, InputData] | None,
         timeout_s: float,
         sink: OutputSink | None = None,
         cancel: threading.Event | None = None,
@@ -428,7 +428,7 @@ class Session:
     def _execute(
         self,
         code: str,
-        input_files: dict[str, bytes],
+        input_files: dict[str, InputData],
         timeout_s: float,
         sink: OutputSink | None,
         cancel: threading.Event | None,

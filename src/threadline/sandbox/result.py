@@ -11,6 +11,10 @@ from typing import Any, BinaryIO
 # cancelled meanwhile. Any other exception skips that file (the result says so in ``file_notes``).
 OutputSink = Callable[[str, BinaryIO], Any]
 
+# An input file's content: the bytes, or a function opening a binary stream of them (copied in chunks, then closed;
+# called on a sandbox I/O thread with the server's own file permissions).
+InputData = bytes | Callable[[], BinaryIO]
+
 
 class OutputCancelled(Exception):
     """Raised by an output stream when the execution it belongs to was cancelled."""

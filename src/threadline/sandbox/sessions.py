@@ -27,10 +27,10 @@ Output files: at most ``max_output_files`` new or changed files per execution (o
 each streamed in chunks to the ``sink`` given to ``execute`` (default: read into memory); the result lists the
 names of the rest in ``files_dropped``.
 
-Input files: ``execute(..., input_files={name: bytes})`` writes each file at ``/mnt/data/<name>`` before the
-code runs. Names must be plain file names (no "/"); the caller resolves collisions before calling (the
-engine's rule: a later file whose name is taken becomes ``stem (file-id suffix).ext``). An existing file of the
-same name in the session is replaced.
+Input files: ``execute(..., input_files={name: bytes or opener})`` writes each file at ``/mnt/data/<name>`` before
+the code runs (an opener's stream is copied in chunks). Names must be plain file names (no "/"); the caller
+resolves collisions before calling (the engine's rule: a later file whose name is taken becomes
+``stem (file-id suffix).ext``). An existing file of the same name in the session is replaced.
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ from pathlib import Path
 
 from .bwrap import CgroupV1, Limits, find_bwrap, path_is_world_traversable, seccomp_filter_bpf
 from .process import Session, SessionDead, SpawnConfig
-from .result import ExecutionResult, OutputSink, SandboxUnavailable
+from .result import ExecutionResult, InputData, OutputSink, SandboxUnavailable
 from .uids import DEFAULT_LOCK_DIR, UidPool
 
 log = logging.getLogger("threadline.sandbox")
@@ -382,7 +382,7 @@ class SandboxManager:
         session_key: str,
         code: str,
         *,
-        input_files: dict[str, bytes] | None = None,
+        input_files: dict[str, InputData] | None = None,
         timeout_s: float | None = None,
         sink: OutputSink | None = None,
     ) -> ExecutionResult:
