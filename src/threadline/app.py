@@ -60,6 +60,7 @@ class Runtime:
             wall_clock_s=settings.sandbox_timeout_s,
             memory_mb=settings.sandbox_memory_mb,
             warm_pool=settings.sandbox_warm_pool,
+            max_output_files=settings.sandbox_max_output_files,
         )
         self.server_tools: dict[str, Any] = {
             "file_search": FileSearchTool(self),

@@ -12,15 +12,17 @@ Tracebacks and timeouts go back to the model as the tool's output, so it can fix
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import re
+from collections.abc import Callable
 from pathlib import PurePosixPath
-from typing import Any
+from typing import Any, BinaryIO
 
 import orjson
 import sqlalchemy as sa
 
-from .api.files import create_file_from_bytes
+from .api.files import create_file_from_stream
 from .engine.executor import ToolFatal
 from .engine.tools import StepDelta, ToolContext, ToolOutcome
 from .providers.base import ToolSpec
@@ -29,6 +31,7 @@ from .store import Store, loads, schema
 log = logging.getLogger("threadline.code_interpreter")
 
 MAX_OUTPUT_CHARS = 20_000
+MAX_DROPPED_NAMES = 10  # dropped output files named in the tool output; the rest are counted
 SANDBOX_LINK = re.compile(r"sandbox:(/mnt/data/[^\s)\]\"'>]+)")
 LINK_PREFIX = "sandbox:/mnt/data/"
 MAX_LINK_CHARS = 1024  # a longer run of link characters is released as is
@@ -109,7 +112,9 @@ class CodeInterpreterTool:
             return code if isinstance(code, str) else ""
         return args if isinstance(args, str) else ""
 
-    def _inputs(self, key: str, run: dict[str, Any]) -> dict[str, bytes]:
+    def _inputs(self, key: str, run: dict[str, Any]) -> tuple[dict[str, Callable[[], BinaryIO]], set[str]]:
+        """Files to place in /mnt/data before this execution ({name: opener of the blob}, copied in chunks by the
+        sandbox) and their file ids: those not placed in the key's live session yet."""
         with self.rt.store.read() as conn:
             ids = _input_file_ids(conn, run)
             rows = conn.execute(
@@ -123,14 +128,18 @@ class CodeInterpreterTool:
         if not self.manager.has_session(key):
             self.placed[key] = set()
         done = self.placed.setdefault(key, set())
-        out: dict[str, bytes] = {}
+        out: dict[str, Callable[[], BinaryIO]] = {}
+        new_ids: set[str] = set()
         for file_id, _ in ordered:
             if file_id in done:
                 continue
-            with self.rt.blobs.open(by_id[file_id][1]) as f:
-                out[names[file_id]] = f.read()
-            done.add(file_id)
-        return out
+            out[names[file_id]] = functools.partial(self.rt.blobs.open, by_id[file_id][1])
+            new_ids.add(file_id)
+        return out, new_ids
+
+    def _save_output(self, name: str, stream: BinaryIO) -> dict[str, Any]:
+        """OutputSink: stream one file from /mnt/data into a new File (purpose assistants_output)."""
+        return create_file_from_stream(self.rt, PurePosixPath(name).name, stream, "assistants_output")
 
     async def execute(self, ctx: ToolContext, call_id: str, arguments: str, delta: StepDelta) -> ToolOutcome:
         from .sandbox import SandboxUnavailable
@@ -138,12 +147,16 @@ class CodeInterpreterTool:
         code = self.code_of(arguments)
         await delta({"type": "code_interpreter", "code_interpreter": {"input": code}})
         key = ctx.run["thread_id"]
-        inputs = await asyncio.to_thread(self._inputs, key, ctx.run)
+        inputs, new_ids = await asyncio.to_thread(self._inputs, key, ctx.run)
         try:
-            result = await self.manager.execute(key, code, input_files=inputs or None)
+            result = await self.manager.execute(key, code, input_files=inputs or None, sink=self._save_output)
         except SandboxUnavailable as exc:
             self.placed.pop(key, None)
             raise ToolFatal(f"code_interpreter is unavailable: {exc}") from exc
+        # Recorded only now: if the run is cancelled (CancelledError out of execute, after the manager has
+        # interrupted the cell or killed the session), the new inputs may or may not be in place, and leaving them
+        # unrecorded places them again next time.
+        self.placed.setdefault(key, set()).update(new_ids)
         outputs: list[dict[str, Any]] = []
         parts: list[dict[str, Any]] = []
         links: dict[str, str] = {}
@@ -154,14 +167,25 @@ class CodeInterpreterTool:
             logs += "\n[execution timed out and was interrupted]"
         if result.notice:
             logs = f"[{result.notice}]\n{logs}"
+        notes = list(result.file_notes)
+        if result.files_dropped:
+            shown = ", ".join(f"/mnt/data/{n}" for n in result.files_dropped[:MAX_DROPPED_NAMES])
+            more = len(result.files_dropped) - MAX_DROPPED_NAMES
+            notes.append(
+                f"{len(result.files) + len(result.files_dropped)} files were written; only the first "
+                f"{self.manager.max_output_files} per execution are kept, so {len(result.files_dropped)} were "
+                f"dropped: {shown}{f' and {more} more' if more > 0 else ''}. To hand out more, combine them into "
+                "one file (e.g. a zip archive)."
+            )
+        note_text = "\n".join(f"[{n}]" for n in notes)
+        logs = logs[: max(0, MAX_OUTPUT_CHARS - len(note_text) - 1)] if note_text else logs[:MAX_OUTPUT_CHARS]
+        if note_text:
+            logs += ("\n" if logs and not logs.endswith("\n") else "") + note_text
         if logs:
-            outputs.append({"type": "logs", "logs": logs[:MAX_OUTPUT_CHARS]})
+            outputs.append({"type": "logs", "logs": logs})
         saved = []
         for out in result.files:
-            purpose = "assistants_output"
-            obj = await asyncio.to_thread(
-                create_file_from_bytes, self.rt, PurePosixPath(out.name).name, out.data, purpose
-            )
+            obj = out.ref
             links[f"/mnt/data/{out.name}"] = obj["id"]
             saved.append(f"/mnt/data/{out.name}")
             if out.is_image:
@@ -169,7 +193,7 @@ class CodeInterpreterTool:
                 parts.append({"type": "image_file", "image_file": {"file_id": obj["id"], "detail": "auto"}})
         for i, output in enumerate(outputs):
             await delta({"type": "code_interpreter", "code_interpreter": {"outputs": [{"index": i, **output}]}})
-        model_view = logs[:MAX_OUTPUT_CHARS] or "(no output)"
+        model_view = logs or "(no output)"
         if saved:
             model_view += "\n[files written: " + ", ".join(saved) + "]"
         call = {"id": call_id, "type": "code_interpreter", "code_interpreter": {"input": code, "outputs": outputs}}

@@ -15,7 +15,10 @@ from support.server import ServerFactory, ServerHandle
 
 @pytest.fixture(scope="module")
 def server(server_factory: ServerFactory, backend: str, fake_llm: FakeOpenAI) -> Iterator[ServerHandle]:
-    yield from llm_server(server_factory, backend, fake_llm, **{"THREADLINE_SANDBOX_TIMEOUT_S": "5"})
+    # A wall clock no loaded machine reaches with the suite's small cells (test_timeout_is_reported_as_output
+    # uses its own server with a short one).
+    env = {"THREADLINE_SANDBOX_TIMEOUT_S": "120", "THREADLINE_SANDBOX_MAX_OUTPUT_FILES": "3"}
+    yield from llm_server(server_factory, backend, fake_llm, **env)
 
 
 @pytest.fixture(autouse=True)

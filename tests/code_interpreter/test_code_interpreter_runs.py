@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
+
 import pytest
 from openai import AssistantEventHandler
 
 from fakes import Reply
 from runs.sse import collapse, names, post_stream
+from support.llm import llm_env
 from support.sdk import make_client
 from support.streams import AccumulatingHandler, text_view
 
@@ -74,18 +77,55 @@ def test_state_persists_across_runs_and_errors_go_back_to_the_model(client, anal
     assert "ZeroDivisionError" in fake_llm.requests[-1]["messages"][-1]["content"]
 
 
-def test_timeout_is_reported_as_output(client, analyst, fake_llm):
-    thread = client.beta.threads.create(messages=[{"role": "user", "content": "x"}])
-    fake_llm.script(*run_code("import time\nkept = 7\ntime.sleep(60)", "it was slow"))
+def test_timeout_is_reported_as_output(server_factory, backend, fake_llm, validator):
+    handle = server_factory.start(env=llm_env(fake_llm, THREADLINE_SANDBOX_TIMEOUT_S="2"), backend=backend)
+    try:
+        client = make_client(handle.base_url, validator=validator)
+        a = client.beta.assistants.create(model="gpt-4o", tools=[{"type": "code_interpreter"}])
+        thread = client.beta.threads.create(messages=[{"role": "user", "content": "x"}])
+        fake_llm.script(*run_code("import time\nkept = 7\ntime.sleep(600)", "it was slow"))
+        run = client.beta.threads.runs.create_and_poll(thread_id=thread.id, assistant_id=a.id, poll_interval_ms=50)
+        assert run.status == "completed"
+        steps = client.beta.threads.runs.steps.list(run_id=run.id, thread_id=thread.id, order="asc").data
+        assert "timed out" in steps[0].step_details.tool_calls[0].code_interpreter.outputs[0].logs
+        client.beta.threads.messages.create(thread_id=thread.id, role="user", content="still there?")
+        fake_llm.script(*run_code("print(kept)", "yes"))
+        run = client.beta.threads.runs.create_and_poll(thread_id=thread.id, assistant_id=a.id, poll_interval_ms=50)
+        steps = client.beta.threads.runs.steps.list(run_id=run.id, thread_id=thread.id, order="asc").data
+        assert steps[0].step_details.tool_calls[0].code_interpreter.outputs[0].logs.strip().endswith("7")
+    finally:
+        handle.stop()
+
+
+def test_output_files_are_streamed_capped_and_the_model_is_told(client, analyst, fake_llm):
+    code = (
+        "import hashlib, os\n"
+        "data = os.urandom(3 << 20)\n"
+        "open('/mnt/data/big.bin', 'wb').write(data)\n"
+        "print(hashlib.sha256(data).hexdigest())\n"
+        "for i in range(10):\n"
+        "    open(f'/mnt/data/f{i}.txt', 'w').write(str(i))\n"
+    )
+    before = {f.id for f in client.files.list(purpose="assistants_output")}
+    thread = client.beta.threads.create(messages=[{"role": "user", "content": "files"}])
+    fake_llm.script(*run_code(code, "Here: [big](sandbox:/mnt/data/big.bin)."))
     run = client.beta.threads.runs.create_and_poll(thread_id=thread.id, assistant_id=analyst.id, poll_interval_ms=50)
-    assert run.status == "completed"
+    assert run.status == "completed", run.last_error
+    created = {f.id for f in client.files.list(purpose="assistants_output")} - before
+    assert len(created) == 3  # the cap (THREADLINE_SANDBOX_MAX_OUTPUT_FILES=3), not 11
     steps = client.beta.threads.runs.steps.list(run_id=run.id, thread_id=thread.id, order="asc").data
-    assert "timed out" in steps[0].step_details.tool_calls[0].code_interpreter.outputs[0].logs
-    client.beta.threads.messages.create(thread_id=thread.id, role="user", content="still there?")
-    fake_llm.script(*run_code("print(kept)", "yes"))
-    run = client.beta.threads.runs.create_and_poll(thread_id=thread.id, assistant_id=analyst.id, poll_interval_ms=50)
-    steps = client.beta.threads.runs.steps.list(run_id=run.id, thread_id=thread.id, order="asc").data
-    assert steps[0].step_details.tool_calls[0].code_interpreter.outputs[0].logs.strip().endswith("7")
+    logs = steps[0].step_details.tool_calls[0].code_interpreter.outputs[0].logs
+    digest = logs.splitlines()[0]
+    note = "11 files were written; only the first 3 per execution are kept, so 8 were dropped: /mnt/data/f2.txt"
+    assert note in logs and "zip" in logs
+    tool_result = fake_llm.requests[1]["messages"][-1]["content"]
+    assert note in tool_result
+    assert "[files written: /mnt/data/big.bin, /mnt/data/f0.txt, /mnt/data/f1.txt]" in tool_result
+    text = client.beta.threads.messages.list(thread_id=thread.id).data[0].content[-1].text
+    file_id = text.annotations[0].file_path.file_id
+    content = client.files.content(file_id).read()
+    assert len(content) == 3 << 20 and hashlib.sha256(content).hexdigest() == digest
+    assert client.files.retrieve(file_id).bytes == 3 << 20
 
 
 def test_streaming_order_and_handler_callbacks(client, analyst, fake_llm, server):

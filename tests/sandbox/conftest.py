@@ -26,7 +26,7 @@ def run_manager(tmp_path: Path) -> Callable[..., object]:
 
     def run(body: Callable[[SandboxManager], Awaitable[object]], **kwargs: object) -> object:
         kwargs.setdefault("warm_pool", 0)
-        kwargs.setdefault("wall_clock_s", 20)
+        kwargs.setdefault("wall_clock_s", 60)  # far above what the tests' cells need, even on a loaded machine
 
         async def main() -> object:
             manager = SandboxManager(root_dir=tmp_path / "sandbox", **kwargs)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import socket
 import threading
@@ -12,6 +13,8 @@ from pathlib import Path
 import pytest
 
 from threadline.sandbox import SandboxManager
+from threadline.sandbox.bwrap import Limits
+from threadline.sandbox.process import Session, SessionDead, SpawnConfig
 
 from .util import IS_ROOT, descendants, processes_of_uid, requires_bwrap, still_running
 
@@ -267,10 +270,13 @@ except OSError as e:
         # A shell fork bomb in a fresh session: it backgrounds itself, is held at the process limit, and dies
         # with the session.
         uid2 = int(_ok(await m.execute("u", "import os; os.getuid()")))
-        r = await m.execute("u", "import subprocess\nsubprocess.run(['bash', '-c', ':(){ :|:& };:'])", timeout_s=5)
+        r = await m.execute("u", "import subprocess\nsubprocess.run(['bash', '-c', ':(){ :|:& };:'])", timeout_s=30)
         assert r.error is None  # bash puts the bomb in the background and returns at once
-        await asyncio.sleep(1)
         if IS_ROOT:
+            for _ in range(200):
+                if len(processes_of_uid(uid2)) > 8:
+                    break
+                await asyncio.sleep(0.1)
             assert 8 < len(processes_of_uid(uid2)) <= 32  # the bomb is running, held at the limit
         assert os.getloadavg()[0] < 50
         assert (await m.execute("u", "1 + 1")).logs == "2\n"  # the session still answers
@@ -378,7 +384,7 @@ def test_cpu_and_wall_clock_limits(run_manager):
             assert nproc == 64
         t0 = time.monotonic()
         r = await m.execute("t", "import time\ntime.sleep(100)", timeout_s=1.5)
-        assert r.timed_out and time.monotonic() - t0 < 4
+        assert r.timed_out and time.monotonic() - t0 < 30  # interrupted, not slept out
         r = await m.execute("t", "sum(range(10**9))", timeout_s=1.5)
         assert r.timed_out
         # The hard CPU limit cannot be raised from inside.
@@ -451,7 +457,7 @@ def test_background_spinners_are_throttled_and_stopped(run_manager):
             "spin = [subprocess.Popen([sys.executable, '-c', 'while True: pass']) for _ in range({n})]"
         )
         # A cell that leaves CPU burners behind returns at once; the burners are not under the wall clock.
-        _ok(await m.execute("t", start.format(n=2), timeout_s=1))
+        _ok(await m.execute("t", start.format(n=2), timeout_s=30))
         cgroups = m._cfg.cgroups if m.cgroups_enabled else None
         if cgroups is not None and cgroups.cpu_parent is not None:
             session = m._sessions["t"].session
@@ -462,11 +468,11 @@ def test_background_spinners_are_throttled_and_stopped(run_manager):
                 cpu0, t0 = _cpu_seconds(processes_of_uid(session.uid)), time.monotonic()
                 await asyncio.sleep(1.5)
                 cores = (_cpu_seconds(processes_of_uid(session.uid)) - cpu0) / (time.monotonic() - t0)
-                assert cores < 1.15, cores  # two burners share one core of quota
+                assert cores < 1.3, cores  # two burners share one core of quota (not two cores)
         _ok(await m.execute("t", "for p in spin: p.kill()"))
         # Each process inherits a CPU budget of (wall clock + 5 s): a lone burner gets SIGXCPU.
-        _ok(await m.execute("t", start.format(n=1), timeout_s=1))
-        for _ in range(60):
+        _ok(await m.execute("t", start.format(n=1), timeout_s=3))
+        for _ in range(600):  # 9 CPU-seconds can take minutes of wall clock on a busy machine
             await asyncio.sleep(0.5)
             status = _ok(await m.execute("t", "spin[0].poll()"))
             if status != "":
@@ -485,3 +491,173 @@ def _cpu_seconds(pids: list[int]) -> float:
             continue
         total += int(fields[11]) + int(fields[12])
     return total / os.sysconf("SC_CLK_TCK")
+
+
+# Forged replies in every shape the channel has had: a line per reply id (old and new protocol), and the worker's
+# "finished" message with guessed tokens. Written to every fd of every process the sandbox can see (its own fds 0-2
+# are the cell's output by design and are left out), then again and again by a background process, so that later
+# cells are attacked too.
+FORGE = r"""
+import json, os, socket, time
+
+def payloads():
+    lines = [json.dumps({"id": i, "logs": "FORGED", "error": None}) for i in range(64)]
+    lines.append(json.dumps({"logs": "FORGED", "error": None, "images": []}))
+    lines.append(json.dumps({"ready": True, "uid": 0, "pid": 1}))
+    done = [json.dumps({"done": t, "error": "FORGED"}).encode() for t in (None, "", "0" * 32, 1)]
+    return ("\n".join(lines) + "\n").encode(), done
+
+def attack():
+    text, done = payloads()
+    report = {"written": 0, "denied": []}
+    for pid in sorted(p for p in os.listdir("/proc") if p.isdigit()):
+        try:
+            fds = os.listdir(f"/proc/{pid}/fd")
+        except OSError as e:
+            report["denied"].append((int(pid), type(e).__name__))
+            continue
+        for name in fds:
+            if int(pid) == os.getpid():
+                if int(name) <= 2:
+                    continue
+                fd = int(name)
+            else:
+                try:
+                    fd = os.open(f"/proc/{pid}/fd/{name}", os.O_WRONLY | os.O_NONBLOCK)
+                except OSError:
+                    continue
+            for data in [text, *done]:
+                try:
+                    os.write(fd, data)
+                    report["written"] += 1
+                except OSError:
+                    pass
+            if int(pid) != os.getpid():
+                os.close(fd)
+    return report
+
+report = attack()
+if os.fork() == 0:  # keeps attacking while the next cells run
+    try:
+        for _ in range(200):
+            attack()
+            time.sleep(0.05)
+    finally:
+        os._exit(0)
+print("real", os.getppid(), report["written"] > 0, report["denied"])
+"""
+
+
+def test_forged_replies_are_never_shown(run_manager):
+    async def body(m: SandboxManager):
+        r = await m.execute("t", "secret = 'kept'")
+        r = await m.execute("t", FORGE)
+        assert r.error is None, r.error
+        assert "FORGED" not in r.logs
+        word, ppid, wrote, denied = r.logs.split(" ", 3)
+        assert word == "real" and wrote == "True"
+        # The REPL's supervisor (the worker's parent) holds the server's channel: its fds cannot even be listed.
+        assert (int(ppid), "PermissionError") in eval(denied)  # noqa: S307 - our own list repr
+        for i in range(5):  # later cells, while the background process keeps forging
+            r = await m.execute("t", f"import time\ntime.sleep(0.2)\nprint({i}, secret)")
+            assert r.logs == f"{i} kept\n" and r.error is None, (r.logs, r.error)
+        assert not r.session_restarted
+
+    run_manager(body)
+
+
+def test_a_cell_that_ends_itself_early_leaves_the_session_in_step(run_manager):
+    async def body(m: SandboxManager):
+        # Code in the REPL process can read the running cell's token from the REPL's own frames and announce the
+        # end of its cell early (as it could rewrite the REPL). That cell's result is then cut short, but its late
+        # output is never shown, and later cells get their own results.
+        code = (
+            "import json, os, sys, time\n"
+            "f = sys._getframe()\n"
+            "while f is not None and 'req' not in f.f_locals:\n"
+            "    f = f.f_back\n"
+            "token = f.f_locals['req']['token']\n"
+            "print('early')\n"
+            "for fd in map(int, os.listdir('/proc/self/fd')):\n"
+            "    try:\n"
+            "        os.write(fd, json.dumps({'done': token, 'error': None}).encode()) if fd > 2 else None\n"
+            "    except OSError:\n"
+            "        pass\n"
+            "time.sleep(1.5)\n"
+            "print('LATE')\n"
+        )
+        r = await m.execute("t", code, timeout_s=30)
+        assert r.logs == "early\n" and r.error is None
+        for i in range(4):
+            r = await m.execute("t", f"print({i})", timeout_s=30)
+            assert r.logs == f"{i}\n" and r.error is None, (r.logs, r.error)
+
+    run_manager(body)
+
+
+def test_flooding_every_reachable_fd_is_harmless(run_manager):
+    async def body(m: SandboxManager):
+        code = (
+            "import os\n"
+            "fds = [int(n) for n in os.listdir('/proc/self/fd') if int(n) > 2]\n"
+            "chunk = b'x' * (1 << 20)\n"
+            "written = 0\n"
+            "for _ in range(64):\n"
+            "    for fd in fds:\n"
+            "        try:\n"
+            "            written += os.write(fd, chunk)\n"
+            "        except OSError:\n"
+            "            pass\n"
+            "print('flooded', written >= 64 << 20)\n"
+        )
+        r = await m.execute("t", code)
+        assert r.logs == "flooded True\n" and r.error is None
+        r = await m.execute("t", "print('next')")
+        assert r.logs == "next\n"
+
+    run_manager(body)
+
+
+def test_reply_reader_is_bounded():
+    """The server never buffers more than one maximal reply line, however much the other end writes."""
+    cfg = SpawnConfig(venv=Path("/nonexistent"), limits=Limits(), bwrap=None, seccomp=None, cgroups=None)
+    cfg.max_log_bytes = 1000
+    session = Session(cfg, uid=None, name="bounded")
+    rfd, wfd = os.pipe()
+    session._rfd = rfd
+
+    def flood() -> None:
+        chunk = b"x" * (1 << 20)
+        with contextlib.suppress(OSError):
+            for _ in range(256):
+                os.write(wfd, chunk)
+        os.close(wfd)
+
+    writer = threading.Thread(target=flood)
+    writer.start()
+    try:
+        with pytest.raises(SessionDead, match="longer than"):
+            session._read_message(time.monotonic() + 60)
+        assert len(session._buf) <= cfg.max_reply_bytes + 1
+    finally:
+        os.close(rfd)
+        writer.join()
+
+
+def test_death_of_the_worker_is_reported_with_its_output(run_manager):
+    async def body(m: SandboxManager):
+        r = await m.execute("t", "import os\nprint('before', flush=True)\nos.kill(os.getpid(), 9)")
+        assert r.logs == "before\n" and "SIGKILL" in r.error
+        r = await m.execute("t", "print('after')")
+        assert r.logs == "after\n" and r.session_restarted
+        # Closing the worker's end of its channel to the supervisor ends the session instead of hanging it.
+        code = (
+            "import os, time\nfor fd in range(3, 64):\n    try:\n        os.close(fd)\n    except OSError:\n"
+            "        pass\n"
+        )
+        r = await m.execute("t", code + "time.sleep(120)", timeout_s=300)
+        assert not r.timed_out and "died" in r.error and not m.has_session("t")
+        r = await m.execute("t", "print('again')")
+        assert r.logs == "again\n" and r.session_restarted
+
+    run_manager(body)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import unicodedata
-from typing import Any
+from typing import Any, BinaryIO
 
 import sqlalchemy as sa
 from fastapi import APIRouter, Depends, Query, Request
@@ -71,6 +71,20 @@ def create_file_from_bytes(rt: Any, filename: str, data: bytes, purpose: str) ->
     file_id = new_id("file")
     rt.blobs.put_bytes(file_id, data)
     obj = file_object(file_id, filename, len(data), purpose)
+    with discard_on_error(rt.blobs, [file_id]), rt.store.write() as conn:
+        save_file(rt, conn, obj, file_id)
+    return obj
+
+
+def create_file_from_stream(rt: Any, filename: str, source: BinaryIO, purpose: str) -> dict:
+    """Like create_file_from_bytes, but copies ``source`` to the blob store in chunks (constant memory).
+
+    Blocking. Raises TooLarge past the server's file size limit (THREADLINE_MAX_FILE_BYTES), or whatever ``source``
+    or the blob store raise; no File row or blob is left behind then.
+    """
+    file_id = new_id("file")
+    size, _ = rt.blobs.put(file_id, source, max_bytes=rt.settings.max_file_bytes)
+    obj = file_object(file_id, filename, size, purpose)
     with discard_on_error(rt.blobs, [file_id]), rt.store.write() as conn:
         save_file(rt, conn, obj, file_id)
     return obj

@@ -1,9 +1,10 @@
 """code_interpreter sandbox: stateful, sandboxed Python sessions (bubblewrap + seccomp + rlimits + cgroups).
 
-Entry point: SandboxManager (sessions.py). Launch details: bwrap.py. The in-sandbox REPL: repl.py.
+Entry point: SandboxManager (sessions.py). Launch details: bwrap.py. The in-sandbox REPL (a supervisor and the
+worker that runs the code): repl.py.
 """
 
-from .result import ExecutionResult, OutputFile, SandboxUnavailable
+from .result import ExecutionResult, OutputCancelled, OutputFile, OutputSink, SandboxUnavailable
 from .sessions import SandboxManager
 
-__all__ = ["ExecutionResult", "OutputFile", "SandboxManager", "SandboxUnavailable"]
+__all__ = ["ExecutionResult", "OutputCancelled", "OutputFile", "OutputSink", "SandboxManager", "SandboxUnavailable"]

@@ -12,8 +12,12 @@ import contextlib
 import ctypes
 import os
 import stat
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import BinaryIO
+
+from .result import InputData, OutputCancelled
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 MAX_ENTRIES = 2000  # snapshot stops after this many entries (files beyond are not reported)
@@ -111,39 +115,47 @@ def acting_as(uid: int | None) -> Iterator[None]:
         _libc.setfsgid(old_gid)
 
 
-def write_inputs(dir_fd: int, files: dict[str, bytes], uid: int | None) -> None:
+def write_inputs(dir_fd: int, files: dict[str, InputData], uid: int | None) -> None:
     """Place each file at the top of the directory under its name, replacing whatever had that name.
 
-    ``uid``: the sandbox's dedicated uid; the files are created as that user.
+    ``uid``: the sandbox's dedicated uid; the files are created as that user. A file given as an opener is opened
+    with the server's own permissions and copied in 1 MiB chunks.
     """
-    if files:
-        with acting_as(uid):
-            _write_inputs(dir_fd, files)
-
-
-def _write_inputs(dir_fd: int, files: dict[str, bytes]) -> None:
-    for name, data in files.items():
+    for name in files:
         if not valid_input_name(name):
             raise ValueError(f"invalid input file name {name!r}")
-        try:
-            st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
-        except FileNotFoundError:
-            st = None
-        if st is not None:
-            if stat.S_ISDIR(st.st_mode):
-                raise IsADirectoryError(f"/mnt/data/{name} is a directory")
-            os.unlink(name, dir_fd=dir_fd)
-        fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644, dir_fd=dir_fd)
-        try:
-            view = memoryview(data)
+    for name, data in files.items():
+        with contextlib.ExitStack() as stack:
+            source = None if isinstance(data, bytes | bytearray | memoryview) else stack.enter_context(data())
+            stack.enter_context(acting_as(uid))
+            _write_input(dir_fd, name, data if source is None else source)
+
+
+def _write_input(dir_fd: int, name: str, data: bytes | BinaryIO) -> None:
+    try:
+        st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+    except FileNotFoundError:
+        st = None
+    if st is not None:
+        if stat.S_ISDIR(st.st_mode):
+            raise IsADirectoryError(f"/mnt/data/{name} is a directory")
+        os.unlink(name, dir_fd=dir_fd)
+    fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644, dir_fd=dir_fd)
+    try:
+        chunks = [data] if isinstance(data, bytes | bytearray | memoryview) else iter(lambda: data.read(1 << 20), b"")
+        for chunk in chunks:
+            view = memoryview(chunk)
             while view:
                 view = view[os.write(fd, view) :]
-        finally:
-            os.close(fd)
+    finally:
+        os.close(fd)
 
 
-def read_file(dir_fd: int, rel: str, max_bytes: int) -> bytes | None:
-    """Read a regular file by relative path, refusing links and non-regular files at every component."""
+def open_regular(dir_fd: int, rel: str) -> int:
+    """Open a regular file by relative path for reading, refusing links and non-regular files at every component.
+
+    Returns the fd (the caller closes it); raises OSError if the path is not a regular file reached without links.
+    """
     parts = rel.split("/")
     fds: list[int] = []
     try:
@@ -152,24 +164,40 @@ def read_file(dir_fd: int, rel: str, max_bytes: int) -> bytes | None:
             cur = os.open(part, _DIR_FLAGS, dir_fd=cur)
             fds.append(cur)
         fd = os.open(parts[-1], os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=cur)
-        fds.append(fd)
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode) or st.st_size > max_bytes:
-            return None
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            raise OSError(f"{rel} is not a regular file")
+        return fd
+    finally:
+        for d in fds:
+            os.close(d)
+
+
+class FileStream:
+    """Reads the first ``size`` bytes of ``fd`` (a file that may keep growing under us); raises OutputCancelled
+    once ``cancel`` is set. Never holds more than one read's worth of data."""
+
+    def __init__(self, fd: int, size: int, cancel: threading.Event | None = None) -> None:
+        self.fd = fd
+        self.remaining = size
+        self.cancel = cancel
+
+    def read(self, n: int = -1) -> bytes:
+        if self.cancel is not None and self.cancel.is_set():
+            raise OutputCancelled("the execution was cancelled")
+        if self.remaining <= 0:
+            return b""
+        n = self.remaining if n is None or n < 0 else min(n, self.remaining)
         chunks = []
-        remaining = st.st_size
-        while remaining > 0:
-            chunk = os.read(fd, min(remaining, 1 << 20))
+        while n > 0:
+            chunk = os.read(self.fd, min(n, 1 << 20))
             if not chunk:
+                self.remaining = 0
                 break
             chunks.append(chunk)
-            remaining -= len(chunk)
+            n -= len(chunk)
+            self.remaining -= len(chunk)
         return b"".join(chunks)
-    except OSError:
-        return None
-    finally:
-        for fd in fds:
-            os.close(fd)
 
 
 def changed(before: dict[str, Entry], after: dict[str, Entry]) -> list[str]:

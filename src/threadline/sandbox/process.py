@@ -3,10 +3,17 @@
 All methods block; the async manager (sessions.py) calls them from worker threads. ``execute`` is serialized
 by a per-session lock.
 
-Timeouts: when an execution exceeds its wall clock, SIGINT goes to the REPL process only (not to bwrap, whose
-death would take the sandbox with it), which raises KeyboardInterrupt in the running cell and keeps the
-namespace. If no answer arrives within the grace period, the whole session is killed: SIGKILL to the sandbox's
-pid-namespace init makes the kernel kill every process inside, including daemonized children.
+Timeouts and cancellation: when an execution exceeds its wall clock (or its ``cancel`` event is set), SIGINT goes
+to the REPL's supervisor only (not to bwrap, whose death would take the sandbox with it), which passes it to the
+worker if a cell is running: KeyboardInterrupt in the cell, namespace kept. If no answer arrives within the grace
+period, the whole session is killed: SIGKILL to the sandbox's pid-namespace init makes the kernel kill every process
+inside, including daemonized children.
+
+Integrity: each request carries an id that its reply must echo (repl.py explains why nothing in the sandbox can
+write to this channel); a reply with another id, a malformed one or one longer than ``max_reply_bytes`` ends the
+session instead of being read as some other cell's result. Every read from the sandbox is bounded: one reply line,
+``max_log_bytes`` of logs and of traceback per cell (the REPL notes the cut), ``max_output_files`` files per cell
+of at most ``max_output_file_bytes`` each, streamed in chunks to the caller's sink.
 """
 
 from __future__ import annotations
@@ -28,7 +35,7 @@ from pathlib import Path
 
 from . import files as fs
 from .bwrap import SANDBOX_DATA_DIR, CgroupV1, Limits, bwrap_argv, data_fd, make_preexec, sandbox_env
-from .result import ExecutionResult, OutputFile, SandboxUnavailable
+from .result import ExecutionResult, InputData, OutputCancelled, OutputFile, OutputSink, SandboxUnavailable
 
 log = logging.getLogger("threadline.sandbox")
 
@@ -40,6 +47,10 @@ class SessionDead(Exception):
     pass
 
 
+class ProtocolError(SessionDead):
+    """The REPL's reply was malformed, too long or out of step: the session cannot be trusted any more."""
+
+
 @dataclass
 class SpawnConfig:
     venv: Path
@@ -49,9 +60,15 @@ class SpawnConfig:
     cgroups: CgroupV1 | None
     max_log_bytes: int = 100_000
     max_output_file_bytes: int = 512 * 1024 * 1024
+    max_output_files: int = 20
     start_timeout_s: float = 30.0
     interrupt_grace_s: float = 3.0
     extra_env: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def max_reply_bytes(self) -> int:
+        """Longest reply line: logs and traceback of max_log_bytes each, JSON-escaped (at most 6 bytes per byte)."""
+        return 12 * self.max_log_bytes + (1 << 16)
 
 
 class Session:
@@ -72,7 +89,9 @@ class Session:
         self._killed = False
         self._wfd = -1
         self._rfd = -1
-        self._buf = b""
+        self._buf = bytearray()
+        self._scanned = 0  # bytes of _buf known to hold no newline
+        self._request_id = 0
         self._errfd = -1
         self._unsafe_dir: Path | None = None
         self._cg_name: str | None = None
@@ -298,29 +317,63 @@ class Session:
                     raise SessionDead("the Python process exited") from None
                 data = data[n:]
 
-    def _read_message(self, deadline: float) -> dict:
-        while b"\n" not in self._buf:
-            timeout = deadline - time.monotonic()
+    def _read_message(self, deadline: float, cancel: threading.Event | None = None) -> dict:
+        """The next reply line as a dict. Raises TimeoutError at ``deadline``, SessionDead on EOF or a malformed or
+        oversized line. Once ``cancel`` is set, the running cell is interrupted, again every 0.2 s until the reply
+        comes (the REPL turns only the first SIGINT a cell gets into a KeyboardInterrupt, and ignores those that
+        arrive before the cell has started, which is why one is not enough)."""
+        limit = self.cfg.max_reply_bytes
+        next_interrupt = 0.0
+        while True:
+            i = self._buf.find(b"\n", self._scanned)
+            if i >= 0:
+                break
+            self._scanned = len(self._buf)
+            if len(self._buf) > limit:
+                self._dead = True
+                raise ProtocolError(f"its reply was longer than {limit} bytes")
+            now = time.monotonic()
+            if cancel is not None and cancel.is_set() and now >= next_interrupt:
+                next_interrupt = now + 0.2
+                self.interrupt()
+            timeout = deadline - now
             if timeout <= 0:
                 raise TimeoutError
+            if cancel is not None:
+                timeout = min(timeout, 0.05)
             ready, _, _ = select.select([self._rfd], [], [], timeout)
             if not ready:
                 continue
-            chunk = os.read(self._rfd, 1 << 20)
+            chunk = os.read(self._rfd, min(1 << 20, limit + 1 - len(self._buf)))
             if not chunk:
                 self._dead = True
                 raise SessionDead("the Python process exited")
             self._buf += chunk
-        line, self._buf = self._buf.split(b"\n", 1)
+        line = bytes(self._buf[:i])
+        del self._buf[: i + 1]
+        self._scanned = 0
         try:
             msg = json.loads(line)
         except ValueError:
             self._dead = True
-            raise SessionDead("the Python process sent a malformed reply") from None
+            raise ProtocolError("it sent a malformed reply") from None
         if not isinstance(msg, dict):
             self._dead = True
-            raise SessionDead("the Python process sent a malformed reply")
+            raise ProtocolError("it sent a malformed reply")
         return msg
+
+    def _request(self, obj: dict, deadline: float) -> int:
+        """Send one request with a fresh id; return the id its reply must carry."""
+        self._request_id += 1
+        self._send({**obj, "id": self._request_id}, deadline)
+        return self._request_id
+
+    def _reply_for(self, request_id: int, deadline: float, cancel: threading.Event | None = None) -> dict:
+        reply = self._read_message(deadline, cancel)
+        if reply.get("id") != request_id:
+            self._dead = True
+            raise ProtocolError("it answered out of step")
+        return reply
 
     def data_dir_path(self) -> str:
         if self._unsafe_dir is not None:
@@ -331,19 +384,29 @@ class Session:
         """Run code in a throwaway namespace (warm pool: import heavy modules ahead of the first request)."""
         with self._lock:
             deadline = time.monotonic() + timeout_s
-            self._send({"op": "prelude", "code": code}, deadline)
-            reply = self._read_message(deadline)
+            reply = self._reply_for(self._request({"op": "prelude", "code": code}, deadline), deadline)
         if reply.get("error"):
             log.warning("sandbox prelude failed: %s", reply["error"])
         self.warm = True
 
     # ----------------------------------------------------------------- execution
-    def execute(self, code: str, input_files: dict[str, bytes] | None, timeout_s: float) -> ExecutionResult:
+    def execute(
+        self,
+        code: str,
+        input_files: dict[str, InputData] | None,
+        timeout_s: float,
+        sink: OutputSink | None = None,
+        cancel: threading.Event | None = None,
+    ) -> ExecutionResult:
+        """Run one cell (blocking). ``sink``: where output files go (default: read into OutputFile.data).
+        ``cancel``: set it (and call interrupt()) to stop the cell; output files are then not collected."""
         with self._lock:
             if not self.alive():
                 raise SessionDead("the Python session is not running")
             t0 = time.monotonic()
-            result = self._execute(code, input_files or {}, timeout_s)
+            if cancel is not None and cancel.is_set():
+                return ExecutionResult(logs="", error="Execution cancelled before it started.", timed_out=False)
+            result = self._execute(code, input_files or {}, timeout_s, sink, cancel)
             result.duration_s = time.monotonic() - t0
             return result
 
@@ -362,48 +425,119 @@ class Session:
                 raise SessionDead("the sandbox is gone") from None
         return dir_fd
 
-    def _execute(self, code: str, input_files: dict[str, bytes], timeout_s: float) -> ExecutionResult:
+    def _execute(
+        self,
+        code: str,
+        input_files: dict[str, InputData],
+        timeout_s: float,
+        sink: OutputSink | None,
+        cancel: threading.Event | None,
+    ) -> ExecutionResult:
         dir_fd = self._open_data_dir()
+        result = ExecutionResult(logs="", error=None, timed_out=False)
         try:
             try:
                 fs.write_inputs(dir_fd, input_files, self.uid)
             except OSError as exc:
-                return ExecutionResult(
-                    logs="", error=f"Could not place the input files in /mnt/data: {exc}", timed_out=False
-                )
+                result.error = f"Could not place the input files in /mnt/data: {exc}"
+                return result
             before = fs.snapshot(dir_fd)
-            reply, timed_out, error = self._roundtrip(code, timeout_s)
-            try:
-                after = fs.snapshot(dir_fd)
-            except OSError:
-                after = {}
-            outputs = []
-            for name in fs.changed(before, after):
-                data = fs.read_file(dir_fd, name, self.cfg.max_output_file_bytes)
-                if data is not None:
-                    outputs.append(OutputFile(name=name, data=data, is_image=fs.is_image(data)))
+            reply, result.timed_out, result.error = self._roundtrip(code, timeout_s, cancel)
+            if cancel is None or not cancel.is_set():
+                self._collect_outputs(dir_fd, before, sink, cancel, result)
         finally:
             os.close(dir_fd)
-        logs = _clean(reply.get("logs") or "") if reply else ""
+        result.logs = _clean(reply.get("logs") or "") if reply else ""
         if reply and reply.get("error"):
-            error = (error + "\n" if error else "") + _clean(reply["error"])
-        return ExecutionResult(logs=logs, error=error, timed_out=timed_out, files=outputs)
+            result.error = (result.error + "\n" if result.error else "") + _clean(reply["error"])
+        return result
 
-    def _roundtrip(self, code: str, timeout_s: float) -> tuple[dict | None, bool, str | None]:
+    def _collect_outputs(
+        self,
+        dir_fd: int,
+        before: dict[str, fs.Entry],
+        sink: OutputSink | None,
+        cancel: threading.Event | None,
+        result: ExecutionResult,
+    ) -> None:
+        """New or changed files since ``before``: the first ``max_output_files`` (oldest change first) go to the
+        sink (or into memory); the names of the rest go to ``result.files_dropped``."""
+        try:
+            after = fs.snapshot(dir_fd)
+        except OSError:
+            return
+        names = fs.changed(before, after)
+        cap = self.cfg.max_output_files
+        names, result.files_dropped = names[:cap], names[cap:]
+        limit = self.cfg.max_output_file_bytes
+        budget = self.cfg.max_output_file_bytes  # in total: files can be replaced while they are being copied
+        for name in names:
+            try:
+                fd = fs.open_regular(dir_fd, name)
+            except OSError:
+                continue  # gone, or replaced by a link since the snapshot
+            try:
+                size = os.fstat(fd).st_size
+                if size > limit:
+                    result.file_notes.append(f"/mnt/data/{name} was not saved: {size} bytes is over the {limit} limit")
+                    continue
+                if size > budget:
+                    result.file_notes.append(
+                        f"/mnt/data/{name} was not saved: this execution's files would exceed {limit} bytes in total"
+                    )
+                    continue
+                budget -= size
+                is_image = fs.is_image(os.pread(fd, 12, 0))
+                stream = fs.FileStream(fd, size, cancel)
+                if sink is None:
+                    data = stream.read()
+                    result.files.append(OutputFile(name=name, size=len(data), is_image=is_image, data=data))
+                    continue
+                try:
+                    ref = sink(name, stream)
+                except OutputCancelled:
+                    return
+                except Exception as exc:  # noqa: BLE001 - the blob store or the database failed for this file
+                    log.warning("sandbox output %s could not be saved: %s", name, exc)
+                    result.file_notes.append(f"/mnt/data/{name} could not be saved: {exc}")
+                    continue
+                result.files.append(OutputFile(name=name, size=size - stream.remaining, is_image=is_image, ref=ref))
+            except OSError:
+                continue
+            finally:
+                os.close(fd)
+
+    def _roundtrip(
+        self, code: str, timeout_s: float, cancel: threading.Event | None = None
+    ) -> tuple[dict | None, bool, str | None]:
         """Send one cell and wait for its reply: (reply or None, timed out, supervisor-side error text)."""
         deadline = time.monotonic() + timeout_s
+        rid = None
         try:
-            self._send({"op": "exec", "code": code, "cpu_s": math.ceil(timeout_s) + 5}, deadline)
-            return self._read_message(deadline), False, None
+            rid = self._request({"op": "exec", "code": code, "cpu_s": math.ceil(timeout_s) + 5}, deadline)
+            reply = self._reply_for(rid, deadline, cancel)
         except TimeoutError:
             pass
+        except ProtocolError as exc:
+            self.kill()
+            return None, False, f"The Python session was terminated ({exc}); variables were lost."
         except (SessionDead, OSError, ValueError):  # OSError/ValueError: fds closed by a concurrent kill()
             self._dead = True
             return None, False, self._death_message()
+        else:
+            if "died" in reply:
+                self._dead = True
+                return reply, False, self._death_message(reply["died"])
+            return reply, False, None
         # Over the wall clock: interrupt, keep the session if the REPL comes back.
         self.interrupt()
         try:
-            reply = self._read_message(time.monotonic() + self.cfg.interrupt_grace_s)
+            if rid is None:  # the request itself could not be written in time: the channel is unusable
+                raise SessionDead("request not sent")
+            reply = self._reply_for(rid, time.monotonic() + self.cfg.interrupt_grace_s)
+            if "died" in reply:
+                self._dead = True
+                return reply, True, self._death_message(reply["died"])
             note = f"Execution timed out after {timeout_s:g} s and was interrupted (variables kept)."
             return reply, True, note
         except (TimeoutError, SessionDead, OSError, ValueError):
@@ -417,10 +551,16 @@ class Session:
                 ),
             )
 
-    def _death_message(self) -> str:
+    def _death_message(self, died: dict | None = None) -> str:
+        """Why the session died, for the model; kills what is left of it. ``died``: the REPL's report on its
+        worker ({"signal": n} or {"status": n}); without it, bwrap's exit status is used."""
         reason = "it exited or hit a resource limit"
         status = None
-        if self.proc is not None:
+        if isinstance(died, dict) and isinstance(died.get("signal"), int):
+            status = 128 + died["signal"]
+        elif isinstance(died, dict) and isinstance(died.get("status"), int):
+            status = died["status"]
+        elif self.proc is not None:
             try:
                 status = self.proc.wait(timeout=1)
             except subprocess.TimeoutExpired:

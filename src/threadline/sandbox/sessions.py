@@ -17,10 +17,20 @@
   filesystem view). It is logged as an error at startup and on every new session; it exists for development
   machines without bubblewrap and must never be used with untrusted input.
 
-Input files: ``execute(..., input_files={name: bytes})`` writes each file at ``/mnt/data/<name>`` before the
-code runs. Names must be plain file names (no "/"); the caller resolves collisions before calling (the
-engine's rule: a later file whose name is taken becomes ``stem (file-id suffix).ext``). An existing file of the
-same name in the session is replaced.
+Cancellation: if the task awaiting ``execute`` is cancelled, the running cell gets a KeyboardInterrupt (variables
+kept); if it has not stopped within ``cancel_grace_s`` the session is killed and forgotten (the next execution for
+the key starts fresh and says so). Either way CancelledError reaches the caller within about ``cancel_grace_s``
+plus the kill, and the session is never left with a reply in flight. Files changed by a cancelled cell stay in
+/mnt/data but are not handed out.
+
+Output files: at most ``max_output_files`` new or changed files per execution (oldest change first) are handed out,
+each streamed in chunks to the ``sink`` given to ``execute`` (default: read into memory); the result lists the
+names of the rest in ``files_dropped``.
+
+Input files: ``execute(..., input_files={name: bytes or opener})`` writes each file at ``/mnt/data/<name>`` before
+the code runs (an opener's stream is copied in chunks). Names must be plain file names (no "/"); the caller
+resolves collisions before calling (the engine's rule: a later file whose name is taken becomes
+``stem (file-id suffix).ext``). An existing file of the same name in the session is replaced.
 """
 
 from __future__ import annotations
@@ -37,7 +47,7 @@ from pathlib import Path
 
 from .bwrap import CgroupV1, Limits, find_bwrap, path_is_world_traversable, seccomp_filter_bpf
 from .process import Session, SessionDead, SpawnConfig
-from .result import ExecutionResult, SandboxUnavailable
+from .result import ExecutionResult, InputData, OutputSink, SandboxUnavailable
 from .uids import DEFAULT_LOCK_DIR, UidPool
 
 log = logging.getLogger("threadline.sandbox")
@@ -77,6 +87,8 @@ class SandboxManager:
         interrupt_grace_s: float = 3.0,
         max_log_bytes: int = 100_000,
         warm_prelude: str = WARM_PRELUDE,
+        max_output_files: int = 20,
+        cancel_grace_s: float = 1.0,
     ) -> None:
         self.root_dir = Path(root_dir)
         self.venv = Path(venv or os.environ.get("THREADLINE_SANDBOX_VENV") or DEFAULT_VENV)
@@ -91,6 +103,8 @@ class SandboxManager:
         )
         self._interrupt_grace_s = interrupt_grace_s
         self._max_log_bytes = max_log_bytes
+        self.max_output_files = max_output_files
+        self.cancel_grace_s = cancel_grace_s
         self._unsafe = os.environ.get(UNSAFE_ENV) == "1"
         self._root = os.geteuid() == 0
         self._cfg: SpawnConfig | None = None
@@ -191,6 +205,7 @@ class SandboxManager:
             seccomp=seccomp,
             cgroups=cgroups,
             max_log_bytes=self._max_log_bytes,
+            max_output_files=self.max_output_files,
             max_output_file_bytes=self.limits.data_mb * 1024 * 1024,
             interrupt_grace_s=self._interrupt_grace_s,
         )
@@ -367,10 +382,15 @@ class SandboxManager:
         session_key: str,
         code: str,
         *,
-        input_files: dict[str, bytes] | None = None,
+        input_files: dict[str, InputData] | None = None,
         timeout_s: float | None = None,
+        sink: OutputSink | None = None,
     ) -> ExecutionResult:
-        """Run ``code`` in the session for ``session_key`` (created on first use)."""
+        """Run ``code`` in the session for ``session_key`` (created on first use).
+
+        ``sink(name, stream)`` receives each output file (see OutputSink); without one, OutputFile.data holds the
+        bytes. Cancelling the awaiting task interrupts the cell (see the module docstring).
+        """
         if self._closed:
             raise SandboxUnavailable("code interpreter is shutting down")
         loop = asyncio.get_running_loop()
@@ -385,12 +405,13 @@ class SandboxManager:
                 live = await self._live_session(session_key)
                 why = self._restarted.pop(session_key, None)
                 live.busy = True
+                cancel = threading.Event()
                 try:
-                    fut = loop.run_in_executor(self._io, live.session.execute, code, input_files, timeout)
+                    fut = loop.run_in_executor(self._io, live.session.execute, code, input_files, timeout, sink, cancel)
                     try:
                         result = await asyncio.shield(fut)
                     except asyncio.CancelledError:
-                        live.session.interrupt()  # the run was cancelled: stop the cell, keep the session
+                        await _finish_uncancelled(self._stop_cancelled(session_key, live, fut, cancel))
                         raise
                 except SessionDead:
                     # The sandbox was already gone before the code was sent: retry once in a fresh one.
@@ -411,6 +432,21 @@ class SandboxManager:
             if not live.session.alive():
                 await self._drop(session_key, "ended (it was terminated after the previous error)")
             return result
+
+    async def _stop_cancelled(self, key: str, live: _Live, fut: asyncio.Future, cancel: threading.Event) -> None:
+        """The caller was cancelled mid-execution: interrupt the cell; kill the session if it does not stop in time.
+
+        On return no thread is using the session any more, or the session is dead and dropped, so the next
+        execution for the key cannot receive this cell's reply.
+        """
+        cancel.set()  # the worker thread interrupts the cell (see Session._read_message) or stops copying outputs
+        fut.add_done_callback(_retrieve)
+        done, _ = await asyncio.wait([fut], timeout=self.cancel_grace_s)
+        if not done:
+            log.info("sandbox: session %s did not stop when its execution was cancelled; killing it", key)
+            await asyncio.get_running_loop().run_in_executor(self._io, live.session.kill)
+        if not live.session.alive() and self._sessions.get(key) is live:
+            await self._drop(key, "was terminated when an execution in it was cancelled")
 
     async def _live_session(self, key: str) -> _Live:
         live = self._sessions.get(key)
@@ -468,3 +504,20 @@ class SandboxManager:
         await asyncio.gather(*(self._dispose(s) for s in sessions), return_exceptions=True)
         self._io.shutdown(wait=False)
         self._spawner.shutdown(wait=False)
+
+
+def _retrieve(fut: asyncio.Future) -> None:
+    if not fut.cancelled():
+        fut.exception()  # retrieved: no "exception was never retrieved" warning
+
+
+async def _finish_uncancelled(coro) -> None:  # noqa: ANN001
+    """Run cleanup to its end even if the awaiting task is cancelled again meanwhile (the caller re-raises)."""
+    task = asyncio.ensure_future(coro)
+    while not task.done():
+        try:
+            await asyncio.shield(task)
+        except asyncio.CancelledError:
+            continue
+    if task.exception() is not None:
+        log.error("sandbox: cleanup after a cancelled execution failed", exc_info=task.exception())
