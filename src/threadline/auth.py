@@ -1,13 +1,39 @@
-"""API-key checking. With no keys configured the server is open (and says so at start-up)."""
+"""API-key checking. With no keys configured the server is open (and says so at start-up).
+
+Keys come from THREADLINE_API_KEYS (fixed for the process) and from the `api_keys` table (SHA-256 hashes, added
+and revoked with `threadline add-key` / `revoke-key`, possibly while servers run). Every request looks its key up
+in the table, so a change takes effect at once in every server process sharing the database; the lookup is one
+indexed query on a connection kept for it (tens of microseconds on SQLite, one round trip on PostgreSQL).
+"""
 
 from __future__ import annotations
 
+import contextlib
+import enum
 import hashlib
 import hmac
+import threading
+from dataclasses import dataclass
+from typing import Any
 
 import sqlalchemy as sa
 
 from .store import Store, now, schema
+
+
+class Verdict(enum.Enum):
+    OPEN = "open"  # no keys configured anywhere: every request is let in
+    OK = "ok"
+    MISSING = "missing"  # keys are configured but the request carries none
+    INVALID = "invalid"
+
+
+@dataclass
+class StoredKey:
+    id: int
+    name: str | None
+    created_at: int
+    hash_prefix: str  # first 12 hex digits of the SHA-256, to tell keys apart without revealing them
 
 
 def hash_key(key: str) -> str:
@@ -15,27 +41,110 @@ def hash_key(key: str) -> str:
 
 
 class KeyChecker:
-    """Keys come from THREADLINE_API_KEYS and from the api_keys table (stored as SHA-256 hashes)."""
+    """Checks request keys against THREADLINE_API_KEYS and, per request, the api_keys table."""
 
     def __init__(self, store: Store, env_keys: list[str]) -> None:
         self.store = store
         self.env_hashes = {hash_key(k) for k in env_keys}
-        self._table_hashes: set[str] = set()
-        self.reload()
+        self._lock = threading.Lock()
+        self._raw: Any = None  # DBAPI connection dedicated to lookups (autocommit)
+        self._param = "%s" if store.backend == "postgres" else "?"
 
-    def reload(self) -> None:
-        with self.store.read() as conn:
-            self._table_hashes = set(conn.execute(sa.select(schema.api_keys.c.key_hash)).scalars())
+    # -- per request ----------------------------------------------------------------------------------------------
+
+    def verify(self, key: str | None) -> Verdict:
+        """The verdict for a request carrying `key` (None: no key). Raises the driver's error if the database
+        cannot be reached twice in a row."""
+        digest = hash_key(key) if key else None
+        if digest is not None and any(hmac.compare_digest(digest, h) for h in self.env_hashes):
+            return Verdict.OK
+        stored, any_stored = self._lookup(digest)
+        if stored:
+            return Verdict.OK
+        if not any_stored and not self.env_hashes:
+            return Verdict.OPEN
+        return Verdict.MISSING if key is None else Verdict.INVALID
+
+    def _lookup(self, digest: str | None) -> tuple[bool, bool]:
+        """(digest is a stored key, any key is stored): one query; the unique index on key_hash serves it."""
+        p = self._param
+        sql = (
+            f"SELECT EXISTS (SELECT 1 FROM api_keys WHERE key_hash = {p}), EXISTS (SELECT 1 FROM api_keys)"
+            if digest is not None
+            else "SELECT 0, EXISTS (SELECT 1 FROM api_keys)"
+        )
+        args = (digest,) if digest is not None else ()
+        with self._lock:
+            for attempt in (1, 2):
+                try:
+                    if self._raw is None:
+                        self._raw = self._connect()
+                    cur = self._raw.cursor()
+                    try:
+                        cur.execute(sql, args)
+                        row = cur.fetchone()
+                    finally:
+                        cur.close()
+                    return bool(row[0]), bool(row[1])
+                except Exception:
+                    self._close_raw()  # e.g. the database restarted: reconnect once
+                    if attempt == 2:
+                        raise
+        raise AssertionError("unreachable")
+
+    def _connect(self) -> Any:
+        raw = self.store.engine.raw_connection()
+        if self.store.backend == "postgres":
+            raw.driver_connection.autocommit = True  # no transaction (and no snapshot) held between requests
+        return raw
+
+    def _close_raw(self) -> None:
+        if self._raw is not None:
+            with contextlib.suppress(Exception):  # already broken
+                self._raw.invalidate()
+            self._raw = None
+
+    def close(self) -> None:
+        with self._lock:
+            if self._raw is not None:
+                self._raw.close()
+                self._raw = None
+
+    # -- at start-up and from the CLI ---------------------------------------------------------------------------
 
     @property
     def enabled(self) -> bool:
-        return bool(self.env_hashes or self._table_hashes)
+        """Whether any key is configured right now (env or table)."""
+        if self.env_hashes:
+            return True
+        with self.store.read() as conn:
+            return conn.execute(sa.select(schema.api_keys.c.seq).limit(1)).first() is not None
 
-    def check(self, key: str) -> bool:
-        digest = hash_key(key)
-        return any(hmac.compare_digest(digest, h) for h in self.env_hashes | self._table_hashes)
-
-    def add(self, key: str, name: str | None = None) -> None:
+    def add(self, key: str, name: str | None = None) -> bool:
+        """Store a key (hashed). False if it is stored already."""
+        t = schema.api_keys
         with self.store.write() as conn:
-            conn.execute(schema.api_keys.insert().values(key_hash=hash_key(key), name=name, created_at=now()))
-        self.reload()
+            if conn.execute(sa.select(t.c.seq).where(t.c.key_hash == hash_key(key))).first() is not None:
+                return False
+            conn.execute(t.insert().values(key_hash=hash_key(key), name=name, created_at=now()))
+        return True
+
+    def list(self) -> list[StoredKey]:
+        t = schema.api_keys
+        with self.store.read() as conn:
+            rows = conn.execute(sa.select(t.c.seq, t.c.name, t.c.created_at, t.c.key_hash).order_by(t.c.seq)).all()
+        return [StoredKey(r[0], r[1], r[2], r[3][:12]) for r in rows]
+
+    def revoke(self, *, key: str | None = None, key_id: int | None = None, name: str | None = None) -> int:
+        """Delete stored keys matching the key itself, its id or its name. Returns how many were deleted."""
+        t = schema.api_keys
+        if key is not None:
+            cond = t.c.key_hash == hash_key(key)
+        elif key_id is not None:
+            cond = t.c.seq == key_id
+        elif name is not None:
+            cond = t.c.name == name
+        else:
+            raise ValueError("revoke needs a key, an id or a name")
+        with self.store.write() as conn:
+            return conn.execute(t.delete().where(cond)).rowcount
