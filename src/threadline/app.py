@@ -70,6 +70,8 @@ class Runtime:
         await self.sandbox.aclose()
         await self.ingestor.stop()
         await self.workers.stop()
+        await self.executor.signal.aclose()
+        self.keys.close()
         self.store.close()
 
     # -- hooks the resource routers call inside their write transactions ------------------------------------------
