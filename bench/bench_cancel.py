@@ -63,6 +63,7 @@ class SilentServer:
 
 def scenario_setup(http: httpx.Client, fake: FakeOpenAI, kind: str) -> tuple[str, dict[str, Any]]:
     """Script the fake and create an assistant and thread; returns (thread_id, run body)."""
+    fake.reset()  # replies an earlier cancelled run never asked for
     if kind == "model":
         fake.script(Reply(text="late answer", ttft_s=12))
         tools: list[dict] = []
@@ -124,6 +125,7 @@ def stream_reader(base: str, fake: FakeOpenAI, kind: str) -> float:
         result: dict[str, float] = {}
         run_id: dict[str, str] = {}
         ready = threading.Event()
+        seen: list[str | None] = []
 
         def read() -> None:
             with http.stream("POST", f"/threads/{thread_id}/runs", json={**body, "stream": True}) as r:
@@ -134,6 +136,8 @@ def stream_reader(base: str, fake: FakeOpenAI, kind: str) -> float:
                     elif line.startswith("data: ") and event == "thread.run.created":
                         run_id["id"] = json.loads(line[6:])["id"]
                         ready.set()
+                    if line.startswith("event: "):
+                        seen.append(event)
                     if event == "thread.run.cancelled":
                         result["t"] = time.monotonic()
                         return
@@ -146,6 +150,8 @@ def stream_reader(base: str, fake: FakeOpenAI, kind: str) -> float:
             t0 = time.monotonic()
             other.post(f"/threads/{thread_id}/runs/{run_id['id']}/cancel")
         reader.join(120)
+        if "t" not in result:
+            raise RuntimeError(f"no thread.run.cancelled within 120 s; events: {seen}")
         return result["t"] - t0
 
 
@@ -167,8 +173,9 @@ def main() -> None:
         server = factory.start(env=env, backend=args.backend)
         for kind in args.scenarios.split(","):
             p = poller(server.base_url, fake, kind)
+            print(f"{kind:13s} poller {p:6.2f} s", flush=True)
             s = stream_reader(server.base_url, fake, kind)
-            print(f"{kind:13s} poller {p:6.2f} s   stream reader {s:6.2f} s", flush=True)
+            print(f"{kind:13s} stream reader {s:6.2f} s", flush=True)
         silent.close()
         server.stop()
     fake.stop()

@@ -59,6 +59,7 @@ class Runtime:
 
     async def start(self) -> None:
         self.loop = asyncio.get_running_loop()
+        self.keys.start()
         await self.workers.start(recover_all=self.store.backend == "sqlite")
         await self.ingestor.start()
         if self.settings.sandbox_warm_pool:

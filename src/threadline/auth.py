@@ -1,9 +1,13 @@
 """API-key checking. With no keys configured the server is open (and says so at start-up).
 
 Keys come from THREADLINE_API_KEYS (fixed for the process) and from the `api_keys` table (SHA-256 hashes, added
-and revoked with `threadline add-key` / `revoke-key`, possibly while servers run). Every request looks its key up
-in the table, so a change takes effect at once in every server process sharing the database; the lookup is one
-indexed query on a connection kept for it (tens of microseconds on SQLite, one round trip on PostgreSQL).
+and revoked with `threadline add-key` / `revoke-key`, possibly while servers run). A change takes effect at once in
+every server process sharing the database:
+
+- SQLite: every request looks its key up in the table (one indexed query on a connection kept for it, ~30 µs).
+- PostgreSQL, where that query is a network round trip: key changes are announced with NOTIFY in the transaction
+  that makes them; each server LISTENs on its own connection and keeps the keys it has verified in memory until
+  the next announcement. While that connection is down, requests fall back to the per-request lookup.
 """
 
 from __future__ import annotations
@@ -12,13 +16,18 @@ import contextlib
 import enum
 import hashlib
 import hmac
+import logging
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import sqlalchemy as sa
 
 from .store import Store, now, schema
+
+log = logging.getLogger("threadline.auth")
+
+CHANNEL = "threadline_api_keys"
 
 
 class Verdict(enum.Enum):
@@ -40,6 +49,55 @@ def hash_key(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
+@dataclass
+class _Cache:
+    generation: int
+    valid: set[str] = field(default_factory=set)  # digests verified as stored keys
+    any_stored: bool | None = None
+
+
+class KeyListener:
+    """A thread LISTENing (PostgreSQL) for key changes; `generation` moves on each change and each reconnection."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.generation = 0
+        self.live = False  # False: announcements may be missed, so nothing may be cached
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="threadline-key-listener", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(5)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            raw = None
+            try:
+                raw = self.store.engine.raw_connection()
+                conn = raw.driver_connection
+                conn.autocommit = True
+                conn.execute(f"LISTEN {CHANNEL}")
+                self.generation += 1
+                self.live = True
+                while not self._stop.is_set():
+                    for _ in conn.notifies(timeout=1.0):
+                        self.generation += 1
+            except Exception:
+                log.warning("listening for API key changes failed; retrying", exc_info=True)
+            finally:
+                self.live = False
+                self.generation += 1
+                if raw is not None:
+                    with contextlib.suppress(Exception):
+                        raw.invalidate()
+            self._stop.wait(1.0)
+
+
 class KeyChecker:
     """Checks request keys against THREADLINE_API_KEYS and, per request, the api_keys table."""
 
@@ -49,6 +107,13 @@ class KeyChecker:
         self._lock = threading.Lock()
         self._raw: Any = None  # DBAPI connection dedicated to lookups (autocommit)
         self._param = "%s" if store.backend == "postgres" else "?"
+        self._listener = KeyListener(store) if store.backend == "postgres" else None
+        self._cache = _Cache(generation=-1)
+
+    def start(self) -> None:
+        """Start following key changes made elsewhere (PostgreSQL); until then every request looks its key up."""
+        if self._listener is not None:
+            self._listener.start()
 
     # -- per request ----------------------------------------------------------------------------------------------
 
@@ -58,7 +123,28 @@ class KeyChecker:
         digest = hash_key(key) if key else None
         if digest is not None and any(hmac.compare_digest(digest, h) for h in self.env_hashes):
             return Verdict.OK
+        cache = self._current_cache()
+        if cache is not None:
+            if digest is not None and digest in cache.valid:
+                return Verdict.OK
+            if cache.any_stored is False or (digest is None and cache.any_stored is not None):
+                return self._verdict(key, False, cache.any_stored)
         stored, any_stored = self._lookup(digest)
+        if cache is not None and self._current_cache() is cache:  # no change announced during the lookup
+            cache.any_stored = any_stored
+            if stored and digest is not None:
+                cache.valid.add(digest)
+        return self._verdict(key, stored, any_stored)
+
+    def _current_cache(self) -> _Cache | None:
+        listener = self._listener
+        if listener is None or not listener.live:
+            return None
+        if self._cache.generation != listener.generation:
+            self._cache = _Cache(generation=listener.generation)
+        return self._cache
+
+    def _verdict(self, key: str | None, stored: bool, any_stored: bool) -> Verdict:
         if stored:
             return Verdict.OK
         if not any_stored and not self.env_hashes:
@@ -105,6 +191,8 @@ class KeyChecker:
             self._raw = None
 
     def close(self) -> None:
+        if self._listener is not None:
+            self._listener.stop()
         with self._lock:
             if self._raw is not None:
                 self._raw.close()
@@ -127,7 +215,13 @@ class KeyChecker:
             if conn.execute(sa.select(t.c.seq).where(t.c.key_hash == hash_key(key))).first() is not None:
                 return False
             conn.execute(t.insert().values(key_hash=hash_key(key), name=name, created_at=now()))
+            self._announce(conn)
         return True
+
+    def _announce(self, conn: sa.Connection) -> None:
+        """Tell the servers following changes (delivered at commit)."""
+        if self.store.backend == "postgres":
+            conn.execute(sa.text(f"NOTIFY {CHANNEL}"))
 
     def list(self) -> list[StoredKey]:
         t = schema.api_keys
@@ -147,4 +241,6 @@ class KeyChecker:
         else:
             raise ValueError("revoke needs a key, an id or a name")
         with self.store.write() as conn:
-            return conn.execute(t.delete().where(cond)).rowcount
+            count = conn.execute(t.delete().where(cond)).rowcount
+            self._announce(conn)
+            return count
