@@ -397,7 +397,7 @@ class _Job:
                 )
 
         try:
-            ctx = await self.ex.db(build)
+            ctx = await self.interruptible(self.ex.db(build))  # read-only: abandoning it is harmless
         except PromptTooLarge as exc:
             if prompt_left is not None:
                 await self.finish_incomplete("max_prompt_tokens")
