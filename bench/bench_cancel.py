@@ -3,7 +3,8 @@
 Three waits are interrupted: the model's first token (fake LLM with a 12 s time to first token), a sandbox
 execution (`time.sleep(30)`) and a file_search waiting for the thread's vector store to finish ingestion (the
 embedder never answers). The poller polls GET .../runs/{id} every 50 ms; the stream reader reads the run's SSE
-stream until `thread.run.cancelled`.
+stream until `thread.run.cancelled`. For the model wait, the cancel is also sent to a second server process on the
+same database (the executing process learns of it by polling).
 
     .venv/bin/python bench/bench_cancel.py [--backend sqlite] [--scenarios model,code,vector_store]
 """
@@ -105,14 +106,18 @@ def busy(http: httpx.Client, thread_id: str, run_id: str, kind: str) -> None:
     time.sleep(1.0)  # well inside the wait
 
 
-def poller(base: str, fake: FakeOpenAI, kind: str) -> float:
-    with httpx.Client(base_url=base, headers=HEADERS, timeout=120) as http:
+def poller(base: str, fake: FakeOpenAI, kind: str, cancel_base: str | None = None) -> float:
+    """Cancel (through `cancel_base`, another server process on the same database, if given) and poll there."""
+    with (
+        httpx.Client(base_url=base, headers=HEADERS, timeout=120) as http,
+        httpx.Client(base_url=cancel_base or base, headers=HEADERS, timeout=120) as other,
+    ):
         thread_id, body = scenario_setup(http, fake, kind)
         run = http.post(f"/threads/{thread_id}/runs", json=body).json()
         busy(http, thread_id, run["id"], kind)
         t0 = time.monotonic()
-        http.post(f"/threads/{thread_id}/runs/{run['id']}/cancel")
-        while http.get(f"/threads/{thread_id}/runs/{run['id']}").json()["status"] != "cancelled":
+        other.post(f"/threads/{thread_id}/runs/{run['id']}/cancel")
+        while other.get(f"/threads/{thread_id}/runs/{run['id']}").json()["status"] != "cancelled":
             if time.monotonic() - t0 > 120:
                 raise RuntimeError("the run was not cancelled within 120 s")
             time.sleep(0.05)
@@ -170,13 +175,21 @@ def main() -> None:
         "THREADLINE_EMBEDDINGS_DIM": "16",
     }
     with tempfile.TemporaryDirectory() as tmp, ServerFactory(Path(tmp)) as factory:
-        server = factory.start(env=env, backend=args.backend)
+        server = factory.prepare(env=env, backend=args.backend)
+        second = factory.prepare(env=env, backend=args.backend)
+        second.database_url = server.database_url
+        server.start()
+        second.start()
         for kind in args.scenarios.split(","):
             p = poller(server.base_url, fake, kind)
             print(f"{kind:13s} poller {p:6.2f} s", flush=True)
             s = stream_reader(server.base_url, fake, kind)
             print(f"{kind:13s} stream reader {s:6.2f} s", flush=True)
+            if kind == "model":
+                c = poller(server.base_url, fake, kind, cancel_base=second.base_url)
+                print(f"{kind:13s} poller, cancelled through another process {c:6.2f} s", flush=True)
         silent.close()
+        second.stop()
         server.stop()
     fake.stop()
 
