@@ -56,14 +56,39 @@ def test_cancel_interrupts_the_wait_for_the_first_token(http: httpx.Client, fake
     thread_id = new_thread(http)
     run = http.post(f"/threads/{thread_id}/runs", json={"assistant_id": new_assistant(http)}).json()
     assert wait_status(http, thread_id, run["id"], {"in_progress"}, 15)["status"] == "in_progress"
-    time.sleep(0.5)  # the executor is waiting for the model now
+    deadline = time.monotonic() + 15
+    while not fake_llm.requests:  # the executor is waiting for the model now
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
     started = time.monotonic()
     assert http.post(f"/threads/{thread_id}/runs/{run['id']}/cancel").json()["status"] in ("cancelling", "cancelled")
     run = wait_status(http, thread_id, run["id"], {"cancelled"}, CANCEL_BOUND_S)
     assert run["status"] == "cancelled", f"still {run['status']} after {time.monotonic() - started:.1f} s"
     assert run["cancelled_at"] is not None and run["expires_at"] is None
+    # the request to the model was closed, not left waiting
+    deadline = time.monotonic() + CANCEL_BOUND_S
+    while fake_llm.abandoned < 1 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert fake_llm.abandoned == 1
     # the thread is free again
     assert http.post(f"/threads/{thread_id}/messages", json={"role": "user", "content": "again"}).status_code == 200
+
+
+def test_cancel_closes_the_upstream_stream(http: httpx.Client, fake_llm: FakeOpenAI) -> None:
+    fake_llm.script(Reply(text="word " * 300, chunks=300, tokens_per_s=10))
+    thread_id = new_thread(http)
+    run = http.post(f"/threads/{thread_id}/runs", json={"assistant_id": new_assistant(http)}).json()
+    deadline = time.monotonic() + 15
+    while not http.get(f"/threads/{thread_id}/messages", params={"run_id": run["id"]}).json()["data"]:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    http.post(f"/threads/{thread_id}/runs/{run['id']}/cancel").raise_for_status()
+    assert wait_status(http, thread_id, run["id"], {"cancelled"}, CANCEL_BOUND_S)["status"] == "cancelled"
+    deadline = time.monotonic() + CANCEL_BOUND_S
+    while fake_llm.abandoned < 1 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert fake_llm.abandoned == 1  # the model's stream was closed, not read to its end
+    assert len(fake_llm.requests) == 1
 
 
 def test_cancel_reaches_a_stream_reader_at_once(http: httpx.Client, fake_llm: FakeOpenAI) -> None:

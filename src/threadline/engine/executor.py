@@ -80,6 +80,13 @@ def merge_owned(current: dict[str, Any] | None, ours: dict[str, Any], fields: tu
     return merged
 
 
+def _cancel_once(task: asyncio.Task) -> None:
+    """Cancel `task` unless it is done or already being cancelled: a second cancel would interrupt its cleanup
+    (closing the upstream connection) halfway."""
+    if not task.done() and not task.cancelling():
+        task.cancel()
+
+
 async def _read_stream(stream: Any, queue: asyncio.Queue) -> None:
     """Read the provider stream in its own task (so a cancel can interrupt it anywhere) into `queue`."""
     try:
@@ -188,8 +195,8 @@ class _Job:
     def _interrupt(self) -> None:
         if not self.stopped.done():
             self.stopped.set_result(None)
-        if self.reader is not None and not self.reader.done():
-            self.reader.cancel()  # the provider generator closes its HTTP response: the upstream stops
+        if self.reader is not None:
+            _cancel_once(self.reader)  # the provider generator closes its HTTP response: the upstream stops
         if self.events is not None:
             self.events.put_nowait(_INTERRUPTED)
 
@@ -451,7 +458,7 @@ class _Job:
             return False
         finally:
             self.reader = self.events = None
-            reader.cancel()
+            _cancel_once(reader)
             done, _ = await asyncio.wait({reader}, timeout=INTERRUPT_GRACE_S)
             if done:
                 await stream.aclose()
