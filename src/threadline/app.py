@@ -72,6 +72,7 @@ class Runtime:
 
     async def start(self) -> None:
         self.loop = asyncio.get_running_loop()
+        self.keys.start()
         await self.workers.start(recover_all=self.store.backend == "sqlite")
         self._maintenance = [asyncio.create_task(self._sweep_orphans()), asyncio.create_task(self._maintain())]
         await self.ingestor.start()
@@ -87,6 +88,8 @@ class Runtime:
         await self.sandbox.aclose()
         await self.ingestor.stop()
         await self.workers.stop()
+        await self.executor.signal.aclose()
+        self.keys.close()
         self.store.close()
 
     async def _sweep_orphans(self) -> None:

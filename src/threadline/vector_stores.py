@@ -152,7 +152,7 @@ def present_batch(conn: sa.Connection, batch: dict[str, Any]) -> dict[str, Any]:
 def touch(conn: sa.Connection, vs_ids: list[str]) -> None:
     """Mark stores as used now (moves `last_active_at` and, with an expiry policy, `expires_at`)."""
     for vs_id in vs_ids:
-        obj = Store.fetch(conn, schema.vector_stores, vs_id)
+        obj = Store.fetch(conn, schema.vector_stores, vs_id, lock=True)
         if obj is None:
             continue
         obj["last_active_at"] = now()
@@ -277,7 +277,9 @@ class Ingestor:
         t = schema.vector_store_files
         with self.rt.store.write() as conn:
             row = conn.execute(
-                sa.select(t.c.seq, t.c.data).where(t.c.vector_store_id == vs_id, t.c.file_id == file_id)
+                sa.select(t.c.seq, t.c.data)
+                .where(t.c.vector_store_id == vs_id, t.c.file_id == file_id)
+                .with_for_update()
             ).first()
             if row is None:
                 return

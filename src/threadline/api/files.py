@@ -188,7 +188,8 @@ def get_file(file_id: str, request: Request) -> Response:
 
 
 def _strip_file_from(conn: sa.Connection, table: sa.Table, file_id: str) -> None:
-    rows = conn.execute(sa.select(table.c.id, table.c.data).where(table.c.data.contains(file_id))).all()
+    query = sa.select(table.c.id, table.c.data).where(table.c.data.contains(file_id)).with_for_update()
+    rows = conn.execute(query).all()
     for object_id, raw in rows:
         obj = loads(raw)
         ci = (obj.get("tool_resources") or {}).get("code_interpreter")
