@@ -26,7 +26,8 @@ from .middleware import APIMiddleware, BodyLimit
 from .providers import router as provider_router
 from .providers.listing import ModelLister
 from .sandbox import SandboxManager
-from .store import LocalBlobStore, Store, schema
+from .store import Store, schema
+from .store.blobs import open_blob_store
 from .store.storage import StorageReserve, is_disk_full
 
 ORPHAN_MIN_AGE_S = 3600.0  # a blob is written just before its row commits; older unreferenced ones are orphans
@@ -43,7 +44,7 @@ class Runtime:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         self.store = Store(settings.effective_database_url)
         self.store.migrate()
-        self.blobs = LocalBlobStore(settings.blob_dir)
+        self.blobs = open_blob_store(settings.blob_url, settings.blob_dir)
         self.reserve = _storage_reserve(self.store, settings)
         self.reserve.ensure()
         self._maintenance: list[asyncio.Task] = []
