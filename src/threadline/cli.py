@@ -43,6 +43,7 @@ def serve(args: argparse.Namespace) -> int:
     runtime = app.state.runtime
     print(f"threadline serving on http://{settings.host}:{settings.port}/v1", flush=True)
     print(f"store: {_describe_store(settings.effective_database_url)}", flush=True)
+    print(f"files: {settings.blob_url or settings.blob_dir}", flush=True)
     if not runtime.keys.enabled:
         print(
             "WARNING: no API keys configured (THREADLINE_API_KEYS): the server is OPEN to anyone who can reach it.",

@@ -16,7 +16,9 @@ import pytest
 from fakes import Reply, ToolCallSpec
 from fakes.fake_openai import FakeOpenAI
 from support.llm import llm_server
-from support.sdk import vector_stores
+from support.postgres import free_port
+from support.schemas import ResponseValidator
+from support.sdk import make_client, vector_stores
 from support.server import ServerFactory, ServerHandle
 
 from .conftest import S3Server
@@ -150,3 +152,28 @@ def test_code_interpreter_input_and_output_files(
     assert client.files.content(out_id).content == b"total=7\n" * 50000
     assert object_key(out_id) in s3_server.keys(bucket, PREFIX)
     assert local_blobs(server) == []
+
+
+def test_bucket_unreachable_is_a_503_and_nothing_is_saved(
+    server_factory: ServerFactory, backend: str, validator: ResponseValidator
+) -> None:
+    from moto.server import ThreadedMotoServer
+
+    port = free_port()
+    moto = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    moto.start()
+    s3 = S3Server(f"http://127.0.0.1:{port}")
+    handle = server_factory.start(env={**s3.env, "THREADLINE_BLOB_URL": f"s3://{s3.bucket()}/x"}, backend=backend)
+    try:
+        client = make_client(handle.base_url, validator=validator)
+        kept = client.files.create(file=("kept.txt", b"kept"), purpose="assistants")
+        moto.stop()
+        with pytest.raises(openai.InternalServerError) as caught:
+            client.files.create(file=("lost.txt", b"never stored"), purpose="assistants")
+        assert caught.value.status_code == 503
+        assert caught.value.body["message"] == "The server's file storage is unavailable right now; please try again."
+        with pytest.raises(openai.InternalServerError):
+            client.files.content(kept.id)
+        assert [f.filename for f in client.files.list()] == ["kept.txt"]
+    finally:
+        handle.stop()
