@@ -18,6 +18,7 @@ import sqlalchemy as sa
 
 from .ids import new_id
 from .store import Store, dumps, loads, now, schema
+from .store.blobs_s3 import BlobStoreError
 from .store.storage import is_disk_full
 
 log = logging.getLogger("threadline.vector_stores")
@@ -219,9 +220,10 @@ class Ingestor:
             async with self._sem:
                 await asyncio.to_thread(self.ingest_now, group)
         except Exception as exc:
-            if is_disk_full(exc):
-                # Not the file's fault: leave it in_progress and try again once deletes have made room.
-                log.warning("ingesting %d file(s) paused: storage full: %s", len(group), exc)
+            if is_disk_full(exc) or isinstance(exc, BlobStoreError):
+                # Not the file's fault: leave it in_progress and try again once deletes have made room or the
+                # file storage (an S3 bucket) answers again.
+                log.warning("ingesting %d file(s) paused: storage full or unavailable: %s", len(group), exc)
                 await asyncio.sleep(DISK_FULL_RETRY_S)
                 return
             log.exception("ingesting %d file(s) failed", len(group))

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -177,3 +178,40 @@ def test_bucket_unreachable_is_a_503_and_nothing_is_saved(
         assert [f.filename for f in client.files.list()] == ["kept.txt"]
     finally:
         handle.stop()
+
+
+def test_ingestion_waits_for_an_unreachable_bucket(
+    server_factory: ServerFactory, backend: str, validator: ResponseValidator
+) -> None:
+    """The file is not at fault: it stays in_progress while the bucket is down and is indexed once it is back."""
+    from moto.server import ThreadedMotoServer
+
+    port = free_port()
+    moto = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    moto.start()
+    s3 = S3Server(f"http://127.0.0.1:{port}")
+    handle = server_factory.start(env={**s3.env, "THREADLINE_BLOB_URL": f"s3://{s3.bucket()}/x"}, backend=backend)
+    try:
+        client = make_client(handle.base_url, validator=validator)
+        stores = vector_stores(client)
+        text = b"Spring tides follow the new and the full moon."
+        f = client.files.create(file=("tides.txt", text), purpose="assistants")
+        store = stores.create(name="waits")
+        moto.stop()
+        stores.files.create(vector_store_id=store.id, file_id=f.id)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not _server_log(handle).count("storage full or unavailable"):
+            time.sleep(0.2)
+        assert "storage full or unavailable" in _server_log(handle)
+        assert stores.files.retrieve(vector_store_id=store.id, file_id=f.id).status == "in_progress"
+        moto = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)  # moto keeps its objects
+        moto.start()
+        vsf = stores.files.poll(vector_store_id=store.id, file_id=f.id, poll_interval_ms=100)
+        assert vsf.status == "completed", vsf.last_error
+    finally:
+        handle.stop()
+        moto.stop()
+
+
+def _server_log(handle: ServerHandle) -> str:
+    return handle.log_path.read_text(errors="replace")
