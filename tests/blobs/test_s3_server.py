@@ -4,6 +4,7 @@ and output files, deletion. Nothing lands in the local data directory."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import time
@@ -69,6 +70,15 @@ def test_upload_download_delete(client: openai.OpenAI, server: ServerHandle, s3_
     assert object_key(f.id) not in s3_server.keys(bucket, PREFIX)
     with pytest.raises(openai.NotFoundError):
         client.files.content(f.id)
+
+
+def test_file_larger_than_one_s3_part(client: openai.OpenAI, s3_server: S3Server, bucket: str) -> None:
+    """17 MiB: written as a multipart upload of 8 MiB parts, read back streamed, byte for byte."""
+    data = os.urandom(17 * 2**20 + 7)
+    f = client.files.create(file=("big.bin", data), purpose="assistants")
+    head = s3_server.client().head_object(Bucket=bucket, Key=object_key(f.id))
+    assert head["ContentLength"] == len(data) and head["ETag"].strip('"').endswith("-3")  # three parts
+    assert hashlib.sha256(client.files.content(f.id).content).digest() == hashlib.sha256(data).digest()
 
 
 def test_non_ascii_name_header_matches_the_local_store(client: openai.OpenAI) -> None:
