@@ -49,9 +49,8 @@ class S3BlobStore:
 
         self.bucket, self.prefix = parse_s3_url(url)
         self.url = url
-        self.client = client or boto3.client(
-            "s3", config=botocore.config.Config(retries={"mode": "standard"}, max_pool_connections=32)
-        )
+        # Only the pool size is set here: retries, endpoint, checksums etc. stay with the AWS variables/config file.
+        self.client = client or boto3.client("s3", config=botocore.config.Config(max_pool_connections=32))
         self._errors = _error_types()
         try:
             self.client.head_bucket(Bucket=self.bucket)
