@@ -155,16 +155,16 @@ async def upload_file(request: Request) -> Response:
                 f"File is too large. The maximum file size is {size_text(max_bytes)}.", param="file"
             ) from None
         if size == 0:
-            rt.blobs.delete(file_id)
+            await run_in_threadpool(rt.blobs.delete, file_id)  # a network call when the bytes live in S3
             raise bad_request("The file is empty. Please upload a file with content.", param="file")
         obj = file_object(file_id, filename, size, purpose, expires_at)
 
         def commit() -> None:
-            with rt.store.write() as conn:
+            # The clean-up runs in the worker thread too: deleting an S3 object must not block the event loop.
+            with discard_on_error(rt.blobs, [file_id]), rt.store.write() as conn:
                 save_file(rt, conn, obj, file_id)
 
-        with discard_on_error(rt.blobs, [file_id]):
-            await run_in_threadpool(commit)
+        await run_in_threadpool(commit)
         return json(obj)
     finally:
         await form.close()
