@@ -48,7 +48,10 @@ def serve(args: argparse.Namespace) -> int:
             "WARNING: no API keys configured (THREADLINE_API_KEYS): the server is OPEN to anyone who can reach it.",
             flush=True,
         )
-    uvicorn.run(app, host=settings.host, port=settings.port, log_level=args.log_level, access_log=False)
+    # log_config=None: uvicorn's own loggers go through the root handler, in the configured (JSON or text) format
+    uvicorn.run(
+        app, host=settings.host, port=settings.port, log_level=args.log_level, access_log=False, log_config=None
+    )
     return 0
 
 
@@ -158,7 +161,9 @@ def main(argv: list[str] | None = None) -> int:
     p.set_defaults(func=revoke_key)
 
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from .logs import configure
+
+    configure(logging.INFO)
     for noisy in ("alembic", "httpx", "httpx2"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     return args.func(args)
