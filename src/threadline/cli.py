@@ -38,6 +38,9 @@ def serve(args: argparse.Namespace) -> int:
 
     from .app import create_app
 
+    level = logging.getLevelName(args.log_level.upper())
+    if isinstance(level, int):  # uvicorn's own `trace` level has no logging name: leave the root at INFO
+        logging.getLogger().setLevel(level)
     settings = _settings(args)
     app = create_app(settings)
     runtime = app.state.runtime
