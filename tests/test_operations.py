@@ -124,6 +124,23 @@ def test_metrics_count_requests_runs_and_model_calls(ops_server, api, fake_llm):
     assert ("threadline_sandbox_sessions", (("state", "warm"),)) in after
 
 
+def test_runs_ended_outside_the_executor_are_counted(ops_server, api, fake_llm):
+    """A run cancelled while it waits for tool outputs ends in the cancel request, not in the executor."""
+    from fakes import ToolCallSpec
+
+    tool = {"type": "function", "function": {"name": "lookup", "parameters": {"type": "object", "properties": {}}}}
+    assistant = api.post("/assistants", json={"model": "gpt-4o", "tools": [tool]}).json()
+    thread = api.post("/threads", json={"messages": [{"role": "user", "content": "hi"}]}).json()
+    before = scrape(ops_server)
+    fake_llm.script(Reply(tool_calls=[ToolCallSpec("lookup", "{}")]))
+    run = api.post(f"/threads/{thread['id']}/runs", json={"assistant_id": assistant["id"]}).json()
+    assert wait_run(api, thread["id"], run["id"])["status"] == "requires_action"
+    assert api.post(f"/threads/{thread['id']}/runs/{run['id']}/cancel").json()["status"] == "cancelled"
+    after = scrape(ops_server)
+    cancelled = value(after, "threadline_runs_total", status="cancelled")
+    assert cancelled - value(before, "threadline_runs_total", status="cancelled") == 1
+
+
 def test_queue_gauges_see_queued_runs(ops_server, api, fake_llm):
     """A run held in `queued` shows in the depth and age gauges (it is queued by writing the row, as a second
     process's API would; this process's workers only take runs from their own in-process queue)."""
@@ -174,6 +191,24 @@ def test_json_logs_carry_request_and_run_ids(ops_server, api, fake_llm):
     assert access[0]["route"] == "/v1/threads/{thread_id}/runs" and access[0]["status"] == 200
     assert access[0]["level"] == "INFO" and access[0]["time"]
     assert finished[0]["status"] == "completed" and finished[0]["message"] == "run completed"
+
+
+def test_requests_refused_before_routing_keep_their_route(server_factory, backend):
+    """401s are answered by the auth middleware before routing; unknown paths share one label."""
+    handle = server_factory.start(env={"THREADLINE_API_KEYS": "sk-ops-test-key"}, backend=backend)
+    try:
+        assert httpx.get(f"{handle.base_url}/threads/thread_abc").status_code == 401
+        assert httpx.get(f"{handle.root_url}/no/such/path/123").status_code == 404
+        samples = scrape(handle)  # no key needed
+        assert (
+            value(
+                samples, "threadline_http_requests_total", method="GET", route="/v1/threads/{thread_id}", status="401"
+            )
+            == 1
+        )
+        assert value(samples, "threadline_http_requests_total", method="GET", route="unmatched", status="404") == 1
+    finally:
+        handle.stop()
 
 
 def test_metrics_can_be_turned_off(server_factory, backend):

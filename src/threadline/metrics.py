@@ -122,16 +122,24 @@ class HTTPMetrics:
     def __init__(self, app: Any, routes: Any) -> None:
         self.app = app
         self.routes = routes
+        self._leaves: list[Any] | None = None
 
     def _route(self, scope: dict) -> str:
         route = scope.get("route")
         if route is None:
             from starlette.routing import Match
 
-            for candidate in self.routes():
-                if candidate.matches(scope)[0] is Match.FULL:
+            if self._leaves is None:
+                self._leaves = list(_leaf_routes(self.routes()))
+            partial = None
+            for candidate in self._leaves:
+                match = candidate.matches(scope)[0]
+                if match is Match.FULL:
                     route = candidate
                     break
+                if match is Match.PARTIAL and partial is None:  # the path matches, the method does not
+                    partial = candidate
+            route = route or partial
         return getattr(route, "path", None) or "unmatched"
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
@@ -161,6 +169,16 @@ class HTTPMetrics:
                 status,
                 extra={"method": scope["method"], "route": route, "status": status, "duration_s": round(elapsed, 4)},
             )
+
+
+def _leaf_routes(routes: Any) -> Iterator[Any]:
+    """The app's routes, with the routers FastAPI includes by reference flattened into their own routes."""
+    for route in routes:
+        inner = getattr(route, "original_router", None)
+        if inner is not None:
+            yield from _leaf_routes(inner.routes)
+        else:
+            yield route
 
 
 # -- providers ---------------------------------------------------------------------------------------------------
