@@ -16,7 +16,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from fakes import Reply
+from fakes import Reply, ToolCallSpec
 from fakes.fake_openai import FakeOpenAI
 from support.llm import llm_env
 from support.server import ServerFactory, ServerHandle
@@ -126,8 +126,6 @@ def test_metrics_count_requests_runs_and_model_calls(ops_server, api, fake_llm):
 
 def test_runs_ended_outside_the_executor_are_counted(ops_server, api, fake_llm):
     """A run cancelled while it waits for tool outputs ends in the cancel request, not in the executor."""
-    from fakes import ToolCallSpec
-
     tool = {"type": "function", "function": {"name": "lookup", "parameters": {"type": "object", "properties": {}}}}
     assistant = api.post("/assistants", json={"model": "gpt-4o", "tools": [tool]}).json()
     thread = api.post("/threads", json={"messages": [{"role": "user", "content": "hi"}]}).json()
@@ -298,30 +296,44 @@ def test_traces_follow_genai_conventions(server_factory, backend, fake_llm):
     handle = server_factory.start(env=env, backend=backend)
     try:
         with httpx.Client(base_url=handle.base_url, headers=HEADERS, timeout=60) as api:
-            assistant = api.post("/assistants", json={"model": "gpt-4o"}).json()
+            tools = [{"type": "code_interpreter"}]
+            assistant = api.post("/assistants", json={"model": "gpt-4o", "tools": tools}).json()
             thread = api.post("/threads", json={"messages": [{"role": "user", "content": "hi"}]}).json()
-            fake_llm.script(Reply(text="traced", prompt_tokens=7))
+            fake_llm.script(
+                Reply(tool_calls=[ToolCallSpec("code_interpreter", json.dumps({"code": "print(6 * 7)"}))]),
+                Reply(text="traced", prompt_tokens=7),
+            )
             run = api.post(f"/threads/{thread['id']}/runs", json={"assistant_id": assistant["id"]}).json()
             assert wait_run(api, thread["id"], run["id"])["status"] == "completed"
         deadline = time.monotonic() + 30
-        spans: list[Any] = []
-        while not spans:
-            assert time.monotonic() < deadline, "no span exported"
-            time.sleep(0.1)
+        while True:
+            exported: list[Any] = []
             for body in list(bodies):
                 request = ExportTraceServiceRequest.FromString(body)
                 for rs in request.resource_spans:
                     service = {a.key: a.value.string_value for a in rs.resource.attributes}["service.name"]
                     assert service == "threadline-test"
-                    spans += [s for ss in rs.scope_spans for s in ss.spans if s.name == "chat gpt-4o"]
-        attrs = {a.key: a.value for a in spans[0].attributes}
+                    exported += [s for ss in rs.scope_spans for s in ss.spans]
+            spans = [s for s in exported if s.name == "chat gpt-4o"]
+            tools = [s for s in exported if s.name == "execute_tool code_interpreter"]
+            if len(spans) == 2 and tools:
+                break
+            assert time.monotonic() < deadline, [s.name for s in exported]
+            time.sleep(0.1)
+        tool_attrs = {a.key: a.value.string_value for a in tools[0].attributes}
+        assert tool_attrs["gen_ai.operation.name"] == "execute_tool"
+        assert tool_attrs["gen_ai.tool.name"] == "code_interpreter"
+        assert tool_attrs["gen_ai.tool.call.id"].startswith("call_")
+        spans.sort(key=lambda s: s.start_time_unix_nano)
+        assert spans[0].end_time_unix_nano <= tools[0].start_time_unix_nano <= spans[1].start_time_unix_nano
+        attrs = {a.key: a.value for a in spans[1].attributes}
         assert attrs["gen_ai.operation.name"].string_value == "chat"
         assert attrs["gen_ai.provider.name"].string_value == "openai"
         assert attrs["gen_ai.request.model"].string_value == "gpt-4o"
         assert attrs["gen_ai.response.model"].string_value == "gpt-4o"
         assert attrs["gen_ai.usage.input_tokens"].int_value == 7
         assert attrs["gen_ai.usage.output_tokens"].int_value > 0
-        assert spans[0].end_time_unix_nano >= spans[0].start_time_unix_nano
+        assert spans[1].end_time_unix_nano >= spans[1].start_time_unix_nano
     finally:
         handle.stop()
         receiver.shutdown()
