@@ -50,8 +50,9 @@ class Runtime:
         self.reserve.ensure()
         self._maintenance: list[asyncio.Task] = []
         self.keys = KeyChecker(self.store, settings.api_keys)
-        self.providers = provider_router.from_env()
-        self.model_lister = ModelLister.from_env(self.providers)
+        router = provider_router.from_env()
+        self.providers = metrics.InstrumentedRouter(router)
+        self.model_lister = ModelLister.from_env(router)
         self.loop: asyncio.AbstractEventLoop | None = None
         self.retrieval = RetrievalService(self.store, self.blobs)
         self.ingestor = vs.Ingestor(self)

@@ -237,6 +237,21 @@ class InstrumentedProvider:
                 tracing.finish_chat_span(span, usage)
 
 
+class InstrumentedRouter:
+    """A ProviderRouter whose resolve() hands out InstrumentedProviders; everything else is the router's own."""
+
+    def __init__(self, router: Any) -> None:
+        self._router = router
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._router, name)
+
+    def resolve(self, model: str) -> tuple[Any, str]:
+        """(provider, upstream model name) as ProviderRouter.resolve, the provider wrapped; raises the same errors."""
+        provider, upstream = self._router.resolve(model)
+        return InstrumentedProvider(provider, self._router.route_for(model).provider), upstream
+
+
 # -- scrape-time gauges ------------------------------------------------------------------------------------------
 
 

@@ -202,10 +202,8 @@ class ProviderRouter:
         raise ModelNotRoutable(model)
 
     def resolve(self, model: str) -> tuple[ChatProvider, str]:
-        from ..metrics import InstrumentedProvider
-
         route = self.route_for(model)
-        return InstrumentedProvider(self._provider(route), route.provider), route.upstream(model)
+        return self._provider(route), route.upstream(model)
 
     def can_route(self, model: str) -> bool:
         return any(r.matches(model) for r in self.routes)
