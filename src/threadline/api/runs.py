@@ -10,6 +10,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response, StreamingResponse
 
+from .. import metrics
 from ..engine.events import EventSink
 from ..engine.executor import close_messages, close_steps
 from ..engine.objects import INCLUDE_FILE_SEARCH_CONTENT, run_object, strip_content
@@ -223,6 +224,8 @@ def cancel_run(thread_id: str, run_id: str, request: Request) -> Response:
         rt.store.update(conn, schema.runs, run, status=run["status"], expires_at=run["expires_at"])
     if run["status"] == "cancelling":
         rt.executor.signal_cancel(run_id)
+    else:
+        metrics.run_finished(run)
     return json(run, headers=poll_headers(request))
 
 

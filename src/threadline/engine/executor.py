@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 import orjson
 import sqlalchemy as sa
 
+from .. import logs, metrics
 from ..providers.base import (
     ChatRequest,
     Finish,
@@ -138,6 +139,7 @@ class RunExecutor:
 
     async def execute(self, run_id: str, sink: Any = None) -> None:
         sink = sink or NullSink()
+        logs.run_id.set(run_id)
         job = _Job(self, run_id, sink)
         self.active.add(run_id)
         self.signal.watch(run_id, job.on_cancel)
@@ -794,6 +796,7 @@ class _Job:
             await self._lost_run()
             return
         self.run = run
+        metrics.run_finished(run)
         for name, data in events:
             self.emit(name, data)
         self.emit(f"thread.run.{status}", run)
