@@ -31,15 +31,14 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
+from common import scifact_dir  # noqa: E402
 from threadline.retrieval import index as ix  # noqa: E402
 from threadline.retrieval.chunking import AUTO_MAX_TOKENS, AUTO_OVERLAP_TOKENS, chunk_text  # noqa: E402
 from threadline.retrieval.embeddings import OnnxEmbedder  # noqa: E402
 from threadline.store.db import create_engine  # noqa: E402
 from threadline.store.migrate import upgrade  # noqa: E402
 
-DATA = Path(os.environ.get("SCIFACT_DIR", REPO.parent / "shared" / "datasets" / "scifact"))
-if not DATA.is_dir():
-    DATA = Path("/work/shared/datasets/scifact")
+DATA = scifact_dir()
 CACHE = REPO / ".cache" / "bench"
 STORE = "vs_scifact"
 
