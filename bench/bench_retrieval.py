@@ -86,7 +86,7 @@ def build_chunks(max_tokens: int, overlap: int) -> list[tuple[str, int, str, int
 
 def embed_cached(emb: OnnxEmbedder, chunks: list, tag: str) -> np.ndarray:
     sha = emb.manifest.get("sha256", {}).get("model.onnx", "unknown")[:12]
-    path = CACHE / f"scifact-{sha}-{tag}.npy"
+    path = CACHE / f"scifact-{sha}-{tag}-per-window.npy"  # vectors from one window per model call
     if path.is_file():
         vecs = np.load(path)
         if vecs.shape[0] == len(chunks):
