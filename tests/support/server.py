@@ -34,6 +34,8 @@ BACKENDS = ("sqlite", "postgres")
 START_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 10.0
 INHERIT_NOT = ("THREADLINE_", "OPENAI_", "ANTHROPIC_")
+# Where things are on this machine, not how the server behaves: the tests' choice reaches the servers.
+INHERIT_ANYWAY = ("THREADLINE_MODELS_DIR",)
 
 
 def server_python() -> str:
@@ -131,7 +133,7 @@ class ServerHandle:
             raise ServerError(f"{self.name} is already running")
         self.starts += 1
         # Hermetic: settings and provider credentials of the shell running the tests do not leak into the server.
-        env = {k: v for k, v in os.environ.items() if not k.startswith(INHERIT_NOT)}
+        env = {k: v for k, v in os.environ.items() if not k.startswith(INHERIT_NOT) or k in INHERIT_ANYWAY}
         env.update({"PYTHONUNBUFFERED": "1", "PYTHONDONTWRITEBYTECODE": "1"})
         if self.settings_via_env:
             env.update(self.settings_env())
