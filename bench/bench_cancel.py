@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import socket
 import sys
 import tempfile
 import threading
@@ -29,37 +28,9 @@ sys.path[:0] = [str(REPO / "tests"), str(REPO)]
 from fakes import Reply, ToolCallSpec  # noqa: E402
 from fakes.fake_openai import FakeOpenAI  # noqa: E402
 from support.server import ServerFactory  # noqa: E402
+from support.silent import SilentEndpoint  # noqa: E402
 
 HEADERS = {"OpenAI-Beta": "assistants=v2", "Authorization": "Bearer x"}
-
-
-class SilentServer:
-    """Accepts TCP connections and never answers (an embeddings endpoint that hangs)."""
-
-    def __init__(self) -> None:
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(64)
-        self.conns: list[socket.socket] = []
-        self.closed = False
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.sock.getsockname()[1]}/v1"
-
-    def _accept(self) -> None:
-        while not self.closed:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            self.conns.append(conn)
-
-    def close(self) -> None:
-        self.closed = True
-        for c in [*self.conns, self.sock]:
-            c.close()
 
 
 def scenario_setup(http: httpx.Client, fake: FakeOpenAI, kind: str) -> tuple[str, dict[str, Any]]:
@@ -165,7 +136,7 @@ def main() -> None:
     parser.add_argument("--backend", default="sqlite")
     parser.add_argument("--scenarios", default="model,code,vector_store")
     args = parser.parse_args()
-    silent = SilentServer()
+    silent = SilentEndpoint()
     fake = FakeOpenAI().start()
     env = {
         "OPENAI_API_KEY": "k",

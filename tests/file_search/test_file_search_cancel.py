@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import socket
-import threading
 import time
 from collections.abc import Iterator
 
@@ -15,38 +13,10 @@ from fakes import Reply, ToolCallSpec
 from fakes.fake_openai import FakeOpenAI
 from support.llm import llm_env
 from support.server import ServerFactory, ServerHandle
+from support.silent import SilentEndpoint
 
 CANCEL_BOUND_S = 5.0
 HEADERS = {"OpenAI-Beta": "assistants=v2", "Authorization": "Bearer test"}
-
-
-class SilentEndpoint:
-    """TEST DOUBLE: accepts TCP connections and never answers (an embeddings service that hangs)."""
-
-    def __init__(self) -> None:
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(64)
-        self.conns: list[socket.socket] = []
-        self.closed = False
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.sock.getsockname()[1]}/v1"
-
-    def _accept(self) -> None:
-        while not self.closed:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            self.conns.append(conn)
-
-    def close(self) -> None:
-        self.closed = True
-        for c in [*self.conns, self.sock]:
-            c.close()
 
 
 @pytest.fixture(scope="module")
