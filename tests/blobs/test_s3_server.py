@@ -4,12 +4,14 @@ and output files, deletion. Nothing lands in the local data directory."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import openai
@@ -168,14 +170,7 @@ def test_code_interpreter_input_and_output_files(
 def test_bucket_unreachable_is_a_503_and_nothing_is_saved(
     server_factory: ServerFactory, backend: str, validator: ResponseValidator
 ) -> None:
-    from moto.server import ThreadedMotoServer
-
-    port = free_port()
-    moto = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    moto.start()
-    s3 = S3Server(f"http://127.0.0.1:{port}")
-    handle = server_factory.start(env={**s3.env, "THREADLINE_BLOB_URL": f"s3://{s3.bucket()}/x"}, backend=backend)
-    try:
+    with server_on_own_s3(server_factory, backend) as (handle, moto):
         client = make_client(handle.base_url, validator=validator)
         kept = client.files.create(file=("kept.txt", b"kept"), purpose="assistants")
         moto.stop()
@@ -186,22 +181,13 @@ def test_bucket_unreachable_is_a_503_and_nothing_is_saved(
         with pytest.raises(openai.InternalServerError):
             client.files.content(kept.id)
         assert [f.filename for f in client.files.list()] == ["kept.txt"]
-    finally:
-        handle.stop()
 
 
 def test_ingestion_waits_for_an_unreachable_bucket(
     server_factory: ServerFactory, backend: str, validator: ResponseValidator
 ) -> None:
     """The file is not at fault: it stays in_progress while the bucket is down and is indexed once it is back."""
-    from moto.server import ThreadedMotoServer
-
-    port = free_port()
-    moto = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    moto.start()
-    s3 = S3Server(f"http://127.0.0.1:{port}")
-    handle = server_factory.start(env={**s3.env, "THREADLINE_BLOB_URL": f"s3://{s3.bucket()}/x"}, backend=backend)
-    try:
+    with server_on_own_s3(server_factory, backend) as (handle, moto):
         client = make_client(handle.base_url, validator=validator)
         stores = vector_stores(client)
         text = b"Spring tides follow the new and the full moon."
@@ -214,12 +200,50 @@ def test_ingestion_waits_for_an_unreachable_bucket(
             time.sleep(0.2)
         assert "storage full or unavailable" in _server_log(handle)
         assert stores.files.retrieve(vector_store_id=store.id, file_id=f.id).status == "in_progress"
-        moto = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)  # moto keeps its objects
         moto.start()
         vsf = stores.files.poll(vector_store_id=store.id, file_id=f.id, poll_interval_ms=100)
         assert vsf.status == "completed", vsf.last_error
+
+
+class OwnS3:
+    """A moto S3 server for one test, which the test may stop and start again on the same port.
+
+    Moto keeps its buckets and objects in this process, so they survive a restart.
+    """
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self._server: Any = None
+        self.start()
+
+    @property
+    def s3(self) -> S3Server:
+        return S3Server(f"http://127.0.0.1:{self.port}")
+
+    def start(self) -> None:
+        from moto.server import ThreadedMotoServer
+
+        self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
+        self._server.start()
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.stop()
+            self._server = None
+
+
+@contextlib.contextmanager
+def server_on_own_s3(server_factory: ServerFactory, backend: str) -> Iterator[tuple[ServerHandle, OwnS3]]:
+    """A threadline server whose blobs live in a fresh bucket on an `OwnS3`; both are stopped on exit."""
+    moto = OwnS3()
+    try:
+        s3 = moto.s3
+        handle = server_factory.start(env={**s3.env, "THREADLINE_BLOB_URL": f"s3://{s3.bucket()}/x"}, backend=backend)
+        try:
+            yield handle, moto
+        finally:
+            handle.stop()
     finally:
-        handle.stop()
         moto.stop()
 
 
