@@ -11,7 +11,7 @@ from fakes import Reply
 from runs.sse import collapse, names, post_stream
 from support.llm import llm_env
 from support.sdk import make_client
-from support.streams import AccumulatingHandler, text_view
+from support.streams import stream_run, text_view
 
 from .conftest import run_code
 
@@ -208,16 +208,9 @@ def test_streamed_file_path_rides_on_its_link_delta(client, analyst, fake_llm):
     thread = client.beta.threads.create(messages=[{"role": "user", "content": "Sum and plot the sales."}])
     answer = "The total is 65. Get [the table](sandbox:/mnt/data/doubled.csv) or sandbox:/mnt/data/doubled.csv."
     fake_llm.script(run_code(PLOT_CODE, "")[0], Reply(text=answer, chunks=len(answer)))  # every link is split
-    handler = AccumulatingHandler()
-    with client.beta.threads.runs.stream(thread_id=thread.id, assistant_id=analyst.id, event_handler=handler) as s:
-        s.until_done()
-        final = s.get_final_messages()
-    assert s.get_final_run().status == "completed"
-    stored = client.beta.threads.messages.retrieve(message_id=final[0].id, thread_id=thread.id)
-    assert final[0].model_dump() == stored.model_dump()
+    stored, handler = stream_run(client, thread.id, analyst.id)
     view = text_view(stored)
     assert [p[0] for p in view] == ["image_file", answer]
     annotations = view[1][1]
     assert [(a[0], a[1]) for a in annotations] == [("file_path", "sandbox:/mnt/data/doubled.csv")] * 2
-    assert text_view(handler.accumulated[stored.id]) == view
     assert handler.annotated_deltas == 2 and handler.misplaced == []

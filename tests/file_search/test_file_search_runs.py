@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fakes import Reply, ToolCallSpec
 from runs.sse import collapse, names, post_stream
-from support.streams import AccumulatingHandler, text_view
+from support.streams import stream_run, text_view
 
 from .conftest import DOCS
 
@@ -170,17 +170,10 @@ def test_stream_citations_ride_on_their_marker_deltas(client, stores, fake_llm):
         Reply(tool_calls=[ToolCallSpec("file_search", '{"queries": ["zebra stripes purpose"]}')]),
         Reply(text=answer, chunks=len(answer)),  # one character per chunk: every marker is split
     )
-    handler = AccumulatingHandler()
-    with client.beta.threads.runs.stream(thread_id=thread.id, assistant_id=assistant.id, event_handler=handler) as s:
-        s.until_done()
-        final = s.get_final_messages()
-    assert s.get_final_run().status == "completed"
-    stored = client.beta.threads.messages.retrieve(message_id=final[0].id, thread_id=thread.id)
-    assert final[0].model_dump() == stored.model_dump()
+    stored, handler = stream_run(client, thread.id, assistant.id)
     view = text_view(stored)
     assert view[0][0] == "They keep zebras cool 【0†zebras.txt】 and repel flies 【0†zebras.txt】. That is all."
     assert [a[0] for a in view[0][1]] == ["file_citation", "file_citation"] and view[0][1][0][4] == ids["zebras.txt"]
-    assert text_view(handler.accumulated[stored.id]) == view
     assert handler.annotated_deltas == 2 and handler.misplaced == []
 
 
@@ -188,11 +181,7 @@ def test_fallback_citations_are_streamed_with_their_markers(client, stores, fake
     assistant, _, ids = assistant_with_store(client, stores)
     thread = client.beta.threads.create(messages=[{"role": "user", "content": "What colour is Mars and why?"}])
     fake_llm.script(*search_then_answer("Mars looks red because of iron oxide dust on its surface.", "mars colour"))
-    handler = AccumulatingHandler()
-    with client.beta.threads.runs.stream(thread_id=thread.id, assistant_id=assistant.id, event_handler=handler) as s:
-        s.until_done()
-    message = client.beta.threads.messages.list(thread_id=thread.id).data[0]
+    message, handler = stream_run(client, thread.id, assistant.id)
     view = text_view(message)
     assert view[0][1] and view[0][1][0][4] == ids["mars.md"]
-    assert text_view(handler.accumulated[message.id]) == view
     assert handler.annotated_deltas == 1 and handler.misplaced == []

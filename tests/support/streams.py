@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from openai import AssistantEventHandler
+from openai import AssistantEventHandler, OpenAI
 
 
 class AccumulatingHandler(AssistantEventHandler):
@@ -51,3 +51,20 @@ def text_view(message: Any) -> list[tuple[str, Any]]:
             annotations.append((a.type, a.text, a.start_index, a.end_index, ref.file_id))
         out.append((part.text.value, annotations))
     return out
+
+
+def stream_run(client: OpenAI, thread_id: str, assistant_id: str) -> tuple[Any, AccumulatingHandler]:
+    """Stream a run to its end through an `AccumulatingHandler`; returns (the stored reply message, the handler).
+
+    Asserts that the run completed, that the SDK's final message equals the stored one, and that what the SDK
+    accumulated from the deltas reads the same as the stored message (`text_view`).
+    """
+    handler = AccumulatingHandler()
+    with client.beta.threads.runs.stream(thread_id=thread_id, assistant_id=assistant_id, event_handler=handler) as s:
+        s.until_done()
+        final = s.get_final_messages()
+    assert s.get_final_run().status == "completed"
+    stored = client.beta.threads.messages.retrieve(message_id=final[0].id, thread_id=thread_id)
+    assert final[0].model_dump() == stored.model_dump()
+    assert text_view(handler.accumulated[stored.id]) == text_view(stored)
+    return stored, handler
