@@ -29,22 +29,9 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
-from common import machine, machine_line, percentile, scifact_dir  # noqa: E402
+from common import full_windows, machine, machine_line, percentile, scifact_dir  # noqa: E402
 from threadline.retrieval.chunking import AUTO_MAX_TOKENS, AUTO_OVERLAP_TOKENS, chunk_text  # noqa: E402
 from threadline.retrieval.embeddings import OnnxEmbedder  # noqa: E402
-
-
-def full_windows(emb: OnnxEmbedder, corpus: list[dict], n: int) -> list[str]:
-    texts, buf = [], ""
-    for doc in corpus:
-        buf += " " + doc["text"]
-        ids = emb._tok.encode(buf).ids
-        if len(ids) >= 256:
-            texts.append(emb._tok.decode(ids[1:255]))
-            buf = ""
-            if len(texts) == n:
-                break
-    return texts
 
 
 class Padded:
@@ -110,7 +97,7 @@ def main() -> int:
         emb = OnnxEmbedder(path)
         name = Path(path).name if path else "default"
         models += [(f"{name}, padded batches of 32", Padded(emb)), (f"{name}, one window per call", emb)]
-    windows = full_windows(models[-1][1], corpus, args.chunks)
+    windows = full_windows(models[-1][1], (d["text"] for d in corpus), args.chunks)
     mixed: list[str] = []
     for doc in corpus[len(corpus) // 2 :]:
         mixed += [c.text for c in chunk_text(f"{doc['title']}\n\n{doc['text']}", AUTO_MAX_TOKENS, AUTO_OVERLAP_TOKENS)]

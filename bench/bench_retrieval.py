@@ -31,7 +31,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
-from common import scifact_dir  # noqa: E402
+from common import full_windows, scifact_dir  # noqa: E402
 from threadline.retrieval import index as ix  # noqa: E402
 from threadline.retrieval.chunking import AUTO_MAX_TOKENS, AUTO_OVERLAP_TOKENS, chunk_text  # noqa: E402
 from threadline.retrieval.embeddings import OnnxEmbedder  # noqa: E402
@@ -196,15 +196,7 @@ def synthetic_store(engine, index, n: int, chunks: list, vecs: np.ndarray) -> st
 
 def throughput(emb: OnnxEmbedder, n: int = 320) -> float:
     """chunks/s for chunks of exactly 256 word pieces (the model window), batch 32 (embedder default)."""
-    texts, buf = [], ""
-    for line in lines(DATA / "corpus.jsonl"):
-        buf += " " + json.loads(line)["text"]
-        ids = emb._tok.encode(buf).ids
-        if len(ids) >= 256:
-            texts.append(emb._tok.decode(ids[1:255]))
-            buf = ""
-        if len(texts) == n:
-            break
+    texts = full_windows(emb, (json.loads(line)["text"] for line in lines(DATA / "corpus.jsonl")), n)
     emb.embed(texts[:32])
     best = 0.0
     for _ in range(2):

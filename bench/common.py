@@ -20,7 +20,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -53,6 +53,21 @@ def scifact_dir() -> Path:
             "or point SCIFACT_DIR at a BEIR SciFact directory."
         )
     return path
+
+
+def full_windows(embedder: Any, texts: Iterable[str], n: int) -> list[str]:
+    """Up to `n` chunks of exactly 256 word pieces (the model window, [CLS] and [SEP] included), cut in order from
+    `texts` run together; `embedder` is an OnnxEmbedder (its tokenizer counts the pieces)."""
+    out, buf = [], ""
+    for text in texts:
+        buf += " " + text
+        ids = embedder._tok.encode(buf).ids
+        if len(ids) >= 256:
+            out.append(embedder._tok.decode(ids[1:255]))
+            buf = ""
+            if len(out) == n:
+                break
+    return out
 
 
 # -- machine and statistics -------------------------------------------------------------------------------------
