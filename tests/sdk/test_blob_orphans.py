@@ -12,7 +12,7 @@ from typing import Any
 import openai
 import pytest
 
-from support.schemas import ResponseValidator
+from support.blob_files import blob_names
 from support.sdk import make_client
 from support.server import ServerFactory, ServerHandle
 
@@ -20,21 +20,10 @@ OLD = time.time() - 2 * 3600  # older than the sweep's grace period (1 h)
 
 
 @pytest.fixture
-def own_server(server_factory: ServerFactory, backend: str) -> Iterator[ServerHandle]:
+def server(server_factory: ServerFactory, backend: str) -> Iterator[ServerHandle]:
     handle = server_factory.start({"THREADLINE_SANDBOX_WARM_POOL": "0"}, backend)
     yield handle
     handle.stop()
-
-
-@pytest.fixture
-def client(own_server: ServerHandle, validator: ResponseValidator) -> Iterator[openai.OpenAI]:
-    c = make_client(own_server.base_url, validator=validator)
-    yield c
-    c.close()
-
-
-def blob_names(server: ServerHandle) -> set[str]:
-    return {p.name for p in (server.data_dir / "files").glob("*/*")}
 
 
 def all_file_ids(client: openai.OpenAI) -> set[str]:
@@ -61,7 +50,7 @@ def race(*calls: Callable[[], Any]) -> list[Any]:
     return results
 
 
-def test_racing_complete_and_cancel_leave_no_orphan_blob(client: openai.OpenAI, own_server: ServerHandle) -> None:
+def test_racing_complete_and_cancel_leave_no_orphan_blob(client: openai.OpenAI, server: ServerHandle) -> None:
     payload = os.urandom(2_000_000)
     for attempt in range(10):
         up = client.uploads.create(
@@ -82,17 +71,17 @@ def test_racing_complete_and_cancel_leave_no_orphan_blob(client: openai.OpenAI, 
         assert isinstance(lost[0], openai.BadRequestError), lost[0]
         assert won[0].status in ("completed", "cancelled")
     files = all_file_ids(client)
-    assert blob_names(own_server) == files, "blobs on disk that no File references (or Files without bytes)"
+    assert blob_names(server) == files, "blobs on disk that no File references (or Files without bytes)"
     for file_id in files:
         assert client.files.content(file_id).content == payload
 
 
-def test_start_up_sweep_deletes_old_orphans_only(client: openai.OpenAI, own_server: ServerHandle) -> None:
+def test_start_up_sweep_deletes_old_orphans_only(client: openai.OpenAI, server: ServerHandle) -> None:
     kept = client.files.create(file=("kept.txt", b"keep me"), purpose="assistants")
     up = client.uploads.create(filename="later.txt", bytes=6, mime_type="text/plain", purpose="assistants")
     part = client.uploads.parts.create(up.id, data=b"abcdef")
-    root = own_server.data_dir / "files"
-    own_server.stop()
+    root = server.data_dir / "files"
+    server.stop()
 
     def plant(name: str, age: float | None) -> None:
         path = root / name.removesuffix(".tmp")[-2:] / name
@@ -107,13 +96,13 @@ def test_start_up_sweep_deletes_old_orphans_only(client: openai.OpenAI, own_serv
     for blob in root.glob("*/*"):
         if blob.name in (kept.id, part.id):
             os.utime(blob, (OLD, OLD))  # old but referenced: must stay
-    own_server.start()
+    server.start()
 
     deadline = time.monotonic() + 60
-    while {"file-orphanedbyacrash000000ab", "file-interruptedwrite00000cd.tmp"} & blob_names(own_server):
-        assert time.monotonic() < deadline, blob_names(own_server)
+    while {"file-orphanedbyacrash000000ab", "file-interruptedwrite00000cd.tmp"} & blob_names(server):
+        assert time.monotonic() < deadline, blob_names(server)
         time.sleep(0.2)
-    assert blob_names(own_server) == {kept.id, part.id, "file-writtenjustnow000000000ef"}
+    assert blob_names(server) == {kept.id, part.id, "file-writtenjustnow000000000ef"}
     assert client.files.content(kept.id).content == b"keep me"
     done = client.uploads.complete(up.id, part_ids=[part.id])
     assert client.files.content(done.file.id).content == b"abcdef"
@@ -143,7 +132,7 @@ def test_expired_upload_parts_are_deleted(server_factory: ServerFactory, backend
         server.stop()
 
 
-def test_start_up_prunes_chunks_a_failed_delete_left(client: openai.OpenAI, own_server: ServerHandle) -> None:
+def test_start_up_prunes_chunks_a_failed_delete_left(client: openai.OpenAI, server: ServerHandle) -> None:
     from support.sdk import http_module, vector_stores
     from threadline.store.db import create_engine
 
@@ -163,12 +152,12 @@ def test_start_up_prunes_chunks_a_failed_delete_left(client: openai.OpenAI, own_
         return len(response.json()["data"])
 
     assert hits() == 1
-    own_server.kill()  # as if the server died between committing the detach and cleaning the index
-    engine = create_engine(own_server.database_url)
+    server.kill()  # as if the server died between committing the detach and cleaning the index
+    engine = create_engine(server.database_url)
     with engine.begin() as conn:
         conn.exec_driver_sql(f"DELETE FROM vector_store_files WHERE file_id = '{f.id}'")
     engine.dispose()
-    own_server.start()
+    server.start()
     deadline = time.monotonic() + 60
     while hits():
         assert time.monotonic() < deadline, "chunks of a detached file are still searchable"

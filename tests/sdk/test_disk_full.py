@@ -16,8 +16,8 @@ from pathlib import Path
 import openai
 import pytest
 
-from support.schemas import ResponseValidator
-from support.sdk import http_module, make_client, raw_http_client, vector_stores
+from support.blob_files import blob_names
+from support.sdk import http_module, raw_http_client, vector_stores
 from support.server import ServerFactory, ServerHandle
 
 from .helpers import expect_error
@@ -72,7 +72,7 @@ def _mount_tmpfs(target: Path) -> None:
 
 
 @pytest.fixture
-def small_disk(server_factory: ServerFactory, backend: str) -> Iterator[ServerHandle]:
+def server(server_factory: ServerFactory, backend: str) -> Iterator[ServerHandle]:
     """A running server whose data dir (blobs; with SQLite also the database) is a 24 MB tmpfs."""
     handle = server_factory.prepare(
         {"THREADLINE_STORAGE_RESERVE_MB": str(RESERVE_MB), "THREADLINE_SANDBOX_WARM_POOL": "0"}, backend
@@ -84,18 +84,6 @@ def small_disk(server_factory: ServerFactory, backend: str) -> Iterator[ServerHa
     finally:
         handle.stop()
         subprocess.run(["umount", "-l", str(handle.data_dir)], check=False)
-
-
-@pytest.fixture
-def client(small_disk: ServerHandle, validator: ResponseValidator) -> Iterator[openai.OpenAI]:
-    c = make_client(small_disk.base_url, validator=validator)
-    yield c
-    c.close()
-
-
-def blob_names(server: ServerHandle) -> set[str]:
-    root = server.data_dir / "files"
-    return {p.name for p in root.glob("*/*")} if root.exists() else set()
 
 
 def expect_full(call) -> None:  # noqa: ANN001
@@ -110,8 +98,8 @@ def wait_for(predicate, timeout: float = 90.0, what: str = "condition") -> None:
         time.sleep(0.2)
 
 
-def test_writes_fail_clearly_and_deletes_work_on_a_full_disk(client: openai.OpenAI, small_disk: ServerHandle) -> None:
-    sqlite = small_disk.backend == "sqlite"
+def test_writes_fail_clearly_and_deletes_work_on_a_full_disk(client: openai.OpenAI, server: ServerHandle) -> None:
+    sqlite = server.backend == "sqlite"
     stores = vector_stores(client)
     assistant = client.beta.assistants.create(model="gpt-4o", name="kept until deleted")
     thread = client.beta.threads.create(messages=[{"role": "user", "content": "one"}])
@@ -120,15 +108,15 @@ def test_writes_fail_clearly_and_deletes_work_on_a_full_disk(client: openai.Open
     f2 = client.files.create(file=("more.bin", os.urandom(300_000)), purpose="assistants")
     store = stores.create(name="kb", file_ids=[f1.id])
     wait_for(lambda: stores.files.retrieve(f1.id, vector_store_id=store.id).status == "completed", what="ingestion")
-    assert blob_names(small_disk) == {f1.id, f2.id}
+    assert blob_names(server) == {f1.id, f2.id}
 
-    filler = Filler(small_disk.data_dir)
+    filler = Filler(server.data_dir)
     filler.fill()
     try:
         # Every write of file bytes fails with the documented error, and leaves no bytes behind.
         expect_full(lambda: client.files.create(file=("new.txt", TEXT), purpose="assistants"))
         expect_full(lambda: client.files.create(file=("big.bin", os.urandom(2_000_000)), purpose="assistants"))
-        with raw_http_client(small_disk.base_url) as http:
+        with raw_http_client(server.base_url) as http:
             response = http.post("/files", files={"file": ("x.txt", TEXT)}, data={"purpose": "assistants"})
         assert response.status_code == 507 and response.headers["x-should-retry"] == "false"
         if sqlite:
@@ -148,7 +136,7 @@ def test_writes_fail_clearly_and_deletes_work_on_a_full_disk(client: openai.Open
             upload = client.uploads.create(filename="u.bin", bytes=3, mime_type="text/plain", purpose="assistants")
             expect_full(lambda: client.uploads.parts.create(upload.id, data=b"abc"))
             assert client.uploads.cancel(upload.id).status == "cancelled"
-        assert blob_names(small_disk) == {f1.id, f2.id}
+        assert blob_names(server) == {f1.id, f2.id}
 
         # Reads keep working, including search (which would also note the store's last use).
         assert client.files.content(f1.id).content == TEXT * 200
@@ -168,7 +156,7 @@ def test_writes_fail_clearly_and_deletes_work_on_a_full_disk(client: openai.Open
         expect_error(openai.NotFoundError, lambda: client.beta.threads.retrieve(thread.id))
         expect_error(openai.NotFoundError, lambda: stores.retrieve(store.id))
         expect_error(openai.NotFoundError, lambda: client.files.retrieve(f1.id))
-        assert blob_names(small_disk) == set()
+        assert blob_names(server) == set()
     finally:
         filler.free()
 
@@ -178,11 +166,11 @@ def test_writes_fail_clearly_and_deletes_work_on_a_full_disk(client: openai.Open
     assert client.beta.assistants.create(model="gpt-4o").id.startswith("asst_")
     again = stores.create(name="again", file_ids=[f3.id])
     wait_for(lambda: stores.files.retrieve(f3.id, vector_store_id=again.id).status == "completed", what="ingestion")
-    assert blob_names(small_disk) == {f3.id}
+    assert blob_names(server) == {f3.id}
 
 
-def test_running_out_of_space_mid_write_leaves_no_partial_blob(client: openai.OpenAI, small_disk: ServerHandle) -> None:
-    data_dir = small_disk.data_dir
+def test_running_out_of_space_mid_write_leaves_no_partial_blob(client: openai.OpenAI, server: ServerHandle) -> None:
+    data_dir = server.data_dir
     payload = os.urandom(400_000)
     up = client.uploads.create(
         filename="u.bin", bytes=2 * len(payload), mime_type="application/octet-stream", purpose="assistants"
@@ -194,32 +182,32 @@ def test_running_out_of_space_mid_write_leaves_no_partial_blob(client: openai.Op
         # Bigger than the room left: the write starts, hits ENOSPC, and its partial file is removed.
         expect_full(lambda: client.files.create(file=("big.bin", os.urandom(3_000_000)), purpose="assistants"))
         expect_full(lambda: client.uploads.parts.create(up.id, data=os.urandom(3_000_000)))
-        assert blob_names(small_disk) == set()
+        assert blob_names(server) == set()
         assert free_bytes(data_dir) >= before - 64 * 1024  # what the failed writes took is free again
         # Two parts fit, their concatenation does not: complete fails cleanly and the upload stays usable.
         parts = [client.uploads.parts.create(up.id, data=payload).id for _ in range(2)]
-        assert blob_names(small_disk) == set(parts)
+        assert blob_names(server) == set(parts)
         expect_full(lambda: client.uploads.complete(up.id, part_ids=parts))
-        assert blob_names(small_disk) == set(parts)  # the upload stays pending: completing works once there is room
+        assert blob_names(server) == set(parts)  # the upload stays pending: completing works once there is room
     finally:
         filler.free()
     done = client.uploads.complete(up.id, part_ids=parts)
     assert done.status == "completed" and client.files.content(done.file.id).content == payload * 2
-    assert blob_names(small_disk) == {done.file.id}
+    assert blob_names(server) == {done.file.id}
 
 
-def test_ingestion_waits_for_room_instead_of_failing(client: openai.OpenAI, small_disk: ServerHandle) -> None:
+def test_ingestion_waits_for_room_instead_of_failing(client: openai.OpenAI, server: ServerHandle) -> None:
     stores = vector_stores(client)
     text = b"".join(b"Paragraph %d about zebras, stripes, flies and heat.\n\n" % i for i in range(800))
     f = client.files.create(file=("long.txt", text), purpose="assistants")
     store = stores.create(name="kb")
-    filler = Filler(small_disk.data_dir)
+    filler = Filler(server.data_dir)
     filler.fill(leave=64 * 1024)  # room for the attach, not for the chunks (with SQLite)
     try:
         stores.files.create(vector_store_id=store.id, file_id=f.id)
-        if small_disk.backend == "sqlite":
+        if server.backend == "sqlite":
             paused = "ingesting 1 file(s) paused: storage full"
-            wait_for(lambda: paused in small_disk.log_text(), timeout=180, what="ingestion to hit the full disk")
+            wait_for(lambda: paused in server.log_text(), timeout=180, what="ingestion to hit the full disk")
             assert stores.files.retrieve(f.id, vector_store_id=store.id).status == "in_progress"
     finally:
         filler.free()
