@@ -78,7 +78,35 @@ class TooLarge(Exception):
     pass
 
 
-class LocalBlobStore:
+class ChunkedWrites:
+    """`put`, `put_bytes` and `concat` of a BlobStore, built on the store's `_write` and `open`."""
+
+    def _write(self, key: str, chunks: Iterable[bytes], max_bytes: int | None) -> tuple[int, str]:
+        """Write `chunks` as the blob `key`, whole or not at all; (bytes, md5 hex). Raises TooLarge past `max_bytes`."""
+        raise NotImplementedError
+
+    def open(self, key: str) -> BinaryIO:
+        raise NotImplementedError
+
+    def put(self, key: str, source: BinaryIO, *, max_bytes: int | None = None) -> tuple[int, str]:
+        """Copy `source` to the blob `key` in chunks; (bytes, md5 hex). Raises TooLarge past `max_bytes`."""
+        return self._write(key, iter(lambda: source.read(CHUNK), b""), max_bytes)
+
+    def put_bytes(self, key: str, data: bytes) -> None:
+        self._write(key, [data], None)
+
+    def concat(self, key: str, parts: list[str]) -> tuple[int, str]:
+        """Write the blobs `parts`, in order, as one blob `key` (streamed through this process)."""
+
+        def chunks() -> Iterator[bytes]:
+            for part in parts:
+                with self.open(part) as f:
+                    yield from iter(lambda f=f: f.read(CHUNK), b"")
+
+        return self._write(key, chunks(), None)
+
+
+class LocalBlobStore(ChunkedWrites):
     """Files under <root>/<2-char shard>/<key>; writes go to a temp file and are renamed into place."""
 
     def __init__(self, root: Path) -> None:
@@ -90,7 +118,7 @@ class LocalBlobStore:
             raise ValueError(f"bad blob key {key!r}")
         return self.root / key[-2:] / key
 
-    def _write(self, key: str, chunks, max_bytes: int | None) -> tuple[int, str]:  # noqa: ANN001
+    def _write(self, key: str, chunks: Iterable[bytes], max_bytes: int | None) -> tuple[int, str]:
         target = self.path(key)
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = target.with_name(target.name + TMP_SUFFIX)
@@ -111,20 +139,6 @@ class LocalBlobStore:
             tmp.unlink(missing_ok=True)
             raise
         return size, digest.hexdigest()
-
-    def put(self, key: str, source: BinaryIO, *, max_bytes: int | None = None) -> tuple[int, str]:
-        return self._write(key, iter(lambda: source.read(CHUNK), b""), max_bytes)
-
-    def put_bytes(self, key: str, data: bytes) -> None:
-        self._write(key, [data], None)
-
-    def concat(self, key: str, parts: list[str]) -> tuple[int, str]:
-        def chunks():
-            for part in parts:
-                with open(self.path(part), "rb") as f:
-                    yield from iter(lambda f=f: f.read(CHUNK), b"")
-
-        return self._write(key, chunks(), None)
 
     def open(self, key: str) -> BinaryIO:
         return open(self.path(key), "rb")

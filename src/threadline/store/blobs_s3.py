@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from typing import Any, BinaryIO
 from urllib.parse import urlsplit
 
-from .blobs import CHUNK, SWEEP_BATCH, TooLarge
+from .blobs import CHUNK, SWEEP_BATCH, ChunkedWrites, TooLarge
 
 PART_BYTES = 8 * CHUNK  # S3 wants parts of at least 5 MiB (except the last)
 
@@ -40,7 +40,7 @@ def parse_s3_url(url: str) -> tuple[str, str]:
     return parts.netloc, f"{prefix}/" if prefix else ""
 
 
-class S3BlobStore:
+class S3BlobStore(ChunkedWrites):
     """Objects at s3://<bucket>/<prefix><key>; an object appears whole (single PUT or completed multipart upload)."""
 
     def __init__(self, url: str, client: Any = None) -> None:
@@ -119,23 +119,6 @@ class S3BlobStore:
                     log.warning("could not abort the multipart upload of blob %s", key, exc_info=True)
             raise
         return size, digest.hexdigest()
-
-    def put(self, key: str, source: BinaryIO, *, max_bytes: int | None = None) -> tuple[int, str]:
-        """Copy `source` to the blob `key` in chunks; (bytes, md5 hex). Raises TooLarge past `max_bytes`."""
-        return self._write(key, iter(lambda: source.read(CHUNK), b""), max_bytes)
-
-    def put_bytes(self, key: str, data: bytes) -> None:
-        self._write(key, [data], None)
-
-    def concat(self, key: str, parts: list[str]) -> tuple[int, str]:
-        """Write the blobs `parts`, in order, as one blob `key` (streamed through this process)."""
-
-        def chunks() -> Iterator[bytes]:
-            for part in parts:
-                with self.open(part) as f:
-                    yield from iter(lambda f=f: f.read(CHUNK), b"")
-
-        return self._write(key, chunks(), None)
 
     def open(self, key: str) -> BinaryIO:
         """A streaming reader of the blob (a context manager). Raises FileNotFoundError when it does not exist."""
