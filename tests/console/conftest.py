@@ -38,8 +38,10 @@ CHROMIUM_ARGS = [
 WAIT_MS = 20_000
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser() -> Iterator[Any]:
+    """Package scope: Playwright's sync API keeps an event loop running in this thread while it is open, and the
+    suites after this one call asyncio.run(), which refuses to run inside a running loop."""
     if not Path(CHROMIUM).exists():
         pytest.fail(f"{CHROMIUM} is missing: run scripts/setup-browser.sh (make test does)")
     from playwright.sync_api import sync_playwright
