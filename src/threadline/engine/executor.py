@@ -145,7 +145,7 @@ class _Job:
                     conn.execute(
                         t.update()
                         .where(t.c.id == self.run_id, t.c.lease_owner == OWNER)
-                        .values(lease_until=now() + lease)
+                        .values(lease_until=self.rt.clock.now() + lease)
                     )
 
             try:
@@ -165,7 +165,7 @@ class _Job:
             conn.execute(
                 t.update()
                 .where(t.c.id == run["id"])
-                .values(lease_owner=OWNER, lease_until=now() + self.rt.settings.run_lease_s)
+                .values(lease_owner=OWNER, lease_until=self.rt.clock.now() + self.rt.settings.run_lease_s)
             )
             raw = conn.execute(sa.select(t.c.state).where(t.c.id == run["id"])).scalar()
             loaded["state"] = loads(raw or "{}")
@@ -196,7 +196,7 @@ class _Job:
         if self.cancel.is_set():
             await self.finish_cancelled()
             raise _Stop
-        if self.run["expires_at"] is not None and now() >= self.run["expires_at"]:
+        if self.run["expires_at"] is not None and self.rt.clock.now() >= self.run["expires_at"]:
             await self.finish_expired()
             raise _Stop
 
@@ -299,7 +299,7 @@ class _Job:
         stream = provider.stream(request)
         try:
             async for event in stream:
-                if self.cancel.is_set() or (self.run["expires_at"] and now() >= self.run["expires_at"]):
+                if self.cancel.is_set() or (self.run["expires_at"] and self.rt.clock.now() >= self.run["expires_at"]):
                     break
                 if isinstance(event, TextDelta):
                     if event.text:
