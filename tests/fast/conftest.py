@@ -4,7 +4,7 @@ No server subprocess, no sockets, no sandbox warm pool, SQLite in a temp dir. Th
 (tests/fast/scripted.py) and time is a ManualClock, so expiry and lease tests advance time instead of sleeping.
 Wire compatibility stays proven by the end-to-end tier (the rest of tests/), which drives real servers.
 
-Fixtures (every test here is an anyio test on asyncio; the app's lifespan runs around each test):
+Fixtures (test modules set `pytestmark = pytest.mark.anyio`; asyncio; the app's lifespan runs around each test):
     clock     ManualClock the runtime reads for expiry, leases and sweeps
     llm       ScriptedProvider every model name is routed to
     settings  Settings for the app (override the fixture, or use `make_app`, to change them)
@@ -31,13 +31,6 @@ from threadline.providers.router import ProviderRouter
 from .scripted import ScriptedProvider
 
 BASE = "http://threadline.test"
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    here = Path(__file__).parent
-    for item in items:
-        if here in Path(str(item.fspath)).parents:
-            item.add_marker(pytest.mark.anyio)
 
 
 @pytest.fixture

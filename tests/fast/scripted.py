@@ -9,7 +9,8 @@ protocol directly, so the engine is exercised without sockets::
     ...
     llm.requests[-1].messages        # the ChatRequest the engine sent
 
-A turn without script answers DEFAULT_TEXT. A `hold` turn streams `hold` chunks and then waits until
+A turn without script answers DEFAULT_TEXT. Like a model, a turn stops at the request's max_tokens (counted in
+words) with finish reason "length". A `hold` turn streams `hold` chunks and then waits until
 `llm.release()` (or the stream is closed): a run is kept in progress for as long as a test needs, without sleeping.
 """
 
@@ -92,6 +93,10 @@ class ScriptedProvider:
         if turn.error is not None and turn.error_after == 0:
             raise turn.error
         text = turn.text if turn.text is not None or turn.tool_calls else DEFAULT_TEXT
+        finish = turn.finish
+        limit = self.requests[-1].max_tokens
+        if limit is not None and text and len(text.split()) > limit:  # like a model: stop at max_tokens (words)
+            text, finish = " ".join(text.split()[:limit]), "length"
         deltas = _split(text, turn.chunks) if text else []
         for i, piece in enumerate(deltas):
             if turn.hold is not None and i == turn.hold:
@@ -112,6 +117,6 @@ class ScriptedProvider:
             for piece in args:
                 yield ToolCallDelta(index, piece)
         prompt = sum(len(str(m.content or "").split()) for m in self.requests[-1].messages)
-        usage = turn.usage or (prompt, max(1, len(text.split())) if text else len(turn.tool_calls))
-        yield Usage(*usage)
-        yield Finish(turn.finish or ("tool_calls" if turn.tool_calls else "stop"))  # type: ignore[arg-type]
+        completion = len(text.split()) if text else len(turn.tool_calls)
+        yield Usage(*(turn.usage or (prompt, completion)))
+        yield Finish(finish or ("tool_calls" if turn.tool_calls else "stop"))  # type: ignore[arg-type]
