@@ -10,13 +10,14 @@ Fixtures (test modules set `pytestmark = pytest.mark.anyio`; asyncio; the app's 
     settings  Settings for the app (override the fixture, or use `make_app`, to change them)
     app       the FastAPI app, started (lifespan entered) and stopped after the test
     runtime   app.state.runtime
-    client    openai.AsyncOpenAI on the app
+    client    openai.AsyncOpenAI on the app (sdk_client(app) makes one for an app a test builds itself)
     http      raw httpx.AsyncClient on the app (base_url .../v1, assistants=v2 header)
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import httpx
@@ -76,11 +77,18 @@ async def http(app) -> AsyncIterator[httpx.AsyncClient]:  # noqa: ANN001
         yield c
 
 
-@pytest.fixture
-async def client(app) -> AsyncIterator[openai.AsyncOpenAI]:  # noqa: ANN001
+@asynccontextmanager
+async def sdk_client(app) -> AsyncIterator[openai.AsyncOpenAI]:  # noqa: ANN001
+    """openai.AsyncOpenAI talking to `app` in-process (start the app's lifespan first)."""
     transport = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), timeout=30)
     c = openai.AsyncOpenAI(base_url=f"{BASE}/v1", api_key="test", http_client=transport, max_retries=0)
     try:
         yield c
     finally:
         await c.close()
+
+
+@pytest.fixture
+async def client(app) -> AsyncIterator[openai.AsyncOpenAI]:  # noqa: ANN001
+    async with sdk_client(app) as c:
+        yield c
