@@ -33,7 +33,7 @@ async def test_requires_action_run_expires(client, llm, clock, runtime):
             run.id, thread_id=thread.id, tool_outputs=[{"tool_call_id": "call_x", "output": "late"}]
         )
     assert exc.value.body["message"] == 'Runs in status "expired" do not accept tool outputs.'
-    assert await asyncio.to_thread(runtime.workers.expire) == 1  # what the 1 s sweep does
+    await asyncio.to_thread(runtime.workers.expire)  # what the sweep does every second (it may have beaten us)
     run = await client.beta.threads.runs.retrieve(run.id, thread_id=thread.id)
     assert run.status == "expired" and run.required_action is None
     step = (await client.beta.threads.runs.steps.list(run_id=run.id, thread_id=thread.id)).data[0]
