@@ -1,7 +1,7 @@
 """The server's clock: where expiry, leases and sweeps read the time.
 
 The Runtime holds one Clock and passes it down. Production uses SystemClock; tests use ManualClock and move time
-forward with ``advance()`` instead of sleeping, so run expiry, lease expiry and upload expiry are tested at once.
+forward with ``advance()`` instead of sleeping, so run expiry, leases and upload expiry are tested at once.
 
 Times are whole Unix seconds (``now()``), the unit of every ``*_at`` column and field.
 """
