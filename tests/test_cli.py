@@ -1,4 +1,4 @@
-"""The `threadline` command: migrate, serve, add-key."""
+"""The `threadline` command: migrate, serve, add-key, list-keys, revoke-key."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from support.server import ServerFactory, server_python
+from support.server import ServerFactory, ServerHandle, server_python
 
 
 def threadline(*args: str, env: dict[str, str] | None = None, timeout: float = 120) -> subprocess.CompletedProcess[str]:
@@ -101,6 +101,61 @@ def test_add_key_enables_auth(server_factory: ServerFactory, backend: str) -> No
         assert "no API keys configured" not in handle.log_text()
     finally:
         handle.stop()
+
+
+def status(handle: ServerHandle, key: str | None) -> int:
+    headers = {"Authorization": f"Bearer {key}"} if key else {}
+    return httpx.get(f"{handle.base_url}/assistants", headers=headers).status_code
+
+
+def test_key_changes_apply_at_once_in_every_server_process(server_factory: ServerFactory, backend: str) -> None:
+    """Two servers on one database, both started open: add-key closes both at once, revoke-key shuts the key out
+    of both at once, no restart."""
+    first = server_factory.prepare(backend=backend)
+    second = server_factory.prepare(backend=backend)
+    second.database_url = first.database_url
+    db_args = ["--data-dir", str(first.data_dir), "--database-url", first.database_url]
+    first.start()
+    second.start()
+    try:
+        for handle in (first, second):
+            assert status(handle, None) == 200 and "no API keys configured" in handle.log_text()
+        added = threadline("add-key", "--key", "sk-tl-first-key-0001", "--name", "first", *db_args)
+        assert added.returncode == 0, added.stderr
+        assert threadline("add-key", "--key", "sk-tl-other-key-0002", "--name", "other", *db_args).returncode == 0
+        for handle in (first, second):
+            assert status(handle, None) == 401
+            assert status(handle, "sk-tl-wrong-key-0000") == 401
+            assert status(handle, "sk-tl-first-key-0001") == 200
+            assert status(handle, "sk-tl-other-key-0002") == 200
+
+        again = threadline("add-key", "--key", "sk-tl-first-key-0001", *db_args)
+        assert again.returncode == 1 and "stored already" in again.stderr
+
+        listed = threadline("list-keys", *db_args)
+        assert listed.returncode == 0, listed.stderr
+        rows = [line.split("\t") for line in listed.stdout.strip().splitlines()]
+        assert [r[1] for r in rows] == ["first", "other"]
+        assert "sk-tl-first" not in listed.stdout  # only a hash prefix is shown
+
+        revoked = threadline("revoke-key", "--key", "sk-tl-first-key-0001", *db_args)
+        assert revoked.returncode == 0 and "revoked 1 key" in revoked.stdout
+        for handle in (first, second):
+            assert status(handle, "sk-tl-first-key-0001") == 401
+            assert status(handle, "sk-tl-other-key-0002") == 200
+
+        assert threadline("revoke-key", "--id", rows[1][0], *db_args).returncode == 0
+        assert threadline("revoke-key", "--name", "nobody", *db_args).returncode == 1
+        for handle in (first, second):  # no key left: open again, as at start
+            assert status(handle, None) == 200
+    finally:
+        second.stop()
+        first.stop()
+
+
+def test_revoke_key_needs_one_selector(tmp_path: Path) -> None:
+    proc = threadline("revoke-key", "--data-dir", str(tmp_path))
+    assert proc.returncode == 2 and "one of the arguments --key --id --name is required" in proc.stderr
 
 
 def test_bad_database_url(tmp_path: Path) -> None:

@@ -27,7 +27,8 @@ from .middleware import APIMiddleware, BodyLimit
 from .providers import router as provider_router
 from .providers.listing import ModelLister
 from .sandbox import SandboxManager
-from .store import LocalBlobStore, Store, schema
+from .store import Store, schema
+from .store.blobs import open_blob_store
 from .store.storage import StorageReserve, is_disk_full
 
 ORPHAN_MIN_AGE_S = 3600.0  # a blob is written just before its row commits; older unreferenced ones are orphans
@@ -56,7 +57,7 @@ class Runtime:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         self.store = Store(settings.effective_database_url)
         self.store.migrate()
-        self.blobs = LocalBlobStore(settings.blob_dir)
+        self.blobs = open_blob_store(settings.blob_url, settings.blob_dir)
         self.reserve = _storage_reserve(self.store, settings)
         self.reserve.ensure()
         self._maintenance: list[asyncio.Task] = []
@@ -85,6 +86,7 @@ class Runtime:
 
     async def start(self) -> None:
         self.loop = asyncio.get_running_loop()
+        self.keys.start()
         await self.workers.start(recover_all=self.store.backend == "sqlite")
         self._maintenance = [asyncio.create_task(self._sweep_orphans()), asyncio.create_task(self._maintain())]
         await self.ingestor.start()
@@ -100,6 +102,8 @@ class Runtime:
         await self.sandbox.aclose()
         await self.ingestor.stop()
         await self.workers.stop()
+        await self.executor.signal.aclose()
+        self.keys.close()
         self.store.close()
 
     async def _sweep_orphans(self) -> None:

@@ -43,6 +43,7 @@ def serve(args: argparse.Namespace) -> int:
     runtime = app.state.runtime
     print(f"threadline serving on http://{settings.host}:{settings.port}/v1", flush=True)
     print(f"store: {_describe_store(settings.effective_database_url)}", flush=True)
+    print(f"files: {settings.blob_url or settings.blob_dir}", flush=True)
     if not runtime.keys.enabled:
         print(
             "WARNING: no API keys configured (THREADLINE_API_KEYS): the server is OPEN to anyone who can reach it.",
@@ -65,9 +66,7 @@ def migrate(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_key(args: argparse.Namespace) -> int:
-    import secrets
-
+def _key_store(args: argparse.Namespace):  # noqa: ANN202 - (Store, KeyChecker)
     from .auth import KeyChecker
     from .store import Store
 
@@ -75,11 +74,51 @@ def add_key(args: argparse.Namespace) -> int:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     store = Store(settings.effective_database_url)
     store.migrate()
-    key = args.key or "sk-tl-" + secrets.token_urlsafe(32)
-    KeyChecker(store, []).add(key, args.name)
-    print(key)
-    store.close()
-    return 0
+    return store, KeyChecker(store, [])
+
+
+def add_key(args: argparse.Namespace) -> int:
+    import secrets
+
+    store, keys = _key_store(args)
+    try:
+        key = args.key or "sk-tl-" + secrets.token_urlsafe(32)
+        if not keys.add(key, args.name):
+            print("error: that key is stored already", file=sys.stderr)
+            return 1
+        print(key)
+        return 0
+    finally:
+        store.close()
+
+
+def list_keys(args: argparse.Namespace) -> int:
+    import datetime
+
+    store, keys = _key_store(args)
+    try:
+        stored = keys.list()
+        if not stored:
+            print("no keys stored (keys in THREADLINE_API_KEYS are not listed)")
+        for k in stored:
+            created = datetime.datetime.fromtimestamp(k.created_at, datetime.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+            print(f"{k.id}\t{k.name or '-'}\t{created}\tsha256:{k.hash_prefix}")
+        return 0
+    finally:
+        store.close()
+
+
+def revoke_key(args: argparse.Namespace) -> int:
+    store, keys = _key_store(args)
+    try:
+        count = keys.revoke(key=args.key, key_id=args.id, name=args.name)
+        if not count:
+            print("error: no stored key matches (keys in THREADLINE_API_KEYS are revoked there)", file=sys.stderr)
+            return 1
+        print(f"revoked {count} key(s)")
+        return 0
+    finally:
+        store.close()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -106,6 +145,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--name")
     common(p)
     p.set_defaults(func=add_key)
+
+    p = sub.add_parser("list-keys", help="list stored API keys (id, name, created, hash prefix)")
+    common(p)
+    p.set_defaults(func=list_keys)
+
+    p = sub.add_parser("revoke-key", help="delete a stored API key; running servers reject it at once")
+    which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument("--key", help="the key itself")
+    which.add_argument("--id", type=int, help="its id (see list-keys)")
+    which.add_argument("--name", help="every key with this name")
+    common(p)
+    p.set_defaults(func=revoke_key)
 
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")

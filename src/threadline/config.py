@@ -17,6 +17,7 @@ class Settings:
     port: int = 8000
     data_dir: Path = Path("var")
     database_url: str | None = None
+    blob_url: str | None = None
     api_keys: list[str] = field(default_factory=list)
     run_expires_after_s: int = 600
     run_workers: int = 32
@@ -51,6 +52,7 @@ class Settings:
         s.port = int(env.get("THREADLINE_PORT", s.port))
         s.data_dir = Path(env.get("THREADLINE_DATA_DIR", str(s.data_dir)))
         s.database_url = env.get("THREADLINE_DATABASE_URL") or None
+        s.blob_url = env.get("THREADLINE_BLOB_URL") or None
         s.api_keys = _env_list(env.get("THREADLINE_API_KEYS"))
         s.run_expires_after_s = int(env.get("THREADLINE_RUN_EXPIRES_AFTER", s.run_expires_after_s))
         s.run_workers = int(env.get("THREADLINE_RUN_WORKERS", s.run_workers))

@@ -146,7 +146,9 @@ class RetrievalService:
         if row is None:
             return []
         try:
-            return [extract_text(self.blobs.path(row[1]).read_bytes(), loads(row[0])["filename"])]
+            with self.blobs.open(row[1]) as f:
+                data = f.read()
+            return [extract_text(data, loads(row[0])["filename"])]
         except (ParseError, OSError):
             return []
 

@@ -9,7 +9,7 @@ from typing import Any
 import orjson
 
 from .api.errors import APIError, BodyError, size_text
-from .auth import KeyChecker
+from .auth import KeyChecker, Verdict
 from .config import Settings
 
 BETA_PATHS = ("/v1/assistants", "/v1/threads")
@@ -47,17 +47,18 @@ class APIMiddleware:
         headers = dict(scope["headers"])
         path = scope["path"]
         failure = None
-        if self.keys is not None and self.keys.enabled and path.startswith("/v1/"):
+        if self.keys is not None and path.startswith("/v1/"):
             auth = headers.get(b"authorization", b"").decode("latin-1")
-            if not auth.lower().startswith("bearer ") or not auth[7:].strip():
+            key = auth[7:].strip() if auth.lower().startswith("bearer ") else ""
+            verdict = self.keys.verify(key or None)  # looked up per request: key changes apply at once
+            if verdict is Verdict.MISSING:
                 failure = (
                     401,
                     "You didn't provide an API key. You need to provide your API key in an "
                     "Authorization header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY).",
                     None,
                 )
-            elif not self.keys.check(auth[7:].strip()):
-                key = auth[7:].strip()
+            elif verdict is Verdict.INVALID:
                 shown = key[:3] + "*" * 4 + key[-4:] if len(key) > 8 else "*" * len(key)
                 failure = (401, f"Incorrect API key provided: {shown}.", "invalid_api_key")
         if failure is None and path.startswith(BETA_PATHS):

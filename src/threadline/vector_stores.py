@@ -18,6 +18,7 @@ import sqlalchemy as sa
 
 from .ids import new_id
 from .store import Store, dumps, loads, now, schema
+from .store.blobs_s3 import BlobStoreError
 from .store.storage import is_disk_full
 
 log = logging.getLogger("threadline.vector_stores")
@@ -152,7 +153,7 @@ def present_batch(conn: sa.Connection, batch: dict[str, Any]) -> dict[str, Any]:
 def touch(conn: sa.Connection, vs_ids: list[str]) -> None:
     """Mark stores as used now (moves `last_active_at` and, with an expiry policy, `expires_at`)."""
     for vs_id in vs_ids:
-        obj = Store.fetch(conn, schema.vector_stores, vs_id)
+        obj = Store.fetch(conn, schema.vector_stores, vs_id, lock=True)
         if obj is None:
             continue
         obj["last_active_at"] = now()
@@ -219,9 +220,10 @@ class Ingestor:
             async with self._sem:
                 await asyncio.to_thread(self.ingest_now, group)
         except Exception as exc:
-            if is_disk_full(exc):
-                # Not the file's fault: leave it in_progress and try again once deletes have made room.
-                log.warning("ingesting %d file(s) paused: storage full: %s", len(group), exc)
+            if is_disk_full(exc) or isinstance(exc, BlobStoreError):
+                # Not the file's fault: leave it in_progress and try again once deletes have made room or the
+                # file storage (an S3 bucket) answers again.
+                log.warning("ingesting %d file(s) paused: storage full or unavailable: %s", len(group), exc)
                 await asyncio.sleep(DISK_FULL_RETRY_S)
                 return
             log.exception("ingesting %d file(s) failed", len(group))
@@ -277,7 +279,9 @@ class Ingestor:
         t = schema.vector_store_files
         with self.rt.store.write() as conn:
             row = conn.execute(
-                sa.select(t.c.seq, t.c.data).where(t.c.vector_store_id == vs_id, t.c.file_id == file_id)
+                sa.select(t.c.seq, t.c.data)
+                .where(t.c.vector_store_id == vs_id, t.c.file_id == file_id)
+                .with_for_update()
             ).first()
             if row is None:
                 return

@@ -13,6 +13,7 @@ Scripting, shared by both fakes::
         ... point a client at fake.base_url ...
         fake.requests                               # every chat request body received, in order
         fake.request_headers                        # ... and its headers
+        fake.abandoned                              # streams the client closed early (FakeOpenAI)
         fake.reset()                                # clear script, records and responder
 
 With neither a script nor a responder, a fake answers with a short deterministic text. Each text chunk and
@@ -139,6 +140,7 @@ class FakeServer:
         self.responder: Responder | None = None
         self.requests: list[dict] = []
         self.request_headers: list[dict[str, str]] = []
+        self.abandoned = 0  # streams the client closed before their end (FakeOpenAI)
         self._queue: deque[Reply] = deque()
         self._lock = threading.Lock()
         self._counter = 0
@@ -162,6 +164,7 @@ class FakeServer:
             self.requests.clear()
             self.request_headers.clear()
             self.responder = None
+            self.abandoned = 0
 
     def record(self, body: dict, headers: dict[str, str]) -> int:
         """Log a request; returns its 1-based number."""

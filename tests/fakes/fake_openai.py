@@ -15,6 +15,7 @@ Command line (for benchmarks)::
 from __future__ import annotations
 
 import array
+import asyncio
 import base64
 import hashlib
 import math
@@ -85,7 +86,7 @@ class FakeOpenAI(FakeServer):
         if not body.get("stream"):
             await self.pace(reply, first=True)
             return JSONResponse(plan.completion())
-        return StreamingResponse(plan.chunks(), media_type="text/event-stream")
+        return StreamingResponse(plan.chunks(request), media_type="text/event-stream")
 
     def _error(self, reply: Reply) -> Response:
         status = reply.error or 500
@@ -202,9 +203,30 @@ class _Plan:
             }
         )
 
-    async def chunks(self) -> AsyncIterator[str]:
+    async def chunks(self, request: Request) -> AsyncIterator[str]:
+        try:
+            async for chunk in self._chunks(request):
+                yield chunk
+        except (asyncio.CancelledError, GeneratorExit):
+            self.fake.abandoned += 1  # the client closed the stream before its end
+            raise
+
+    async def _first_token_wait(self, request: Request) -> bool:
+        """Wait for the time to first token; False if the client went away meanwhile (nothing is written while
+        waiting, so the server would not notice otherwise)."""
+        delay = self.fake.ttft_s if self.reply.ttft_s is None else self.reply.ttft_s
+        deadline = time.monotonic() + (delay or 0.0)
+        while time.monotonic() < deadline:
+            if await request.is_disconnected():
+                return False
+            await asyncio.sleep(min(0.1, max(0.0, deadline - time.monotonic())))
+        return True
+
+    async def _chunks(self, request: Request) -> AsyncIterator[str]:
         reply, fake = self.reply, self.fake
-        await fake.pace(reply, first=True)
+        if not await self._first_token_wait(request):
+            fake.abandoned += 1
+            return
         yield self._chunk({"role": "assistant", "content": "", "refusal": None})
         for n, piece in enumerate(self.pieces):
             if n:

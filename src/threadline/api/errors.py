@@ -12,6 +12,7 @@ from fastapi.responses import Response
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from ..store.blobs_s3 import BlobStoreError
 from ..store.storage import is_disk_full
 
 log = logging.getLogger("threadline")
@@ -84,6 +85,12 @@ def storage_full() -> APIError:
         code="insufficient_storage",
         headers={"x-should-retry": "false"},
     )
+
+
+def blobs_unavailable() -> APIError:
+    """503 server_error: the file storage (an S3 bucket) could not be reached or refused the request; the SDK's
+    automatic retries may succeed."""
+    return APIError(503, "The server's file storage is unavailable right now; please try again.", type="server_error")
 
 
 def not_found(kind: str, object_id: str) -> APIError:
@@ -325,6 +332,9 @@ def install_handlers(app: FastAPI) -> None:
         if is_disk_full(exc):
             log.warning("storage full: %s", exc)
             return _respond(storage_full())
+        if isinstance(exc, BlobStoreError):
+            log.warning("file storage unavailable: %s", exc)
+            return _respond(blobs_unavailable())
         raise exc
 
     @app.exception_handler(Exception)

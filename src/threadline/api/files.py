@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import unicodedata
+from collections.abc import Iterator
 from typing import Any, BinaryIO
+from urllib.parse import quote
 
 import sqlalchemy as sa
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import FileResponse, Response
+from fastapi.responses import FileResponse, Response, StreamingResponse
 from starlette.datastructures import UploadFile
 
 from ..ids import new_id
 from ..store import Store, dumps, loads, now, schema
-from ..store.blobs import TooLarge, discard_on_error
+from ..store.blobs import CHUNK, LocalBlobStore, TooLarge, discard_on_error
 from .common import (
     ListParams,
     check_id,
@@ -153,16 +155,16 @@ async def upload_file(request: Request) -> Response:
                 f"File is too large. The maximum file size is {size_text(max_bytes)}.", param="file"
             ) from None
         if size == 0:
-            rt.blobs.delete(file_id)
+            await run_in_threadpool(rt.blobs.delete, file_id)  # a network call when the bytes live in S3
             raise bad_request("The file is empty. Please upload a file with content.", param="file")
         obj = file_object(file_id, filename, size, purpose, expires_at)
 
         def commit() -> None:
-            with rt.store.write() as conn:
+            # The clean-up runs in the worker thread too: deleting an S3 object must not block the event loop.
+            with discard_on_error(rt.blobs, [file_id]), rt.store.write() as conn:
                 save_file(rt, conn, obj, file_id)
 
-        with discard_on_error(rt.blobs, [file_id]):
-            await run_in_threadpool(commit)
+        await run_in_threadpool(commit)
         return json(obj)
     finally:
         await form.close()
@@ -188,7 +190,8 @@ def get_file(file_id: str, request: Request) -> Response:
 
 
 def _strip_file_from(conn: sa.Connection, table: sa.Table, file_id: str) -> None:
-    rows = conn.execute(sa.select(table.c.id, table.c.data).where(table.c.data.contains(file_id))).all()
+    query = sa.select(table.c.id, table.c.data).where(table.c.data.contains(file_id)).with_for_update()
+    rows = conn.execute(query).all()
     for object_id, raw in rows:
         obj = loads(raw)
         ci = (obj.get("tool_resources") or {}).get("code_interpreter")
@@ -224,12 +227,37 @@ def file_content(file_id: str, request: Request) -> Response:
     with rt.store.read() as conn:
         obj = load(conn, schema.files, file_id, "file")
         blob_key = conn.execute(sa.select(schema.files.c.blob_key).where(schema.files.c.id == file_id)).scalar()
-    path = rt.blobs.path(blob_key)
-    if not path.exists():
-        raise APIError(404, f"No content found for file '{file_id}'.")
-    return FileResponse(
-        path, media_type="application/octet-stream", filename=obj["filename"], content_disposition_type="attachment"
+    missing = APIError(404, f"No content found for file '{file_id}'.")
+    if isinstance(rt.blobs, LocalBlobStore):
+        path = rt.blobs.path(blob_key)
+        if not path.exists():
+            raise missing
+        return FileResponse(
+            path, media_type="application/octet-stream", filename=obj["filename"], content_disposition_type="attachment"
+        )
+    try:
+        body, size = rt.blobs.open_sized(blob_key)
+    except FileNotFoundError:
+        raise missing from None
+    return StreamingResponse(
+        _stream(body),
+        media_type="application/octet-stream",
+        headers={"content-length": str(size), "content-disposition": _attachment(obj["filename"])},
     )
+
+
+def _stream(body: BinaryIO) -> Iterator[bytes]:
+    """The blob in CHUNK-sized pieces (Starlette iterates a sync generator in a worker thread); closed at the end."""
+    with body:
+        yield from iter(lambda: body.read(CHUNK), b"")
+
+
+def _attachment(filename: str) -> str:
+    """The Content-Disposition header FileResponse sends for `filename` (RFC 6266 / 5987 for non-ASCII names)."""
+    quoted = quote(filename)
+    if quoted != filename:
+        return f"attachment; filename*=utf-8''{quoted}"
+    return f'attachment; filename="{filename}"'
 
 
 __all__ = ["create_file_from_bytes", "deleted", "router"]

@@ -85,12 +85,12 @@ async def add_part(upload_id: str, request: Request) -> Response:
         part = {"id": part_id, "object": "upload.part", "created_at": now(), "upload_id": upload_id}
 
         def commit() -> None:
-            with rt.store.write() as conn:
+            # The clean-up runs in the worker thread too: deleting an S3 object must not block the event loop.
+            with discard_on_error(rt.blobs, [part_id]), rt.store.write() as conn:
                 _require_pending(load(conn, schema.uploads, upload_id, "upload", lock=True), rt.clock.now())
                 rt.store.insert(conn, schema.upload_parts, part, upload_id=upload_id, bytes=size, blob_key=part_id)
 
-        with discard_on_error(rt.blobs, [part_id]):
-            await run_in_threadpool(commit)
+        await run_in_threadpool(commit)
         return json(part)
     finally:
         await form.close()

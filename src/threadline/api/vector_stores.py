@@ -142,9 +142,10 @@ def _load_store(conn: sa.Connection, vs_id: str, lock: bool = False) -> dict[str
     return load(conn, schema.vector_stores, vs_id, "vector store", lock=lock)
 
 
-def _vsf_row(conn: sa.Connection, vs_id: str, file_id: str) -> dict[str, Any]:
+def _vsf_row(conn: sa.Connection, vs_id: str, file_id: str, lock: bool = False) -> dict[str, Any]:
     t = schema.vector_store_files
-    raw = conn.execute(sa.select(t.c.data).where(t.c.vector_store_id == vs_id, t.c.file_id == file_id)).scalar()
+    query = sa.select(t.c.data).where(t.c.vector_store_id == vs_id, t.c.file_id == file_id)
+    raw = conn.execute(query.with_for_update() if lock else query).scalar()
     if raw is None:
         raise not_found("vector store file", file_id)
     return loads(raw)
@@ -398,7 +399,7 @@ def update_vs_file(vs_id: str, file_id: str, body: FileUpdate, request: Request)
     with rt.store.write() as conn:
         _load_store(conn, vs_id)
         check_id("file", file_id, "file_id")
-        obj = _vsf_row(conn, vs_id, file_id)
+        obj = _vsf_row(conn, vs_id, file_id, lock=True)  # ingestion may be finishing it meanwhile
         obj["attributes"] = body.attributes
         conn.execute(t.update().where(t.c.vector_store_id == vs_id, t.c.file_id == file_id).values(data=dumps(obj)))
     rt.retrieval.update_attributes(vs_id, file_id, body.attributes)
@@ -467,10 +468,10 @@ def create_batch(vs_id: str, body: BatchCreate, request: Request) -> Response:
     return json(out, headers=poll_headers(request))
 
 
-def _load_batch(conn: sa.Connection, vs_id: str, batch_id: str) -> dict[str, Any]:
+def _load_batch(conn: sa.Connection, vs_id: str, batch_id: str, lock: bool = False) -> dict[str, Any]:
     _load_store(conn, vs_id)
     check_id("file_batch", batch_id, "batch_id")
-    batch = Store.fetch(conn, schema.file_batches, batch_id)
+    batch = Store.fetch(conn, schema.file_batches, batch_id, lock=lock)
     if batch is None or batch["vector_store_id"] != vs_id:
         raise not_found("vector store file batch", batch_id)
     return batch
@@ -487,9 +488,9 @@ def cancel_batch(vs_id: str, batch_id: str, request: Request) -> Response:
     rt = runtime(request)
     t = schema.vector_store_files
     with rt.store.write() as conn:
-        batch = _load_batch(conn, vs_id, batch_id)
+        batch = _load_batch(conn, vs_id, batch_id, lock=True)
         rows = conn.execute(
-            sa.select(t.c.seq, t.c.data).where(t.c.batch_id == batch_id, t.c.status == "in_progress")
+            sa.select(t.c.seq, t.c.data).where(t.c.batch_id == batch_id, t.c.status == "in_progress").with_for_update()
         ).all()
         for seq, raw in rows:
             obj = loads(raw)

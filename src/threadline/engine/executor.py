@@ -10,8 +10,8 @@ import asyncio
 import logging
 import secrets
 import socket
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 import orjson
 import sqlalchemy as sa
@@ -28,6 +28,7 @@ from ..providers.base import (
 )
 from ..store import Store, dumps, loads, now, schema
 from ..store.storage import is_disk_full
+from .cancel import CancelSignal, PolledCancelSignal
 from .context import PromptTooLarge, build_context
 from .events import NullSink, error_payload
 from .objects import assistant_message, step_object, strip_content, usage
@@ -38,6 +39,12 @@ STORAGE_FULL_RUN = "The server's storage is full; the run could not save its res
 
 MAX_TURNS = 32
 OWNER = f"{socket.gethostname()}:{secrets.token_hex(4)}"
+# After a cancel or expiry, how long an interrupted tool may take to unwind before the run is finished anyway.
+INTERRUPT_GRACE_S = 1.0
+# Fields of an assistant message the executor owns; the rest (metadata) belongs to API clients.
+MESSAGE_FIELDS = ("content", "status", "completed_at", "incomplete_at", "incomplete_details")
+
+T = TypeVar("T")
 
 
 class ToolFatal(Exception):
@@ -48,11 +55,57 @@ class _Stop(Exception):
     """The run left in_progress underneath us (cancelled, expired) or finished; unwind quietly."""
 
 
+class _Lost(Exception):
+    """A guarded write found the run no longer in_progress under this executor's lease."""
+
+
+class _Failure:
+    """An exception raised by the provider stream, passed from the stream's reader task to the executor."""
+
+    def __init__(self, exc: BaseException) -> None:
+        self.exc = exc
+
+
+_END = object()  # the provider stream ended
+_INTERRUPTED = object()  # a cancel or the expiry interrupted the wait for the provider
+
+
+def merge_owned(current: dict[str, Any] | None, ours: dict[str, Any], fields: tuple[str, ...]) -> dict[str, Any]:
+    """The stored object with only `fields` taken from the writer's copy (the writer owns nothing else)."""
+    if current is None:
+        return ours
+    merged = dict(current)
+    for name in fields:
+        if name in ours:
+            merged[name] = ours[name]
+    return merged
+
+
+def _cancel_once(task: asyncio.Task) -> None:
+    """Cancel `task` unless it is done or already being cancelled: a second cancel would interrupt its cleanup
+    (closing the upstream connection) halfway."""
+    if not task.done() and not task.cancelling():
+        task.cancel()
+
+
+async def _read_stream(stream: Any, queue: asyncio.Queue) -> None:
+    """Read the provider stream in its own task (so a cancel can interrupt it anywhere) into `queue`."""
+    try:
+        async for event in stream:
+            queue.put_nowait(event)
+    except Exception as exc:
+        queue.put_nowait(_Failure(exc))
+    else:
+        queue.put_nowait(_END)
+
+
 class RunExecutor:
-    def __init__(self, runtime: Any) -> None:
+    def __init__(self, runtime: Any, signal: CancelSignal | None = None) -> None:
         self.rt = runtime
         self.store: Store = runtime.store
-        self.cancel_events: dict[str, asyncio.Event] = {}
+        self.signal: CancelSignal = signal or PolledCancelSignal(runtime.store)
+        self.active: set[str] = set()  # runs an execution of this process drives now
+        self._orphans: set[asyncio.Task] = set()  # interrupted tools still unwinding
 
     # -- database helpers (run in a worker thread) -----------------------------------------------------------
 
@@ -71,19 +124,22 @@ class RunExecutor:
     def _save_run(self, conn: Any, run: dict, **cols: Any) -> None:
         Store.update(conn, schema.runs, run, status=run["status"], expires_at=run["expires_at"], **cols)
 
-    def signal_cancel(self, run_id: str) -> bool:
-        event = self.cancel_events.get(run_id)
-        if event is None:
-            return False
-        event.set()
-        return True
+    def signal_cancel(self, run_id: str) -> None:
+        """A cancel of `run_id` was committed (status `cancelling`); callable from any thread."""
+        self.signal.notify(run_id)
+
+    def keep_unwinding(self, task: asyncio.Task) -> None:
+        """Hold a reference to an interrupted task that has not finished unwinding yet."""
+        self._orphans.add(task)
+        task.add_done_callback(self._orphans.discard)
 
     # -- entry point --------------------------------------------------------------------------------------------
 
     async def execute(self, run_id: str, sink: Any = None) -> None:
         sink = sink or NullSink()
-        cancel = self.cancel_events.setdefault(run_id, asyncio.Event())
-        job = _Job(self, run_id, sink, cancel)
+        job = _Job(self, run_id, sink)
+        self.active.add(run_id)
+        self.signal.watch(run_id, job.on_cancel)
         heartbeat = asyncio.create_task(job.heartbeat())
         try:
             await job.drive()
@@ -106,19 +162,26 @@ class RunExecutor:
                     sink.emit("error", error_payload("The server had an error while processing the run."))
         finally:
             heartbeat.cancel()
-            self.cancel_events.pop(run_id, None)
+            job.close()
+            self.signal.unwatch(run_id)
+            self.active.discard(run_id)
             sink.close()
 
 
 class _Job:
     """One execution of one run (from queued to requires_action or a terminal state)."""
 
-    def __init__(self, ex: RunExecutor, run_id: str, sink: Any, cancel: asyncio.Event) -> None:
+    def __init__(self, ex: RunExecutor, run_id: str, sink: Any) -> None:
         self.ex = ex
         self.rt = ex.rt
         self.run_id = run_id
         self.sink = sink
-        self.cancel = cancel
+        self.cancelled = False  # a cancel was requested
+        self.expired = False  # expires_at passed
+        self.stopped: asyncio.Future[None] = asyncio.get_running_loop().create_future()  # either of the two
+        self.reader: asyncio.Task | None = None  # the task reading the provider stream, while a turn streams
+        self.events: asyncio.Queue | None = None  # its events
+        self._expiry: asyncio.TimerHandle | None = None
         self.run: dict[str, Any] = {}
         self.state: dict[str, Any] = {}
         self.step: dict[str, Any] | None = None  # open step
@@ -128,6 +191,75 @@ class _Job:
         self.text_index = 0
         self.text_started = False
         self.annotations: list[dict[str, Any]] = []  # of the open message's text, as streamed
+
+    # -- interruption: cancel and expiry stop whatever the run waits for ------------------------------------------
+
+    def on_cancel(self) -> None:
+        self.cancelled = True
+        self._interrupt()
+
+    def on_expiry(self) -> None:
+        self.expired = True
+        self._interrupt()
+
+    def _interrupt(self) -> None:
+        if not self.stopped.done():
+            self.stopped.set_result(None)
+        if self.reader is not None:
+            _cancel_once(self.reader)  # the provider generator closes its HTTP response: the upstream stops
+        if self.events is not None:
+            self.events.put_nowait(_INTERRUPTED)
+
+    def _arm_expiry(self) -> None:
+        expires_at = self.run.get("expires_at")
+        if expires_at is not None and self._expiry is None:
+            self._expiry = self.rt.clock.call_later(max(0.0, expires_at - self.rt.clock.time()), self.on_expiry)
+
+    def close(self) -> None:
+        if self._expiry is not None:
+            self._expiry.cancel()
+
+    async def interruptible(self, aw: Awaitable[T]) -> T:
+        """Await `aw` unless the run is cancelled or expires first: then `aw` is cancelled, the run finished
+        (cancelled / expired) and _Stop raised."""
+        task = asyncio.ensure_future(aw)
+        try:
+            await asyncio.wait({task, self.stopped}, return_when=asyncio.FIRST_COMPLETED)
+        except asyncio.CancelledError:
+            task.cancel()
+            raise
+        if task.done() and not task.cancelled():
+            return task.result()
+        task.cancel()
+        done, _ = await asyncio.wait({task}, timeout=INTERRUPT_GRACE_S)
+        if not done:
+            log.warning("run %s: an interrupted tool is still unwinding", self.run_id)
+            self.ex.keep_unwinding(task)
+        elif not task.cancelled() and task.exception() is not None:
+            log.info("run %s: interrupted tool ended with %r", self.run_id, task.exception())
+        await self.checkpoint()
+        raise _Stop
+
+    # -- guarded writes -----------------------------------------------------------------------------------------
+
+    def _write_owned(self, fn: Callable[[Any], T]) -> T:
+        t = schema.runs
+        with self.ex.store.write() as conn:
+            row = conn.execute(
+                sa.select(t.c.status, t.c.lease_owner).where(t.c.id == self.run_id).with_for_update()
+            ).first()
+            if row is None or row[0] != "in_progress" or row[1] != OWNER:
+                raise _Lost
+            return fn(conn)
+
+    async def owned_write(self, fn: Callable[[Any], T]) -> T:
+        """Run `fn(conn)` in a write transaction holding the run's row lock, only while this executor still
+        drives the run (in_progress under its lease); otherwise report where the run is and stop."""
+        try:
+            return await self.ex.db(self._write_owned, fn)
+        except _Lost:
+            await self._lost_run()
+            raise _Stop from None
 
     def emit(self, event: str, data: Any) -> None:
         if event.startswith("thread.run.step.") and event != "thread.run.step.delta":
@@ -183,6 +315,7 @@ class _Job:
             return
         self.run = run
         self.state, self.thread, self.assistant = loaded["state"], loaded["thread"], loaded["assistant"]
+        self._arm_expiry()
         self.emit("thread.run.in_progress", run)
         for _ in range(MAX_TURNS):
             if not await self.turn():
@@ -193,10 +326,10 @@ class _Job:
         conn.execute(schema.runs.update().where(schema.runs.c.id == self.run_id).values(state=dumps(self.state)))
 
     async def checkpoint(self) -> None:
-        if self.cancel.is_set():
+        if self.cancelled:
             await self.finish_cancelled()
             raise _Stop
-        if self.run["expires_at"] is not None and self.rt.clock.now() >= self.run["expires_at"]:
+        if self.expired or (self.run["expires_at"] is not None and self.rt.clock.now() >= self.run["expires_at"]):
             await self.finish_expired()
             raise _Stop
 
@@ -280,7 +413,7 @@ class _Job:
                 )
 
         try:
-            ctx = await self.ex.db(build)
+            ctx = await self.interruptible(self.ex.db(build))  # read-only: abandoning it is harmless
         except PromptTooLarge as exc:
             if prompt_left is not None:
                 await self.finish_incomplete("max_prompt_tokens")
@@ -297,10 +430,18 @@ class _Job:
         turn_usage = (0, 0)
         self.processor = self._text_processor(server)
         stream = provider.stream(request)
+        events: asyncio.Queue = asyncio.Queue()
+        reader = asyncio.create_task(_read_stream(stream, events))
+        self.reader, self.events = reader, events
+        if self.stopped.done():
+            self._interrupt()
         try:
-            async for event in stream:
-                if self.cancel.is_set() or (self.run["expires_at"] and self.rt.clock.now() >= self.run["expires_at"]):
+            while True:
+                event = await events.get()
+                if event is _END or event is _INTERRUPTED or self.stopped.done():
                     break
+                if isinstance(event, _Failure):
+                    raise event.exc
                 if isinstance(event, TextDelta):
                     if event.text:
                         await self.on_text(event.text)
@@ -325,7 +466,13 @@ class _Job:
             await self.fail(exc.code, exc.message if hasattr(exc, "message") else str(exc))
             return False
         finally:
-            await stream.aclose()
+            self.reader = self.events = None
+            _cancel_once(reader)
+            done, _ = await asyncio.wait({reader}, timeout=INTERRUPT_GRACE_S)
+            if done:
+                await stream.aclose()
+            else:
+                self.ex.keep_unwinding(reader)
         await self.checkpoint()
         self.state["prompt_tokens"] = self.state.get("prompt_tokens", 0) + turn_usage[0]
         self.state["completion_tokens"] = self.state.get("completion_tokens", 0) + turn_usage[1]
@@ -364,12 +511,11 @@ class _Job:
             {"type": "message_creation", "message_creation": {"message_id": message["id"]}},
         )
 
-        def save() -> None:
-            with self.ex.store.write() as conn:
-                Store.insert(conn, schema.run_steps, step, run_id=self.run_id, thread_id=self.run["thread_id"])
-                Store.insert(conn, schema.messages, message, thread_id=self.run["thread_id"], run_id=self.run_id)
+        def save(conn: Any) -> None:
+            Store.insert(conn, schema.run_steps, step, run_id=self.run_id, thread_id=self.run["thread_id"])
+            Store.insert(conn, schema.messages, message, thread_id=self.run["thread_id"], run_id=self.run_id)
 
-        await self.ex.db(save)
+        await self.owned_write(save)
         self.step, self.message, self.text = step, message, ""
         self.emit("thread.run.step.created", step)
         self.emit("thread.run.step.in_progress", step)
@@ -445,13 +591,15 @@ class _Job:
         self._finish_step(step, step_status, ts)
         step["usage"] = step_usage
 
-        def save() -> None:
-            with self.ex.store.write() as conn:
-                Store.update(conn, schema.messages, message)
-                Store.update(conn, schema.run_steps, step)
-                self.ex._save_run(conn, self.run)
+        def save(conn: Any) -> dict[str, Any]:
+            stored = Store.fetch(conn, schema.messages, message["id"], lock=True)
+            merged = merge_owned(stored, message, MESSAGE_FIELDS)
+            if stored is not None:  # the client may have deleted it meanwhile
+                Store.update(conn, schema.messages, merged)
+            Store.update(conn, schema.run_steps, step)
+            return merged
 
-        await self.ex.db(save)
+        message = await self.owned_write(save)
         self.emit(f"thread.message.{'completed' if status == 'completed' else 'incomplete'}", message)
         self.emit(f"thread.run.step.{step['status']}", step)
         self.message = None
@@ -487,11 +635,10 @@ class _Job:
         if self.step is None:
             step = step_object(self.run, "tool_calls", {"type": "tool_calls", "tool_calls": []})
 
-            def save() -> None:
-                with self.ex.store.write() as conn:
-                    Store.insert(conn, schema.run_steps, step, run_id=self.run_id, thread_id=self.run["thread_id"])
+            def save(conn: Any) -> None:
+                Store.insert(conn, schema.run_steps, step, run_id=self.run_id, thread_id=self.run["thread_id"])
 
-            await self.ex.db(save)
+            await self.owned_write(save)
             self.step = step
             self.emit("thread.run.step.created", step)
             self.emit("thread.run.step.in_progress", step)
@@ -544,7 +691,7 @@ class _Job:
                 self.emit_step_delta(index, payload)
 
             try:
-                outcome: ToolOutcome = await impl.execute(ctx, call["id"], call["args"], delta)
+                outcome: ToolOutcome = await self.interruptible(impl.execute(ctx, call["id"], call["args"], delta))
             except ToolFatal as exc:
                 await self.fail("server_error", str(exc))
                 return False
@@ -588,12 +735,11 @@ class _Job:
             return False
         self._finish_step(step, "completed", now())
 
-        def save() -> None:
-            with self.ex.store.write() as conn:
-                Store.update(conn, schema.run_steps, step)
-                self._save_state(conn)
+        def save(conn: Any) -> None:
+            Store.update(conn, schema.run_steps, step)
+            self._save_state(conn)
 
-        await self.ex.db(save)
+        await self.owned_write(save)
         self.emit("thread.run.step.completed", step)
         self.step = None
         return True
@@ -604,13 +750,21 @@ class _Job:
         """Close the open message and step (and any leftover in-progress steps); return events to emit."""
         events: list[tuple[str, dict]] = []
         if self.message is not None:
-            self.message["content"].append(
-                {"type": "text", "text": {"value": self.text, "annotations": self.annotations}}
+            if self.message["status"] == "in_progress":  # else close_message got as far as closing it in memory
+                self.message["content"].append(
+                    {"type": "text", "text": {"value": self.text, "annotations": self.annotations}}
+                )
+            self.message.update(
+                status="incomplete", completed_at=None, incomplete_at=ts, incomplete_details={"reason": reason}
             )
-            self.message.update(status="incomplete", incomplete_at=ts, incomplete_details={"reason": reason})
-            Store.update(conn, schema.messages, self.message)
-            events.append(("thread.message.incomplete", self.message))
+            stored = Store.fetch(conn, schema.messages, self.message["id"], lock=True)
+            message = merge_owned(stored, self.message, MESSAGE_FIELDS)
+            if stored is not None:
+                Store.update(conn, schema.messages, message)
+            events.append(("thread.message.incomplete", message))
         close_steps(conn, self.run_id, step_status, ts, events)
+        if reason is not None:  # messages whose creation committed just before an interruption
+            close_messages(conn, self.run_id, reason, ts)
         self.message = self.step = None
         return events
 
@@ -706,7 +860,8 @@ def close_steps(conn: Any, run_id: str, status: str, ts: int, events: list[tuple
     field = {"completed": "completed_at", "cancelled": "cancelled_at", "failed": "failed_at", "expired": "expired_at"}[
         status
     ]
-    for raw in conn.execute(t.select().with_only_columns(t.c.data).where(t.c.run_id == run_id)).scalars():
+    query = t.select().with_only_columns(t.c.data).where(t.c.run_id == run_id).with_for_update()
+    for raw in conn.execute(query).scalars():
         step = orjson.loads(raw)
         if step["status"] != "in_progress":
             continue
@@ -721,7 +876,8 @@ def close_steps(conn: Any, run_id: str, status: str, ts: int, events: list[tuple
 
 def close_messages(conn: Any, run_id: str, reason: str, ts: int) -> None:
     t = schema.messages
-    for raw in conn.execute(t.select().with_only_columns(t.c.data).where(t.c.run_id == run_id)).scalars():
+    query = t.select().with_only_columns(t.c.data).where(t.c.run_id == run_id).with_for_update()
+    for raw in conn.execute(query).scalars():
         message = orjson.loads(raw)
         if message["status"] != "in_progress":
             continue

@@ -1,6 +1,6 @@
 """Executing runs: the queue of non-streaming runs, in-process workers, crash recovery and the expiry sweep.
 
-The queue and the cancellation signal are behind small interfaces (RunQueue, the executor's cancel events) so
+The queue and the cancellation signal are behind small interfaces (RunQueue, engine.cancel.CancelSignal) so
 that a PostgreSQL-backed multi-process implementation can replace the in-process one without touching the engine.
 Leases live in the runs table (lease_owner / lease_until, renewed by the executor's heartbeat).
 """
@@ -130,7 +130,7 @@ class Workers:
         with self.rt.store.read() as conn:
             ids = list(conn.execute(sa.select(t.c.id).where(cond)).scalars())
         for run_id in ids:
-            if run_id in self.executor.cancel_events:
+            if run_id in self.executor.active:
                 continue
             with self.rt.store.write() as conn:
                 run = Store.fetch(conn, t, run_id, lock=True)

@@ -20,13 +20,39 @@ log = logging.getLogger("threadline.blobs")
 
 
 class BlobStore(Protocol):
+    """File bytes by key. Keys are plain names (no "/", no leading "."). Every call blocks (run it in a thread).
+
+    A missing blob raises FileNotFoundError; a failing medium raises another OSError. `put` raises TooLarge past
+    `max_bytes` and leaves nothing behind; a blob appears whole or not at all.
+    """
+
     def put(self, key: str, source: BinaryIO, *, max_bytes: int | None = None) -> tuple[int, str]: ...
     def put_bytes(self, key: str, data: bytes) -> None: ...
     def concat(self, key: str, parts: list[str]) -> tuple[int, str]: ...
     def open(self, key: str) -> BinaryIO: ...
-    def path(self, key: str) -> Path: ...
+    def open_sized(self, key: str) -> tuple[BinaryIO, int]: ...
     def size(self, key: str) -> int: ...
     def delete(self, key: str) -> None: ...
+    def sweep(self, referenced: Callable[[list[str]], set[str]], min_age_s: float) -> tuple[int, int]: ...
+
+
+def open_blob_store(url: str | None, default_dir: Path) -> BlobStore:
+    """The store THREADLINE_BLOB_URL names: unset -> `default_dir`; a path or file:// URL -> that directory;
+    s3://bucket/prefix -> the bucket (boto3; AWS variables configure endpoint and credentials).
+
+    Raises ValueError for another scheme, OSError when the bucket cannot be used.
+    """
+    if not url:
+        return LocalBlobStore(default_dir)
+    if url.startswith("s3://"):
+        from .blobs_s3 import S3BlobStore
+
+        return S3BlobStore(url)
+    if url.startswith("file://"):
+        return LocalBlobStore(Path(url[len("file://") :]))
+    if "://" in url:
+        raise ValueError(f"THREADLINE_BLOB_URL must be a directory, file:///dir or s3://bucket/prefix, not {url!r}")
+    return LocalBlobStore(Path(url))
 
 
 @contextlib.contextmanager
@@ -102,6 +128,10 @@ class LocalBlobStore:
 
     def open(self, key: str) -> BinaryIO:
         return open(self.path(key), "rb")
+
+    def open_sized(self, key: str) -> tuple[BinaryIO, int]:
+        f = open(self.path(key), "rb")  # noqa: SIM115 - the caller closes it
+        return f, os.fstat(f.fileno()).st_size
 
     def size(self, key: str) -> int:
         return self.path(key).stat().st_size

@@ -1,0 +1,115 @@
+"""Cancellation signals: how an executor learns, within about a second, that its run is being cancelled.
+
+The cancel request persists `cancelling` on the run first (the source of truth), then calls `notify`. The request
+may reach any server process, so the executor cannot rely on the in-process call alone: `PolledCancelSignal` also
+polls the status of the runs it watches (one indexed query per interval for all of them). A PostgreSQL
+LISTEN/NOTIFY implementation can replace it behind the same interface.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from typing import Protocol
+
+import sqlalchemy as sa
+
+from ..store import Store, schema
+
+log = logging.getLogger("threadline.engine")
+
+POLL_INTERVAL_S = 0.5
+
+
+class CancelSignal(Protocol):
+    """Delivers "cancel run X" to whichever process executes X."""
+
+    def watch(self, run_id: str, on_cancel: Callable[[], None]) -> None:
+        """Call `on_cancel` (on the event loop, at most once) when a cancel of `run_id` is requested."""
+        ...
+
+    def unwatch(self, run_id: str) -> None:
+        """Stop watching `run_id` (its execution ended)."""
+        ...
+
+    def notify(self, run_id: str) -> None:
+        """A cancel of `run_id` was committed (status `cancelling`). Callable from any thread."""
+        ...
+
+    def watching(self, run_id: str) -> bool:
+        """Whether a cancel of `run_id` is awaited by this process."""
+        ...
+
+    async def aclose(self) -> None:
+        """Stop any background work (at server shutdown)."""
+        ...
+
+
+class PolledCancelSignal:
+    """In-process delivery plus a poll of the watched runs' status, so cancels made elsewhere arrive too."""
+
+    def __init__(self, store: Store, interval_s: float = POLL_INTERVAL_S) -> None:
+        self.store = store
+        self.interval_s = interval_s
+        self._callbacks: dict[str, Callable[[], None]] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._task: asyncio.Task | None = None
+
+    def watch(self, run_id: str, on_cancel: Callable[[], None]) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._callbacks[run_id] = on_cancel
+        if self._task is None or self._task.done():
+            self._task = self._loop.create_task(self._poll_forever())
+
+    def unwatch(self, run_id: str) -> None:
+        self._callbacks.pop(run_id, None)
+
+    def watching(self, run_id: str) -> bool:
+        return run_id in self._callbacks
+
+    def notify(self, run_id: str) -> None:
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            return
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is loop:
+            self._fire(run_id)
+        else:
+            loop.call_soon_threadsafe(self._fire, run_id)
+
+    def _fire(self, run_id: str) -> None:
+        callback = self._callbacks.pop(run_id, None)
+        if callback is not None:
+            callback()
+
+    def _cancelling(self, run_ids: list[str]) -> list[str]:
+        t = schema.runs
+        with self.store.read() as conn:
+            return list(
+                conn.execute(sa.select(t.c.id).where(t.c.id.in_(run_ids), t.c.status == "cancelling")).scalars()
+            )
+
+    async def _poll_forever(self) -> None:
+        while self._callbacks:
+            await asyncio.sleep(self.interval_s)
+            ids = list(self._callbacks)
+            if not ids:
+                continue
+            try:
+                found = await asyncio.to_thread(self._cancelling, ids)
+            except Exception:  # a failed poll is retried at the next interval
+                log.warning("polling for cancelled runs failed", exc_info=True)
+                continue
+            for run_id in found:
+                self._fire(run_id)
+
+    async def aclose(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
