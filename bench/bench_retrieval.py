@@ -31,15 +31,14 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
+from common import scifact_dir  # noqa: E402
 from threadline.retrieval import index as ix  # noqa: E402
 from threadline.retrieval.chunking import AUTO_MAX_TOKENS, AUTO_OVERLAP_TOKENS, chunk_text  # noqa: E402
 from threadline.retrieval.embeddings import OnnxEmbedder  # noqa: E402
 from threadline.store.db import create_engine  # noqa: E402
 from threadline.store.migrate import upgrade  # noqa: E402
 
-DATA = Path(os.environ.get("SCIFACT_DIR", REPO.parent / "shared" / "datasets" / "scifact"))
-if not DATA.is_dir():
-    DATA = Path("/work/shared/datasets/scifact")
+DATA = scifact_dir()
 CACHE = REPO / ".cache" / "bench"
 STORE = "vs_scifact"
 
@@ -87,7 +86,7 @@ def build_chunks(max_tokens: int, overlap: int) -> list[tuple[str, int, str, int
 
 def embed_cached(emb: OnnxEmbedder, chunks: list, tag: str) -> np.ndarray:
     sha = emb.manifest.get("sha256", {}).get("model.onnx", "unknown")[:12]
-    path = CACHE / f"scifact-{sha}-{tag}.npy"
+    path = CACHE / f"scifact-{sha}-{tag}-per-window.npy"  # vectors from one window per model call
     if path.is_file():
         vecs = np.load(path)
         if vecs.shape[0] == len(chunks):

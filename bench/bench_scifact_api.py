@@ -28,10 +28,10 @@ from pathlib import Path
 
 import httpx
 
+from common import scifact_dir
+
 REPO = Path(__file__).resolve().parents[1]
-DATA = Path(os.environ.get("SCIFACT_DIR", REPO.parent / "shared" / "datasets" / "scifact"))
-if not DATA.is_dir():
-    DATA = Path("/work/shared/datasets/scifact")
+DATA = scifact_dir()
 
 
 def free_port() -> int:

@@ -35,6 +35,24 @@ RESULTS_DIR = REPO / "bench" / "results"
 HOST = "127.0.0.1"
 BETA = {"OpenAI-Beta": "assistants=v2", "Content-Type": "application/json"}
 BACKENDS = ("sqlite", "postgres")
+# Reference material (spec, datasets) is cloned next to the repository, as ../shared.
+SHARED_DIR = REPO.parent / "shared"
+
+
+def scifact_dir() -> Path:
+    """The BEIR SciFact directory: $SCIFACT_DIR, else ../shared/datasets/scifact next to the repository.
+
+    Exits the benchmark with a message saying where it looked when corpus.jsonl is not there.
+    """
+    env = os.environ.get("SCIFACT_DIR")
+    path = Path(env) if env else SHARED_DIR / "datasets" / "scifact"
+    if not (path / "corpus.jsonl").is_file():
+        raise SystemExit(
+            f"SciFact not found in {path} (expected corpus.jsonl, queries.jsonl, qrels/). Put the reference "
+            f"material in {SHARED_DIR} (the `shared` directory next to the repository, holding datasets/scifact), "
+            "or point SCIFACT_DIR at a BEIR SciFact directory."
+        )
+    return path
 
 
 # -- machine and statistics -------------------------------------------------------------------------------------

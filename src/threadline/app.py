@@ -11,8 +11,9 @@ from typing import Any
 
 import sqlalchemy as sa
 from fastapi import FastAPI
+from fastapi.responses import JSONResponse, Response
 
-from . import console
+from . import console, metrics, tracing
 from . import vector_stores as vs
 from .api import assistants, files, messages, model_list, runs, threads, uploads, vector_stores
 from .api.errors import install_handlers
@@ -26,6 +27,7 @@ from .file_search import FileSearchTool, RetrievalService
 from .middleware import APIMiddleware, BodyLimit
 from .providers import router as provider_router
 from .providers.listing import ModelLister
+from .readiness import readiness
 from .sandbox import SandboxManager
 from .store import Store, schema
 from .store.blobs import open_blob_store
@@ -62,8 +64,9 @@ class Runtime:
         self.reserve.ensure()
         self._maintenance: list[asyncio.Task] = []
         self.keys = KeyChecker(self.store, settings.api_keys)
-        self.providers = providers or provider_router.from_env()
-        self.model_lister = ModelLister.from_env(self.providers)
+        router = providers or provider_router.from_env()
+        self.providers = metrics.InstrumentedRouter(router)
+        self.model_lister = ModelLister.from_env(router)
         self.loop: asyncio.AbstractEventLoop | None = None
         self.retrieval = RetrievalService(self.store, self.blobs)
         self.ingestor = vs.Ingestor(self)
@@ -80,6 +83,8 @@ class Runtime:
             "file_search": FileSearchTool(self),
             "code_interpreter": CodeInterpreterTool(self, self.sandbox),
         }
+        if tracing.setup():
+            self.server_tools = {name: tracing.TracedTool(tool) for name, tool in self.server_tools.items()}
         self.executor = RunExecutor(self)
         self.queue = InProcessQueue()
         self.workers = Workers(self, self.executor, self.queue, settings.run_workers)
@@ -105,6 +110,7 @@ class Runtime:
         await self.executor.signal.aclose()
         self.keys.close()
         self.store.close()
+        tracing.shutdown()
 
     async def _sweep_orphans(self) -> None:
         """Delete blobs left by writes that died between the blob and its database row (crash, kill -9), and chunks
@@ -241,7 +247,20 @@ def create_app(
     def health() -> dict:
         return {"status": "ok", "store": runtime.store.backend}
 
+    @app.get("/health/ready")
+    def ready() -> JSONResponse:
+        report = readiness(runtime)
+        return JSONResponse(report, status_code=200 if report["status"] == "ready" else 503)
+
+    if metrics.enabled():
+
+        @app.get("/metrics")
+        def metrics_endpoint() -> Response:
+            body, content_type = metrics.render(runtime)
+            return Response(body, media_type=content_type)
+
     console.install(app)
     app.add_middleware(BodyLimit, settings=settings)  # inside APIMiddleware: unauthenticated bodies are never read
     app.add_middleware(APIMiddleware, keys=runtime.keys)
+    app.add_middleware(metrics.HTTPMetrics, routes=lambda: app.router.routes)
     return app

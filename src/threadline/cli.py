@@ -38,6 +38,9 @@ def serve(args: argparse.Namespace) -> int:
 
     from .app import create_app
 
+    level = logging.getLevelName(args.log_level.upper())
+    if isinstance(level, int):  # uvicorn's own `trace` level has no logging name: leave the root at INFO
+        logging.getLogger().setLevel(level)
     settings = _settings(args)
     app = create_app(settings)
     runtime = app.state.runtime
@@ -49,7 +52,10 @@ def serve(args: argparse.Namespace) -> int:
             "WARNING: no API keys configured (THREADLINE_API_KEYS): the server is OPEN to anyone who can reach it.",
             flush=True,
         )
-    uvicorn.run(app, host=settings.host, port=settings.port, log_level=args.log_level, access_log=False)
+    # log_config=None: uvicorn's own loggers go through the root handler, in the configured (JSON or text) format
+    uvicorn.run(
+        app, host=settings.host, port=settings.port, log_level=args.log_level, access_log=False, log_config=None
+    )
     return 0
 
 
@@ -159,7 +165,9 @@ def main(argv: list[str] | None = None) -> int:
     p.set_defaults(func=revoke_key)
 
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from .logs import configure
+
+    configure(logging.INFO)
     for noisy in ("alembic", "httpx", "httpx2"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     return args.func(args)

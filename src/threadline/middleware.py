@@ -11,6 +11,7 @@ import orjson
 from .api.errors import APIError, BodyError, size_text
 from .auth import KeyChecker, Verdict
 from .config import Settings
+from .logs import request_id as request_id_var
 
 BETA_PATHS = ("/v1/assistants", "/v1/threads")
 V1_DEPRECATED = (
@@ -44,6 +45,7 @@ class APIMiddleware:
             await self.app(scope, receive, send)
             return
         request_id = "req_" + secrets.token_hex(16)
+        request_id_var.set(request_id)  # every log line of this request (and the tasks it starts) carries it
         headers = dict(scope["headers"])
         path = scope["path"]
         failure = None

@@ -92,3 +92,16 @@ def count_tokens(text: str, model: str | None = None) -> int:
     """Number of tokens in `text` for `model` (o200k_base when no model is given). Special-token text counts as
     ordinary text."""
     return len(encoding_for_model(model).encode(text, disallowed_special=()))
+
+
+def message_text_tokens(message: dict) -> int:
+    """Tokens (o200k_base) of a thread message's text parts, summed part by part as the prompt builder counts them.
+
+    Stored with the message (`messages.token_count`) whenever its data is written, so building a run's prompt never
+    re-tokenises the thread. The prompt builder counts every model's prompt with o200k_base (a budget estimate, not
+    the model's exact tokenizer), so one stored count serves every model."""
+    return sum(
+        count_tokens(p["text"]["value"])
+        for p in message.get("content") or []
+        if p.get("type") == "text" and isinstance(p.get("text"), dict)
+    )

@@ -238,3 +238,30 @@ def test_bad_run_requests(client, assistant):
         client.beta.threads.runs.retrieve("run_doesnotexist", thread_id=thread.id)
     with pytest.raises(openai.BadRequestError):
         client.beta.threads.runs.retrieve("nope", thread_id=thread.id)
+
+
+def test_queued_run_shows_its_reply_in_progress_while_it_is_written(client, assistant, fake_llm):
+    # A run nobody streams saves its reply message with the completion when the reply is quick; a slow reply is
+    # saved in_progress early, so a client polling the thread sees it being written.
+    thread = client.beta.threads.create(messages=[{"role": "user", "content": "tell me slowly"}])
+    fake_llm.script(Reply(text="word " * 30, chunks=30, tokens_per_s=10))
+    run = client.beta.threads.runs.create(thread_id=thread.id, assistant_id=assistant.id)
+    seen = None
+    for _ in range(600):
+        messages = client.beta.threads.messages.list(thread_id=thread.id, run_id=run.id).data
+        if messages and messages[0].status == "in_progress":
+            seen = messages[0]
+            break
+        if client.beta.threads.runs.retrieve(thread_id=thread.id, run_id=run.id).status not in (
+            "queued",
+            "in_progress",
+        ):
+            break
+        time.sleep(0.02)
+    assert seen is not None and seen.role == "assistant"
+    steps = client.beta.threads.runs.steps.list(thread_id=thread.id, run_id=run.id).data
+    assert [s.status for s in steps] == ["in_progress"]
+    run = client.beta.threads.runs.poll(thread_id=thread.id, run_id=run.id, poll_interval_ms=50)
+    assert run.status == "completed"
+    final = client.beta.threads.messages.retrieve(thread_id=thread.id, message_id=seen.id)
+    assert final.status == "completed" and final.content[0].text.value.split() == ["word"] * 30

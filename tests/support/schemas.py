@@ -7,6 +7,9 @@ to the wire contract (docs: assistants-contract.md), a narrowly scoped, document
 Public API:
     validate(schema_name, obj)            raise SchemaMismatch unless obj matches components/schemas/<schema_name>
     ResponseValidator                     httpx/httpx2 response hook validating every JSON response of the server
+
+The spec is read from ../shared/openai-openapi/openapi.yaml next to the repository, or $THREADLINE_OPENAPI_SPEC;
+without it, validation raises SpecMissing saying where it looked.
 """
 
 from __future__ import annotations
@@ -28,13 +31,29 @@ import referencing
 import referencing.jsonschema
 import yaml
 
-SPEC_PATH = Path(os.environ.get("THREADLINE_OPENAPI_SPEC", "/work/shared/openai-openapi/openapi.yaml"))
+REPO = Path(__file__).resolve().parents[2]
+# The reference material lives next to the checkout (CI and developers clone it to ../shared).
+SHARED_DIR = REPO.parent / "shared"
+SPEC_PATH = Path(os.environ.get("THREADLINE_OPENAPI_SPEC") or SHARED_DIR / "openai-openapi" / "openapi.yaml")
 SPEC_URI = "urn:openai:openapi"
 API_PREFIX = "/v1"
 
 
 class SchemaMismatch(AssertionError):
     """A JSON body does not match the spec schema it should match."""
+
+
+class SpecMissing(FileNotFoundError):
+    """The OpenAPI spec file is not where the tests look for it."""
+
+
+def _require_spec() -> None:
+    if not SPEC_PATH.is_file():
+        raise SpecMissing(
+            f"OpenAI OpenAPI spec not found at {SPEC_PATH}. The tests validate every response against it: "
+            f"put the reference material in {SHARED_DIR} (the `shared` directory next to the repository, "
+            "holding openai-openapi/openapi.yaml), or point THREADLINE_OPENAPI_SPEC at the file."
+        )
 
 
 def _null_or(schema: dict[str, Any]) -> dict[str, Any]:
@@ -90,11 +109,12 @@ SPEC_PATCHES: list[tuple[str, Callable[[dict[str, Any]], None]]] = [
 _lock = threading.Lock()
 
 
-CACHE_DIR = Path(__file__).resolve().parents[2] / ".cache" / "tests"
+CACHE_DIR = REPO / ".cache" / "tests"
 
 
 def _cache_path() -> Path:
     """Parsing the 3 MB YAML takes about a second; the prepared spec is cached, keyed by its inputs."""
+    _require_spec()
     st = SPEC_PATH.stat()
     key = hashlib.sha256(f"{SPEC_PATH.resolve()}|{st.st_size}|{st.st_mtime_ns}|".encode())
     key.update(Path(__file__).read_bytes())

@@ -38,6 +38,8 @@ START_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 10.0
 INHERIT_NOT = ("THREADLINE_", "OPENAI_", "ANTHROPIC_")
 TEMPLATE_DB = "tl_template"
+# Where things are on this machine, not how the server behaves: the tests' choice reaches the servers.
+INHERIT_ANYWAY = ("THREADLINE_MODELS_DIR",)
 
 
 def server_python() -> str:
@@ -135,7 +137,7 @@ class ServerHandle:
             raise ServerError(f"{self.name} is already running")
         self.starts += 1
         # Hermetic: settings and provider credentials of the shell running the tests do not leak into the server.
-        env = {k: v for k, v in os.environ.items() if not k.startswith(INHERIT_NOT)}
+        env = {k: v for k, v in os.environ.items() if not k.startswith(INHERIT_NOT) or k in INHERIT_ANYWAY}
         env.update({"PYTHONUNBUFFERED": "1", "PYTHONDONTWRITEBYTECODE": "1"})
         # Most servers never run code: no warm sandbox (the suites that run code ask for one; a cold one still works).
         env["THREADLINE_SANDBOX_WARM_POOL"] = "0"

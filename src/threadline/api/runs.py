@@ -10,10 +10,11 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response, StreamingResponse
 
+from .. import metrics
 from ..engine.events import EventSink
 from ..engine.executor import close_messages, close_steps
 from ..engine.objects import INCLUDE_FILE_SEARCH_CONTENT, run_object, strip_content
-from ..store import Store, loads, now, schema
+from ..store import Store, dumps, loads, now, schema
 from . import models
 from .common import ListParams, check_id, json, list_params, load, page_response, poll_headers, runtime, store
 from .errors import bad_request, not_found
@@ -111,15 +112,32 @@ def _insert_run(conn: sa.Connection, rt: Any, run: dict[str, Any], include: list
     )
 
 
-async def _start(request: Request, run: dict[str, Any], stream: bool, before: list[tuple[str, Any]]) -> Response:
+def _stream_job(request: Request, stream: bool | None) -> Any:
+    """For a streamed request: the execution that starts the run inside the request's own transaction."""
+    return runtime(request).executor.job(EventSink()) if stream else None
+
+
+def _start_in(conn: sa.Connection, run: dict[str, Any], job: Any) -> dict[str, Any]:
+    """Start a run executed at once (`job` given) in the transaction that queued it. Returns the run as queued,
+    which is what the thread.run.created / .queued events report (thread.run.in_progress follows them)."""
+    if job is None:
+        return run
+    queued = loads(dumps(run))
+    job.start_in(conn, run)
+    return queued
+
+
+async def _start(
+    request: Request, run: dict[str, Any], stream: bool, before: list[tuple[str, Any]], job: Any = None
+) -> Response:
     rt = runtime(request)
     if not stream:
         await rt.queue.put(run["id"])
         return json(run, headers=poll_headers(request))
-    sink = EventSink()
+    sink = job.sink if job is not None else EventSink()
     for event, data in before:
         sink.emit(event, data)
-    rt.workers.spawn(rt.executor.execute(run["id"], sink))
+    rt.workers.spawn(rt.executor.execute(run["id"], sink, job))
     return StreamingResponse(
         sink.sse(),
         media_type="text/event-stream",
@@ -132,6 +150,7 @@ async def create_run(thread_id: str, body: models.RunCreate, request: Request) -
     check_id("thread", thread_id, "thread_id")
     rt = runtime(request)
     include = _include(request)
+    job = _stream_job(request, body.stream)
 
     def create() -> tuple[dict, list[dict]]:
         with rt.store.write() as conn:
@@ -141,16 +160,17 @@ async def create_run(thread_id: str, body: models.RunCreate, request: Request) -
             run = _new_run(conn, rt, thread_id, body, body.additional_instructions)
             added = add_messages(conn, rt, thread, body.additional_messages or [], created_at=run["created_at"])
             _insert_run(conn, rt, run, include)
-            return run, added
+            return _start_in(conn, run, job), added
 
     run, _ = await run_in_threadpool(create)
     events = [("thread.run.created", run), ("thread.run.queued", run)]
-    return await _start(request, run, bool(body.stream), events)
+    return await _start(request, run, bool(body.stream), events, job)
 
 
 @router.post("/runs")
 async def create_thread_and_run(body: models.ThreadAndRunCreate, request: Request) -> Response:
     rt = runtime(request)
+    job = _stream_job(request, body.stream)
 
     def create() -> tuple[dict, dict]:
         with rt.store.write() as conn:
@@ -158,11 +178,11 @@ async def create_thread_and_run(body: models.ThreadAndRunCreate, request: Reques
             thread = create_thread_in_tx(conn, rt, thread_body, body.tool_resources)
             run = _new_run(conn, rt, thread["id"], body, None)
             _insert_run(conn, rt, run, [])
-            return thread, run
+            return thread, _start_in(conn, run, job)
 
     thread, run = await run_in_threadpool(create)
     events = [("thread.created", thread), ("thread.run.created", run), ("thread.run.queued", run)]
-    return await _start(request, run, bool(body.stream), events)
+    return await _start(request, run, bool(body.stream), events, job)
 
 
 @router.get("/{thread_id}/runs")
@@ -223,6 +243,8 @@ def cancel_run(thread_id: str, run_id: str, request: Request) -> Response:
         rt.store.update(conn, schema.runs, run, status=run["status"], expires_at=run["expires_at"])
     if run["status"] == "cancelling":
         rt.executor.signal_cancel(run_id)
+    else:
+        metrics.run_finished(run)
     return json(run, headers=poll_headers(request))
 
 
@@ -231,6 +253,7 @@ async def submit_tool_outputs(
     thread_id: str, run_id: str, body: models.SubmitToolOutputs, request: Request
 ) -> Response:
     rt = runtime(request)
+    job = _stream_job(request, body.stream)
 
     def submit() -> tuple[dict, dict]:
         with rt.store.write() as conn:
@@ -261,11 +284,11 @@ async def submit_tool_outputs(
             Store.update(conn, t, step)
             run.update(status="queued", required_action=None)
             rt.store.update(conn, schema.runs, run, status="queued", expires_at=run["expires_at"])
-            return run, step
+            return _start_in(conn, run, job), step
 
     run, step = await run_in_threadpool(submit)
     events = [("thread.run.step.completed", step), ("thread.run.queued", run)]
-    return await _start(request, run, bool(body.stream), events)
+    return await _start(request, run, bool(body.stream), events, job)
 
 
 @router.get("/{thread_id}/runs/{run_id}/steps")

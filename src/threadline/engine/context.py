@@ -1,13 +1,15 @@
 """Context building: from a run, its assistant and its thread to one ChatRequest for the model.
 
 The prompt is: effective instructions (+ tool guidance) as the system message, then the thread's messages
-(truncated per `truncation_strategy` and the prompt budget), then this run's own transcript rebuilt from its
-steps (assistant text, tool calls and tool outputs), which is never truncated.
+(truncated per `truncation_strategy` and the prompt budget: the most recent messages that fit, read newest first
+and counted from `messages.token_count`, so the cost of a run does not grow with the thread), then this run's own
+transcript rebuilt from its steps (assistant text, tool calls and tool outputs), which is never truncated.
 """
 
 from __future__ import annotations
 
 import mimetypes
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,11 +17,13 @@ import sqlalchemy as sa
 
 from ..providers.base import ChatMessage, ChatRequest, ToolCall, ToolSpec
 from ..store import Store, loads, schema
-from ..tokens import count_tokens
+from ..tokens import count_tokens, message_text_tokens
 
 MESSAGE_OVERHEAD_TOKENS = 4
 IMAGE_TOKENS = 765
 MAX_THREAD_MESSAGES = 2000
+FIRST_PAGE = 16  # thread messages read by the first query; later pages grow 4x up to MAX_PAGE
+MAX_PAGE = 512
 
 
 class PromptTooLarge(Exception):
@@ -30,7 +34,7 @@ class PromptTooLarge(Exception):
 class RunContext:
     request: ChatRequest
     prompt_tokens: int
-    dropped_messages: int = 0
+    truncated: bool = False  # older thread messages were left out to fit the budget
     tool_names: dict[str, str] = field(default_factory=dict)  # function name -> tool type
 
 
@@ -71,16 +75,32 @@ def attachments_note(conn: sa.Connection, run: dict[str, Any], messages: list[di
     return "Files the user attached to messages in this conversation:\n" + "\n".join(lines) if lines else ""
 
 
-def thread_message_to_chat(
-    conn: sa.Connection, runtime: Any, message: dict[str, Any], images: bool
-) -> tuple[ChatMessage, int]:
+def message_tokens(conn: sa.Connection, message: dict[str, Any], text_tokens: int | None, images: bool) -> int:
+    """Prompt tokens of a thread message as `thread_message_to_chat` sends it, from its stored text count
+    (`messages.token_count`; None: counted now). Image parts are priced without reading their blobs."""
+    if text_tokens is None:
+        text_tokens = message_text_tokens(message)
+    tokens = MESSAGE_OVERHEAD_TOKENS + text_tokens
+    files = schema.files
+    for part in message["content"]:
+        kind = part["type"]
+        if kind not in ("image_file", "image_url"):
+            continue
+        if not (images and message["role"] == "user"):
+            tokens += 8
+        elif kind == "image_url":
+            tokens += IMAGE_TOKENS
+        elif conn.execute(sa.select(files.c.seq).where(files.c.id == part["image_file"]["file_id"])).first():
+            tokens += IMAGE_TOKENS  # a deleted file is sent as a short note, not counted
+    return tokens
+
+
+def thread_message_to_chat(conn: sa.Connection, runtime: Any, message: dict[str, Any], images: bool) -> ChatMessage:
     parts: list[dict[str, Any]] = []
-    tokens = MESSAGE_OVERHEAD_TOKENS
     for part in message["content"]:
         kind = part["type"]
         if kind == "text":
             parts.append({"type": "text", "text": part["text"]["value"]})
-            tokens += count_tokens(part["text"]["value"])
         elif kind == "image_file" and images and message["role"] == "user":
             file_id = part["image_file"]["file_id"]
             row = conn.execute(
@@ -92,19 +112,16 @@ def thread_message_to_chat(
             mime = mimetypes.guess_type(loads(row[1])["filename"])[0] or "image/png"
             with runtime.blobs.open(row[0]) as f:
                 parts.append({"type": "image", "data": f.read(), "mime_type": mime})
-            tokens += IMAGE_TOKENS
         elif kind == "image_url" and images and message["role"] == "user":
             parts.append({"type": "image_url", "url": part["image_url"]["url"]})
-            tokens += IMAGE_TOKENS
         elif kind in ("image_file", "image_url"):
             ref = part.get("image_file", {}).get("file_id") or part.get("image_url", {}).get("url")
             parts.append({"type": "text", "text": f"[image omitted: {ref}]"})
-            tokens += 8
     if all(p["type"] == "text" for p in parts):
         content: str | list[dict] = "\n".join(p["text"] for p in parts)
     else:
         content = parts
-    return ChatMessage(role=message["role"], content=content), tokens
+    return ChatMessage(role=message["role"], content=content)
 
 
 def run_transcript(conn: sa.Connection, run: dict[str, Any], state: dict[str, Any]) -> tuple[list[ChatMessage], int]:
@@ -147,18 +164,30 @@ def run_transcript(conn: sa.Connection, run: dict[str, Any], state: dict[str, An
     return out, tokens
 
 
-def load_thread_messages(conn: sa.Connection, thread_id: str, run_id: str, last: int | None) -> list[dict]:
+def newest_thread_messages(
+    conn: sa.Connection, thread_id: str, run_id: str, limit: int
+) -> Iterator[tuple[dict[str, Any], int | None]]:
+    """The thread's messages newest first (other runs' and users'; not `run_id`'s own), at most `limit`, each with
+    its stored text token count. Read in growing pages, so a caller that stops early reads little of a long thread."""
     t = schema.messages
-    limit = min(last, MAX_THREAD_MESSAGES) if last else MAX_THREAD_MESSAGES
-    query = (
-        sa.select(t.c.data)
-        .where(t.c.thread_id == thread_id, sa.or_(t.c.run_id.is_(None), t.c.run_id != run_id))
-        .order_by(t.c.seq.desc())
-        .limit(limit)
-    )
-    rows = [loads(r) for r in conn.execute(query).scalars()]
-    rows.reverse()
-    return rows
+    page, before = FIRST_PAGE, None
+    while limit > 0:
+        query = (
+            sa.select(t.c.seq, t.c.data, t.c.token_count)
+            .where(t.c.thread_id == thread_id, sa.or_(t.c.run_id.is_(None), t.c.run_id != run_id))
+            .order_by(t.c.seq.desc())
+            .limit(min(page, limit))
+        )
+        if before is not None:
+            query = query.where(t.c.seq < before)
+        rows = conn.execute(query).all()
+        for _, data, tokens in rows:
+            yield loads(data), tokens
+        if len(rows) < min(page, limit):
+            return
+        limit -= len(rows)
+        before = rows[-1][0]
+        page = min(page * 4, MAX_PAGE)
 
 
 def build_context(
@@ -179,30 +208,39 @@ def build_context(
     transcript, transcript_tokens = run_transcript(conn, run, state)
     truncation = run.get("truncation_strategy") or {"type": "auto"}
     last = truncation.get("last_messages") if truncation.get("type") == "last_messages" else None
-    thread_messages = load_thread_messages(conn, run["thread_id"], run["id"], last)
-    note = attachments_note(conn, run, thread_messages)
-    if note:
-        system_prompt = f"{system_prompt}\n\n{note}" if system_prompt else note
-    system_tokens = count_tokens(system_prompt) + MESSAGE_OVERHEAD_TOKENS if system_prompt else 0
+    limit = min(last, MAX_THREAD_MESSAGES) if last else MAX_THREAD_MESSAGES
     tool_tokens = sum(count_tokens(str(t.parameters or "")) + count_tokens(t.description or "") + 8 for t in tools)
+    base_tokens = count_tokens(system_prompt) + MESSAGE_OVERHEAD_TOKENS if system_prompt else 0
 
     reserve = max_tokens or min(4096, context_window // 4)
     budget = context_window - reserve
     if prompt_budget is not None:
         budget = min(budget, prompt_budget)
-    used = system_tokens + tool_tokens + transcript_tokens
-    kept: list[ChatMessage] = []
-    dropped = 0
-    for message in reversed(thread_messages):
-        chat, tokens = thread_message_to_chat(conn, runtime, message, images)
-        if kept and used + tokens > budget:
-            dropped += 1
-            continue
-        kept.append(chat)
+    used = base_tokens + tool_tokens + transcript_tokens
+    # Newest first, up to the first message that does not fit: the window is the thread's most recent messages,
+    # and nothing older than it is read or counted.
+    window: list[tuple[dict[str, Any], int]] = []
+    truncated = False
+    for message, stored in newest_thread_messages(conn, run["thread_id"], run["id"], limit):
+        tokens = message_tokens(conn, message, stored, images)
+        if window and used + tokens > budget:
+            truncated = True
+            break
+        window.append((message, tokens))
         used += tokens
-    kept.reverse()
+    # The attachments note lists the files of the messages the model sees; if it does not fit, the window
+    # gives up its oldest messages (never the newest).
+    note = attachments_note(conn, run, [m for m, _ in window])
+    if note:
+        system_prompt = f"{system_prompt}\n\n{note}" if system_prompt else note
+        system_tokens = count_tokens(system_prompt) + MESSAGE_OVERHEAD_TOKENS
+        used += system_tokens - base_tokens
+        while len(window) > 1 and used > budget:
+            used -= window.pop()[1]
+            truncated = True
     if used > budget:
         raise PromptTooLarge(f"The prompt needs {used} tokens, over the budget of {budget}.")
+    kept = [thread_message_to_chat(conn, runtime, m, images) for m, _ in reversed(window)]
     messages = ([ChatMessage(role="system", content=system_prompt)] if system_prompt else []) + kept + transcript
     request = ChatRequest(
         model=upstream_model,
@@ -215,7 +253,7 @@ def build_context(
         max_tokens=max_tokens,
         response_format=response_format_for_provider(run.get("response_format")),
     )
-    return RunContext(request=request, prompt_tokens=used, dropped_messages=dropped)
+    return RunContext(request=request, prompt_tokens=used, truncated=truncated)
 
 
 def response_format_for_provider(value: Any) -> dict | None:

@@ -10,12 +10,15 @@ import asyncio
 import logging
 import secrets
 import socket
+import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import orjson
 import sqlalchemy as sa
 
+from .. import logs, metrics
 from ..providers.base import (
     ChatRequest,
     Finish,
@@ -41,6 +44,8 @@ MAX_TURNS = 32
 OWNER = f"{socket.gethostname()}:{secrets.token_hex(4)}"
 # After a cancel or expiry, how long an interrupted tool may take to unwind before the run is finished anyway.
 INTERRUPT_GRACE_S = 1.0
+# A run nobody streams saves its open reply message at once only when the reply takes at least this long.
+OPEN_WRITE_AFTER_S = 0.25
 # Fields of an assistant message the executor owns; the rest (metadata) belongs to API clients.
 MESSAGE_FIELDS = ("content", "status", "completed_at", "incomplete_at", "incomplete_details")
 
@@ -135,9 +140,18 @@ class RunExecutor:
 
     # -- entry point --------------------------------------------------------------------------------------------
 
-    async def execute(self, run_id: str, sink: Any = None) -> None:
+    def job(self, sink: Any) -> _Job:
+        """An execution for a run its creator starts in its own transaction (`_Job.start_in`), then passes to
+        execute(). Call on the event loop."""
+        return _Job(self, "", sink)
+
+    async def execute(self, run_id: str, sink: Any = None, job: _Job | None = None) -> None:
+        """Drive `run_id` until it ends or needs tool outputs; `job`: the one from job() that started it."""
+        if job is not None:
+            sink = job.sink
         sink = sink or NullSink()
-        job = _Job(self, run_id, sink)
+        logs.run_id.set(run_id)
+        job = job or _Job(self, run_id, sink)
         self.active.add(run_id)
         self.signal.watch(run_id, job.on_cancel)
         heartbeat = asyncio.create_task(job.heartbeat())
@@ -168,6 +182,18 @@ class RunExecutor:
             sink.close()
 
 
+@dataclass
+class _Turn:
+    """A planned model call (see _Job._plan)."""
+
+    provider: Any
+    server: dict[str, ServerTool]
+    configs: dict[str, dict]
+    choice: str
+    prompt_left: int | None
+    build: Callable[[Any], Any]  # conn -> RunContext; raises PromptTooLarge
+
+
 class _Job:
     """One execution of one run (from queued to requires_action or a terminal state)."""
 
@@ -186,6 +212,14 @@ class _Job:
         self.state: dict[str, Any] = {}
         self.step: dict[str, Any] | None = None  # open step
         self.message: dict[str, Any] | None = None  # open assistant message
+        # The open message and its step exist only in memory (a run nobody streams saves them with the write that
+        # closes them, or once the reply has taken OPEN_WRITE_AFTER_S); opened_at: time.monotonic() at opening.
+        self.unsaved = False
+        self.opened_at = 0.0
+        self.started = False  # start_in() started the run in its creator's transaction
+        self.first: Any = None  # the first turn's plan and prompt, from _prebuild
+        self.thread: dict[str, Any] = {}
+        self.assistant: dict[str, Any] = {}
         self.text = ""
         self.processor: Any = None
         self.text_index = 0
@@ -287,39 +321,48 @@ class _Job:
 
     # -- lifecycle ----------------------------------------------------------------------------------------------
 
-    async def drive(self) -> None:
-        loaded: dict[str, Any] = {}
-
-        def start(run: dict, conn: Any) -> None:
-            run["status"] = "in_progress"
-            run["started_at"] = now()
-            t = schema.runs
-            conn.execute(
-                t.update()
-                .where(t.c.id == run["id"])
-                .values(lease_owner=OWNER, lease_until=self.rt.clock.now() + self.rt.settings.run_lease_s)
-            )
-            raw = conn.execute(sa.select(t.c.state).where(t.c.id == run["id"])).scalar()
-            loaded["state"] = loads(raw or "{}")
-            loaded["thread"] = Store.fetch(conn, schema.threads, run["thread_id"]) or {}
-            loaded["assistant"] = Store.fetch(conn, schema.assistants, run["assistant_id"]) or {
-                "id": run["assistant_id"]
-            }
-
-        run = await self.ex.db(self.ex._transition, self.run_id, ("queued",), start)
-        if run is None:
-            current = await self.ex.db(self.ex.store.get, schema.runs, self.run_id)
-            if current and current["status"] == "cancelling":
-                self.run = current
-                await self.finish_cancelled()
-            return
+    def _start(self, run: dict, conn: Any) -> None:
+        """Mark `run` (queued, row-locked or just written in `conn`'s transaction) in_progress under this
+        executor's lease, load what the run needs and build its first prompt, in that same transaction."""
+        run["status"] = "in_progress"
+        run["started_at"] = now()
+        t = schema.runs
+        lease_until = self.rt.clock.now() + self.rt.settings.run_lease_s
+        conn.execute(t.update().where(t.c.id == run["id"]).values(lease_owner=OWNER, lease_until=lease_until))
+        raw = conn.execute(sa.select(t.c.state).where(t.c.id == run["id"])).scalar()
+        self.state = loads(raw or "{}")
+        self.thread = Store.fetch(conn, schema.threads, run["thread_id"]) or {}
+        self.assistant = Store.fetch(conn, schema.assistants, run["assistant_id"]) or {"id": run["assistant_id"]}
         self.run = run
-        self.state, self.thread, self.assistant = loaded["state"], loaded["thread"], loaded["assistant"]
+        self.first = self._prebuild(conn)
+
+    def start_in(self, conn: Any, run: dict) -> None:
+        """Start `run`, which the caller has just inserted (queued) in `conn`'s write transaction, so that a run
+        executed at once costs one transaction less; `execute(..., job=self)` drives it after the commit."""
+        self.run_id = run["id"]
+        self._start(run, conn)
+        self.ex._save_run(conn, run)
+        self.started = True
+
+    async def drive(self) -> None:
+        if self.started:
+            run = self.run
+        else:
+            run = await self.ex.db(self.ex._transition, self.run_id, ("queued",), self._start)
+            if run is None:
+                current = await self.ex.db(self.ex.store.get, schema.runs, self.run_id)
+                if current and current["status"] == "cancelling":
+                    self.run = current
+                    await self.finish_cancelled()
+                return
+        self.run = run
         self._arm_expiry()
         self.emit("thread.run.in_progress", run)
+        first, self.first = self.first, None
         for _ in range(MAX_TURNS):
-            if not await self.turn():
+            if not await self.turn(first):
                 return
+            first = None
         await self.fail("server_error", f"The run stopped after {MAX_TURNS} model turns without a final answer.")
 
     def _save_state(self, conn: Any) -> None:
@@ -367,14 +410,14 @@ class _Job:
         parts += [impl.instructions(configs[name]) for name, impl in server.items()]
         return "\n\n".join(p for p in parts if p)
 
-    async def turn(self) -> bool:
-        """One model call. Returns True when another turn should follow."""
-        await self.checkpoint()
+    def _plan(self) -> _Turn | tuple[str, ...]:
+        """What the next model call needs (no I/O): the resolved provider, tools and a function that builds the
+        prompt inside a given transaction; or how the run ends instead: ("fail", code, message) /
+        ("incomplete", reason)."""
         try:
             provider, upstream = self.rt.providers.resolve(self.run["model"])
         except ProviderError as exc:
-            await self.fail(exc.code, str(exc.message if hasattr(exc, "message") else exc))
-            return False
+            return ("fail", exc.code, str(exc.message if hasattr(exc, "message") else exc))
         specs, server, configs = self._tools()
         choice = self._tool_choice(server)
         if choice == "none":
@@ -387,40 +430,69 @@ class _Job:
         max_completion = self.run.get("max_completion_tokens")
         completion_left = None if max_completion is None else max_completion - used_completion
         if completion_left is not None and completion_left <= 0:
-            await self.finish_incomplete("max_completion_tokens")
-            return False
+            return ("incomplete", "max_completion_tokens")
         prompt_left = None if max_prompt is None else max_prompt - used_prompt
         if prompt_left is not None and prompt_left <= 0:
-            await self.finish_incomplete("max_prompt_tokens")
-            return False
+            return ("incomplete", "max_prompt_tokens")
         system_prompt = self._system_prompt(server, configs)
 
-        def build() -> Any:
-            with self.ex.store.read() as conn:
-                return build_context(
-                    conn,
-                    self.rt,
-                    self.run,
-                    self.state,
-                    system_prompt=system_prompt,
-                    tools=specs,
-                    tool_choice=choice,
-                    upstream_model=upstream,
-                    images=provider.supports_images(upstream),
-                    context_window=self.rt.providers.context_window(self.run["model"]),
-                    prompt_budget=prompt_left,
-                    max_tokens=completion_left,
-                )
+        def build(conn: Any) -> Any:
+            return build_context(
+                conn,
+                self.rt,
+                self.run,
+                self.state,
+                system_prompt=system_prompt,
+                tools=specs,
+                tool_choice=choice,
+                upstream_model=upstream,
+                images=provider.supports_images(upstream),
+                context_window=self.rt.providers.context_window(self.run["model"]),
+                prompt_budget=prompt_left,
+                max_tokens=completion_left,
+            )
 
+        return _Turn(provider, server, configs, choice, prompt_left, build)
+
+    def _prebuild(self, conn: Any) -> tuple[_Turn | tuple[str, ...], Any]:
+        """The first turn's plan and prompt, built inside the transaction that starts the run (a prompt that cannot
+        be built is returned as the exception, handled by turn() after the start has committed)."""
+        plan = self._plan()
+        if not isinstance(plan, _Turn):
+            return plan, None
         try:
-            ctx = await self.interruptible(self.ex.db(build))  # read-only: abandoning it is harmless
+            return plan, plan.build(conn)
+        except Exception as exc:
+            return plan, exc
+
+    async def turn(self, first: tuple[_Turn | tuple[str, ...], Any] | None = None) -> bool:
+        """One model call. Returns True when another turn should follow. `first`: the plan and prompt (or the
+        exception building it raised) prepared when the run started."""
+        await self.checkpoint()
+        plan, built = first if first is not None else (self._plan(), None)
+        if not isinstance(plan, _Turn):
+            if plan[0] == "fail":
+                await self.fail(plan[1], plan[2])
+            else:
+                await self.finish_incomplete(plan[1])
+            return False
+        try:
+            if first is None:
+
+                def build() -> Any:
+                    with self.ex.store.read() as conn:
+                        return plan.build(conn)
+
+                built = await self.interruptible(self.ex.db(build))  # read-only: abandoning it is harmless
+            if isinstance(built, Exception):
+                raise built
         except PromptTooLarge as exc:
-            if prompt_left is not None:
+            if plan.prompt_left is not None:
                 await self.finish_incomplete("max_prompt_tokens")
             else:
                 await self.fail("invalid_prompt", str(exc))
             return False
-        return await self.stream_turn(provider, ctx.request, server, configs, choice)
+        return await self.stream_turn(plan.provider, built.request, plan.server, plan.configs, plan.choice)
 
     async def stream_turn(
         self, provider: Any, request: ChatRequest, server: dict[str, ServerTool], configs: dict[str, dict], choice: str
@@ -490,7 +562,8 @@ class _Job:
         elif finish == "content_filter":
             await self.close_message("incomplete", "content_filter", step_usage)
         else:
-            await self.close_message("completed", None, step_usage)
+            await self.complete_with_message(step_usage)
+            return False
         await self.finish_completed()
         return False
 
@@ -511,11 +584,12 @@ class _Job:
             {"type": "message_creation", "message_creation": {"message_id": message["id"]}},
         )
 
-        def save(conn: Any) -> None:
-            Store.insert(conn, schema.run_steps, step, run_id=self.run_id, thread_id=self.run["thread_id"])
-            Store.insert(conn, schema.messages, message, thread_id=self.run["thread_id"], run_id=self.run_id)
-
-        await self.owned_write(save)
+        if isinstance(self.sink, NullSink):
+            # Nobody streams this run: no event needs the open message committed yet, so a short reply is saved
+            # in one write with its completion (a client polling sees it in_progress once it takes longer).
+            self.unsaved, self.opened_at = True, time.monotonic()
+        else:
+            await self.owned_write(lambda conn: self._insert_open(conn, message, step))
         self.step, self.message, self.text = step, message, ""
         self.emit("thread.run.step.created", step)
         self.emit("thread.run.step.in_progress", step)
@@ -528,6 +602,18 @@ class _Job:
         self.text_index = len(pending)
         self.text_started = False
         self.annotations = []
+
+    def _insert_open(self, conn: Any, message: dict, step: dict) -> None:
+        Store.insert(conn, schema.run_steps, step, run_id=self.run_id, thread_id=self.run["thread_id"])
+        Store.insert(conn, schema.messages, message, thread_id=self.run["thread_id"], run_id=self.run_id)
+
+    async def save_open(self) -> None:
+        """Commit the open message and step that so far exist only in memory."""
+        message, step = self.message, self.step
+        assert message is not None and step is not None
+        saved = {**message, "content": list(message["content"])}  # its text is saved when it closes
+        await self.owned_write(lambda conn: self._insert_open(conn, saved, step))
+        self.unsaved = False
 
     def emit_message_delta(self, content: list[dict[str, Any]]) -> None:
         assert self.message is not None
@@ -562,6 +648,8 @@ class _Job:
                 return
             await self.open_message()
         self.emit_text(self.processor.feed(text) if self.processor else text)
+        if self.unsaved and time.monotonic() - self.opened_at >= OPEN_WRITE_AFTER_S:
+            await self.save_open()
 
     async def close_message(self, status: str, reason: str | None, step_usage: dict | None) -> None:
         if self.message is None:
@@ -569,7 +657,52 @@ class _Job:
                 await self.open_message()  # an empty answer still gets a message with one (empty) text part
             else:
                 return
+        message, step = self._close_in_memory(status, reason, step_usage)
+        message = await self.owned_write(lambda conn: self._save_closed(conn, message, step))
+        self.message = self.step = None
+        self.unsaved = False
+        self._emit_closed(message, step)
+
+    async def complete_with_message(self, step_usage: dict | None) -> None:
+        """Close the reply message (completed) and complete the run in one transaction; the events follow its
+        commit in the order of close_message + finish_completed."""
+        if self.message is None:
+            if self.step is not None:  # a tool step is open: not a plain reply
+                await self.close_message("completed", None, step_usage)
+                await self.finish_completed()
+                return
+            await self.open_message()  # an empty answer still gets a message with one (empty) text part
+        message, step = self._close_in_memory("completed", None, step_usage)
+        events: list[tuple[str, dict]] = []
+        mutate = self._end_mutation("completed", "completed", None, {}, events)
+
+        def save(conn: Any) -> tuple[dict, dict]:
+            merged = self._save_closed(conn, message, step)
+            run = Store.fetch(conn, schema.runs, self.run_id, lock=True)
+            assert run is not None  # _write_owned found it in_progress under our lease
+            self.message = self.step = None  # saved above: the run's ending must not close them again
+            mutate(run, conn)
+            self.ex._save_run(conn, run)
+            return merged, run
+
+        try:
+            merged, run = await self.owned_write(save)
+        except BaseException:
+            self.message, self.step = message, step  # not committed: whoever ends the run closes them
+            raise
+        self.unsaved = False
+        self.run = run
+        metrics.run_finished(run)
+        self._emit_closed(merged, step)
+        for name, data in events:
+            self.emit(name, data)
+        self.emit("thread.run.completed", run)
+
+    def _close_in_memory(self, status: str, reason: str | None, step_usage: dict | None) -> tuple[dict, dict]:
+        """Finish the open message and its step in memory (flushing the text processor's last deltas); the caller
+        saves them with _save_closed and then emits _emit_closed."""
         message = self.message
+        assert message is not None
         if self.processor is not None:
             self.emit_text(self.processor.flush(self.text))
         if not self.text_started:
@@ -590,20 +723,22 @@ class _Job:
         step_status = {"completed": "completed", "incomplete": "completed"}.get(status, status)
         self._finish_step(step, step_status, ts)
         step["usage"] = step_usage
+        return message, step
 
-        def save(conn: Any) -> dict[str, Any]:
-            stored = Store.fetch(conn, schema.messages, message["id"], lock=True)
-            merged = merge_owned(stored, message, MESSAGE_FIELDS)
-            if stored is not None:  # the client may have deleted it meanwhile
-                Store.update(conn, schema.messages, merged)
-            Store.update(conn, schema.run_steps, step)
-            return merged
+    def _save_closed(self, conn: Any, message: dict, step: dict) -> dict:
+        if self.unsaved:
+            self._insert_open(conn, message, step)
+            return message
+        stored = Store.fetch(conn, schema.messages, message["id"], lock=True)
+        merged = merge_owned(stored, message, MESSAGE_FIELDS)
+        if stored is not None:  # the client may have deleted it meanwhile
+            Store.update(conn, schema.messages, merged)
+        Store.update(conn, schema.run_steps, step)
+        return merged
 
-        message = await self.owned_write(save)
-        self.emit(f"thread.message.{'completed' if status == 'completed' else 'incomplete'}", message)
+    def _emit_closed(self, message: dict, step: dict) -> None:
+        self.emit(f"thread.message.{'completed' if message['status'] == 'completed' else 'incomplete'}", message)
         self.emit(f"thread.run.step.{step['status']}", step)
-        self.message = None
-        self.step = None
 
     @staticmethod
     def _finish_step(step: dict, status: str, ts: int) -> None:
@@ -749,6 +884,9 @@ class _Job:
     def _close_open(self, conn: Any, step_status: str, reason: str | None, ts: int) -> list[tuple[str, dict]]:
         """Close the open message and step (and any leftover in-progress steps); return events to emit."""
         events: list[tuple[str, dict]] = []
+        if self.message is not None and self.step is not None and self.unsaved:
+            self._insert_open(conn, self.message, self.step)  # closed below like a saved one
+            self.unsaved = False
         if self.message is not None:
             if self.message["status"] == "in_progress":  # else close_message got as far as closing it in memory
                 self.message["content"].append(
@@ -768,10 +906,11 @@ class _Job:
         self.message = self.step = None
         return events
 
-    async def _end(
-        self, status: str, expected: tuple[str, ...], step_status: str, reason: str | None, **fields: Any
-    ) -> None:
-        events: list[tuple[str, dict]] = []
+    def _end_mutation(
+        self, status: str, step_status: str, reason: str | None, fields: dict[str, Any], events: list[tuple[str, dict]]
+    ) -> Callable[[dict, Any], None]:
+        """The change that ends the run as `status` (inside the caller's transaction); the events to emit after its
+        commit, before thread.run.<status>, are appended to `events`."""
 
         def mutate(run: dict, conn: Any) -> None:
             ts = now()
@@ -787,11 +926,19 @@ class _Job:
             self._save_state(conn)
             conn.execute(schema.runs.update().where(schema.runs.c.id == run["id"]).values(lease_owner=None))
 
+        return mutate
+
+    async def _end(
+        self, status: str, expected: tuple[str, ...], step_status: str, reason: str | None, **fields: Any
+    ) -> None:
+        events: list[tuple[str, dict]] = []
+        mutate = self._end_mutation(status, step_status, reason, fields, events)
         run = await self.ex.db(self.ex._transition, self.run_id, expected, mutate)
         if run is None:
             await self._lost_run()
             return
         self.run = run
+        metrics.run_finished(run)
         for name, data in events:
             self.emit(name, data)
         self.emit(f"thread.run.{status}", run)

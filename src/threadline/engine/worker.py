@@ -13,6 +13,7 @@ from typing import Any, Protocol
 
 import sqlalchemy as sa
 
+from .. import metrics
 from ..store import Store, schema
 from .executor import RunExecutor, close_messages, close_steps
 
@@ -92,6 +93,7 @@ class Workers:
         if not recover_all:
             cond = cond & sa.or_(t.c.lease_until.is_(None), t.c.lease_until < ts)
         count = 0
+        finished: list[dict] = []
         with self.rt.store.write() as conn:
             for run_id in list(conn.execute(sa.select(t.c.id).where(cond)).scalars()):
                 run = Store.fetch(conn, t, run_id, lock=True)
@@ -114,7 +116,10 @@ class Workers:
                     close_steps(conn, run["id"], "failed", ts)
                     close_messages(conn, run["id"], "run_failed", ts)
                 Store.update(conn, t, run, status=run["status"], expires_at=run["expires_at"], lease_owner=None)
+                finished.append(run)
                 count += 1
+        for run in finished:
+            metrics.run_finished(run)
         if count:
             log.warning("recovered %d interrupted run(s)", count)
         return count
@@ -140,6 +145,7 @@ class Workers:
                 close_steps(conn, run_id, "expired", ts)
                 close_messages(conn, run_id, "run_expired", ts)
                 Store.update(conn, t, run, status="expired", expires_at=run["expires_at"], lease_owner=None)
+            metrics.run_finished(run)
         return len(ids)
 
     async def _sweep_forever(self) -> None:

@@ -49,13 +49,17 @@ class OnnxEmbedder:
 
     Texts longer than the model's 256 word-piece window are split into overlapping windows whose embeddings are
     averaged (then re-normalised), so every part of a long chunk contributes.
+
+    Each window is run through the model on its own, never padded into a batch: the int8 model scales its
+    activations over the whole input tensor, so in a batch a text's vector would depend on its batch-mates and
+    their padding. Alone, a text gets the same vector bit for bit whether it is a query or a chunk in any
+    ingestion batch. Without padding this is also as fast as batches of 32 (see docs/benchmarks.md).
     """
 
     def __init__(
         self,
         models_dir: str | Path | None = None,
         *,
-        batch_size: int = 32,
         threads: int | None = None,
         window_stride: int = 32,
     ) -> None:
@@ -75,7 +79,6 @@ class OnnxEmbedder:
         self.model_name = LOCAL_MODEL_NAME
         self.dim = int(self.manifest.get("dim", 384))
         self.max_tokens = int(self.manifest.get("max_seq_length", 256))
-        self.batch_size = batch_size
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = threads or len(os.sched_getaffinity(0))
         opts.inter_op_num_threads = 1
@@ -97,36 +100,19 @@ class OnnxEmbedder:
             return np.zeros((0, self.dim), dtype=np.float32)
         with self._lock:  # tokenizers' Tokenizer is not documented as thread safe
             encodings = self._tok.encode_batch([t if t.strip() else " " for t in texts])
-        windows: list[tuple[list[int], list[int]]] = []
-        owner: list[int] = []
+        out = np.empty((len(texts), self.dim), dtype=np.float32)
         for i, enc in enumerate(encodings):
-            for part in [enc, *enc.overflowing]:
-                windows.append((part.ids, part.attention_mask))
-                owner.append(i)
-        vecs = self._run(windows)
-        if len(windows) == len(texts):
-            return vecs
-        out = np.zeros((len(texts), self.dim), dtype=np.float32)
-        np.add.at(out, np.asarray(owner), vecs)
-        return _normalise(out)
-
-    def _run(self, windows: list[tuple[list[int], list[int]]]) -> np.ndarray:
-        order = sorted(range(len(windows)), key=lambda i: len(windows[i][0]))
-        out = np.empty((len(windows), self.dim), dtype=np.float32)
-        for b in range(0, len(order), self.batch_size):
-            idx = order[b : b + self.batch_size]
-            width = max(len(windows[i][0]) for i in idx)
-            ids = np.zeros((len(idx), width), dtype=np.int64)
-            mask = np.zeros((len(idx), width), dtype=np.int64)
-            for row, i in enumerate(idx):
-                w_ids, w_mask = windows[i]
-                ids[row, : len(w_ids)] = w_ids
-                mask[row, : len(w_mask)] = w_mask
-            feed = {"input_ids": ids, "attention_mask": mask}
-            if "token_type_ids" in self._inputs:
-                feed["token_type_ids"] = np.zeros_like(ids)
-            out[idx] = self._session.run(["sentence_embedding"], feed)[0]
+            parts = [enc, *enc.overflowing]
+            vecs = [self._run(part.ids, part.attention_mask) for part in parts]
+            out[i] = vecs[0] if len(vecs) == 1 else _normalise(np.sum(vecs, axis=0, keepdims=True))[0]
         return out
+
+    def _run(self, ids: list[int], mask: list[int]) -> np.ndarray:
+        """One window, shape (1, n) with no padding -> its (dim,) vector."""
+        feed = {"input_ids": np.array([ids], dtype=np.int64), "attention_mask": np.array([mask], dtype=np.int64)}
+        if "token_type_ids" in self._inputs:
+            feed["token_type_ids"] = np.zeros_like(feed["input_ids"])
+        return self._session.run(["sentence_embedding"], feed)[0][0]
 
 
 class OpenAIEmbedder:

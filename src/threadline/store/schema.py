@@ -28,6 +28,8 @@ messages = _doc_table(
     "messages",
     sa.Column("thread_id", sa.String(64), nullable=False),
     sa.Column("run_id", sa.String(64)),
+    # tokens.message_text_tokens(data), kept in step with data by Store.insert/update (NULL: not counted yet)
+    sa.Column("token_count", sa.Integer),
     sa.Index("ix_messages_thread", "thread_id", "seq"),
 )
 runs = _doc_table(

@@ -16,6 +16,7 @@ from typing import Any
 import orjson
 import sqlalchemy as sa
 
+from ..tokens import message_text_tokens
 from . import schema
 from .db import create_engine
 
@@ -32,6 +33,13 @@ def dumps(obj: Any) -> str:
 
 def loads(text: str | bytes) -> Any:
     return orjson.loads(text)
+
+
+def _derived(table: sa.Table, obj: dict[str, Any]) -> dict[str, Any]:
+    """Columns computed from a document whenever it is written, so they can never disagree with `data`."""
+    if table is schema.messages:
+        return {"token_count": message_text_tokens(obj)}
+    return {}
 
 
 @dataclass
@@ -92,10 +100,12 @@ class Store:
 
     @staticmethod
     def insert(conn: sa.Connection, table: sa.Table, obj: dict[str, Any], **cols: Any) -> None:
+        cols.update(_derived(table, obj))
         conn.execute(table.insert().values(id=obj["id"], created_at=obj["created_at"], data=dumps(obj), **cols))
 
     @staticmethod
     def update(conn: sa.Connection, table: sa.Table, obj: dict[str, Any], **cols: Any) -> None:
+        cols.update(_derived(table, obj))
         conn.execute(table.update().where(table.c.id == obj["id"]).values(data=dumps(obj), **cols))
 
     @staticmethod
