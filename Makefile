@@ -25,8 +25,9 @@ test: setup
 	$(PY) -m pytest -q -p no:cacheprovider tests
 	.venv-sdk1/bin/python -m pytest -q -p no:cacheprovider tests/sdk tests/runs tests/file_search tests/code_interpreter
 
+# The in-process tier only (tests/fast: no server subprocess, no sandbox, SQLite); `make test` runs it too.
 test-fast: $(STAMP)
-	THREADLINE_TEST_BACKENDS=sqlite $(PY) -m pytest -q -x tests
+	$(PY) -m pytest -q -p no:cacheprovider tests/fast
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests bench

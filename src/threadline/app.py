@@ -18,6 +18,7 @@ from . import vector_stores as vs
 from .api import assistants, files, messages, model_list, runs, threads, uploads, vector_stores
 from .api.errors import install_handlers
 from .auth import KeyChecker
+from .clock import Clock, SystemClock
 from .code_interpreter import CodeInterpreterTool
 from .config import Settings
 from .engine.executor import RunExecutor
@@ -39,10 +40,22 @@ log = logging.getLogger("threadline")
 
 
 class Runtime:
-    """Everything a request handler needs: settings, the store, blob storage and (later) the run engine."""
+    """Everything a request handler needs: settings, the store, blob storage and the run engine.
 
-    def __init__(self, settings: Settings) -> None:
+    `providers` replaces the router built from the environment (THREADLINE_PROVIDERS_FILE, OPENAI_*, ANTHROPIC_*),
+    e.g. ProviderRouter.single(an in-memory provider) in tests; `clock` is where run expiry, leases and sweeps read
+    the time (SystemClock by default; tests pass a ManualClock and advance it instead of sleeping).
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        providers: provider_router.ProviderRouter | None = None,
+        clock: Clock | None = None,
+    ) -> None:
         self.settings = settings
+        self.clock: Clock = clock or SystemClock()
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         self.store = Store(settings.effective_database_url)
         self.store.migrate()
@@ -51,7 +64,7 @@ class Runtime:
         self.reserve.ensure()
         self._maintenance: list[asyncio.Task] = []
         self.keys = KeyChecker(self.store, settings.api_keys)
-        router = provider_router.from_env()
+        router = providers or provider_router.from_env()
         self.providers = metrics.InstrumentedRouter(router)
         self.model_lister = ModelLister.from_env(router)
         self.loop: asyncio.AbstractEventLoop | None = None
@@ -190,9 +203,16 @@ def _storage_reserve(store: Store, settings: Settings) -> StorageReserve:
     return StorageReserve(path, int(settings.storage_reserve_mb * 2**20))
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(
+    settings: Settings | None = None,
+    *,
+    providers: provider_router.ProviderRouter | None = None,
+    clock: Clock | None = None,
+) -> FastAPI:
+    """The ASGI app. Settings default to the environment's; `providers` and `clock` as for Runtime. The Runtime
+    starts and stops with the app's lifespan and is at ``app.state.runtime``."""
     settings = settings or Settings.from_env()
-    runtime = Runtime(settings)
+    runtime = Runtime(settings, providers=providers, clock=clock)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):  # noqa: ANN202

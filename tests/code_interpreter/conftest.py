@@ -17,7 +17,11 @@ from support.server import ServerFactory, ServerHandle
 def server(server_factory: ServerFactory, backend: str, fake_llm: FakeOpenAI) -> Iterator[ServerHandle]:
     # A wall clock no loaded machine reaches with the suite's small cells (test_timeout_is_reported_as_output
     # uses its own server with a short one).
-    env = {"THREADLINE_SANDBOX_TIMEOUT_S": "120", "THREADLINE_SANDBOX_MAX_OUTPUT_FILES": "3"}
+    env = {
+        "THREADLINE_SANDBOX_TIMEOUT_S": "120",
+        "THREADLINE_SANDBOX_MAX_OUTPUT_FILES": "3",
+        "THREADLINE_SANDBOX_WARM_POOL": "1",
+    }
     yield from llm_server(server_factory, backend, fake_llm, **env)
 
 

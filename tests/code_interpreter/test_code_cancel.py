@@ -24,7 +24,9 @@ SLEEPY = "import time\ntime.sleep(30)\nprint('woke up')"
 
 @pytest.fixture(scope="module")
 def server(server_factory: ServerFactory, backend: str, fake_llm: FakeOpenAI) -> Iterator[ServerHandle]:
-    yield from llm_server(server_factory, backend, fake_llm, THREADLINE_SANDBOX_TIMEOUT_S="60")
+    yield from llm_server(
+        server_factory, backend, fake_llm, THREADLINE_SANDBOX_TIMEOUT_S="60", THREADLINE_SANDBOX_WARM_POOL="1"
+    )
 
 
 @pytest.fixture

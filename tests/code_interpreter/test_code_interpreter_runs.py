@@ -78,7 +78,9 @@ def test_state_persists_across_runs_and_errors_go_back_to_the_model(client, anal
 
 
 def test_timeout_is_reported_as_output(server_factory, backend, fake_llm, validator):
-    handle = server_factory.start(env=llm_env(fake_llm, THREADLINE_SANDBOX_TIMEOUT_S="2"), backend=backend)
+    handle = server_factory.start(
+        env=llm_env(fake_llm, THREADLINE_SANDBOX_TIMEOUT_S="2", THREADLINE_SANDBOX_WARM_POOL="1"), backend=backend
+    )
     try:
         client = make_client(handle.base_url, validator=validator)
         a = client.beta.assistants.create(model="gpt-4o", tools=[{"type": "code_interpreter"}])
@@ -178,6 +180,7 @@ def test_streaming_order_and_handler_callbacks(client, analyst, fake_llm, server
 
 def test_no_sandbox_fails_the_run_clearly(server_factory, backend, fake_llm, validator):
     env = {"OPENAI_API_KEY": "k", "OPENAI_BASE_URL": fake_llm.base_url, "THREADLINE_SANDBOX_VENV": "/nonexistent/venv"}
+    env["THREADLINE_SANDBOX_WARM_POOL"] = "1"
     handle = server_factory.start(env=env, backend=backend)
     try:
         client = make_client(handle.base_url, validator=validator)

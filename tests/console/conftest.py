@@ -54,7 +54,14 @@ def browser() -> Iterator[Any]:
 
 @pytest.fixture(scope="module")
 def server(server_factory: ServerFactory, backend: str, fake_llm: FakeOpenAI) -> Iterator[ServerHandle]:
-    yield from llm_server(server_factory, backend, fake_llm, THREADLINE_API_KEYS=KEY, THREADLINE_SANDBOX_TIMEOUT_S="20")
+    yield from llm_server(
+        server_factory,
+        backend,
+        fake_llm,
+        THREADLINE_API_KEYS=KEY,
+        THREADLINE_SANDBOX_TIMEOUT_S="20",
+        THREADLINE_SANDBOX_WARM_POOL="1",
+    )
 
 
 @pytest.fixture(autouse=True)

@@ -6,6 +6,7 @@ useradd when missing). The cluster listens on 127.0.0.1 and a free port, with fs
 
     cluster = PostgresCluster.start()
     url = cluster.create_database()      # fresh database with the vector extension -> postgresql://...
+    url = cluster.create_database(template="tl_template")   # a copy of an existing database
     cluster.stop()
 """
 
@@ -125,10 +126,16 @@ class PostgresCluster:
                     raise
                 time.sleep(0.05)
 
-    def create_database(self, name: str | None = None) -> str:
-        """CREATE DATABASE (a new name each call unless given) with the vector extension; returns its URL."""
+    def create_database(self, name: str | None = None, template: str | None = None) -> str:
+        """CREATE DATABASE (a new name each call unless given) with the vector extension; returns its URL.
+
+        With `template`, the new database is a copy of that one (file-level, much faster than migrating anew);
+        nobody may be connected to the template meanwhile."""
         name = name or f"tl_{os.getpid()}_{next(self._names)}"
         with self.connect() as conn:
+            if template:
+                conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+                return self.url(name)
             conn.execute(f'CREATE DATABASE "{name}"')
         with self.connect(name) as conn:
             conn.execute("CREATE EXTENSION IF NOT EXISTS vector")

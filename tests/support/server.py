@@ -7,9 +7,12 @@
     server.kill()        # SIGKILL, for crash tests; server.start() brings it back
     factory.close()      # stops every server, then the PostgreSQL cluster if one was started
 
+A PostgreSQL server's database is a clone (CREATE DATABASE ... TEMPLATE) of one migrated once per session.
+
 The server runs with the project's main virtualenv (env THREADLINE_TEST_PYTHON, default <repo>/.venv/bin/python),
 whatever interpreter runs the tests, so the same suite can run from a venv with an older openai SDK. Its environment
-is the test process's minus THREADLINE_*, OPENAI_* and ANTHROPIC_* variables, plus the `env` given to start().
+is the test process's minus THREADLINE_*, OPENAI_* and ANTHROPIC_* variables, plus THREADLINE_SANDBOX_WARM_POOL=0
+(servers that run code pass THREADLINE_SANDBOX_WARM_POOL=1), plus the `env` given to start().
 The log (stdout+stderr of every start) is at handle.log_path; pytest shows its tail when a test fails.
 """
 
@@ -34,6 +37,7 @@ BACKENDS = ("sqlite", "postgres")
 START_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 10.0
 INHERIT_NOT = ("THREADLINE_", "OPENAI_", "ANTHROPIC_")
+TEMPLATE_DB = "tl_template"
 # Where things are on this machine, not how the server behaves: the tests' choice reaches the servers.
 INHERIT_ANYWAY = ("THREADLINE_MODELS_DIR",)
 
@@ -135,6 +139,8 @@ class ServerHandle:
         # Hermetic: settings and provider credentials of the shell running the tests do not leak into the server.
         env = {k: v for k, v in os.environ.items() if not k.startswith(INHERIT_NOT) or k in INHERIT_ANYWAY}
         env.update({"PYTHONUNBUFFERED": "1", "PYTHONDONTWRITEBYTECODE": "1"})
+        # Most servers never run code: no warm sandbox (the suites that run code ask for one; a cold one still works).
+        env["THREADLINE_SANDBOX_WARM_POOL"] = "0"
         if self.settings_via_env:
             env.update(self.settings_env())
         env.update(self.env)
@@ -227,6 +233,7 @@ class ServerFactory:
         self.python = python or server_python()
         self.handles: list[ServerHandle] = []
         self._postgres: PostgresCluster | None = None
+        self._template: str | None = None
         self._counter = itertools.count(1)
 
     @property
@@ -240,8 +247,22 @@ class ServerFactory:
         if backend == "sqlite":
             return f"sqlite:///{data_dir.resolve() / 'threadline.db'}"
         if backend == "postgres":
-            return self.postgres.create_database()
+            return self.postgres.create_database(template=self.postgres_template())
         raise ValueError(f"unknown backend {backend!r}; use one of {BACKENDS}")
+
+    def postgres_template(self) -> str:
+        """A database migrated once per session (`threadline migrate` with the server's interpreter); every
+        server's database is cloned from it instead of being migrated at its first start."""
+        if self._template is None:
+            url = self.postgres.create_database(TEMPLATE_DB)
+            env = {k: v for k, v in os.environ.items() if not k.startswith(INHERIT_NOT)}
+            cmd = [self.python, "-m", "threadline.cli", "migrate", "--database-url", url]
+            cmd += ["--data-dir", str(self.root / "template-data")]
+            proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
+            if proc.returncode != 0:
+                raise ServerError(f"migrating the template database failed:\n{proc.stdout}\n{proc.stderr}")
+            self._template = TEMPLATE_DB
+        return self._template
 
     def prepare(
         self,
@@ -288,6 +309,7 @@ class ServerFactory:
         if self._postgres is not None:
             self._postgres.stop()
             self._postgres = None
+            self._template = None
 
     def __enter__(self) -> ServerFactory:
         return self

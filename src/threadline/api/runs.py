@@ -259,7 +259,7 @@ async def submit_tool_outputs(
         with rt.store.write() as conn:
             run = _load_run(conn, thread_id, run_id, lock=True)
             status = run["status"]
-            if status == "requires_action" and run["expires_at"] is not None and now() >= run["expires_at"]:
+            if status == "requires_action" and run["expires_at"] is not None and rt.clock.now() >= run["expires_at"]:
                 status = "expired"
             if status != "requires_action":
                 raise bad_request(f'Runs in status "{status}" do not accept tool outputs.')

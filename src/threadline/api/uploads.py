@@ -25,14 +25,14 @@ router = APIRouter(prefix="/v1/uploads", tags=["uploads"], route_class=JSONRoute
 UPLOAD_LIFETIME_S = int(os.environ.get("THREADLINE_UPLOAD_EXPIRES_AFTER", "3600"))  # shorter in tests
 
 
-def _current(upload: dict) -> dict:
-    if upload["status"] == "pending" and now() >= upload["expires_at"]:
+def _current(upload: dict, now_s: int) -> dict:
+    if upload["status"] == "pending" and now_s >= upload["expires_at"]:
         upload["status"] = "expired"
     return upload
 
 
-def _require_pending(upload: dict) -> None:
-    status = _current(upload)["status"]
+def _require_pending(upload: dict, now_s: int) -> None:
+    status = _current(upload, now_s)["status"]
     if status != "pending":
         raise bad_request(f"Upload {upload['id']} is {status}; it no longer accepts this operation.")
 
@@ -41,7 +41,7 @@ def _require_pending(upload: dict) -> None:
 def create_upload(body: models.UploadCreate, request: Request) -> Response:
     rt = runtime(request)
     check_filename(body.filename, "filename")
-    ts = now()
+    ts = rt.clock.now()
     upload = {
         "id": new_id("upload"),
         "object": "upload",
@@ -64,7 +64,7 @@ async def add_part(upload_id: str, request: Request) -> Response:
     rt = runtime(request)
     max_bytes = rt.settings.max_part_bytes  # the body as a whole is capped by middleware.BodyLimit
     with rt.store.read() as conn:
-        _require_pending(load(conn, schema.uploads, upload_id, "upload"))
+        _require_pending(load(conn, schema.uploads, upload_id, "upload"), rt.clock.now())
     if not request.headers.get("content-type", "").startswith("multipart/form-data"):
         raise bad_request("Invalid request: expected a multipart/form-data body with a 'data' field.")
     try:
@@ -87,7 +87,7 @@ async def add_part(upload_id: str, request: Request) -> Response:
         def commit() -> None:
             # The clean-up runs in the worker thread too: deleting an S3 object must not block the event loop.
             with discard_on_error(rt.blobs, [part_id]), rt.store.write() as conn:
-                _require_pending(load(conn, schema.uploads, upload_id, "upload", lock=True))
+                _require_pending(load(conn, schema.uploads, upload_id, "upload", lock=True), rt.clock.now())
                 rt.store.insert(conn, schema.upload_parts, part, upload_id=upload_id, bytes=size, blob_key=part_id)
 
         await run_in_threadpool(commit)
@@ -103,7 +103,7 @@ def complete_upload(upload_id: str, body: models.UploadComplete, request: Reques
     t = schema.upload_parts
     with rt.store.read() as conn:
         upload = load(conn, schema.uploads, upload_id, "upload")
-        _require_pending(upload)
+        _require_pending(upload, rt.clock.now())
         rows = conn.execute(sa.select(t.c.id, t.c.bytes, t.c.blob_key).where(t.c.upload_id == upload_id)).all()
     parts = {r[0]: r for r in rows}
     if len(set(body.part_ids)) != len(body.part_ids):
@@ -125,7 +125,7 @@ def complete_upload(upload_id: str, body: models.UploadComplete, request: Reques
     except FileNotFoundError:
         # A concurrent cancel or complete removed the parts: report the state it left.
         with rt.store.read() as conn:
-            _require_pending(load(conn, schema.uploads, upload_id, "upload"))
+            _require_pending(load(conn, schema.uploads, upload_id, "upload"), rt.clock.now())
         raise
     with discard_on_error(rt.blobs, [file_id]):
         if body.md5 and body.md5.lower() != md5:
@@ -133,7 +133,8 @@ def complete_upload(upload_id: str, body: models.UploadComplete, request: Reques
         file_obj = file_object(file_id, upload["filename"], total, upload["purpose"])
         with rt.store.write() as conn:
             upload = load(conn, schema.uploads, upload_id, "upload", lock=True)
-            _require_pending(upload)  # a concurrent complete or cancel won: this file's bytes are discarded
+            # a concurrent complete or cancel won: this file's bytes are discarded
+            _require_pending(upload, rt.clock.now())
             save_file(rt, conn, file_obj, file_id)
             upload.update(status="completed", file=file_obj)
             rt.store.update(conn, schema.uploads, upload, status="completed")
@@ -153,7 +154,7 @@ def cancel_upload(upload_id: str, request: Request) -> Response:
     t = schema.upload_parts
     with rt.store.write() as conn:
         upload = load(conn, schema.uploads, upload_id, "upload", lock=True)
-        _require_pending(upload)
+        _require_pending(upload, rt.clock.now())
         upload["status"] = "cancelled"
         rt.store.update(conn, schema.uploads, upload, status="cancelled")
         keys = [r[0] for r in conn.execute(sa.select(t.c.blob_key).where(t.c.upload_id == upload_id))]
@@ -169,12 +170,13 @@ def expire_stale_uploads(rt: Any) -> int:
     An abandoned upload would otherwise keep its parts on disk forever. Called periodically by the runtime.
     """
     t, p = schema.uploads, schema.upload_parts
+    cond = (t.c.status == "pending") & (t.c.expires_at <= rt.clock.now())
     with rt.store.read() as conn:
-        ids = list(conn.execute(sa.select(t.c.id).where(t.c.status == "pending", t.c.expires_at <= now())).scalars())
+        ids = list(conn.execute(sa.select(t.c.id).where(cond)).scalars())
     for upload_id in ids:
         with rt.store.write() as conn:
             upload = load(conn, t, upload_id, "upload", lock=True)
-            if _current(upload)["status"] != "expired":
+            if _current(upload, rt.clock.now())["status"] != "expired":
                 continue
             rt.store.update(conn, t, upload, status="expired")
             keys = list(conn.execute(sa.select(p.c.blob_key).where(p.c.upload_id == upload_id)).scalars())

@@ -247,8 +247,7 @@ class _Job:
     def _arm_expiry(self) -> None:
         expires_at = self.run.get("expires_at")
         if expires_at is not None and self._expiry is None:
-            loop = asyncio.get_running_loop()
-            self._expiry = loop.call_later(max(0.0, expires_at - time.time()), self.on_expiry)
+            self._expiry = self.rt.clock.call_later(max(0.0, expires_at - self.rt.clock.time()), self.on_expiry)
 
     def close(self) -> None:
         if self._expiry is not None:
@@ -312,7 +311,7 @@ class _Job:
                     conn.execute(
                         t.update()
                         .where(t.c.id == self.run_id, t.c.lease_owner == OWNER)
-                        .values(lease_until=now() + lease)
+                        .values(lease_until=self.rt.clock.now() + lease)
                     )
 
             try:
@@ -328,7 +327,7 @@ class _Job:
         run["status"] = "in_progress"
         run["started_at"] = now()
         t = schema.runs
-        lease_until = now() + self.rt.settings.run_lease_s
+        lease_until = self.rt.clock.now() + self.rt.settings.run_lease_s
         conn.execute(t.update().where(t.c.id == run["id"]).values(lease_owner=OWNER, lease_until=lease_until))
         raw = conn.execute(sa.select(t.c.state).where(t.c.id == run["id"])).scalar()
         self.state = loads(raw or "{}")
@@ -373,7 +372,7 @@ class _Job:
         if self.cancelled:
             await self.finish_cancelled()
             raise _Stop
-        if self.expired or (self.run["expires_at"] is not None and now() >= self.run["expires_at"]):
+        if self.expired or (self.run["expires_at"] is not None and self.rt.clock.now() >= self.run["expires_at"]):
             await self.finish_expired()
             raise _Stop
 

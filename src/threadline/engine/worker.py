@@ -14,7 +14,7 @@ from typing import Any, Protocol
 import sqlalchemy as sa
 
 from .. import metrics
-from ..store import Store, now, schema
+from ..store import Store, schema
 from .executor import RunExecutor, close_messages, close_steps
 
 log = logging.getLogger("threadline.engine")
@@ -88,7 +88,7 @@ class Workers:
         With the embedded SQLite store there is one server process, so at start-up every such run is orphaned;
         otherwise only runs whose lease ran out are."""
         t = schema.runs
-        ts = now()
+        ts = self.rt.clock.now()
         cond = t.c.status.in_(("in_progress", "cancelling"))
         if not recover_all:
             cond = cond & sa.or_(t.c.lease_until.is_(None), t.c.lease_until < ts)
@@ -127,7 +127,7 @@ class Workers:
     def expire(self) -> int:
         """Runs past expires_at that no live executor is driving become `expired`."""
         t = schema.runs
-        ts = now()
+        ts = self.rt.clock.now()
         cond = (t.c.expires_at <= ts) & sa.or_(
             t.c.status.in_(("queued", "requires_action")),
             t.c.status.in_(("in_progress", "cancelling")) & sa.or_(t.c.lease_until.is_(None), t.c.lease_until < ts),

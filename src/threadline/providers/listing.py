@@ -109,7 +109,7 @@ class ModelLister:
     # -- upstream lists -------------------------------------------------------------------------------------------
 
     def _enumerable(self, route: Route) -> bool:
-        return self.upstream and route.model is None and not route.upstream_model
+        return self.upstream and route.model is None and not route.upstream_model and route.instance is None
 
     @staticmethod
     def _owner(route: Route) -> str:

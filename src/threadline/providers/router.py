@@ -78,6 +78,7 @@ class Route:
     strip_prefix: bool = False
     upstream_model: str | None = None
     options: dict[str, Any] = field(default_factory=dict)
+    instance: ChatProvider | None = None  # a provider object given in code (ProviderRouter.single), not built
 
     def matches(self, model: str) -> bool:
         if self.model is not None:
@@ -195,6 +196,12 @@ class ProviderRouter:
             environ=env,
         )
 
+    @classmethod
+    def single(cls, provider: ChatProvider, *, catalog: ModelCatalog | None = None) -> ProviderRouter:
+        """A router that sends every model to one given provider object (an in-memory provider in tests, or
+        threadline embedded in another program). No environment is read."""
+        return cls([Route(provider="instance", instance=provider)], catalog=catalog, environ={})
+
     def route_for(self, model: str) -> Route:
         for route in self.routes:
             if route.matches(model):
@@ -232,6 +239,8 @@ class ProviderRouter:
         self._providers.clear()
 
     def _provider(self, route: Route) -> ChatProvider:
+        if route.instance is not None:
+            return route.instance
         opts = route.options
         try:  # SDK clients hold connection pools bound to one event loop
             loop_id = id(asyncio.get_running_loop())
