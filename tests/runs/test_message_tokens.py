@@ -99,7 +99,7 @@ def test_prompt_uses_stored_counts_and_reads_only_the_window(client, assistant, 
 
 
 def test_migration_counts_existing_messages(backend: str, server_factory: ServerFactory, tmp_path: Path):
-    url = server_factory.database_url(backend, tmp_path)
+    url = server_factory.database_url(backend, tmp_path, migrated=False)
     engine = create_engine(url)
     try:
         upgrade(engine, "0002")

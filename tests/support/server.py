@@ -243,11 +243,13 @@ class ServerFactory:
             self._postgres = PostgresCluster.start()
         return self._postgres
 
-    def database_url(self, backend: str, data_dir: Path) -> str:
+    def database_url(self, backend: str, data_dir: Path, migrated: bool = True) -> str:
+        """A fresh database; `migrated=False` gives an empty one (PostgreSQL otherwise clones the migrated template),
+        for tests of the migrations themselves."""
         if backend == "sqlite":
             return f"sqlite:///{data_dir.resolve() / 'threadline.db'}"
         if backend == "postgres":
-            return self.postgres.create_database(template=self.postgres_template())
+            return self.postgres.create_database(template=self.postgres_template() if migrated else None)
         raise ValueError(f"unknown backend {backend!r}; use one of {BACKENDS}")
 
     def postgres_template(self) -> str:
