@@ -29,13 +29,13 @@ def start(server_factory, backend, fake_llm):  # noqa: ANN001, ANN201
 
 
 def test_requires_action_run_expires(start, fake_llm):
-    _, client = start(THREADLINE_RUN_EXPIRES_AFTER="4")
+    _, client = start(THREADLINE_RUN_EXPIRES_AFTER="8")  # room for reaching requires_action on a loaded machine
     a = client.beta.assistants.create(model="gpt-4o", tools=[{"type": "function", "function": {"name": "f"}}])
     thread = client.beta.threads.create(messages=[{"role": "user", "content": "x"}])
     fake_llm.script(Reply(tool_calls=[ToolCallSpec("f", "{}")]))
     run = client.beta.threads.runs.create_and_poll(thread_id=thread.id, assistant_id=a.id, poll_interval_ms=20)
-    assert run.status == "requires_action" and run.expires_at == run.created_at + 4
-    run = wait_status(client, thread.id, run.id, {"expired"}, timeout=10)
+    assert run.status == "requires_action" and run.expires_at == run.created_at + 8
+    run = wait_status(client, thread.id, run.id, {"expired"}, timeout=20)
     assert run.status == "expired"
     step = client.beta.threads.runs.steps.list(run_id=run.id, thread_id=thread.id).data[0]
     assert step.status == "expired" and step.expired_at is not None
