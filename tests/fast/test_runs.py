@@ -7,25 +7,13 @@ import json
 import openai
 import pytest
 
+from support.sequences import TEXT_RUN
+
 from .helpers import collapse, sse_events
 from .scripted import DEFAULT_TEXT, Call, Turn
 
 pytestmark = pytest.mark.anyio
 
-TEXT_RUN = [
-    "thread.run.created",
-    "thread.run.queued",
-    "thread.run.in_progress",
-    "thread.run.step.created",
-    "thread.run.step.in_progress",
-    "thread.message.created",
-    "thread.message.in_progress",
-    "thread.message.delta",
-    "thread.message.completed",
-    "thread.run.step.completed",
-    "thread.run.completed",
-    "done",
-]
 
 WEATHER = {"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object"}}}
 

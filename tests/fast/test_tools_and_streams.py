@@ -8,6 +8,7 @@ import dataclasses
 import pytest
 import sqlalchemy as sa
 
+from support.sequences import AFTER_TOOL_OUTPUTS
 from threadline.app import create_app
 from threadline.providers.router import ProviderRouter
 from threadline.store import schema
@@ -47,20 +48,7 @@ async def test_function_call_streamed_on_both_legs(http, assistant, llm):
         json={"tool_outputs": [{"tool_call_id": call["id"], "output": "-5C"}], "stream": True},
     )
     more = sse_events(r)
-    assert collapse([n for n, _ in more]) == [
-        "thread.run.step.completed",  # the tool_calls step, now with its output
-        "thread.run.queued",
-        "thread.run.in_progress",
-        "thread.run.step.created",
-        "thread.run.step.in_progress",
-        "thread.message.created",
-        "thread.message.in_progress",
-        "thread.message.delta",
-        "thread.message.completed",
-        "thread.run.step.completed",
-        "thread.run.completed",
-        "done",
-    ]
+    assert collapse([n for n, _ in more]) == AFTER_TOOL_OUTPUTS
     first = next(d for n, d in more if n == "thread.run.step.completed")
     assert first["step_details"]["tool_calls"][0]["function"]["output"] == "-5C"
     assert [m.content for m in llm.requests[-1].messages if m.role == "tool"] == ["-5C"]

@@ -3,23 +3,9 @@
 from __future__ import annotations
 
 from fakes import Reply, ToolCallSpec
+from support.sequences import AFTER_TOOL_OUTPUTS, TEXT_RUN
 
 from .sse import collapse, names, post_stream
-
-TEXT_RUN = [
-    "thread.run.created",
-    "thread.run.queued",
-    "thread.run.in_progress",
-    "thread.run.step.created",
-    "thread.run.step.in_progress",
-    "thread.message.created",
-    "thread.message.in_progress",
-    "thread.message.delta",
-    "thread.message.completed",
-    "thread.run.step.completed",
-    "thread.run.completed",
-    "done",
-]
 
 
 def test_text_run_sequence(client, assistant, fake_llm, server):
@@ -76,20 +62,7 @@ def test_function_call_then_continuation(client, assistant, fake_llm, server):
     more = post_stream(
         server.base_url, f"/threads/{thread.id}/runs/{run['id']}/submit_tool_outputs", {"tool_outputs": outputs}
     )
-    assert collapse(names(more)) == [
-        "thread.run.step.completed",
-        "thread.run.queued",
-        "thread.run.in_progress",
-        "thread.run.step.created",
-        "thread.run.step.in_progress",
-        "thread.message.created",
-        "thread.message.in_progress",
-        "thread.message.delta",
-        "thread.message.completed",
-        "thread.run.step.completed",
-        "thread.run.completed",
-        "done",
-    ]
+    assert collapse(names(more)) == AFTER_TOOL_OUTPUTS
     first = next(d for n, d in more if n == "thread.run.step.completed")
     assert first["id"] == step["id"] and [c["function"]["output"] for c in first["step_details"]["tool_calls"]] == [
         "ok",
