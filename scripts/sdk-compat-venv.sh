@@ -22,9 +22,10 @@ if [[ ! -x "$COMPAT_VENV/bin/python" ]]; then
 fi
 COMPAT_SITE="$("$COMPAT_VENV/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
 
-# Everything except openai comes from the main venv. A .pth entry is appended to sys.path after the venv's own
-# site-packages, so the openai installed below shadows the main venv's.
-echo "$MAIN_SITE" > "$COMPAT_SITE/_threadline_main_venv.pth"
+# Everything except openai comes from the main venv. The .pth line adds it as a site dir after the venv's own
+# site-packages (so the openai installed below shadows the main venv's); as a site dir, its own .pth files are read
+# too, among them the editable install of threadline that some tests import.
+echo "import site; site.addsitedir('$MAIN_SITE')" > "$COMPAT_SITE/_threadline_main_venv.pth"
 
 installed="$("$COMPAT_VENV/bin/python" - <<'EOF'
 import importlib.metadata as md, sys, sysconfig
