@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -34,7 +33,6 @@ from .store.blobs import open_blob_store
 from .store.storage import StorageReserve, is_disk_full
 
 ORPHAN_MIN_AGE_S = 3600.0  # a blob is written just before its row commits; older unreferenced ones are orphans
-MAINTENANCE_S = float(os.environ.get("THREADLINE_MAINTENANCE_S", "30"))
 
 log = logging.getLogger("threadline")
 
@@ -131,10 +129,10 @@ class Runtime:
             log.warning("deleted the chunks of %d file(s) no longer in their vector store", pruned)
 
     async def _maintain(self) -> None:
-        """Every 30 s: take the storage reserve back once there is room again (deletes on a full disk
+        """Every `maintenance_s` (30 s): take the storage reserve back once there is room again (deletes on a full disk
         release it), and delete the parts of uploads that expired."""
         while True:
-            await asyncio.sleep(MAINTENANCE_S)
+            await asyncio.sleep(self.settings.maintenance_s)
             try:
                 if self.reserve.held < self.reserve.size:
                     await asyncio.to_thread(self.reserve.ensure)

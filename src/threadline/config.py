@@ -32,6 +32,8 @@ class Settings:
     max_file_bytes: int = 512 * 1024 * 1024
     max_part_bytes: int = 64 * 1024 * 1024
     storage_reserve_mb: float = 16.0
+    upload_expires_after_s: int = 3600
+    maintenance_s: float = 30.0
     sandbox_max_output_files: int = 20
 
     @property
@@ -67,5 +69,7 @@ class Settings:
         s.max_file_bytes = int(env.get("THREADLINE_MAX_FILE_BYTES", s.max_file_bytes))
         s.max_part_bytes = int(env.get("THREADLINE_MAX_PART_BYTES", s.max_part_bytes))
         s.storage_reserve_mb = float(env.get("THREADLINE_STORAGE_RESERVE_MB", s.storage_reserve_mb))
+        s.upload_expires_after_s = int(env.get("THREADLINE_UPLOAD_EXPIRES_AFTER", s.upload_expires_after_s))
+        s.maintenance_s = float(env.get("THREADLINE_MAINTENANCE_S", s.maintenance_s))
         s.sandbox_max_output_files = int(env.get("THREADLINE_SANDBOX_MAX_OUTPUT_FILES", s.sandbox_max_output_files))
         return s

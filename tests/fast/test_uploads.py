@@ -7,7 +7,7 @@ import asyncio
 import openai
 import pytest
 
-from threadline.api.uploads import UPLOAD_LIFETIME_S, expire_stale_uploads
+from threadline.api.uploads import expire_stale_uploads
 
 pytestmark = pytest.mark.anyio
 
@@ -18,10 +18,10 @@ def blob_files(settings) -> set[str]:  # noqa: ANN001
 
 async def test_expired_upload_refuses_parts_and_loses_its_bytes(client, clock, runtime, settings):
     up = await client.uploads.create(filename="a.bin", bytes=6, mime_type="text/plain", purpose="assistants")
-    assert up.expires_at == up.created_at + UPLOAD_LIFETIME_S
+    assert up.expires_at == up.created_at + settings.upload_expires_after_s
     part = await client.uploads.parts.create(up.id, data=b"abc")
     assert blob_files(settings) == {part.id}
-    clock.advance(UPLOAD_LIFETIME_S - 60)
+    clock.advance(settings.upload_expires_after_s - 60)
     assert await asyncio.to_thread(expire_stale_uploads, runtime) == 0  # not yet
     clock.advance(120)
     with pytest.raises(openai.BadRequestError) as exc:

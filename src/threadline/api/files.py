@@ -68,18 +68,8 @@ def save_file(rt: Any, conn: sa.Connection, obj: dict, blob_key: str) -> None:
     rt.store.insert(conn, schema.files, obj, purpose=obj["purpose"], blob_key=blob_key)
 
 
-def create_file_from_bytes(rt: Any, filename: str, data: bytes, purpose: str) -> dict:
-    """Used by tools that produce files (e.g. code_interpreter outputs)."""
-    file_id = new_id("file")
-    rt.blobs.put_bytes(file_id, data)
-    obj = file_object(file_id, filename, len(data), purpose)
-    with discard_on_error(rt.blobs, [file_id]), rt.store.write() as conn:
-        save_file(rt, conn, obj, file_id)
-    return obj
-
-
 def create_file_from_stream(rt: Any, filename: str, source: BinaryIO, purpose: str) -> dict:
-    """Like create_file_from_bytes, but copies ``source`` to the blob store in chunks (constant memory).
+    """Create a File (e.g. a code_interpreter output) by copying ``source`` to the blob store in chunks.
 
     Blocking. Raises TooLarge past the server's file size limit (THREADLINE_MAX_FILE_BYTES), or whatever ``source``
     or the blob store raise; no File row or blob is left behind then.
@@ -260,4 +250,4 @@ def _attachment(filename: str) -> str:
     return f'attachment; filename="{filename}"'
 
 
-__all__ = ["create_file_from_bytes", "deleted", "router"]
+__all__ = ["create_file_from_stream", "deleted", "router"]

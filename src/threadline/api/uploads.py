@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import sqlalchemy as sa
@@ -21,8 +20,6 @@ from .files import check_filename, file_object, save_file
 from .jsonbody import JSONRoute
 
 router = APIRouter(prefix="/v1/uploads", tags=["uploads"], route_class=JSONRoute)
-
-UPLOAD_LIFETIME_S = int(os.environ.get("THREADLINE_UPLOAD_EXPIRES_AFTER", "3600"))  # shorter in tests
 
 
 def _current(upload: dict, now_s: int) -> dict:
@@ -50,7 +47,7 @@ def create_upload(body: models.UploadCreate, request: Request) -> Response:
         "filename": body.filename,
         "purpose": body.purpose,
         "status": "pending",
-        "expires_at": ts + UPLOAD_LIFETIME_S,
+        "expires_at": ts + rt.settings.upload_expires_after_s,
         "file": None,
     }
     with rt.store.write() as conn:
