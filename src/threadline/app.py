@@ -27,7 +27,7 @@ from .middleware import APIMiddleware, BodyLimit
 from .providers import router as provider_router
 from .providers.listing import ModelLister
 from .readiness import readiness
-from .sandbox import SandboxManager
+from .sandbox.selection import open_sandbox
 from .store import Store, schema
 from .store.blobs import open_blob_store
 from .store.storage import StorageReserve, is_disk_full
@@ -68,15 +68,7 @@ class Runtime:
         self.loop: asyncio.AbstractEventLoop | None = None
         self.retrieval = RetrievalService(self.store, self.blobs)
         self.ingestor = vs.Ingestor(self)
-        self.sandbox = SandboxManager(
-            root_dir=settings.data_dir / "sandbox",
-            max_sessions=settings.sandbox_max_sessions,
-            idle_timeout_s=settings.sandbox_idle_s,
-            wall_clock_s=settings.sandbox_timeout_s,
-            memory_mb=settings.sandbox_memory_mb,
-            warm_pool=settings.sandbox_warm_pool,
-            max_output_files=settings.sandbox_max_output_files,
-        )
+        self.sandbox = open_sandbox(settings)  # the machine's shared sandbox service, or an in-process manager
         self.server_tools: dict[str, Any] = {
             "file_search": FileSearchTool(self),
             "code_interpreter": CodeInterpreterTool(self, self.sandbox),

@@ -1,4 +1,4 @@
-"""The `threadline` command: serve, migrate, keys."""
+"""The `threadline` command: serve, sandbox, migrate, keys."""
 
 from __future__ import annotations
 
@@ -57,6 +57,20 @@ def serve(args: argparse.Namespace) -> int:
         app, host=settings.host, port=settings.port, log_level=args.log_level, access_log=False, log_config=None
     )
     return 0
+
+
+def sandbox(args: argparse.Namespace) -> int:
+    """Serve the machine's code_interpreter sandbox sessions to every threadline process (see sandbox/service.py)."""
+    from .sandbox.selection import manager_from_settings, service_dir
+    from .sandbox.service import run_service
+
+    settings = _settings(args)
+    if args.service_dir:
+        settings.sandbox_service_dir = Path(args.service_dir)
+    where = service_dir(settings)
+    linger = settings.sandbox_service_linger_s if args.on_demand else None
+    print(f"threadline sandbox service on {where.socket_path}", flush=True)
+    return run_service(manager_from_settings(settings), where, linger_s=linger)
 
 
 def migrate(args: argparse.Namespace) -> int:
@@ -141,6 +155,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--log-level", default="info")
     common(p)
     p.set_defaults(func=serve)
+
+    p = sub.add_parser("sandbox", help="run the machine's code_interpreter sandbox service (shared by every process)")
+    p.add_argument("--service-dir", help="socket and token directory (env THREADLINE_SANDBOX_SERVICE_DIR)")
+    p.add_argument(
+        "--on-demand",
+        action="store_true",
+        help="exit once no threadline process is attached (THREADLINE_SANDBOX_SERVICE_LINGER_S); servers use this",
+    )
+    common(p)
+    p.set_defaults(func=sandbox)
 
     p = sub.add_parser("migrate", help="apply database migrations")
     common(p)

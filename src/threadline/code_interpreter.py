@@ -26,6 +26,7 @@ from .api.files import create_file_from_stream
 from .engine.executor import ToolFatal
 from .engine.tools import StepDelta, ToolContext, ToolOutcome
 from .providers.base import ToolSpec
+from .sandbox.interface import Sandbox
 from .store import Store, loads, schema
 
 log = logging.getLogger("threadline.code_interpreter")
@@ -71,10 +72,9 @@ class CodeInterpreterTool:
     type = "code_interpreter"
     function_name = "code_interpreter"
 
-    def __init__(self, runtime: Any, manager: Any) -> None:
+    def __init__(self, runtime: Any, sandbox: Sandbox) -> None:
         self.rt = runtime
-        self.manager = manager
-        self.placed: dict[str, set[str]] = {}  # session key -> file ids already in its /mnt/data
+        self.manager = sandbox
 
     def spec(self, tool_config: dict[str, Any]) -> ToolSpec:
         return ToolSpec(
@@ -112,9 +112,9 @@ class CodeInterpreterTool:
             return code if isinstance(code, str) else ""
         return args if isinstance(args, str) else ""
 
-    def _inputs(self, key: str, run: dict[str, Any]) -> tuple[dict[str, Callable[[], BinaryIO]], set[str]]:
-        """Files to place in /mnt/data before this execution ({name: opener of the blob}, copied in chunks by the
-        sandbox) and their file ids: those not placed in the key's live session yet."""
+    def _inputs(self, run: dict[str, Any]) -> tuple[dict[str, Callable[[], BinaryIO]], dict[str, str]]:
+        """The run's input files for /mnt/data: {name: opener of the blob} (copied in chunks by the sandbox) and
+        {name: file id}, by which the session skips the files it already holds."""
         with self.rt.store.read() as conn:
             ids = _input_file_ids(conn, run)
             rows = conn.execute(
@@ -125,17 +125,8 @@ class CodeInterpreterTool:
         by_id = {r[0]: (loads(r[1])["filename"], r[2]) for r in rows}
         ordered = [(fid, by_id[fid][0]) for fid in ids if fid in by_id]
         names = placement_names(ordered)
-        if not self.manager.has_session(key):
-            self.placed[key] = set()
-        done = self.placed.setdefault(key, set())
-        out: dict[str, Callable[[], BinaryIO]] = {}
-        new_ids: set[str] = set()
-        for file_id, _ in ordered:
-            if file_id in done:
-                continue
-            out[names[file_id]] = functools.partial(self.rt.blobs.open, by_id[file_id][1])
-            new_ids.add(file_id)
-        return out, new_ids
+        out = {names[fid]: functools.partial(self.rt.blobs.open, by_id[fid][1]) for fid, _ in ordered}
+        return out, {names[fid]: fid for fid, _ in ordered}
 
     def _save_output(self, name: str, stream: BinaryIO) -> dict[str, Any]:
         """OutputSink: stream one file from /mnt/data into a new File (purpose assistants_output)."""
@@ -147,16 +138,13 @@ class CodeInterpreterTool:
         code = self.code_of(arguments)
         await delta({"type": "code_interpreter", "code_interpreter": {"input": code}})
         key = ctx.run["thread_id"]
-        inputs, new_ids = await asyncio.to_thread(self._inputs, key, ctx.run)
+        inputs, input_ids = await asyncio.to_thread(self._inputs, ctx.run)
         try:
-            result = await self.manager.execute(key, code, input_files=inputs or None, sink=self._save_output)
+            result = await self.manager.execute(
+                key, code, input_files=inputs or None, sink=self._save_output, input_ids=input_ids or None
+            )
         except SandboxUnavailable as exc:
-            self.placed.pop(key, None)
             raise ToolFatal(f"code_interpreter is unavailable: {exc}") from exc
-        # Recorded only now: if the run is cancelled (CancelledError out of execute, after the manager has
-        # interrupted the cell or killed the session), the new inputs may or may not be in place, and leaving them
-        # unrecorded places them again next time.
-        self.placed.setdefault(key, set()).update(new_ids)
         outputs: list[dict[str, Any]] = []
         parts: list[dict[str, Any]] = []
         links: dict[str, str] = {}

@@ -35,6 +35,9 @@ class Settings:
     upload_expires_after_s: int = 3600
     maintenance_s: float = 30.0
     sandbox_max_output_files: int = 20
+    sandbox_service: str = "auto"  # auto | external | off (see sandbox/selection.py)
+    sandbox_service_dir: Path | None = None  # default <data dir>/sandbox/service
+    sandbox_service_linger_s: float = 60.0
 
     @property
     def effective_database_url(self) -> str:
@@ -72,4 +75,8 @@ class Settings:
         s.upload_expires_after_s = int(env.get("THREADLINE_UPLOAD_EXPIRES_AFTER", s.upload_expires_after_s))
         s.maintenance_s = float(env.get("THREADLINE_MAINTENANCE_S", s.maintenance_s))
         s.sandbox_max_output_files = int(env.get("THREADLINE_SANDBOX_MAX_OUTPUT_FILES", s.sandbox_max_output_files))
+        s.sandbox_service = env.get("THREADLINE_SANDBOX_SERVICE", s.sandbox_service).strip().lower()
+        service_dir = env.get("THREADLINE_SANDBOX_SERVICE_DIR")
+        s.sandbox_service_dir = Path(service_dir) if service_dir else None
+        s.sandbox_service_linger_s = float(env.get("THREADLINE_SANDBOX_SERVICE_LINGER_S", s.sandbox_service_linger_s))
         return s

@@ -65,7 +65,7 @@ def readiness(runtime: Any) -> dict[str, Any]:
     checks["migrations"] = _check(migrations) if checks["database"]["ok"] else {"ok": False, "error": "no database"}
     checks["blob_store"] = _check(blobs)
     ok = all(c["ok"] for c in checks.values())
-    status = runtime.sandbox._status  # the last probe's answer; readiness never starts a sandbox
+    status = runtime.sandbox.status()  # the last probe's answer; readiness never starts a sandbox
     optional = {
         "code_interpreter": {"state": "unknown"}
         if status is None

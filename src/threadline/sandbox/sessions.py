@@ -28,7 +28,11 @@ each streamed in chunks to the ``sink`` given to ``execute`` (default: read into
 names of the rest in ``files_dropped``.
 
 Input files: ``execute(..., input_files={name: bytes or opener})`` writes each file at ``/mnt/data/<name>`` before
-the code runs (an opener's stream is copied in chunks). Names must be plain file names (no "/"); the caller
+the code runs (an opener's stream is copied in chunks). With ``input_ids={name: identity}`` (the engine passes File
+ids) a file whose (name, identity) was already placed in the key's live session is not written again, so code that
+changed or deleted it is not undone; the record belongs to the session (a new session gets every file again) and
+is made only when the execution returns (a cancelled one may or may not have placed its files: they are placed
+again next time). Names must be plain file names (no "/"); the caller
 resolves collisions before calling (the engine's rule: a later file whose name is taken becomes
 ``stem (file-id suffix).ext``). An existing file of the same name in the session is replaced.
 """
@@ -68,6 +72,7 @@ class _Live:
     session: Session
     last_used: float = field(default_factory=time.monotonic)
     busy: bool = False
+    placed: set[tuple[str, str]] = field(default_factory=set)  # (name, identity) of input files in /mnt/data
 
 
 class SandboxManager:
@@ -209,6 +214,10 @@ class SandboxManager:
             max_output_file_bytes=self.limits.data_mb * 1024 * 1024,
             interrupt_grace_s=self._interrupt_grace_s,
         )
+
+    def status(self) -> tuple[bool, str] | None:
+        """The last availability probe's (ok, reason), or None before the first one. Never starts a sandbox."""
+        return self._status
 
     @property
     def cgroups_enabled(self) -> bool:
@@ -385,6 +394,7 @@ class SandboxManager:
         input_files: dict[str, InputData] | None = None,
         timeout_s: float | None = None,
         sink: OutputSink | None = None,
+        input_ids: dict[str, str] | None = None,
     ) -> ExecutionResult:
         """Run ``code`` in the session for ``session_key`` (created on first use).
 
@@ -406,8 +416,9 @@ class SandboxManager:
                 why = self._restarted.pop(session_key, None)
                 live.busy = True
                 cancel = threading.Event()
+                files = _unplaced(input_files, input_ids, live.placed)
                 try:
-                    fut = loop.run_in_executor(self._io, live.session.execute, code, input_files, timeout, sink, cancel)
+                    fut = loop.run_in_executor(self._io, live.session.execute, code, files, timeout, sink, cancel)
                     try:
                         result = await asyncio.shield(fut)
                     except asyncio.CancelledError:
@@ -423,6 +434,8 @@ class SandboxManager:
                     live.busy = False
                     live.last_used = time.monotonic()
                 break
+            if result.inputs_placed and input_ids and files:
+                live.placed.update((name, input_ids[name]) for name in files if name in input_ids)
             if why:
                 result.session_restarted = True
                 result.notice = (
@@ -483,6 +496,7 @@ class SandboxManager:
         return list(self._sessions)
 
     def stats(self) -> dict:
+        """{"sessions": live sessions, "warm_pool": idle prepared sandboxes, "cgroups": bool, "rss_bytes": int}."""
         return {
             "sessions": len(self._sessions),
             "warm_pool": len(self._pool),
@@ -504,6 +518,15 @@ class SandboxManager:
         await asyncio.gather(*(self._dispose(s) for s in sessions), return_exceptions=True)
         self._io.shutdown(wait=False)
         self._spawner.shutdown(wait=False)
+
+
+def _unplaced(
+    files: dict[str, InputData] | None, ids: dict[str, str] | None, placed: set[tuple[str, str]]
+) -> dict[str, InputData] | None:
+    """The input files not yet in the session: those without an identity, or whose (name, identity) is new."""
+    if not files or not ids:
+        return files
+    return {name: data for name, data in files.items() if name not in ids or (name, ids[name]) not in placed}
 
 
 def _retrieve(fut: asyncio.Future) -> None:
