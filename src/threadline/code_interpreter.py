@@ -128,6 +128,19 @@ class CodeInterpreterTool:
         out = {names[fid]: functools.partial(self.rt.blobs.open, by_id[fid][1]) for fid, _ in ordered}
         return out, {names[fid]: fid for fid, _ in ordered}
 
+    def _ran_code_before(self, run: dict[str, Any]) -> bool:
+        """True if an earlier run of the thread executed code (so it had a session whose state is now gone)."""
+        runs, steps = schema.runs, schema.run_steps
+        query = (
+            sa.select(steps.c.id)
+            .join(runs, runs.c.id == steps.c.run_id)
+            .where(runs.c.thread_id == run["thread_id"], runs.c.id != run["id"])
+            .where(steps.c.data.like('%"code_interpreter"%'))
+            .limit(1)
+        )
+        with self.rt.store.read() as conn:
+            return conn.execute(query).first() is not None
+
     def _save_output(self, name: str, stream: BinaryIO) -> dict[str, Any]:
         """OutputSink: stream one file from /mnt/data into a new File (purpose assistants_output)."""
         return create_file_from_stream(self.rt, PurePosixPath(name).name, stream, "assistants_output")
@@ -145,6 +158,13 @@ class CodeInterpreterTool:
             )
         except SandboxUnavailable as exc:
             raise ToolFatal(f"code_interpreter is unavailable: {exc}") from exc
+        if result.new_session and not result.notice and await asyncio.to_thread(self._ran_code_before, ctx.run):
+            # Another machine's sandbox service held the thread's session, or this machine's was restarted.
+            result.notice = (
+                "The Python session of this thread's earlier code is not available here (it ran on another server, "
+                "or the sandbox was restarted); this code ran in a new session: variables and files the earlier code "
+                "created are gone; the thread's input files were placed in /mnt/data again."
+            )
         outputs: list[dict[str, Any]] = []
         parts: list[dict[str, Any]] = []
         links: dict[str, str] = {}

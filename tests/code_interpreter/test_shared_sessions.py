@@ -107,3 +107,42 @@ def test_cancel_through_one_process_stops_a_cell_run_by_the_other(clients: list[
     run = _run(b, thread.id, assistant.id)
     assert _logs(b, thread.id, run.id).strip() == "5 False"
     assert time.monotonic() - started < 30  # not after the 60 s sleep
+
+
+def test_another_machine_recreates_the_session_with_the_input_files(
+    server_factory: ServerFactory,
+    servers: list[ServerHandle],
+    clients: list[OpenAI],
+    fake_llm,  # noqa: ANN001
+    validator,  # noqa: ANN001
+) -> None:
+    # A server with its own data dir (so its own sandbox service: another machine), on the same database and bytes.
+    env = llm_env(fake_llm, THREADLINE_BLOB_URL=str(servers[0].data_dir / "files"))
+    other = server_factory.prepare(env, servers[0].backend)
+    other.database_url = servers[0].database_url
+    other.start()
+    try:
+        a, c = clients[0], make_client(other.base_url, validator=validator)
+        f = a.files.create(file=("data.csv", CSV), purpose="assistants")
+        assistant = a.beta.assistants.create(model="gpt-4o", tools=[{"type": "code_interpreter"}])
+        thread = a.beta.threads.create(
+            messages=[{"role": "user", "content": "go"}], tool_resources={"code_interpreter": {"file_ids": [f.id]}}
+        )
+        code = "secret = 1\nopen('/mnt/data/made.txt', 'w').write('x')\nopen('/mnt/data/data.csv', 'a').write('3\\n')"
+        fake_llm.script(*run_code(code, "done"))
+        _run(a, thread.id, assistant.id)
+
+        c.beta.threads.messages.create(thread_id=thread.id, role="user", content="again")
+        code = (
+            "import os\nprint('secret' in globals(), sorted(os.listdir('/mnt/data')), open('data.csv').read().split())"
+        )
+        fake_llm.script(*run_code(code, "done"))
+        run = _run(c, thread.id, assistant.id)
+        notice, logs = _logs(c, thread.id, run.id).split("\n", 1)
+        # A new session: variables and the files the code made are gone, the input file is there as uploaded, and
+        # the model is told so.
+        assert logs.strip() == "False ['data.csv'] ['n', '1', '2']"
+        assert "not available here" in notice and "variables and files the earlier code created are gone" in notice
+        assert "not available here" in fake_llm.requests[-1]["messages"][-1]["content"]
+    finally:
+        other.stop()

@@ -452,6 +452,7 @@ def _result_from_wire(msg: dict[str, Any], refs: list[Any], *, in_memory: bool) 
         timed_out=bool(msg.get("timed_out")),
         files=files,
         session_restarted=bool(msg.get("session_restarted")),
+        new_session=bool(msg.get("new_session")),
         notice=msg.get("notice"),
         duration_s=float(msg.get("duration_s") or 0.0),
         files_dropped=list(msg.get("files_dropped") or []),

@@ -399,6 +399,7 @@ def _result_to_wire(r: ExecutionResult) -> dict[str, Any]:
         "timed_out": r.timed_out,
         "files": [{"name": f.name, "size": f.size, "is_image": f.is_image, "ref": f.ref} for f in r.files],
         "session_restarted": r.session_restarted,
+        "new_session": r.new_session,
         "notice": r.notice,
         "duration_s": r.duration_s,
         "files_dropped": r.files_dropped,

@@ -73,6 +73,7 @@ class _Live:
     last_used: float = field(default_factory=time.monotonic)
     busy: bool = False
     placed: set[tuple[str, str]] = field(default_factory=set)  # (name, identity) of input files in /mnt/data
+    executions: int = 0  # cells sent to this session
 
 
 class SandboxManager:
@@ -415,6 +416,7 @@ class SandboxManager:
                 live = await self._live_session(session_key)
                 why = self._restarted.pop(session_key, None)
                 live.busy = True
+                first = live.executions == 0
                 cancel = threading.Event()
                 files = _unplaced(input_files, input_ids, live.placed)
                 try:
@@ -433,7 +435,9 @@ class SandboxManager:
                 finally:
                     live.busy = False
                     live.last_used = time.monotonic()
+                    live.executions += 1
                 break
+            result.new_session = first
             if result.inputs_placed and input_ids and files:
                 live.placed.update((name, input_ids[name]) for name in files if name in input_ids)
             if why:
