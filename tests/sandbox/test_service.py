@@ -8,6 +8,7 @@ import contextlib
 import hashlib
 import io
 import os
+import signal
 import socket
 import struct
 import subprocess
@@ -20,7 +21,7 @@ import orjson
 import pytest
 
 from threadline.config import Settings
-from threadline.sandbox import RemoteSandbox, SandboxUnavailable
+from threadline.sandbox import RemoteSandbox, Sandbox, SandboxManager, SandboxUnavailable
 from threadline.sandbox.endpoint import ServiceDir
 from threadline.sandbox.selection import open_sandbox
 from threadline.sandbox.wire import CHUNK_BYTES
@@ -195,6 +196,44 @@ asyncio.run(main())
     finally:
         proc.kill()
         proc.wait()
+
+
+def _service_pids(where: ServiceDir) -> list[int]:
+    pids = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                argv = Path(f"/proc/{entry}/cmdline").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            if b"sandbox" in argv and str(where.path).encode() in argv:
+                pids.append(int(entry))
+    return pids
+
+
+def test_a_killed_service_is_replaced_and_the_execution_is_told(settings: Settings) -> None:
+    where = ServiceDir(settings.data_dir / "sandbox" / "service")
+
+    async def body(s: RemoteSandbox) -> None:
+        await s.execute("t", "x = 1")
+        [pid] = _service_pids(where)
+        task = asyncio.ensure_future(s.execute("t", "import time\ntime.sleep(30)"))
+        await asyncio.sleep(1.5)
+        os.kill(pid, signal.SIGKILL)
+        r = await asyncio.wait_for(task, 20)
+        assert r.error == "The Python session was lost (the sandbox service stopped); variables and files were lost."
+        r = await s.execute("t", "'x' in globals()")  # a new service, a new session
+        assert r.logs == "False\n"
+        assert _service_pids(where) not in ([], [pid])
+
+    run(body, settings)
+
+
+def test_both_implementations_are_sandboxes(settings: Settings) -> None:
+    settings.sandbox_service = "off"
+    assert isinstance(open_sandbox(settings), Sandbox) and isinstance(open_sandbox(settings), SandboxManager)
+    settings.sandbox_service = "external"
+    assert isinstance(open_sandbox(settings), Sandbox) and isinstance(open_sandbox(settings), RemoteSandbox)
 
 
 def _frame(obj: dict) -> bytes:

@@ -91,7 +91,10 @@ class ServiceDir:
 
     def service_running(self) -> bool:
         """True while some process holds the service lock."""
-        fd = self.lock(SERVICE_LOCK, blocking=False)
+        try:
+            fd = self.lock(SERVICE_LOCK, blocking=False)
+        except FileNotFoundError:
+            return False  # no directory yet: no service ever ran here
         if fd is None:
             return True
         os.close(fd)
