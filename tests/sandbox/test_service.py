@@ -81,6 +81,8 @@ def test_two_clients_share_a_session_and_its_files(settings: Settings) -> None:
         # A different file under that name is placed.
         r = await b.execute("t", "open('in.txt').read()", input_files={"in.txt": b"v2"}, input_ids={"in.txt": "f2"})
         assert r.logs == "'v2'\n"
+        r = await a.execute("t", "open('in.txt').read()", input_files={"in.txt": b"v1"}, input_ids={"in.txt": "file-1"})
+        assert r.logs == "'v1'\n"  # the name holds f2 now: file-1 is placed again
         assert a.stats()["sessions"] == 1 and b.status() == (True, "ok")
         await a.close_session("t")
         r = await b.execute("t", "'x' in globals()")
@@ -339,3 +341,36 @@ def test_another_uid_is_refused_even_with_the_token(settings: Settings) -> None:
         assert r.logs == "still serving\n"
 
     run(body, settings)
+
+
+def test_an_explicit_service_serves_external_mode_until_stopped(settings: Settings) -> None:
+    where = ServiceDir(settings.data_dir / "sandbox" / "service")
+    settings.sandbox_service = "external"
+    cmd = [sys.executable, "-m", "threadline.cli", "sandbox", "--data-dir", str(settings.data_dir)]
+
+    async def unavailable(s: RemoteSandbox) -> None:
+        with pytest.raises(SandboxUnavailable, match="no sandbox service"):
+            await s.execute("t", "1")
+
+    run(unavailable, settings)  # external: nothing is started on demand
+    assert not where.service_running()
+    service = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 30
+        while not where.socket_path.exists():
+            assert time.monotonic() < deadline and service.poll() is None, service.stdout.read()
+            time.sleep(0.05)
+        second = subprocess.run(cmd, capture_output=True, timeout=60)
+        assert second.returncode == 3  # one service per directory
+
+        async def body(s: RemoteSandbox) -> None:
+            r = await s.execute("t", "6 * 7")
+            assert r.logs == "42\n"
+
+        run(body, settings)
+        time.sleep(settings.sandbox_service_linger_s + 1)
+        assert service.poll() is None  # an explicit service does not linger out
+    finally:
+        service.terminate()
+        assert service.wait(30) == 0
+    assert not where.socket_path.exists()

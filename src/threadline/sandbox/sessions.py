@@ -439,7 +439,9 @@ class SandboxManager:
                 break
             result.new_session = first
             if result.inputs_placed and input_ids and files:
-                live.placed.update((name, input_ids[name]) for name in files if name in input_ids)
+                names = {name for name in files if name in input_ids}
+                live.placed = {entry for entry in live.placed if entry[0] not in names}  # a name holds one file
+                live.placed.update((name, input_ids[name]) for name in names)
             if why:
                 result.session_restarted = True
                 result.notice = (
