@@ -36,6 +36,7 @@ CONNECT_TIMEOUT_S = 30.0  # includes starting the service on demand
 CANCEL_WAIT_S = 15.0  # the service answers a cancel within its grace (1 s) plus a kill
 IO_TIMEOUT_S = 60.0
 START_TIMEOUT_S = 300.0  # probing and filling the warm pool
+MAX_LOG_BYTES = 1 << 20  # service.log is rotated at start beyond this
 
 
 class Launcher:
@@ -56,7 +57,11 @@ class Launcher:
         try:
             if self.dir.service_running():
                 return
-            with open(self.dir.log_path, "ab") as out:
+            log_path = self.dir.log_path
+            with contextlib.suppress(OSError):
+                if log_path.stat().st_size > MAX_LOG_BYTES:  # one earlier log is kept: the disk use stays bounded
+                    log_path.replace(log_path.with_name(log_path.name + ".1"))
+            with open(log_path, "ab") as out:
                 proc = subprocess.Popen(
                     self.argv,
                     stdin=subprocess.DEVNULL,
