@@ -167,6 +167,9 @@ class SandboxService:
             await self._dispatch(request, reader, writer)
         except (WireError, TimeoutError, ConnectionError, OSError) as exc:
             log.debug("sandbox service: connection ended: %s", exc)
+        except asyncio.CancelledError:
+            # The service is stopping. Not re-raised: asyncio 3.11's stream callback would log it as an error.
+            pass
         finally:
             self._connections -= 1
             writer.close()
