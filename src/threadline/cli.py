@@ -33,6 +33,15 @@ def _describe_store(url: str) -> str:
     return f"PostgreSQL ({make_url(url).render_as_string(hide_password=True)})"
 
 
+def _describe_sandbox(settings: Settings) -> str:
+    if settings.sandbox_service == "off":
+        return "sandboxes in this process (THREADLINE_SANDBOX_SERVICE=off)"
+    from .sandbox.selection import service_dir
+
+    how = "started on demand" if settings.sandbox_service == "auto" else "run `threadline sandbox`"
+    return f"the machine's sandbox service at {service_dir(settings).socket_path} ({how})"
+
+
 def serve(args: argparse.Namespace) -> int:
     import uvicorn
 
@@ -47,6 +56,7 @@ def serve(args: argparse.Namespace) -> int:
     print(f"threadline serving on http://{settings.host}:{settings.port}/v1", flush=True)
     print(f"store: {_describe_store(settings.effective_database_url)}", flush=True)
     print(f"files: {settings.blob_url or settings.blob_dir}", flush=True)
+    print(f"code_interpreter: {_describe_sandbox(settings)}", flush=True)
     if not runtime.keys.enabled:
         print(
             "WARNING: no API keys configured (THREADLINE_API_KEYS): the server is OPEN to anyone who can reach it.",
