@@ -114,38 +114,45 @@ class RemoteSandbox:
         """An authenticated connection to the service (started first if need be) on which ``request`` was sent
         (right after the hello, without waiting for the answer: one round trip less). Raises SandboxUnavailable."""
         deadline = time.monotonic() + timeout
-        launched = False
+        next_launch = 0.0
         while True:
             try:
                 sock = endpoint.connect(self.dir.socket_path, timeout=5)
-                break
             except (FileNotFoundError, ConnectionRefusedError) as exc:
                 if self._launcher is None or not launch:
                     raise SandboxUnavailable(
                         f"code interpreter unavailable: no sandbox service at {self.dir.socket_path} "
                         "(start one with `threadline sandbox`)"
                     ) from exc
-                if not launched:
+                self._await_service(deadline, exc)
+                if time.monotonic() >= next_launch:  # idempotent: starts one only if none holds the lock
                     self._launcher()
-                    launched = True
-                elif time.monotonic() > deadline:
-                    raise SandboxUnavailable(
-                        f"code interpreter unavailable: the sandbox service did not answer (see {self.dir.log_path})"
-                    ) from exc
-                time.sleep(0.02)
+                    next_launch = time.monotonic() + 0.5
+                continue
             except OSError as exc:
                 raise SandboxUnavailable(
                     f"code interpreter unavailable: cannot reach the sandbox service: {exc}"
                 ) from None
-        ch = Channel(sock)
-        try:
-            ch.send(json_frame({"op": "hello", "token": self.dir.token(), "version": VERSION}) + json_frame(request))
-            reply = ch.recv(deadline=time.monotonic() + 10)
-        except (WireError, TimeoutError, OSError) as exc:
-            ch.close()
-            raise SandboxUnavailable(
-                f"code interpreter unavailable: the sandbox service did not answer: {exc}"
-            ) from None
+            ch = Channel(sock)
+            try:
+                hello = json_frame({"op": "hello", "token": self.dir.token(), "version": VERSION})
+                ch.send(hello + json_frame(request))
+                reply = ch.recv(deadline=time.monotonic() + 10)
+                break
+            except WireError as exc:
+                # Connected to a service that was going away (its socket accepts until its process is gone): the
+                # request was not acted on (that needs "ready" first), so try again.
+                ch.close()
+                if self._launcher is None or not launch:
+                    raise SandboxUnavailable(
+                        f"code interpreter unavailable: the sandbox service did not answer: {exc}"
+                    ) from None
+                self._await_service(deadline, exc)
+            except (TimeoutError, OSError) as exc:
+                ch.close()
+                raise SandboxUnavailable(
+                    f"code interpreter unavailable: the sandbox service did not answer: {exc}"
+                ) from None
         if not isinstance(reply, dict) or reply["op"] != "ready":
             ch.close()
             why = reply.get("message") if isinstance(reply, dict) else "unexpected reply"
@@ -153,6 +160,14 @@ class RemoteSandbox:
         self._used = True
         self._ensure_attached()
         return ch
+
+    def _await_service(self, deadline: float, exc: Exception) -> None:
+        """Pause before trying the service again; SandboxUnavailable once ``deadline`` has passed."""
+        if time.monotonic() > deadline:
+            raise SandboxUnavailable(
+                f"code interpreter unavailable: the sandbox service did not answer (see {self.dir.log_path})"
+            ) from exc
+        time.sleep(0.02)
 
     def _ensure_attached(self) -> None:
         """Keep one `attach` connection open while this process may use the service (reopened if it breaks)."""
