@@ -12,9 +12,8 @@ from fastapi.responses import Response, StreamingResponse
 
 from .. import metrics
 from ..engine.events import EventSink
-from ..engine.executor import close_messages, close_steps
 from ..engine.objects import INCLUDE_FILE_SEARCH_CONTENT, run_object, strip_content
-from ..store import Store, dumps, loads, now, schema
+from ..store import Store, dumps, executions, loads, now, runs, schema
 from . import models
 from .common import ListParams, check_id, json, list_params, load, page_response, poll_headers, runtime, store
 from .errors import bad_request, not_found
@@ -235,12 +234,11 @@ def cancel_run(thread_id: str, run_id: str, request: Request) -> Response:
         if status in ("completed", "failed", "cancelled", "expired", "incomplete"):
             raise bad_request(f"Cannot cancel run with status '{status}'.")
         if status in ("queued", "requires_action"):
-            run.update(status="cancelled", cancelled_at=ts, required_action=None, expires_at=None)
-            close_steps(conn, run_id, "cancelled", ts)
-            close_messages(conn, run_id, "run_cancelled", ts)
-        elif status == "in_progress":
-            run["status"] = "cancelling"
-        rt.store.update(conn, schema.runs, run, status=run["status"], expires_at=run["expires_at"])
+            runs.finish(conn, run, "cancelled", ts)
+        else:
+            if status == "in_progress":
+                run["status"] = "cancelling"
+            executions.save(conn, schema.runs, run)
     if run["status"] == "cancelling":
         rt.executor.signal_cancel(run_id)
     else:

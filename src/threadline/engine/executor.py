@@ -15,9 +15,6 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-import orjson
-import sqlalchemy as sa
-
 from .. import logs, metrics
 from ..providers.base import (
     ChatRequest,
@@ -29,7 +26,7 @@ from ..providers.base import (
     ToolSpec,
     Usage,
 )
-from ..store import Store, dumps, loads, now, schema
+from ..store import Store, executions, now, runs, schema
 from ..store.storage import is_disk_full
 from .cancel import CancelSignal, PolledCancelSignal
 from .context import PromptTooLarge, build_context
@@ -58,10 +55,6 @@ class ToolFatal(Exception):
 
 class _Stop(Exception):
     """The run left in_progress underneath us (cancelled, expired) or finished; unwind quietly."""
-
-
-class _Lost(Exception):
-    """A guarded write found the run no longer in_progress under this executor's lease."""
 
 
 class _Failure:
@@ -117,17 +110,8 @@ class RunExecutor:
     async def db(self, fn: Callable[..., Any], *args: Any) -> Any:
         return await asyncio.to_thread(fn, *args)
 
-    def _transition(self, run_id: str, expected: tuple[str, ...], mutate: Callable[[dict, Any], None]) -> dict | None:
-        with self.store.write() as conn:
-            run = Store.fetch(conn, schema.runs, run_id, lock=True)
-            if run is None or run["status"] not in expected:
-                return None
-            mutate(run, conn)
-            self._save_run(conn, run)
-            return run
-
-    def _save_run(self, conn: Any, run: dict, **cols: Any) -> None:
-        Store.update(conn, schema.runs, run, status=run["status"], expires_at=run["expires_at"], **cols)
+    def _transition(self, run_id: str, expected: tuple[str, ...], mutate: Callable[[dict, Any], Any]) -> dict | None:
+        return executions.transition(self.store, schema.runs, run_id, expected, mutate)
 
     def signal_cancel(self, run_id: str) -> None:
         """A cancel of `run_id` was committed (status `cancelling`); callable from any thread."""
@@ -277,21 +261,14 @@ class _Job:
     # -- guarded writes -----------------------------------------------------------------------------------------
 
     def _write_owned(self, fn: Callable[[Any], T]) -> T:
-        t = schema.runs
-        with self.ex.store.write() as conn:
-            row = conn.execute(
-                sa.select(t.c.status, t.c.lease_owner).where(t.c.id == self.run_id).with_for_update()
-            ).first()
-            if row is None or row[0] != "in_progress" or row[1] != OWNER:
-                raise _Lost
-            return fn(conn)
+        return executions.owned_write(self.ex.store, schema.runs, self.run_id, OWNER, fn)
 
     async def owned_write(self, fn: Callable[[Any], T]) -> T:
         """Run `fn(conn)` in a write transaction holding the run's row lock, only while this executor still
         drives the run (in_progress under its lease); otherwise report where the run is and stop."""
         try:
             return await self.ex.db(self._write_owned, fn)
-        except _Lost:
+        except executions.LeaseLost:
             await self._lost_run()
             raise _Stop from None
 
@@ -301,21 +278,12 @@ class _Job:
         self.sink.emit(event, data)
 
     async def heartbeat(self) -> None:
-        t = schema.runs
         lease = self.rt.settings.run_lease_s
         while True:
             await asyncio.sleep(lease / 3)
-
-            def beat() -> None:
-                with self.ex.store.write() as conn:
-                    conn.execute(
-                        t.update()
-                        .where(t.c.id == self.run_id, t.c.lease_owner == OWNER)
-                        .values(lease_until=self.rt.clock.now() + lease)
-                    )
-
             try:
-                await self.ex.db(beat)
+                until = self.rt.clock.now() + lease
+                await self.ex.db(executions.renew_lease, self.ex.store, schema.runs, self.run_id, OWNER, until)
             except Exception:  # a missed beat is retried; the lease is generous
                 log.warning("heartbeat for %s failed", self.run_id, exc_info=True)
 
@@ -326,11 +294,8 @@ class _Job:
         executor's lease, load what the run needs and build its first prompt, in that same transaction."""
         run["status"] = "in_progress"
         run["started_at"] = now()
-        t = schema.runs
         lease_until = self.rt.clock.now() + self.rt.settings.run_lease_s
-        conn.execute(t.update().where(t.c.id == run["id"]).values(lease_owner=OWNER, lease_until=lease_until))
-        raw = conn.execute(sa.select(t.c.state).where(t.c.id == run["id"])).scalar()
-        self.state = loads(raw or "{}")
+        self.state = executions.take_lease(conn, schema.runs, run["id"], OWNER, lease_until)
         self.thread = Store.fetch(conn, schema.threads, run["thread_id"]) or {}
         self.assistant = Store.fetch(conn, schema.assistants, run["assistant_id"]) or {"id": run["assistant_id"]}
         self.run = run
@@ -341,7 +306,7 @@ class _Job:
         executed at once costs one transaction less; `execute(..., job=self)` drives it after the commit."""
         self.run_id = run["id"]
         self._start(run, conn)
-        self.ex._save_run(conn, run)
+        executions.save(conn, schema.runs, run)
         self.started = True
 
     async def drive(self) -> None:
@@ -366,7 +331,7 @@ class _Job:
         await self.fail("server_error", f"The run stopped after {MAX_TURNS} model turns without a final answer.")
 
     def _save_state(self, conn: Any) -> None:
-        conn.execute(schema.runs.update().where(schema.runs.c.id == self.run_id).values(state=dumps(self.state)))
+        executions.save_state(conn, schema.runs, self.run_id, self.state)
 
     async def checkpoint(self) -> None:
         if self.cancelled:
@@ -674,15 +639,14 @@ class _Job:
             await self.open_message()  # an empty answer still gets a message with one (empty) text part
         message, step = self._close_in_memory("completed", None, step_usage)
         events: list[tuple[str, dict]] = []
-        mutate = self._end_mutation("completed", "completed", None, {}, events)
+        mutate = self._end_mutation("completed", {}, events)
 
         def save(conn: Any) -> tuple[dict, dict]:
             merged = self._save_closed(conn, message, step)
             run = Store.fetch(conn, schema.runs, self.run_id, lock=True)
             assert run is not None  # _write_owned found it in_progress under our lease
             self.message = self.step = None  # saved above: the run's ending must not close them again
-            mutate(run, conn)
-            self.ex._save_run(conn, run)
+            executions.save(conn, schema.runs, run, **mutate(run, conn))
             return merged, run
 
         try:
@@ -840,7 +804,7 @@ class _Job:
         step["usage"] = step_usage
         if functions:
 
-            def requires_action(run: dict, conn: Any) -> None:
+            def requires_action(run: dict, conn: Any) -> dict[str, Any]:
                 run["status"] = "requires_action"
                 run["required_action"] = {
                     "type": "submit_tool_outputs",
@@ -857,8 +821,7 @@ class _Job:
                 }
                 run["usage"] = usage(self.state.get("prompt_tokens", 0), self.state.get("completion_tokens", 0))
                 Store.update(conn, schema.run_steps, step)
-                self._save_state(conn)
-                conn.execute(schema.runs.update().where(schema.runs.c.id == run["id"]).values(lease_owner=None))
+                return executions.state_columns(self.state, release=True)
 
             run = await self.ex.db(self.ex._transition, self.run_id, ("in_progress",), requires_action)
             if run is None:
@@ -881,9 +844,8 @@ class _Job:
 
     # -- endings -------------------------------------------------------------------------------------------------
 
-    def _close_open(self, conn: Any, step_status: str, reason: str | None, ts: int) -> list[tuple[str, dict]]:
-        """Close the open message and step (and any leftover in-progress steps); return events to emit."""
-        events: list[tuple[str, dict]] = []
+    def _close_open(self, conn: Any, ending: str, ts: int, events: list[tuple[str, dict]]) -> None:
+        """Close the open message (the rest of the run's open steps and messages are closed out by runs.end)."""
         if self.message is not None and self.step is not None and self.unsaved:
             self._insert_open(conn, self.message, self.step)  # closed below like a saved one
             self.unsaved = False
@@ -892,6 +854,7 @@ class _Job:
                 self.message["content"].append(
                     {"type": "text", "text": {"value": self.text, "annotations": self.annotations}}
                 )
+            reason = runs.CLOSE_OUT[ending][1]
             self.message.update(
                 status="incomplete", completed_at=None, incomplete_at=ts, incomplete_details={"reason": reason}
             )
@@ -900,39 +863,26 @@ class _Job:
             if stored is not None:
                 Store.update(conn, schema.messages, message)
             events.append(("thread.message.incomplete", message))
-        close_steps(conn, self.run_id, step_status, ts, events)
-        if reason is not None:  # messages whose creation committed just before an interruption
-            close_messages(conn, self.run_id, reason, ts)
         self.message = self.step = None
-        return events
 
     def _end_mutation(
-        self, status: str, step_status: str, reason: str | None, fields: dict[str, Any], events: list[tuple[str, dict]]
-    ) -> Callable[[dict, Any], None]:
+        self, status: str, fields: dict[str, Any], events: list[tuple[str, dict]]
+    ) -> Callable[[dict, Any], dict[str, Any]]:
         """The change that ends the run as `status` (inside the caller's transaction); the events to emit after its
-        commit, before thread.run.<status>, are appended to `events`."""
+        commit, before thread.run.<status>, are appended to `events`. Returns the columns to save with the run."""
 
-        def mutate(run: dict, conn: Any) -> None:
+        def mutate(run: dict, conn: Any) -> dict[str, Any]:
             ts = now()
-            run["status"] = status
-            run["required_action"] = None
-            run["expires_at"] = None if status != "expired" else run["expires_at"]
-            run["usage"] = usage(self.state.get("prompt_tokens", 0), self.state.get("completion_tokens", 0))
-            stamp = {"completed": "completed_at", "failed": "failed_at", "cancelled": "cancelled_at"}.get(status)
-            if stamp:
-                run[stamp] = ts
-            run.update(fields)
-            events.extend(self._close_open(conn, step_status, reason, ts))
-            self._save_state(conn)
-            conn.execute(schema.runs.update().where(schema.runs.c.id == run["id"]).values(lease_owner=None))
+            self._close_open(conn, status, ts, events)
+            run_usage = usage(self.state.get("prompt_tokens", 0), self.state.get("completion_tokens", 0))
+            cols = runs.end(conn, run, status, ts, events, usage=run_usage, **fields)
+            return {**cols, **executions.state_columns(self.state)}
 
         return mutate
 
-    async def _end(
-        self, status: str, expected: tuple[str, ...], step_status: str, reason: str | None, **fields: Any
-    ) -> None:
+    async def _end(self, status: str, expected: tuple[str, ...], **fields: Any) -> None:
         events: list[tuple[str, dict]] = []
-        mutate = self._end_mutation(status, step_status, reason, fields, events)
+        mutate = self._end_mutation(status, fields, events)
         run = await self.ex.db(self.ex._transition, self.run_id, expected, mutate)
         if run is None:
             await self._lost_run()
@@ -955,26 +905,22 @@ class _Job:
             self.emit(f"thread.run.{current['status']}", current)
 
     async def finish_completed(self) -> None:
-        await self._end("completed", ("in_progress",), "completed", None)
+        await self._end("completed", ("in_progress",))
 
     async def finish_incomplete(self, reason: str, already_closed: bool = False) -> None:
-        await self._end(
-            "incomplete", ("in_progress",), "completed", "max_tokens", incomplete_details={"reason": reason}
-        )
+        await self._end("incomplete", ("in_progress",), incomplete_details={"reason": reason})
 
     async def fail(self, code: str, message: str) -> None:
-        await self._end(
-            "failed", ("in_progress", "queued"), "failed", "run_failed", last_error={"code": code, "message": message}
-        )
+        await self._end("failed", ("in_progress", "queued"), last_error={"code": code, "message": message})
 
     async def finish_cancelled(self) -> None:
         current = await self.ex.db(self.ex.store.get, schema.runs, self.run_id)
         if current and current["status"] == "cancelling":
             self.emit("thread.run.cancelling", current)
-        await self._end("cancelled", ("in_progress", "cancelling"), "cancelled", "run_cancelled")
+        await self._end("cancelled", ("in_progress", "cancelling"))
 
     async def finish_expired(self) -> None:
-        await self._end("expired", ("in_progress", "queued", "requires_action"), "expired", "run_expired")
+        await self._end("expired", ("in_progress", "queued", "requires_action"))
 
 
 class ChainedProcessor:
@@ -999,34 +945,3 @@ class ChainedProcessor:
         found = [a for proc in self.procs for a in proc.annotations(text)]
         found.sort(key=lambda a: a["start_index"])
         return found
-
-
-def close_steps(conn: Any, run_id: str, status: str, ts: int, events: list[tuple[str, dict]] | None = None) -> None:
-    """Move a run's in-progress steps to `status` (cancelled / failed / expired / completed)."""
-    t = schema.run_steps
-    field = {"completed": "completed_at", "cancelled": "cancelled_at", "failed": "failed_at", "expired": "expired_at"}[
-        status
-    ]
-    query = t.select().with_only_columns(t.c.data).where(t.c.run_id == run_id).with_for_update()
-    for raw in conn.execute(query).scalars():
-        step = orjson.loads(raw)
-        if step["status"] != "in_progress":
-            continue
-        step["status"] = status
-        step[field] = ts
-        if status == "failed":
-            step["last_error"] = {"code": "server_error", "message": "The run failed."}
-        Store.update(conn, t, step)
-        if events is not None:
-            events.append((f"thread.run.step.{status}", step))
-
-
-def close_messages(conn: Any, run_id: str, reason: str, ts: int) -> None:
-    t = schema.messages
-    query = t.select().with_only_columns(t.c.data).where(t.c.run_id == run_id).with_for_update()
-    for raw in conn.execute(query).scalars():
-        message = orjson.loads(raw)
-        if message["status"] != "in_progress":
-            continue
-        message.update(status="incomplete", incomplete_at=ts, incomplete_details={"reason": reason})
-        Store.update(conn, t, message)
