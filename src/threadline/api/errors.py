@@ -12,6 +12,7 @@ from fastapi.responses import Response
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from ..services.errors import InvalidId, InvalidRequest, NotFound, ServiceError
 from ..store.blobs_s3 import BlobStoreError
 from ..store.storage import is_disk_full
 
@@ -299,10 +300,25 @@ def _respond(err: APIError) -> Response:
     return Response(body, status_code=err.status, media_type="application/json", headers=err.headers)
 
 
+def from_service(exc: ServiceError) -> APIError:
+    """The wire error for a service's domain error."""
+    if isinstance(exc, NotFound):
+        return not_found(exc.kind, exc.object_id)
+    if isinstance(exc, InvalidId):
+        return invalid_id(exc.param, exc.value, exc.prefix)
+    if isinstance(exc, InvalidRequest):
+        return bad_request(exc.message, param=exc.param, code=exc.code)
+    return APIError(400, str(exc))
+
+
 def install_handlers(app: FastAPI) -> None:
     @app.exception_handler(APIError)
     async def _api_error(_: Request, exc: APIError) -> Response:
         return _respond(exc)
+
+    @app.exception_handler(ServiceError)
+    async def _service_error(_: Request, exc: ServiceError) -> Response:
+        return _respond(from_service(exc))
 
     @app.exception_handler(BodyError)
     async def _body_error(_: Request, exc: BodyError) -> Response:
