@@ -23,8 +23,7 @@ import orjson
 import sqlalchemy as sa
 
 from .api.files import create_file_from_stream
-from .engine.executor import ToolFatal
-from .engine.tools import StepDelta, ToolContext, ToolOutcome
+from .engine.tools import StepDelta, ToolContext, ToolFatal, ToolOutcome
 from .providers.base import ToolSpec
 from .store import Store, loads, schema
 

@@ -21,8 +21,7 @@ import orjson
 import sqlalchemy as sa
 
 from . import vector_stores as vs
-from .engine.executor import ToolFatal
-from .engine.tools import StepDelta, ToolContext, ToolOutcome
+from .engine.tools import StepDelta, ToolContext, ToolFatal, ToolOutcome
 from .providers.base import ToolSpec
 from .store import Store, loads, schema
 

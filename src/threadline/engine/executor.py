@@ -32,7 +32,7 @@ from .cancel import CancelSignal, PolledCancelSignal
 from .context import PromptTooLarge, build_context
 from .events import NullSink, error_payload
 from .objects import assistant_message, step_object, strip_content, usage
-from .tools import ServerTool, ToolContext, ToolOutcome, function_spec
+from .tools import ServerTool, ToolContext, ToolFatal, ToolOutcome, function_spec
 
 log = logging.getLogger("threadline.engine")
 STORAGE_FULL_RUN = "The server's storage is full; the run could not save its results."
@@ -47,10 +47,6 @@ OPEN_WRITE_AFTER_S = 0.25
 MESSAGE_FIELDS = ("content", "status", "completed_at", "incomplete_at", "incomplete_details")
 
 T = TypeVar("T")
-
-
-class ToolFatal(Exception):
-    """A server-side tool cannot work at all (e.g. no sandbox): the run fails with this message."""
 
 
 class _Stop(Exception):

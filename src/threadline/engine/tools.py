@@ -5,14 +5,21 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ..providers.base import ToolSpec
+
+if TYPE_CHECKING:
+    from .runtime import EngineRuntime
+
+
+class ToolFatal(Exception):
+    """A server-side tool cannot work at all (e.g. no sandbox): the run fails with this message."""
 
 
 @dataclass
 class ToolContext:
-    runtime: Any
+    runtime: EngineRuntime
     run: dict[str, Any]
     thread: dict[str, Any]
     assistant: dict[str, Any]
