@@ -17,7 +17,7 @@ import logging
 import re
 from collections.abc import Callable
 from pathlib import PurePosixPath
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 import orjson
 import sqlalchemy as sa
@@ -27,6 +27,9 @@ from .engine.tools import StepDelta, ToolContext, ToolOutcome
 from .providers.base import ToolSpec
 from .services import files as services_files
 from .store import Store, files, schema
+
+if TYPE_CHECKING:
+    from .services.deps import Deps
 
 log = logging.getLogger("threadline.code_interpreter")
 
@@ -70,7 +73,7 @@ class CodeInterpreterTool:
     type = "code_interpreter"
     function_name = "code_interpreter"
 
-    def __init__(self, runtime: Any, manager: Any) -> None:
+    def __init__(self, runtime: Deps, manager: Any) -> None:
         self.rt = runtime
         self.manager = manager
         self.placed: dict[str, set[str]] = {}  # session key -> file ids already in its /mnt/data

@@ -15,7 +15,7 @@ import os
 import re
 import threading
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
@@ -24,6 +24,9 @@ from .engine.tools import StepDelta, ToolContext, ToolOutcome
 from .providers.base import ToolSpec
 from .services import vector_stores as vs
 from .store import Store, files, messages, schema, threads, vector_stores
+
+if TYPE_CHECKING:
+    from .services.deps import Deps
 
 DEFAULT_MAX_RESULTS = 20
 THREAD_STORE_WAIT_S = 60.0
@@ -214,7 +217,7 @@ class FileSearchTool:
     type = "file_search"
     function_name = "file_search"
 
-    def __init__(self, runtime: Any) -> None:
+    def __init__(self, runtime: Deps) -> None:
         self.rt = runtime
 
     def spec(self, tool_config: dict[str, Any]) -> ToolSpec:
