@@ -8,7 +8,6 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-import sqlalchemy as sa
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse, Response
 
@@ -28,7 +27,8 @@ from .providers import router as provider_router
 from .providers.listing import ModelLister
 from .readiness import readiness
 from .sandbox import SandboxManager
-from .store import Store, schema
+from .services import uploads as services_uploads
+from .store import Store
 from .store.blobs import open_blob_store
 from .store.storage import StorageReserve, is_disk_full
 
@@ -136,60 +136,10 @@ class Runtime:
             try:
                 if self.reserve.held < self.reserve.size:
                     await asyncio.to_thread(self.reserve.ensure)
-                await asyncio.to_thread(uploads.expire_stale_uploads, self)
+                await asyncio.to_thread(services_uploads.expire_stale, self)
             except Exception as exc:
                 if not is_disk_full(exc):
                     log.exception("storage maintenance failed")
-
-    # -- hooks the resource routers call inside their write transactions ------------------------------------------
-
-    def create_vector_store_in_tx(self, conn: sa.Connection, helper: Any, owner: str) -> str:
-        """The `vector_stores` helper of tool_resources: create a store and attach its files."""
-        from .api.vector_stores import create_in_tx
-
-        expires = (
-            {"anchor": "last_active_at", "days": vs.THREAD_STORE_EXPIRY_DAYS} if owner.startswith("thread_") else None
-        )
-        obj = create_in_tx(
-            conn,
-            self,
-            name=None,
-            file_ids=helper.file_ids,
-            chunking=helper.chunking_strategy,
-            metadata=helper.metadata,
-            expires_after=expires,
-            owner=owner,
-        )
-        return obj["id"]
-
-    def attach_to_thread_vector_store(self, conn: sa.Connection, thread: dict, file_id: str) -> None:
-        """A message attachment for file_search goes into the thread's own store, created on demand."""
-        resources = thread.setdefault("tool_resources", {})
-        ids = resources.setdefault("file_search", {}).setdefault("vector_store_ids", [])
-        if not ids:
-            obj = vs.store_object(
-                None, None, {"anchor": "last_active_at", "days": vs.THREAD_STORE_EXPIRY_DAYS}, owner=thread["id"]
-            )
-            vs.insert_store(conn, obj)
-            ids.append(obj["id"])
-        vs.attach_file(conn, ids[0], file_id, vs.chunking_object(None, self.retrieval.auto_chunking), None)
-
-    def on_thread_deleted(self, thread_id: str) -> None:
-        """Called from a request's worker thread: end the thread's sandbox session on the event loop."""
-        if self.loop is not None:
-            asyncio.run_coroutine_threadsafe(self.sandbox.close_session(thread_id), self.loop)
-
-    def on_file_deleted(self, conn: sa.Connection, file_id: str) -> Any:
-        """Deleting a File removes it from every vector store; the index is cleaned after the commit."""
-        t = schema.vector_store_files
-        stores = list(conn.execute(sa.select(t.c.vector_store_id).where(t.c.file_id == file_id)).scalars())
-        conn.execute(t.delete().where(t.c.file_id == file_id))
-
-        def after_commit() -> None:
-            for vs_id in stores:
-                self.retrieval.delete_file(vs_id, file_id)
-
-        return after_commit
 
 
 def _storage_reserve(store: Store, settings: Settings) -> StorageReserve:

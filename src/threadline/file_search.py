@@ -15,15 +15,17 @@ import os
 import re
 import threading
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
-import sqlalchemy as sa
 
-from . import vector_stores as vs
 from .engine.tools import StepDelta, ToolContext, ToolFatal, ToolOutcome
 from .providers.base import ToolSpec
-from .store import Store, loads, schema
+from .services import vector_stores as vs
+from .store import Store, files, messages, schema, threads, vector_stores
+
+if TYPE_CHECKING:
+    from .services.deps import Deps
 
 DEFAULT_MAX_RESULTS = 20
 THREAD_STORE_WAIT_S = 60.0
@@ -139,15 +141,14 @@ class RetrievalService:
         from .retrieval.parse import ParseError, extract_text
 
         with self.store.read() as conn:
-            row = conn.execute(
-                sa.select(schema.files.c.data, schema.files.c.blob_key).where(schema.files.c.id == file_id)
-            ).first()
-        if row is None:
+            stored = files.with_blob_keys(conn, [file_id]).get(file_id)
+        if stored is None:
             return []
+        obj, blob_key = stored
         try:
-            with self.blobs.open(row[1]) as f:
+            with self.blobs.open(blob_key) as f:
                 data = f.read()
-            return [extract_text(data, loads(row[0])["filename"])]
+            return [extract_text(data, obj["filename"])]
         except (ParseError, OSError):
             return []
 
@@ -193,10 +194,8 @@ class RetrievalService:
     def _filenames(self, file_ids: set[str]) -> dict[str, str]:
         if not file_ids:
             return {}
-        t = schema.files
         with self.store.read() as conn:
-            rows = conn.execute(sa.select(t.c.id, t.c.data).where(t.c.id.in_(file_ids))).all()
-        return {r[0]: loads(r[1])["filename"] for r in rows}
+            return files.filenames(conn, file_ids)
 
 
 def score_details(hit: Hit) -> dict[str, Any]:
@@ -217,7 +216,7 @@ class FileSearchTool:
     type = "file_search"
     function_name = "file_search"
 
-    def __init__(self, runtime: Any) -> None:
+    def __init__(self, runtime: Deps) -> None:
         self.rt = runtime
 
     def spec(self, tool_config: dict[str, Any]) -> ToolSpec:
@@ -266,14 +265,11 @@ class FileSearchTool:
         return [q for q in queries if q]
 
     def _last_user_text(self, ctx: ToolContext) -> str:
-        t = schema.messages
         with self.rt.store.read() as conn:
-            for raw in conn.execute(
-                sa.select(t.c.data).where(t.c.thread_id == ctx.run["thread_id"]).order_by(t.c.seq.desc()).limit(20)
-            ).scalars():
-                message = loads(raw)
-                if message["role"] == "user":
-                    return " ".join(p["text"]["value"] for p in message["content"] if p["type"] == "text")
+            recent = messages.newest(conn, ctx.run["thread_id"], 20)
+        for message in recent:
+            if message["role"] == "user":
+                return " ".join(p["text"]["value"] for p in message["content"] if p["type"] == "text")
         return ""
 
     def _store_ids(self, ctx: ToolContext) -> tuple[list[str], list[str]]:
@@ -281,7 +277,7 @@ class FileSearchTool:
             return ((obj.get("tool_resources") or {}).get("file_search") or {}).get("vector_store_ids") or []
 
         with self.rt.store.read() as conn:
-            thread = Store.fetch(conn, schema.threads, ctx.run["thread_id"]) or {}
+            thread = threads.get(conn, ctx.run["thread_id"]) or {}
             assistant = Store.fetch(conn, schema.assistants, ctx.run["assistant_id"]) or {}
         return ids(assistant), ids(thread)
 
@@ -289,7 +285,7 @@ class FileSearchTool:
         with self.rt.store.write() as conn:
             live = []
             for vs_id in all_ids:
-                obj = Store.fetch(conn, schema.vector_stores, vs_id)
+                obj = vector_stores.get(conn, vs_id)
                 if obj is None:
                     continue
                 if vs.is_expired(obj):
@@ -301,14 +297,8 @@ class FileSearchTool:
         return live
 
     def _pending(self, vs_ids: list[str]) -> int:
-        t = schema.vector_store_files
         with self.rt.store.read() as conn:
-            return (
-                conn.execute(
-                    sa.select(sa.func.count()).where(t.c.vector_store_id.in_(vs_ids), t.c.status == "in_progress")
-                ).scalar()
-                or 0
-            )
+            return vector_stores.pending_count(conn, vs_ids)
 
     async def execute(self, ctx: ToolContext, call_id: str, arguments: str, delta: StepDelta) -> ToolOutcome:
         opts = ctx.tool_config.get("file_search") or {}

@@ -8,10 +8,11 @@ from typing import Any
 
 import orjson
 
-from .api.errors import APIError, BodyError, size_text
+from .api.errors import APIError, BodyError
 from .auth import KeyChecker, Verdict
 from .config import Settings
 from .logs import request_id as request_id_var
+from .services.errors import size_text
 
 BETA_PATHS = ("/v1/assistants", "/v1/threads")
 V1_DEPRECATED = (

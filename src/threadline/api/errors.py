@@ -12,7 +12,7 @@ from fastapi.responses import Response
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from ..services.errors import InvalidId, InvalidRequest, NotFound, ServiceError
+from ..services.errors import DomainError, NotFound
 from ..store.blobs_s3 import BlobStoreError
 from ..store.storage import is_disk_full
 
@@ -54,14 +54,6 @@ class BodyError(StarletteHTTPException):
     def __init__(self, error: APIError) -> None:
         super().__init__(error.status, error.message, error.headers)
         self.error = error
-
-
-def size_text(n: int) -> str:
-    """A byte count for messages: `512 MB` when it is a whole number of GB/MB/KB, else `1234 bytes`."""
-    for unit, scale in (("GB", 1 << 30), ("MB", 1 << 20), ("KB", 1 << 10)):
-        if n >= scale and n % scale == 0:
-            return f"{n // scale} {unit}"
-    return f"{n} bytes"
 
 
 def bad_request(message: str, param: str | None = None, code: str | None = None) -> APIError:
@@ -279,6 +271,11 @@ def validation_error(err: dict[str, Any], body: Any = _NO_BODY) -> APIError:
     return APIError(400, f"Invalid '{param}': {err.get('msg', 'invalid value')}.", param=param or None)
 
 
+def domain_error(exc: DomainError) -> APIError:
+    """The wire form of a service's error: 404 for NotFound, 400 for the rest (Invalid, Conflict, ThreadLocked)."""
+    return APIError(404 if isinstance(exc, NotFound) else 400, exc.message, param=exc.param, code=exc.code)
+
+
 def _most_specific(errors: list[Any]) -> dict[str, Any]:
     """The error to report: the first field's deepest one. A value that fits no branch of a union gets one error
     per branch; the deepest is from the branch the value was meant for (e.g. `response_format.json_schema.schema`
@@ -300,25 +297,14 @@ def _respond(err: APIError) -> Response:
     return Response(body, status_code=err.status, media_type="application/json", headers=err.headers)
 
 
-def from_service(exc: ServiceError) -> APIError:
-    """The wire error for a service's domain error."""
-    if isinstance(exc, NotFound):
-        return not_found(exc.kind, exc.object_id)
-    if isinstance(exc, InvalidId):
-        return invalid_id(exc.param, exc.value, exc.prefix)
-    if isinstance(exc, InvalidRequest):
-        return bad_request(exc.message, param=exc.param, code=exc.code)
-    return APIError(400, str(exc))
-
-
 def install_handlers(app: FastAPI) -> None:
     @app.exception_handler(APIError)
     async def _api_error(_: Request, exc: APIError) -> Response:
         return _respond(exc)
 
-    @app.exception_handler(ServiceError)
-    async def _service_error(_: Request, exc: ServiceError) -> Response:
-        return _respond(from_service(exc))
+    @app.exception_handler(DomainError)
+    async def _domain_error(_: Request, exc: DomainError) -> Response:
+        return _respond(domain_error(exc))
 
     @app.exception_handler(BodyError)
     async def _body_error(_: Request, exc: BodyError) -> Response:

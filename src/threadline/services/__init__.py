@@ -1,5 +1,5 @@
-"""Services: the domain operations behind the routers, taking plain arguments and returning domain objects.
+"""The domain operations behind the API: one module per resource, called by the routers (api/) and the run engine.
 
-Nothing here imports from api/; routers parse requests, call a service and map its results and errors
-(services.errors) to the wire.
+Services take plain arguments or dataclass commands, return the stored wire objects and raise the errors of
+services/errors.py; they never import from api/. SQL lives in the store's repositories (store/).
 """

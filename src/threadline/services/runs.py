@@ -2,7 +2,7 @@
 
 Each operation is one write transaction. A run to be streamed is started by its execution inside the
 transaction that creates (or resumes) it, so a plain streamed run costs one transaction less; a run not streamed
-is queued for the workers. Errors are services.errors (InvalidRequest, NotFound, InvalidId).
+is queued for the workers. Errors are services.errors (Invalid, NotFound).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from .. import metrics
 from ..engine.events import EventSink
 from ..engine.objects import run_object
 from ..store import Store, dumps, executions, loads, now, runs, schema
-from .errors import InvalidRequest, NotFound, check_id
+from .errors import Invalid, NotFound, check_id
 
 if TYPE_CHECKING:
     from ..app import Runtime
@@ -76,29 +76,29 @@ def _tool_choice(choice: str | dict[str, Any] | None, tools: list[dict[str, Any]
         if kind == "function":
             name = choice["function"]["name"]
             if not any(t["type"] == "function" and t["function"]["name"] == name for t in tools):
-                raise InvalidRequest(
+                raise Invalid(
                     f"Invalid 'tool_choice': no function named '{name}' among the run's tools.", param="tool_choice"
                 )
         elif not any(t["type"] == kind for t in tools):
-            raise InvalidRequest(f"Invalid 'tool_choice': the run has no '{kind}' tool.", param="tool_choice")
+            raise Invalid(f"Invalid 'tool_choice': the run has no '{kind}' tool.", param="tool_choice")
     return choice
 
 
 def new_run(conn: sa.Connection, rt: Runtime, thread_id: str, opts: RunOptions) -> dict[str, Any]:
     """The run object for `opts` on `thread_id` (locked by the caller), its settings resolved against the
-    assistant's. Raises InvalidId / NotFound (assistant) / InvalidRequest (an active run, a bad combination)."""
+    assistant's. Raises Invalid / NotFound (assistant) / Invalid (an active run, a bad combination)."""
     assistant_id = check_id("assistant", opts.assistant_id, "assistant_id")
     assistant = Store.fetch(conn, schema.assistants, assistant_id)
     if assistant is None:
         raise NotFound("assistant", assistant_id)
     active = rt.store.active_run_id(conn, thread_id)
     if active:
-        raise InvalidRequest(f"Thread {thread_id} already has an active run {active}.")
+        raise Invalid(f"Thread {thread_id} already has an active run {active}.")
     tools = opts.tools if opts.tools is not None else assistant["tools"]
     response_format = opts.response_format or assistant.get("response_format", "auto")
     is_schema = isinstance(response_format, dict) and response_format.get("type") == "json_schema"
     if is_schema and any(t["type"] != "function" for t in tools):
-        raise InvalidRequest(JSON_SCHEMA_TOOLS, param="response_format")
+        raise Invalid(JSON_SCHEMA_TOOLS, param="response_format")
     tool_choice = _tool_choice(opts.tool_choice, tools)
     instructions = opts.instructions if opts.instructions is not None else (assistant.get("instructions") or "")
     if opts.additional_instructions:
@@ -153,7 +153,7 @@ async def create_run(
     rt: Runtime, thread_id: str, opts: RunOptions, *, stream: bool, add_messages: AddMessages | None = None
 ) -> Started:
     """Create a run on `thread_id` (its additional messages added by `add_messages` in the same transaction) and
-    queue or stream it. Raises NotFound (thread, assistant), InvalidId, InvalidRequest."""
+    queue or stream it. Raises NotFound (thread, assistant), Invalid, Invalid."""
     job = _job(rt, stream)
 
     def create() -> dict[str, Any]:
@@ -189,7 +189,7 @@ async def create_thread_and_run(rt: Runtime, opts: RunOptions, *, stream: bool, 
 
 
 def load_run(conn: sa.Connection, thread_id: str, run_id: str, *, lock: bool = False) -> dict[str, Any]:
-    """Run `run_id` of `thread_id`. Raises InvalidId, NotFound (the thread, else the run)."""
+    """Run `run_id` of `thread_id`. Raises Invalid, NotFound (the thread, else the run)."""
     check_id("thread", thread_id, "thread_id")
     check_id("run", run_id, "run_id")
     run = Store.fetch(conn, schema.runs, run_id, lock=lock)
@@ -214,12 +214,12 @@ def modify_run(
 
 def cancel_run(rt: Runtime, thread_id: str, run_id: str) -> dict[str, Any]:
     """Cancel a run: `queued` and `requires_action` runs end `cancelled` at once; an `in_progress` run becomes
-    `cancelling` and its executor is signalled to finish it. Raises InvalidRequest for a finished run. Blocking."""
+    `cancelling` and its executor is signalled to finish it. Raises Invalid for a finished run. Blocking."""
     with rt.store.write() as conn:
         run = load_run(conn, thread_id, run_id, lock=True)
         status = run["status"]
         if status in runs.TERMINAL:
-            raise InvalidRequest(f"Cannot cancel run with status '{status}'.")
+            raise Invalid(f"Cannot cancel run with status '{status}'.")
         if status in ("queued", "requires_action"):
             runs.finish(conn, run, "cancelled", now())
         else:
@@ -237,7 +237,7 @@ async def submit_tool_outputs(
     rt: Runtime, thread_id: str, run_id: str, outputs: list[tuple[str, str]], *, stream: bool
 ) -> Started:
     """Answer a `requires_action` run's function calls with `outputs` ((tool_call_id, output) in request order):
-    its tool step completes and the run is queued again (or streamed). Raises InvalidRequest when the run does not
+    its tool step completes and the run is queued again (or streamed). Raises Invalid when the run does not
     wait for outputs or the call ids differ from the ones it waits for."""
     job = _job(rt, stream)
 
@@ -248,15 +248,15 @@ async def submit_tool_outputs(
             if status == "requires_action" and run["expires_at"] is not None and rt.clock.now() >= run["expires_at"]:
                 status = "expired"
             if status != "requires_action":
-                raise InvalidRequest(f'Runs in status "{status}" do not accept tool outputs.')
+                raise Invalid(f'Runs in status "{status}" do not accept tool outputs.')
             expected = [c["id"] for c in run["required_action"]["submit_tool_outputs"]["tool_calls"]]
             got = [call_id for call_id, _ in outputs]
             if sorted(expected) != sorted(got):
-                raise InvalidRequest(f"Expected tool outputs for call_ids {expected!r}, got {got!r}")
+                raise Invalid(f"Expected tool outputs for call_ids {expected!r}, got {got!r}")
             answers = dict(outputs)
             step = runs.waiting_tool_step(conn, run_id)
             if step is None:
-                raise InvalidRequest(f"Run {run_id} has no tool call step waiting for outputs.")
+                raise Invalid(f"Run {run_id} has no tool call step waiting for outputs.")
             for call in step["step_details"]["tool_calls"]:
                 if call["type"] == "function" and call["id"] in answers:
                     call["function"]["output"] = answers[call["id"]]

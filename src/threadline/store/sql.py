@@ -43,6 +43,17 @@ def _derived(table: sa.Table, obj: dict[str, Any]) -> dict[str, Any]:
 
 
 @dataclass
+class ListParams:
+    """A list request's cursor pagination: `limit` items in `order` ("asc" or "desc" by creation), after/before
+    the object with that id."""
+
+    limit: int = 20
+    order: str = "desc"
+    after: str | None = None
+    before: str | None = None
+
+
+@dataclass
 class Page:
     items: list[str]  # JSON texts of the objects, in page order
     ids: list[str]
@@ -203,8 +214,3 @@ class Store:
     def lock_thread(self, conn: sa.Connection, thread_id: str) -> dict | None:
         """Load a thread, holding its row lock (PostgreSQL) for the rest of the write transaction."""
         return self.fetch(conn, schema.threads, thread_id, lock=True)
-
-    def delete_thread(self, conn: sa.Connection, thread_id: str) -> bool:
-        for table in (schema.messages, schema.run_steps, schema.runs):
-            conn.execute(table.delete().where(table.c.thread_id == thread_id))
-        return self.delete(conn, schema.threads, thread_id)
