@@ -13,20 +13,23 @@ gen_ai.request.model, gen_ai.response.model, gen_ai.usage.input_tokens / output_
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .config import Settings
 
 log = logging.getLogger("threadline.tracing")
 
 _tracer: Any = None
 
 
-def setup() -> bool:
-    """Install the SDK tracer provider when THREADLINE_TRACING=1; returns whether tracing is on."""
+def setup(settings: Settings) -> bool:
+    """Install the SDK tracer provider when `settings.tracing` (THREADLINE_TRACING=1); returns whether tracing is
+    on."""
     global _tracer
-    if os.environ.get("THREADLINE_TRACING", "").strip().lower() not in ("1", "true", "on", "yes"):
+    if not settings.tracing:
         return False
     if _tracer is not None:
         return True
@@ -38,11 +41,9 @@ def setup() -> bool:
     except ImportError:
         log.warning("THREADLINE_TRACING=1 but opentelemetry-sdk is not installed: tracing is off")
         return False
-    resource = Resource.create({"service.name": os.environ.get("OTEL_SERVICE_NAME", "threadline")}).merge(
-        OTELResourceDetector().detect()
-    )
+    resource = Resource.create({"service.name": settings.otel_service_name}).merge(OTELResourceDetector().detect())
     provider = TracerProvider(resource=resource)
-    kind = os.environ.get("OTEL_TRACES_EXPORTER", "otlp").strip().lower()
+    kind = settings.otel_traces_exporter
     if kind == "console":
         provider.add_span_processor(SimpleSpanProcessor(ConsoleSpanExporter()))
     elif kind == "otlp":

@@ -11,8 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import sqlalchemy as sa
 
@@ -21,12 +20,26 @@ from .store import Store, dumps, loads, now, schema
 from .store.blobs_s3 import BlobStoreError
 from .store.storage import is_disk_full
 
+if TYPE_CHECKING:
+    from .config import Settings
+    from .file_search import RetrievalService
+    from .store.blobs import BlobStore
+
 log = logging.getLogger("threadline.vector_stores")
 
 
+_day_s = 86400
+
+
+def configure(settings: Settings) -> None:
+    """Take the process's expiry 'day' from its settings (THREADLINE_EXPIRY_DAY_SECONDS); the Runtime calls this."""
+    global _day_s
+    _day_s = settings.expiry_day_seconds
+
+
 def day_s() -> int:
-    """Seconds in a 'day' of an expiry policy; THREADLINE_EXPIRY_DAY_SECONDS shortens it for tests."""
-    return int(os.environ.get("THREADLINE_EXPIRY_DAY_SECONDS", "86400"))
+    """Seconds in a 'day' of an expiry policy (86400 unless configured shorter, as tests do)."""
+    return _day_s
 
 
 THREAD_STORE_EXPIRY_DAYS = 7
@@ -166,10 +179,18 @@ def is_expired(obj: dict[str, Any]) -> bool:
     return bool(obj.get("expires_at")) and now() >= obj["expires_at"]
 
 
+class IngestionParts(Protocol):
+    """What ingestion uses of the Runtime."""
+
+    store: Store
+    blobs: BlobStore
+    retrieval: RetrievalService
+
+
 class Ingestor:
     """Background ingestion of vector-store files with bounded concurrency."""
 
-    def __init__(self, runtime: Any, concurrency: int = 2, poll_s: float = 0.5) -> None:
+    def __init__(self, runtime: IngestionParts, concurrency: int = 2, poll_s: float = 0.5) -> None:
         self.rt = runtime
         self.concurrency = concurrency
         self.poll_s = poll_s

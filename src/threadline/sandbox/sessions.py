@@ -52,8 +52,7 @@ from .uids import DEFAULT_LOCK_DIR, UidPool
 
 log = logging.getLogger("threadline.sandbox")
 
-DEFAULT_VENV = Path("/opt/threadline/sandbox-venv")
-UNSAFE_ENV = "THREADLINE_CODE_INTERPRETER_UNSANDBOXED_UNSAFE"
+UNSAFE_ENV = "THREADLINE_CODE_INTERPRETER_UNSANDBOXED_UNSAFE"  # Settings.code_interpreter_unsandboxed_unsafe
 # Runs in a throwaway namespace of each pooled sandbox: imports and first-use work of a typical pandas plot.
 WARM_PRELUDE = (
     "import io, numpy, pandas, matplotlib, matplotlib.pyplot as _plt\n"
@@ -89,9 +88,18 @@ class SandboxManager:
         warm_prelude: str = WARM_PRELUDE,
         max_output_files: int = 20,
         cancel_grace_s: float = 1.0,
+        unsafe: bool | None = None,
     ) -> None:
+        """`venv` (the sandbox's Python) and `unsafe` (run code without a sandbox) default to the environment's
+        settings, THREADLINE_SANDBOX_VENV and THREADLINE_CODE_INTERPRETER_UNSANDBOXED_UNSAFE."""
+        if venv is None or unsafe is None:
+            from ..config import Settings
+
+            settings = Settings.load()
+            venv = settings.sandbox_venv if venv is None else venv
+            unsafe = settings.code_interpreter_unsandboxed_unsafe if unsafe is None else unsafe
         self.root_dir = Path(root_dir)
-        self.venv = Path(venv or os.environ.get("THREADLINE_SANDBOX_VENV") or DEFAULT_VENV)
+        self.venv = Path(venv)
         self.max_sessions = max_sessions
         self.idle_timeout_s = idle_timeout_s
         self.wall_clock_s = wall_clock_s
@@ -105,7 +113,7 @@ class SandboxManager:
         self._max_log_bytes = max_log_bytes
         self.max_output_files = max_output_files
         self.cancel_grace_s = cancel_grace_s
-        self._unsafe = os.environ.get(UNSAFE_ENV) == "1"
+        self._unsafe = unsafe
         self._root = os.geteuid() == 0
         self._cfg: SpawnConfig | None = None
         self._status: tuple[bool, str] | None = None
