@@ -97,7 +97,10 @@ class Settings(BaseSettings):
         json_schema_extra={"unit": "s"},
     )
     run_workers: int = Field(
-        32, ge=0, description="in-process workers executing non-streaming runs (0: none, runs only stream)"
+        32,
+        ge=0,
+        description="in-process workers executing non-streaming runs (0: none, runs only stream)",
+        json_schema_extra={"unit": "workers"},
     )
     run_lease_s: float = Field(
         30.0,
@@ -158,7 +161,10 @@ class Settings(BaseSettings):
         600.0, gt=0, description="upstream request timeout", json_schema_extra={"unit": "s"}
     )
     provider_max_attempts: int = Field(
-        3, ge=1, description="attempts per model call (retries with backoff on 429/5xx before the first token)"
+        3,
+        ge=1,
+        description="attempts per model call (retries with backoff on 429/5xx before the first token)",
+        json_schema_extra={"unit": "attempts"},
     )
     anthropic_max_tokens: int = Field(
         4096,
@@ -217,7 +223,9 @@ class Settings(BaseSettings):
     )
 
     # -- code_interpreter sandbox ----------------------------------------------------------------------------------
-    sandbox_max_sessions: int = Field(16, ge=1, description="live sandbox sessions (one per thread)")
+    sandbox_max_sessions: int = Field(
+        16, ge=1, description="live sandbox sessions (one per thread)", json_schema_extra={"unit": "sessions"}
+    )
     sandbox_idle_s: float = Field(
         3600.0, gt=0, description="an idle session is ended after this", json_schema_extra={"unit": "s"}
     )
@@ -228,9 +236,14 @@ class Settings(BaseSettings):
         1024, ge=1, description="memory limit of a session", json_schema_extra={"unit": "MiB"}
     )
     sandbox_warm_pool: int = Field(
-        1, ge=0, description="sandboxes started ahead of use (0: none, and no probe at start)"
+        1,
+        ge=0,
+        description="sandboxes started ahead of use (0: none, and no probe at start)",
+        json_schema_extra={"unit": "sandboxes"},
     )
-    sandbox_max_output_files: int = Field(20, ge=0, description="files one code execution may return")
+    sandbox_max_output_files: int = Field(
+        20, ge=0, description="files one code execution may return", json_schema_extra={"unit": "files"}
+    )
     sandbox_venv: Path = Field(
         Path("/opt/threadline/sandbox-venv"), description="the sandbox's Python (scripts/setup-sandbox.sh builds it)"
     )
@@ -353,7 +366,7 @@ def _field_of(loc: Any) -> str | None:
 
 
 def describe_errors(exc: ValidationError, given: dict[str, Any] | None = None) -> str:
-    """One line per invalid setting: `THREADLINE_X='value': what is wrong` (secrets are not echoed)."""
+    """One line per invalid setting: `THREADLINE_<NAME>='value': what is wrong` (secrets are not echoed)."""
     lines = []
     for error in exc.errors():
         loc = error["loc"][0] if error["loc"] else ""
@@ -375,14 +388,12 @@ def env_value(name: str) -> str | None:
 
 
 def _default_text(info: FieldInfo) -> str:
-    if info.default_factory is not None:
-        return "(none)"
-    value = info.default
+    value = None if info.default_factory is not None else info.default
     if value is None:
-        return "unset"
+        return "—"
     if isinstance(value, bool):
-        return "on" if value else "off"
-    return str(value)
+        return "`on`" if value else "`off`"
+    return f"`{value}`"
 
 
 def settings_table() -> str:
@@ -392,5 +403,9 @@ def settings_table() -> str:
         extra = info.json_schema_extra if isinstance(info.json_schema_extra, dict) else {}
         unit = str(extra.get("unit", ""))
         meaning = (info.description or "").replace("|", "\\|")
-        rows.append(f"| `{env_name(name, info)}` | `{_default_text(info)}` | {unit} | {meaning} |")
+        rows.append(f"| `{env_name(name, info)}` | {_default_text(info)} | {unit} | {meaning} |")
     return "\n".join(rows)
+
+
+if __name__ == "__main__":  # `python -m threadline.config` prints the table for docs/deployment.md
+    print(settings_table())
