@@ -28,7 +28,7 @@ from .middleware import APIMiddleware, BodyLimit
 from .providers import router as provider_router
 from .providers.listing import ModelLister
 from .readiness import readiness
-from .sandbox import SandboxManager
+from .sandbox import Sandbox, SandboxManager
 from .store import Store, schema
 from .store.blobs import BlobStore, open_blob_store
 from .store.storage import StorageReserve, is_disk_full
@@ -70,7 +70,7 @@ class Runtime:
         self.loop: asyncio.AbstractEventLoop | None = None
         self.retrieval: RetrievalService = RetrievalService(self.store, self.blobs, settings)
         self.ingestor: vs.Ingestor = vs.Ingestor(self)
-        self.sandbox: SandboxManager = SandboxManager(
+        self.sandbox: Sandbox = SandboxManager(
             root_dir=settings.data_dir / "sandbox",
             max_sessions=settings.sandbox_max_sessions,
             idle_timeout_s=settings.sandbox_idle_s,

@@ -17,7 +17,7 @@ import logging
 import re
 from collections.abc import Callable
 from pathlib import PurePosixPath
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO, Protocol
 
 import orjson
 import sqlalchemy as sa
@@ -27,6 +27,11 @@ from .engine.executor import ToolFatal
 from .engine.tools import StepDelta, ToolContext, ToolOutcome
 from .providers.base import ToolSpec
 from .store import Store, loads, schema
+
+if TYPE_CHECKING:
+    from .config import Settings
+    from .sandbox import Sandbox
+    from .store import BlobStore
 
 log = logging.getLogger("threadline.code_interpreter")
 
@@ -67,11 +72,20 @@ def input_placement(conn: sa.Connection, run: dict[str, Any]) -> dict[str, str]:
     return placement_names([(fid, by_id[fid]) for fid in ids if fid in by_id])
 
 
+class CodeInterpreterParts(Protocol):
+    """What the code_interpreter tool uses of the Runtime (input files are read from, outputs saved as Files to,
+    the store and blob store, within the settings' file size limit)."""
+
+    settings: Settings
+    store: Store
+    blobs: BlobStore
+
+
 class CodeInterpreterTool:
     type = "code_interpreter"
     function_name = "code_interpreter"
 
-    def __init__(self, runtime: Any, manager: Any) -> None:
+    def __init__(self, runtime: CodeInterpreterParts, manager: Sandbox) -> None:
         self.rt = runtime
         self.manager = manager
         self.placed: dict[str, set[str]] = {}  # session key -> file ids already in its /mnt/data

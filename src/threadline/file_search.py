@@ -14,7 +14,7 @@ import asyncio
 import re
 import threading
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import orjson
 import sqlalchemy as sa
@@ -71,6 +71,11 @@ class RetrievalService:
         self._index: ChunkIndex | None = None
         self._lock = threading.Lock()
         self.mode = settings.search_mode
+
+    @property
+    def embedder_loaded(self) -> bool:
+        """Whether the embedder was built (the local model loads on first use)."""
+        return self._embedder is not None
 
     @property
     def embedder(self) -> Embedder:
@@ -219,11 +224,18 @@ def score_details(hit: Hit) -> dict[str, Any]:
 # -- the tool -----------------------------------------------------------------------------------------------------
 
 
+class SearchParts(Protocol):
+    """What the file_search tool uses of the Runtime."""
+
+    store: Store
+    retrieval: RetrievalService
+
+
 class FileSearchTool:
     type = "file_search"
     function_name = "file_search"
 
-    def __init__(self, runtime: Any) -> None:
+    def __init__(self, runtime: SearchParts) -> None:
         self.rt = runtime
 
     def spec(self, tool_config: dict[str, Any]) -> ToolSpec:

@@ -34,7 +34,7 @@ from prometheus_client.registry import Collector
 from .providers.base import ChatEvent, ChatRequest, ProviderError, TextDelta, ToolCallStart, Usage
 
 if TYPE_CHECKING:
-    from .sandbox import SandboxManager
+    from .sandbox import Sandbox
     from .store import Store
 
 access_log = logging.getLogger("threadline.access")
@@ -258,7 +258,7 @@ class RuntimeCollector(Collector):
     """Gauges read at scrape time: runs by active state, the queue's depth and oldest age, the ingestion backlog,
     and sandbox sessions. Each scrape costs a few indexed COUNT queries."""
 
-    def __init__(self, store: Store, executing: Sized, sandbox: SandboxManager) -> None:
+    def __init__(self, store: Store, executing: Sized, sandbox: Sandbox) -> None:
         self.store = store
         self.executing = executing  # the run ids this process executes now (read at scrape time)
         self.sandbox = sandbox
@@ -303,9 +303,7 @@ class RuntimeCollector(Collector):
         yield s
 
 
-def render(
-    store: Store, executing: Sized, sandbox: SandboxManager, multiprocess_dir: Path | None = None
-) -> tuple[bytes, str]:
+def render(store: Store, executing: Sized, sandbox: Sandbox, multiprocess_dir: Path | None = None) -> tuple[bytes, str]:
     """The /metrics body and its content type: the process's (or, with `multiprocess_dir` — the settings'
     PROMETHEUS_MULTIPROC_DIR — every process's) counters and histograms, then the scrape-time gauges."""
     if multiprocess_dir:

@@ -19,6 +19,8 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from .config import Settings
+    from .engine.tools import ServerTool, StepDelta, TextProcessor, ToolContext, ToolOutcome
+    from .providers.base import ToolSpec
 
 log = logging.getLogger("threadline.tracing")
 
@@ -144,13 +146,24 @@ def tool_span(name: str, call_id: str | None) -> Iterator[None]:
 class TracedTool:
     """A server tool (file_search, code_interpreter) whose every execution is an `execute_tool {type}` span."""
 
-    def __init__(self, tool: Any) -> None:
+    def __init__(self, tool: ServerTool) -> None:
         self._tool = tool
+        self.type = tool.type
+        self.function_name = tool.function_name
 
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._tool, name)
+    def spec(self, tool_config: dict[str, Any]) -> ToolSpec:
+        return self._tool.spec(tool_config)
 
-    async def execute(self, ctx: Any, call_id: str, arguments: str, delta: Any) -> Any:
+    def instructions(self, tool_config: dict[str, Any]) -> str:
+        return self._tool.instructions(tool_config)
+
+    def first_delta(self, call_id: str) -> dict[str, Any]:
+        return self._tool.first_delta(call_id)
+
+    def text_processor(self, references: list[dict[str, Any]]) -> TextProcessor | None:
+        return self._tool.text_processor(references)
+
+    async def execute(self, ctx: ToolContext, call_id: str, arguments: str, delta: StepDelta) -> ToolOutcome:
         """The wrapped tool's execute, inside a span."""
         with tool_span(self._tool.type, call_id):
             return await self._tool.execute(ctx, call_id, arguments, delta)

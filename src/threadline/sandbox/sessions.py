@@ -44,6 +44,7 @@ from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 from .bwrap import CgroupV1, Limits, find_bwrap, path_is_world_traversable, seccomp_filter_bpf
 from .process import Session, SessionDead, SpawnConfig
@@ -60,6 +61,45 @@ WARM_PRELUDE = (
     "_plt.savefig(io.BytesIO(), format='png'); _plt.close('all')\n"
 )
 SETUP_HINT = "run scripts/setup-sandbox.sh"
+
+
+class Sandbox(Protocol):
+    """Stateful Python sessions keyed by thread, as code_interpreter, readiness and metrics use them.
+
+    Implementation: SandboxManager (bubblewrap sessions, or the explicit unsafe subprocess mode)."""
+
+    max_output_files: int  # files one execution may return
+
+    @property
+    def last_status(self) -> tuple[bool, str] | None:
+        """(available, reason) from the last probe; None before the first. Never starts a sandbox."""
+        ...
+
+    async def start(self) -> tuple[bool, str]:
+        """Probe and fill the warm pool now; (available, reason)."""
+        ...
+
+    async def execute(
+        self,
+        session_key: str,
+        code: str,
+        *,
+        input_files: dict[str, InputData] | None = None,
+        timeout_s: float | None = None,
+        sink: OutputSink | None = None,
+    ) -> ExecutionResult:
+        """Run `code` in the session of `session_key` (created on first use). Raises SandboxUnavailable."""
+        ...
+
+    def has_session(self, session_key: str) -> bool: ...
+
+    async def close_session(self, session_key: str) -> None: ...
+
+    def stats(self) -> dict[str, int]:
+        """At least `sessions` (live) and `warm_pool` (started ahead of use)."""
+        ...
+
+    async def aclose(self) -> None: ...
 
 
 @dataclass
@@ -141,6 +181,11 @@ class SandboxManager:
         self._spawner = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sandbox-spawn")
 
     # ----------------------------------------------------------------- availability
+    @property
+    def last_status(self) -> tuple[bool, str] | None:
+        """(available, reason) from the last probe; None before the first. Never starts a sandbox."""
+        return self._status
+
     def available(self) -> tuple[bool, str]:
         """(ok, reason). The first call starts a probe sandbox (about 50 ms, blocking). Success is cached for
         the manager's lifetime, failure for 30 s (so installing the sandbox later needs no restart)."""
@@ -490,7 +535,8 @@ class SandboxManager:
         """Keys with a live session, least recently used first."""
         return list(self._sessions)
 
-    def stats(self) -> dict:
+    def stats(self) -> dict[str, int]:
+        """Live sessions, warm sandboxes, whether cgroups limits apply (0/1), and the sessions' memory (bytes)."""
         return {
             "sessions": len(self._sessions),
             "warm_pool": len(self._pool),
