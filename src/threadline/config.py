@@ -224,7 +224,10 @@ class Settings(BaseSettings):
 
     # -- code_interpreter sandbox ----------------------------------------------------------------------------------
     sandbox_max_sessions: int = Field(
-        16, ge=1, description="live sandbox sessions (one per thread)", json_schema_extra={"unit": "sessions"}
+        16,
+        ge=1,
+        description="live sandbox sessions, one per thread (past this the least recently used ends)",
+        json_schema_extra={"unit": "sessions"},
     )
     sandbox_idle_s: float = Field(
         3600.0, gt=0, description="an idle session is ended after this", json_schema_extra={"unit": "s"}
@@ -242,7 +245,10 @@ class Settings(BaseSettings):
         json_schema_extra={"unit": "sandboxes"},
     )
     sandbox_max_output_files: int = Field(
-        20, ge=0, description="files one code execution may return", json_schema_extra={"unit": "files"}
+        20,
+        ge=0,
+        description="output files kept per execution (the rest are named as dropped)",
+        json_schema_extra={"unit": "files"},
     )
     sandbox_venv: Path = Field(
         Path("/opt/threadline/sandbox-venv"), description="the sandbox's Python (scripts/setup-sandbox.sh builds it)"
