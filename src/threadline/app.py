@@ -6,7 +6,6 @@ import asyncio
 import logging
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
 
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse, Response
@@ -20,16 +19,18 @@ from .clock import Clock, SystemClock
 from .code_interpreter import CodeInterpreterTool
 from .config import Settings
 from .engine.executor import RunExecutor
-from .engine.worker import InProcessQueue, Workers
+from .engine.tools import ServerTool
+from .engine.worker import InProcessQueue, RunQueue, Workers
 from .file_search import FileSearchTool, RetrievalService
 from .middleware import APIMiddleware, BodyLimit
 from .providers import router as provider_router
 from .providers.listing import ModelLister
 from .readiness import readiness
-from .sandbox import SandboxManager
+from .sandbox import Sandbox, SandboxManager
 from .services import uploads as services_uploads
+from .services import vector_stores as services_vector_stores
 from .store import Store
-from .store.blobs import open_blob_store
+from .store.blobs import BlobStore, open_blob_store
 from .store.storage import StorageReserve, is_disk_full
 
 ORPHAN_MIN_AGE_S = 3600.0  # a blob is written just before its row commits; older unreferenced ones are orphans
@@ -40,7 +41,7 @@ log = logging.getLogger("threadline")
 class Runtime:
     """Everything a request handler needs: settings, the store, blob storage and the run engine.
 
-    `providers` replaces the router built from the environment (THREADLINE_PROVIDERS_FILE, OPENAI_*, ANTHROPIC_*),
+    `providers` replaces the router built from the settings (THREADLINE_PROVIDERS_FILE, OPENAI_*, ANTHROPIC_*),
     e.g. ProviderRouter.single(an in-memory provider) in tests; `clock` is where run expiry, leases and sweeps read
     the time (SystemClock by default; tests pass a ManualClock and advance it instead of sleeping).
     """
@@ -52,23 +53,24 @@ class Runtime:
         providers: provider_router.ProviderRouter | None = None,
         clock: Clock | None = None,
     ) -> None:
-        self.settings = settings
+        self.settings: Settings = settings
         self.clock: Clock = clock or SystemClock()
         settings.data_dir.mkdir(parents=True, exist_ok=True)
-        self.store = Store(settings.effective_database_url)
+        services_vector_stores.configure(settings)
+        self.store: Store = Store(settings.effective_database_url)
         self.store.migrate()
-        self.blobs = open_blob_store(settings.blob_url, settings.blob_dir)
-        self.reserve = _storage_reserve(self.store, settings)
+        self.blobs: BlobStore = open_blob_store(settings.blob_url, settings.blob_dir)
+        self.reserve: StorageReserve = _storage_reserve(self.store, settings)
         self.reserve.ensure()
-        self._maintenance: list[asyncio.Task] = []
-        self.keys = KeyChecker(self.store, settings.api_keys)
-        router = providers or provider_router.from_env()
-        self.providers = metrics.InstrumentedRouter(router)
-        self.model_lister = ModelLister.from_env(router)
+        self._maintenance: list[asyncio.Task[None]] = []
+        self.keys: KeyChecker = KeyChecker(self.store, settings.api_keys)
+        router = providers or provider_router.from_settings(settings)
+        self.providers: metrics.InstrumentedRouter = metrics.InstrumentedRouter(router)
+        self.model_lister: ModelLister = ModelLister.from_settings(router, settings)
         self.loop: asyncio.AbstractEventLoop | None = None
-        self.retrieval = RetrievalService(self.store, self.blobs)
-        self.ingestor = vs.Ingestor(self)
-        self.sandbox = SandboxManager(
+        self.retrieval: RetrievalService = RetrievalService(self.store, self.blobs, settings)
+        self.ingestor: vs.Ingestor = vs.Ingestor(self)
+        self.sandbox: Sandbox = SandboxManager(
             root_dir=settings.data_dir / "sandbox",
             max_sessions=settings.sandbox_max_sessions,
             idle_timeout_s=settings.sandbox_idle_s,
@@ -76,16 +78,18 @@ class Runtime:
             memory_mb=settings.sandbox_memory_mb,
             warm_pool=settings.sandbox_warm_pool,
             max_output_files=settings.sandbox_max_output_files,
+            venv=settings.sandbox_venv,
+            unsafe=settings.code_interpreter_unsandboxed_unsafe,
         )
-        self.server_tools: dict[str, Any] = {
+        self.server_tools: dict[str, ServerTool] = {
             "file_search": FileSearchTool(self),
             "code_interpreter": CodeInterpreterTool(self, self.sandbox),
         }
-        if tracing.setup():
+        if tracing.setup(settings):
             self.server_tools = {name: tracing.TracedTool(tool) for name, tool in self.server_tools.items()}
-        self.executor = RunExecutor(self)
-        self.queue = InProcessQueue()
-        self.workers = Workers(self, self.executor, self.queue, settings.run_workers)
+        self.executor: RunExecutor = RunExecutor(self)
+        self.queue: RunQueue = InProcessQueue()
+        self.workers: Workers = Workers(self, self.executor, self.queue, settings.run_workers)
 
     async def start(self) -> None:
         self.loop = asyncio.get_running_loop()
@@ -157,9 +161,10 @@ def create_app(
     providers: provider_router.ProviderRouter | None = None,
     clock: Clock | None = None,
 ) -> FastAPI:
-    """The ASGI app. Settings default to the environment's; `providers` and `clock` as for Runtime. The Runtime
-    starts and stops with the app's lifespan and is at ``app.state.runtime``."""
-    settings = settings or Settings.from_env()
+    """The ASGI app. Settings default to the environment's (Settings.load: SettingsError names a bad variable);
+    `providers` and `clock` as for Runtime. The Runtime starts and stops with the app's lifespan and is at
+    ``app.state.runtime``."""
+    settings = settings or Settings.load()
     runtime = Runtime(settings, providers=providers, clock=clock)
 
     @asynccontextmanager
@@ -200,11 +205,13 @@ def create_app(
         report = readiness(runtime)
         return JSONResponse(report, status_code=200 if report["status"] == "ready" else 503)
 
-    if metrics.enabled():
+    if settings.metrics:
 
         @app.get("/metrics")
         def metrics_endpoint() -> Response:
-            body, content_type = metrics.render(runtime)
+            body, content_type = metrics.render(
+                runtime.store, runtime.executor.active, runtime.sandbox, settings.prometheus_multiproc_dir
+            )
             return Response(body, media_type=content_type)
 
     console.install(app)

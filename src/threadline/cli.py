@@ -5,24 +5,20 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from pathlib import Path
 
-from .config import Settings
+from .config import Settings, SettingsError
 
 log = logging.getLogger("threadline")
 
 
 def _settings(args: argparse.Namespace) -> Settings:
-    settings = Settings.from_env()
-    if getattr(args, "host", None):
-        settings.host = args.host
-    if getattr(args, "port", None):
-        settings.port = args.port
-    if getattr(args, "data_dir", None):
-        settings.data_dir = Path(args.data_dir)
-    if getattr(args, "database_url", None):
-        settings.database_url = args.database_url
-    return settings
+    """The environment's settings with the command line's options on top (SettingsError names a bad one)."""
+    return Settings.load(
+        host=getattr(args, "host", None) or None,
+        port=getattr(args, "port", None) or None,
+        data_dir=getattr(args, "data_dir", None) or None,
+        database_url=getattr(args, "database_url", None) or None,
+    )
 
 
 def _describe_store(url: str) -> str:
@@ -33,7 +29,7 @@ def _describe_store(url: str) -> str:
     return f"PostgreSQL ({make_url(url).render_as_string(hide_password=True)})"
 
 
-def serve(args: argparse.Namespace) -> int:
+def serve(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
     from .app import create_app
@@ -41,7 +37,6 @@ def serve(args: argparse.Namespace) -> int:
     level = logging.getLevelName(args.log_level.upper())
     if isinstance(level, int):  # uvicorn's own `trace` level has no logging name: leave the root at INFO
         logging.getLogger().setLevel(level)
-    settings = _settings(args)
     app = create_app(settings)
     runtime = app.state.runtime
     print(f"threadline serving on http://{settings.host}:{settings.port}/v1", flush=True)
@@ -59,11 +54,10 @@ def serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def migrate(args: argparse.Namespace) -> int:
+def migrate(args: argparse.Namespace, settings: Settings) -> int:
     from .store import Store
     from .store.migrate import current
 
-    settings = _settings(args)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     store = Store(settings.effective_database_url)
     store.migrate()
@@ -72,21 +66,20 @@ def migrate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _key_store(args: argparse.Namespace):  # noqa: ANN202 - (Store, KeyChecker)
+def _key_store(settings: Settings):  # noqa: ANN202 - (Store, KeyChecker)
     from .auth import KeyChecker
     from .store import Store
 
-    settings = _settings(args)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     store = Store(settings.effective_database_url)
     store.migrate()
     return store, KeyChecker(store, [])
 
 
-def add_key(args: argparse.Namespace) -> int:
+def add_key(args: argparse.Namespace, settings: Settings) -> int:
     import secrets
 
-    store, keys = _key_store(args)
+    store, keys = _key_store(settings)
     try:
         key = args.key or "sk-tl-" + secrets.token_urlsafe(32)
         if not keys.add(key, args.name):
@@ -98,10 +91,10 @@ def add_key(args: argparse.Namespace) -> int:
         store.close()
 
 
-def list_keys(args: argparse.Namespace) -> int:
+def list_keys(args: argparse.Namespace, settings: Settings) -> int:
     import datetime
 
-    store, keys = _key_store(args)
+    store, keys = _key_store(settings)
     try:
         stored = keys.list()
         if not stored:
@@ -114,8 +107,8 @@ def list_keys(args: argparse.Namespace) -> int:
         store.close()
 
 
-def revoke_key(args: argparse.Namespace) -> int:
-    store, keys = _key_store(args)
+def revoke_key(args: argparse.Namespace, settings: Settings) -> int:
+    store, keys = _key_store(settings)
     try:
         count = keys.revoke(key=args.key, key_id=args.id, name=args.name)
         if not count:
@@ -167,10 +160,15 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     from .logs import configure
 
-    configure(logging.INFO)
+    try:
+        settings = _settings(args)
+    except SettingsError as exc:
+        print(f"threadline: {exc}", file=sys.stderr)
+        return 2
+    configure(logging.INFO, settings.log_format)
     for noisy in ("alembic", "httpx", "httpx2"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    return args.func(args)
+    return args.func(args, settings)
 
 
 if __name__ == "__main__":

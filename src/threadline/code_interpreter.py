@@ -30,6 +30,9 @@ from .store import Store, files, schema
 if TYPE_CHECKING:
     from .services.deps import Deps
 
+if TYPE_CHECKING:
+    from .sandbox import Sandbox
+
 log = logging.getLogger("threadline.code_interpreter")
 
 MAX_OUTPUT_CHARS = 20_000
@@ -72,7 +75,7 @@ class CodeInterpreterTool:
     type = "code_interpreter"
     function_name = "code_interpreter"
 
-    def __init__(self, runtime: Deps, manager: Any) -> None:
+    def __init__(self, runtime: Deps, manager: Sandbox) -> None:
         self.rt = runtime
         self.manager = manager
         self.placed: dict[str, set[str]] = {}  # session key -> file ids already in its /mnt/data

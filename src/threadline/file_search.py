@@ -11,7 +11,6 @@ overlap) are cited at its end, so a file_search answer never comes without its s
 from __future__ import annotations
 
 import asyncio
-import os
 import re
 import threading
 from dataclasses import dataclass
@@ -26,6 +25,12 @@ from .store import Store, files, messages, schema, threads, vector_stores
 
 if TYPE_CHECKING:
     from .services.deps import Deps
+
+if TYPE_CHECKING:
+    from .config import Settings
+    from .retrieval.embeddings import Embedder
+    from .retrieval.index import ChunkIndex
+    from .store.blobs import BlobStore
 
 DEFAULT_MAX_RESULTS = 20
 THREAD_STORE_WAIT_S = 60.0
@@ -59,38 +64,43 @@ class Hit:
 class RetrievalService:
     """Parsing, chunking, embedding and hybrid search, behind one object the API and the tool share."""
 
-    def __init__(self, store: Store, blobs: Any) -> None:
+    def __init__(self, store: Store, blobs: BlobStore, settings: Settings) -> None:
         self.store = store
         self.blobs = blobs
-        self._embedder: Any = None
-        self._index: Any = None
+        self.settings = settings
+        self._embedder: Embedder | None = None
+        self._index: ChunkIndex | None = None
         self._lock = threading.Lock()
-        self.mode = os.environ.get("THREADLINE_SEARCH_MODE", "hybrid")
+        self.mode = settings.search_mode
 
     @property
-    def embedder(self) -> Any:
+    def embedder_loaded(self) -> bool:
+        """Whether the embedder was built (the local model loads on first use)."""
+        return self._embedder is not None
+
+    @property
+    def embedder(self) -> Embedder:
         with self._lock:
             if self._embedder is None:
-                from .retrieval.embeddings import embedder_from_env
+                from .retrieval.embeddings import embedder_for
 
-                self._embedder = embedder_from_env()
+                self._embedder = embedder_for(self.settings)
             return self._embedder
 
     @property
-    def index(self) -> Any:
+    def index(self) -> ChunkIndex:
         with self._lock:
             if self._index is None:
                 from .retrieval.index import make_index
 
-                self._index = make_index(self.store.engine)
+                self._index = make_index(self.store.engine, self.settings)
             return self._index
 
     @property
     def auto_chunking(self) -> dict[str, int]:
         from .retrieval.chunking import AUTO_CHUNKING, OPENAI_AUTO_CHUNKING
 
-        local = (os.environ.get("THREADLINE_EMBEDDINGS") or "local").lower() == "local"
-        return dict(AUTO_CHUNKING if local else OPENAI_AUTO_CHUNKING)
+        return dict(AUTO_CHUNKING if self.settings.embeddings == "local" else OPENAI_AUTO_CHUNKING)
 
     def index_files(self, files: list[tuple[str, str, str, dict, dict | None]]) -> list[int]:
         """Chunk, embed and index files given as (store id, file id, text, chunking, attributes), replacing earlier

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import orjson
 import sqlalchemy as sa
@@ -15,6 +15,9 @@ from ..services import errors as services_errors
 from ..store import Page, Store
 from ..store.sql import ListParams
 from .errors import APIError, bad_request, not_found
+
+if TYPE_CHECKING:
+    from ..app import Runtime
 
 
 def json(obj: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
@@ -32,7 +35,8 @@ def poll_headers(request: Request) -> dict[str, str]:
     return {"openai-poll-after-ms": str(request.app.state.runtime.settings.poll_after_ms)}
 
 
-def runtime(request: Request):  # noqa: ANN201 - returns threadline.app.Runtime
+def runtime(request: Request) -> Runtime:
+    """The app's Runtime (its settings, store, blobs, run engine ...)."""
     return request.app.state.runtime
 
 

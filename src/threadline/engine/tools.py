@@ -71,7 +71,10 @@ class ServerTool(Protocol):
 
     async def execute(self, ctx: ToolContext, call_id: str, arguments: str, delta: StepDelta) -> ToolOutcome: ...
 
-    def text_processor(self, outcomes: list[ToolOutcome]) -> TextProcessor | None: ...
+    def text_processor(self, references: list[dict[str, Any]]) -> TextProcessor | None:
+        """The reply's processor given the references of this tool's calls in the run (ToolOutcome.references), or
+        None when the reply needs none."""
+        ...
 
 
 def function_spec(tool: dict[str, Any]) -> ToolSpec:

@@ -4,7 +4,6 @@ search and the index clean-up after deletes. Ingestion itself is vector_stores.I
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypedDict
 
@@ -20,15 +19,25 @@ from .deps import Deps
 from .errors import Conflict, Invalid, NotFound, check_id
 
 if TYPE_CHECKING:
+    from ..config import Settings
     from ..file_search import Hit
 
 THREAD_STORE_EXPIRY_DAYS = 7
 EMPTY_COUNTS = {"in_progress": 0, "completed": 0, "failed": 0, "cancelled": 0, "total": 0}
 
 
+_day_s = 86400
+
+
+def configure(settings: Settings) -> None:
+    """Take the process's expiry 'day' from its settings (THREADLINE_EXPIRY_DAY_SECONDS); the Runtime calls this."""
+    global _day_s
+    _day_s = settings.expiry_day_seconds
+
+
 def day_s() -> int:
-    """Seconds in a 'day' of an expiry policy; THREADLINE_EXPIRY_DAY_SECONDS shortens it for tests."""
-    return int(os.environ.get("THREADLINE_EXPIRY_DAY_SECONDS", "86400"))
+    """Seconds in a 'day' of an expiry policy (86400 unless configured shorter, as tests do)."""
+    return _day_s
 
 
 @dataclass
