@@ -270,7 +270,10 @@ class FileSearchTool:
         t = schema.messages
         with self.rt.store.read() as conn:
             for raw in conn.execute(
-                sa.select(t.c.data).where(t.c.thread_id == ctx.run["thread_id"]).order_by(t.c.seq.desc()).limit(20)
+                sa.select(t.c.data)
+                .where(t.c.thread_id == ctx.run["thread_id"], t.c.type == "message")
+                .order_by(t.c.seq.desc())
+                .limit(20)
             ).scalars():
                 message = loads(raw)
                 if message["role"] == "user":

@@ -89,7 +89,10 @@ def _allow_null(*pointer: str) -> Callable[[dict[str, Any]], None]:
 
 def _list_ids_nullable(spec: dict[str, Any]) -> None:
     for name, schema in spec["components"]["schemas"].items():
-        if name.startswith("List") and name.endswith("Response"):
+        if (name.startswith("List") and name.endswith("Response")) or name in (
+            "ConversationItemList",
+            "ResponseItemList",
+        ):
             props = schema.get("properties", {})
             for key in ("first_id", "last_id"):
                 if key in props:
@@ -98,7 +101,8 @@ def _list_ids_nullable(spec: dict[str, Any]) -> None:
 
 # Each entry: why the spec is wrong relative to the contract, and the narrow fix.
 SPEC_PATCHES: list[tuple[str, Callable[[dict[str, Any]], None]]] = [
-    # Contract §4.1 / §8: an empty page has no first or last item, so first_id/last_id are null.
+    # Contract §4.1 / §8 (and responses-contract §9): an empty page has no first or last item, so first_id/last_id
+    # are null, in the Assistants lists and in the conversation and response item lists alike.
     ("List*Response.first_id/last_id may be null on an empty page", _list_ids_nullable),
     # Contract §2.10: `expires_at` is int|null (null = never expires); the SDK's FileObject types it Optional[int].
     ("OpenAIFile.expires_at may be null", _allow_null("OpenAIFile", "properties", "expires_at")),

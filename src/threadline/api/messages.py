@@ -6,6 +6,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 
 from ..store import schema
+from ..store.sql import MESSAGE
 from . import models
 from .common import (
     ListParams,
@@ -53,7 +54,7 @@ def list_messages(
     check_no_nul("run_id", run_id)
     s = store(request)
     t = schema.messages
-    where = t.c.thread_id == thread_id
+    where = (t.c.thread_id == thread_id) & (t.c.type == MESSAGE)
     if run_id:
         where = where & (t.c.run_id == run_id)
     with s.read() as conn:
@@ -65,7 +66,7 @@ def list_messages(
 
 def _load_message(conn, thread_id: str, message_id: str, lock: bool = False) -> dict:  # noqa: ANN001
     message = load(conn, schema.messages, message_id, "message", lock=lock)
-    if message["thread_id"] != thread_id:
+    if message.get("object") != "thread.message" or message["thread_id"] != thread_id:  # conversation items
         raise not_found("message", message_id)
     return message
 

@@ -16,11 +16,12 @@ from typing import Any
 import orjson
 import sqlalchemy as sa
 
-from ..tokens import message_text_tokens
+from ..tokens import item_text_tokens, message_text_tokens
 from . import schema
 from .db import create_engine
 
 ACTIVE_RUN_STATUSES = ("queued", "in_progress", "requires_action", "cancelling")
+MESSAGE = "message"  # messages.type of the rows the Assistants message views show
 
 
 def now() -> int:
@@ -38,7 +39,9 @@ def loads(text: str | bytes) -> Any:
 def _derived(table: sa.Table, obj: dict[str, Any]) -> dict[str, Any]:
     """Columns computed from a document whenever it is written, so they can never disagree with `data`."""
     if table is schema.messages:
-        return {"token_count": message_text_tokens(obj)}
+        # a message row holds an Assistants message object; any other row holds a conversation item
+        tokens = message_text_tokens(obj) if obj.get("object") == "thread.message" else item_text_tokens(obj)
+        return {"token_count": tokens}
     return {}
 
 
@@ -205,6 +208,8 @@ class Store:
         return self.fetch(conn, schema.threads, thread_id, lock=True)
 
     def delete_thread(self, conn: sa.Connection, thread_id: str) -> bool:
+        """Delete a thread (= its conversation) with every row of its log (messages and other items), its runs and
+        steps. Responses that used it as their conversation are kept: they hold their own input and output."""
         for table in (schema.messages, schema.run_steps, schema.runs):
             conn.execute(table.delete().where(table.c.thread_id == thread_id))
         return self.delete(conn, schema.threads, thread_id)

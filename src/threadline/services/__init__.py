@@ -1,0 +1,1 @@
+"""Wire-neutral operations behind the API routers."""
