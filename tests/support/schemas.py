@@ -99,6 +99,23 @@ def _list_ids_nullable(spec: dict[str, Any]) -> None:
                     props[key] = _null_or(props[key])
 
 
+def _response_delete_body(spec: dict[str, Any]) -> None:
+    ok = spec["paths"]["/responses/{response_id}"]["delete"]["responses"]["200"]
+    ok["content"] = {
+        "application/json": {
+            "schema": {
+                "type": "object",
+                "required": ["id", "object", "deleted"],
+                "properties": {
+                    "id": {"type": "string"},
+                    "object": {"type": "string", "enum": ["response"]},
+                    "deleted": {"type": "boolean"},
+                },
+            }
+        }
+    }
+
+
 # Each entry: why the spec is wrong relative to the contract, and the narrow fix.
 SPEC_PATCHES: list[tuple[str, Callable[[dict[str, Any]], None]]] = [
     # Contract §4.1 / §8 (and responses-contract §9): an empty page has no first or last item, so first_id/last_id
@@ -108,6 +125,8 @@ SPEC_PATCHES: list[tuple[str, Callable[[dict[str, Any]], None]]] = [
     ("OpenAIFile.expires_at may be null", _allow_null("OpenAIFile", "properties", "expires_at")),
     # Deprecated field, Optional[str] in the SDK; null when there are no details.
     ("OpenAIFile.status_details may be null", _allow_null("OpenAIFile", "properties", "status_details")),
+    # responses-contract §1.1 / §8.14: DELETE /responses/{id} declares no body; its example is this object.
+    ("DELETE /responses/{id} answers the example's {id, object: response, deleted}", _response_delete_body),
 ]
 
 _lock = threading.Lock()
