@@ -279,7 +279,7 @@ class ConversationCreate(WithMetadata):
 
 
 class ConversationUpdate(Strict):
-    metadata: dict[str, Any] | None
+    metadata: dict[str, Any] | None  # required; null clears it (the SDK types it Optional)
 
     @field_validator("metadata")
     @classmethod

@@ -6,7 +6,7 @@ api/response_models.ResponseCreate.
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Body, Depends, Request
 from fastapi.responses import Response
 
 from ..ids import PREFIXES, has_prefix
@@ -28,9 +28,9 @@ def check_response_id(value: str) -> str:
 
 
 @router.post("/input_tokens")
-def count_input_tokens(body: rm.InputTokensRequest, request: Request) -> Response:
+def count_input_tokens(request: Request, body: rm.InputTokensRequest | None = Body(None)) -> Response:
     with store(request).read() as conn:
-        tokens = svc.input_tokens(conn, body)
+        tokens = svc.input_tokens(conn, body or rm.InputTokensRequest())
     return json({"object": "response.input_tokens", "input_tokens": tokens})
 
 
