@@ -204,17 +204,22 @@ def test_conversation_is_a_thread(client: openai.OpenAI) -> None:
         client.beta.threads.messages.retrieve(added.id, thread_id=thread_id)
 
 
-def test_run_reply_and_tool_calls_are_items(client: openai.OpenAI, fake_llm: Any) -> None:
+def test_run_on_a_conversation_sees_its_messages(client: openai.OpenAI, fake_llm: Any) -> None:
     assistant = client.beta.assistants.create(model="gpt-4o", instructions="Be terse.")
     conv = client.conversations.create(
-        items=[{"role": "developer", "content": "Say hi."}, {"role": "user", "content": "Hi"}]
+        items=[
+            {"role": "developer", "content": "Say hi."},
+            {"type": "reasoning", "summary": [{"type": "summary_text", "text": "the user greets"}]},
+            {"role": "user", "content": "Hi"},
+        ]
     )
     fake_llm.script(Reply(text="Hello there."))
     run = client.beta.threads.runs.create_and_poll(thread_id=conv.id, assistant_id=assistant.id)
     assert run.status == "completed" and run.thread_id == "thread_" + suffix(conv.id)
-    # the run saw the developer message as a user turn
+    # the run saw the developer message as a user turn, and no item that is not a message
     sent = [m["content"] for m in fake_llm.requests[-1]["messages"]]
     assert "Say hi." in sent and "Hi" in sent
+    assert not any("the user greets" in str(c) for c in sent)
     newest = client.conversations.items.list(conv.id, limit=1).data[0]
     assert newest.role == "assistant" and newest.content[0].type == "output_text"
     assert newest.content[0].text == "Hello there."
