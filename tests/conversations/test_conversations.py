@@ -253,6 +253,13 @@ def test_items_wait_for_an_active_response(client: openai.OpenAI, db: Store) -> 
     with pytest.raises(openai.BadRequestError) as err:
         client.conversations.items.create(conv.id, items=[{"role": "user", "content": "x"}])
     assert err.value.code == "conversation_locked"
+    # one lock for both APIs
+    with pytest.raises(openai.BadRequestError) as err:
+        client.beta.threads.messages.create(conv.id, role="user", content="x")
+    assert err.value.body["message"] == f"Can't add messages to {thread_id} while a run {response['id']} is active."
+    assistant = client.beta.assistants.create(model="gpt-4o")
+    with pytest.raises(openai.BadRequestError):
+        client.beta.threads.runs.create(conv.id, assistant_id=assistant.id)
     with db.write() as conn:
         response_rows.delete(conn, response["id"])
     assert client.conversations.items.create(conv.id, items=[{"role": "user", "content": "x"}]).data

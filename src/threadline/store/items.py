@@ -14,9 +14,7 @@ import sqlalchemy as sa
 
 from ..tokens import item_text_tokens, message_text_tokens
 from . import schema
-from .sql import ACTIVE_RUN_STATUSES, MESSAGE, Store, dumps, loads
-
-ACTIVE_RESPONSE_STATUSES = ("queued", "in_progress")
+from .sql import ACTIVE_RESPONSE_STATUSES, ACTIVE_RUN_STATUSES, MESSAGE, Store, dumps, loads
 
 
 @dataclass
@@ -101,13 +99,7 @@ def token_total(conn: sa.Connection, thread_id: str, overhead: int) -> int:
 def active_execution(conn: sa.Connection, thread_id: str) -> str | None:
     """The id of a run or response that holds this thread's lock (queued, in progress, waiting for tool outputs or
     cancelling), or None."""
-    run_id = Store.active_run_id(conn, thread_id)
-    if run_id is not None:
-        return run_id
-    r = schema.responses
-    return conn.execute(
-        sa.select(r.c.id).where(r.c.thread_id == thread_id, r.c.status.in_(ACTIVE_RESPONSE_STATUSES)).limit(1)
-    ).scalar()
+    return Store.active_run_id(conn, thread_id)
 
 
 __all__ = ["ACTIVE_RESPONSE_STATUSES", "ACTIVE_RUN_STATUSES", "ItemRow", "active_execution", "append", "get", "page"]

@@ -21,6 +21,7 @@ from . import schema
 from .db import create_engine
 
 ACTIVE_RUN_STATUSES = ("queued", "in_progress", "requires_action", "cancelling")
+ACTIVE_RESPONSE_STATUSES = ("queued", "in_progress")
 MESSAGE = "message"  # messages.type of the rows the Assistants message views show
 
 
@@ -198,9 +199,16 @@ class Store:
 
     @staticmethod
     def active_run_id(conn: sa.Connection, thread_id: str) -> str | None:
+        """The id of the run (or response: the thread is its conversation) that holds the thread's lock, or None."""
         t = schema.runs
-        return conn.execute(
+        run_id = conn.execute(
             sa.select(t.c.id).where(t.c.thread_id == thread_id, t.c.status.in_(ACTIVE_RUN_STATUSES)).limit(1)
+        ).scalar()
+        if run_id is not None:
+            return run_id
+        r = schema.responses
+        return conn.execute(
+            sa.select(r.c.id).where(r.c.thread_id == thread_id, r.c.status.in_(ACTIVE_RESPONSE_STATUSES)).limit(1)
         ).scalar()
 
     def lock_thread(self, conn: sa.Connection, thread_id: str) -> dict | None:
