@@ -88,6 +88,7 @@ def test_pagination_follows_last_id(client: openai.OpenAI) -> None:
     assert texts == [f"m{i}" for i in range(7)]
     desc = [i.content[0].text for i in client.conversations.items.list(conv.id, limit=2)]
     assert desc == [f"m{i}" for i in reversed(range(7))]
+    assert client.conversations.items.list(conv.id, after="msg_unknown").data == []
     empty = client.conversations.items.list(client.conversations.create().id)
     assert empty.data == [] and not empty.has_more
 

@@ -158,6 +158,7 @@ def test_input_items(client: openai.OpenAI, db: Store) -> None:
     assert paged == [i.id for i in asc]
     page = client.responses.input_items.list(stored["id"], limit=2)
     assert len(page.data) == 2 and page.has_more and page.last_id == page.data[-1].id
+    assert client.responses.input_items.list(stored["id"], after="msg_unknown").data == []
     with pytest.raises(openai.NotFoundError):
         client.responses.input_items.list("resp_nope")
 

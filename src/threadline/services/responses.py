@@ -3,6 +3,7 @@ input token counts (o200k_base, as the run prompt builder counts)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import orjson
@@ -168,16 +169,16 @@ def input_item_page(
         items = items[::-1]
     if after:
         ids = [i.get("id") for i in items]
-        items = items[ids.index(after) + 1 :] if after in ids else items
+        items = items[ids.index(after) + 1 :] if after in ids else []  # an unknown cursor: nothing after it
     page = [conversations.apply_include(i, include) for i in items[: limit + 1]]
     return page[:limit], len(page) > limit
 
 
-def chain(conn: sa.Connection, previous_response_id: str) -> list[dict[str, Any]]:
-    """The items a response chained to `previous_response_id` continues from: each earlier response's input, then
-    its output, oldest first (contract §5.3). 400 previous_response_not_found for an unknown or unstored one."""
+def chain_segments(conn: sa.Connection, previous_response_id: str) -> Iterator[list[dict[str, Any]]]:
+    """The responses a response chained to `previous_response_id` continues from, newest first, each as its input
+    items then its output items (contract §5.3). Raises 400 previous_response_not_found (when iteration starts)
+    for an unknown or unstored response. One query per link; a link deleted since ends the chain."""
     t = schema.responses
-    segments: list[list[dict[str, Any]]] = []
     current: str | None = previous_response_id
     hops = 0
     while current is not None and hops < MAX_CHAIN:
@@ -185,13 +186,18 @@ def chain(conn: sa.Connection, previous_response_id: str) -> list[dict[str, Any]
         if row is None:
             if hops == 0:
                 raise previous_not_found(previous_response_id)
-            break  # an earlier link was deleted since: the chain starts after it
+            return
         response = orjson.loads(row.data)
         if hops == 0 and response.get("store") is False:
             raise previous_not_found(previous_response_id)
-        segments.append(orjson.loads(row.input) + list(response.get("output") or []))
+        yield orjson.loads(row.input) + list(response.get("output") or [])
         current = row.previous_response_id
         hops += 1
+
+
+def chain(conn: sa.Connection, previous_response_id: str) -> list[dict[str, Any]]:
+    """The items of the chain ending at `previous_response_id`, oldest first (see chain_segments)."""
+    segments = list(chain_segments(conn, previous_response_id))
     return [item for segment in reversed(segments) for item in segment]
 
 
@@ -238,7 +244,8 @@ def input_tokens(conn: sa.Connection, body: rm.ContextFields) -> int:
             raise APIError(404, f"Conversation with id '{conv}' not found.", param="conversation")
         tokens += log.token_total(conn, thread_id, ITEM_OVERHEAD_TOKENS)
     if body.previous_response_id is not None:
-        tokens += sum(item_tokens(i) for i in chain(conn, body.previous_response_id))
+        # summed link by link: only one response's items are held at a time, however long the chain
+        tokens += sum(item_tokens(i) for segment in chain_segments(conn, body.previous_response_id) for i in segment)
     if isinstance(body.input, str):
         tokens += ITEM_OVERHEAD_TOKENS + count_tokens(body.input)
     elif body.input:

@@ -54,7 +54,7 @@ def page(
 ) -> tuple[list[ItemRow], bool]:
     """A page of a thread's log (`order` by append order, starting after the item `after`), and whether more follow.
 
-    An `after` that is not an item of this thread starts from the beginning of the order (like the other lists)."""
+    An `after` that is not an item of this thread gives an empty page, as in the other lists."""
     t = schema.messages
     query = sa.select(t.c.id, t.c.type, t.c.data, t.c.item).where(t.c.thread_id == thread_id)
     asc = order == "asc"
