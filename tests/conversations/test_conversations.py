@@ -10,6 +10,8 @@ import openai
 import pytest
 
 from fakes import Reply, ToolCallSpec
+from support.schemas import validate
+from threadline.services import conversations
 from threadline.store import Store, now
 from threadline.store import responses as response_rows
 
@@ -345,3 +347,95 @@ def test_limits(client: openai.OpenAI) -> None:
     with pytest.raises(openai.BadRequestError) as err:
         client.conversations.create(items=[{"type": "web_search_call", "id": "ws_1", "status": "completed"}])
     assert err.value.param == "items[0].type" and err.value.code == "invalid_value"
+
+
+def test_parts_and_annotations_in_both_views(client: openai.OpenAI) -> None:
+    doc = client.files.create(file=("notes.txt", b"notes"), purpose="assistants").id
+    conv = client.conversations.create(
+        items=[
+            {
+                "role": "user",
+                "content": [{"type": "input_text", "text": "see"}, {"type": "input_file", "file_id": doc}],
+            },
+            {
+                "role": "assistant",
+                "content": [
+                    {
+                        "type": "output_text",
+                        "text": "Cited.",
+                        "annotations": [
+                            {"type": "file_citation", "file_id": doc, "filename": "notes.txt", "index": 5},
+                            {
+                                "type": "url_citation",
+                                "url": "https://e.x",
+                                "start_index": 0,
+                                "end_index": 1,
+                                "title": "t",
+                            },
+                        ],
+                    },
+                    {"type": "refusal", "refusal": "Not that."},
+                ],
+            },
+        ]
+    )
+    user, assistant = client.beta.threads.messages.list(conv.id, order="asc").data
+    assert [a.file_id for a in user.attachments] == [doc] and user.attachments[0].tools == []
+    assert [p.type for p in user.content] == ["text"]
+    text, refusal = assistant.content
+    assert text.text.value == "Cited." and refusal.refusal == "Not that."
+    (citation,) = text.text.annotations  # the url citation has no Assistants form
+    assert citation.type == "file_citation" and citation.file_citation.file_id == doc
+    assert citation.start_index == citation.end_index == 5
+    # the conversation view keeps the items as sent
+    items = client.conversations.items.list(conv.id, order="asc").data
+    assert items[0].content[1].type == "input_file" and items[0].content[1].file_id == doc
+    assert [a.type for a in items[1].content[0].annotations] == ["file_citation", "url_citation"]
+    assert items[1].content[1].type == "refusal"
+
+
+def test_assistants_annotations_as_item_annotations() -> None:
+    message = {
+        "id": "msg_a",
+        "status": "completed",
+        "role": "assistant",
+        "content": [
+            {
+                "type": "text",
+                "text": {
+                    "value": "See【4†source】 and sandbox:/mnt/data/x.csv",
+                    "annotations": [
+                        {
+                            "type": "file_citation",
+                            "text": "【4†source】",
+                            "file_citation": {"file_id": "file-1"},
+                            "start_index": 3,
+                            "end_index": 13,
+                        },
+                        {
+                            "type": "file_path",
+                            "text": "sandbox:/mnt/data/x.csv",
+                            "file_path": {"file_id": "file-2"},
+                            "start_index": 18,
+                            "end_index": 41,
+                        },
+                    ],
+                },
+            },
+            {"type": "image_url", "image_url": {"url": "https://e.x/a.png", "detail": "low"}},
+        ],
+    }
+    item = conversations.message_item(message, {"file-1": "a.txt"})
+    validate("Message", item)
+    part = item["content"][0]
+    assert part["type"] == "output_text" and part["logprobs"] == []
+    assert part["annotations"] == [
+        {"type": "file_citation", "file_id": "file-1", "filename": "a.txt", "index": 13},
+        {"type": "file_path", "file_id": "file-2", "index": 18},
+    ]
+    assert item["content"][1] == {
+        "type": "input_image",
+        "image_url": "https://e.x/a.png",
+        "file_id": None,
+        "detail": "low",
+    }
