@@ -12,7 +12,18 @@ from fastapi.responses import JSONResponse, Response
 
 from . import console, metrics, tracing
 from . import vector_stores as vs
-from .api import assistants, files, messages, model_list, runs, threads, uploads, vector_stores
+from .api import (
+    assistants,
+    conversations,
+    files,
+    messages,
+    model_list,
+    responses,
+    runs,
+    threads,
+    uploads,
+    vector_stores,
+)
 from .api.errors import install_handlers
 from .auth import KeyChecker
 from .clock import Clock, SystemClock
@@ -193,6 +204,8 @@ def create_app(
         uploads,
         vector_stores,
         model_list,
+        conversations,
+        responses,
     ):  # runs before threads: /threads/runs
         app.include_router(module.router)
 

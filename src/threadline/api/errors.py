@@ -265,6 +265,21 @@ def validation_error(err: dict[str, Any], body: Any = _NO_BODY) -> APIError:
             param=param,
             code="invalid_value",
         )
+    if kind == "union_tag_not_found" and not isinstance(value, dict):  # an item that is not an object
+        return APIError(
+            400,
+            f"Invalid type for '{param}': expected an object, but got {_json_type_name(value)} instead.",
+            param=param,
+            code="invalid_type",
+        )
+    if kind == "union_tag_invalid":  # a `type` no branch of a tagged union has
+        full = join_param(param, "type")
+        return APIError(
+            400,
+            f"Invalid value: '{ctx.get('tag')}'. Supported values are: {ctx.get('expected_tags')}.",
+            param=full,
+            code="invalid_value",
+        )
     if kind == "value_error":
         message = str(ctx.get("error") or err.get("msg", "Invalid value."))
         return APIError(400, message, param=param or None)

@@ -174,7 +174,11 @@ def newest_thread_messages(
     while limit > 0:
         query = (
             sa.select(t.c.seq, t.c.data, t.c.token_count)
-            .where(t.c.thread_id == thread_id, sa.or_(t.c.run_id.is_(None), t.c.run_id != run_id))
+            .where(
+                t.c.thread_id == thread_id,
+                t.c.type == "message",  # conversation items of other kinds are not Assistants messages
+                sa.or_(t.c.run_id.is_(None), t.c.run_id != run_id),
+            )
             .order_by(t.c.seq.desc())
             .limit(min(page, limit))
         )

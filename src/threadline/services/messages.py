@@ -168,7 +168,8 @@ def list_messages(store: Store, thread_id: str, params: ListParams, *, run_id: s
 
 def _load(conn: sa.Connection, thread_id: str, message_id: str, *, lock: bool = False) -> dict[str, Any]:
     message = repo.get(conn, message_id, lock=lock)
-    if message is None or message["thread_id"] != thread_id:
+    # other rows of the thread's log are conversation items, not Assistants messages
+    if message is None or message.get("object") != "thread.message" or message["thread_id"] != thread_id:
         raise NotFound("message", message_id)
     return message
 

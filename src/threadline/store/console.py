@@ -102,7 +102,9 @@ def thread_summaries(conn: sa.Connection, ids: list[str]) -> dict[str, dict[str,
         for i in ids
     }
     for thread_id, count in conn.execute(
-        sa.select(m.c.thread_id, sa.func.count()).where(m.c.thread_id.in_(ids)).group_by(m.c.thread_id)
+        sa.select(m.c.thread_id, sa.func.count())
+        .where(m.c.thread_id.in_(ids), m.c.type == "message")
+        .group_by(m.c.thread_id)
     ):
         out[thread_id]["message_count"] = int(count)
     for row in conn.execute(

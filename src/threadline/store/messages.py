@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 from . import schema
-from .sql import ListParams, Page, Store, loads
+from .sql import MESSAGE, ListParams, Page, Store, loads
 
 T = schema.messages
 
@@ -35,7 +35,7 @@ def page(
     run_id: str | None,
 ) -> Page:
     """A page of a thread's messages (only those `run_id` created, when given), by cursor as in Store.page."""
-    where = T.c.thread_id == thread_id
+    where = (T.c.thread_id == thread_id) & (T.c.type == MESSAGE)
     if run_id:
         where = where & (T.c.run_id == run_id)
     return store.page(T, where=where, conn=conn, **params.__dict__)
@@ -43,5 +43,7 @@ def page(
 
 def newest(conn: sa.Connection, thread_id: str, limit: int) -> list[dict]:
     """The thread's `limit` newest messages, newest first."""
-    query = sa.select(T.c.data).where(T.c.thread_id == thread_id).order_by(T.c.seq.desc()).limit(limit)
+    query = (
+        sa.select(T.c.data).where(T.c.thread_id == thread_id, T.c.type == MESSAGE).order_by(T.c.seq.desc()).limit(limit)
+    )
     return [loads(raw) for raw in conn.execute(query).scalars()]

@@ -33,7 +33,9 @@ def update(conn: sa.Connection, thread: dict) -> None:
 
 
 def delete(conn: sa.Connection, thread_id: str) -> bool:
-    """Delete a thread with its messages, runs and run steps. False when there was no such thread."""
+    """Delete a thread (= its conversation) with every row of its log (messages and other items), its runs and
+    steps. False when there was no such thread. Responses that used it as their conversation are kept: they hold
+    their own input and output."""
     for table in (schema.messages, schema.run_steps, schema.runs):
         conn.execute(table.delete().where(table.c.thread_id == thread_id))
     return Store.delete(conn, T, thread_id)
