@@ -14,6 +14,7 @@ from typing import Any, Protocol
 from .. import metrics
 from ..store import Store, executions, runs, schema
 from .executor import RunExecutor
+from .runtime import EngineRuntime
 
 log = logging.getLogger("threadline.engine")
 
@@ -40,7 +41,7 @@ class InProcessQueue:
 class Workers:
     """N worker tasks taking queued runs; streaming runs are executed by the request that holds the stream."""
 
-    def __init__(self, runtime: Any, executor: RunExecutor, queue: RunQueue, concurrency: int) -> None:
+    def __init__(self, runtime: EngineRuntime, executor: RunExecutor, queue: RunQueue, concurrency: int) -> None:
         self.rt = runtime
         self.executor = executor
         self.queue = queue

@@ -22,7 +22,7 @@ from .errors import Invalid, NotFound, check_id
 
 if TYPE_CHECKING:
     from ..app import Runtime
-    from ..engine.executor import _Job as Job
+    from ..engine.loop import Execution
 
 JSON_SCHEMA_TOOLS = (
     "Invalid tools: all tools must be of type `function` when `response_format` is of type `json_schema`."
@@ -123,7 +123,18 @@ def new_run(conn: sa.Connection, rt: Runtime, thread_id: str, opts: RunOptions) 
     )
 
 
-def _start_in(conn: sa.Connection, run: dict[str, Any], job: Job | None) -> dict[str, Any]:
+@dataclass
+class _Job:
+    """The execution of a streamed run, started in its creator's transaction, and where its events go."""
+
+    execution: Execution
+    sink: EventSink
+
+    def start_in(self, conn: sa.Connection, run: dict[str, Any]) -> None:
+        self.execution.start_in(conn, run)
+
+
+def _start_in(conn: sa.Connection, run: dict[str, Any], job: _Job | None) -> dict[str, Any]:
     """Start a run executed at once (`job` given) in the transaction that queued it. Returns the run as queued,
     which is what thread.run.created / .queued report (thread.run.in_progress follows them)."""
     if job is None:
@@ -133,20 +144,23 @@ def _start_in(conn: sa.Connection, run: dict[str, Any], job: Job | None) -> dict
     return queued
 
 
-async def _dispatch(rt: Runtime, started: Started, job: Job | None, before: list[tuple[str, Any]]) -> Started:
+async def _dispatch(rt: Runtime, started: Started, job: _Job | None, before: list[tuple[str, Any]]) -> Started:
     """Queue the run for the workers, or (streamed) emit `before` and execute it in this process."""
     if job is None:
         await rt.queue.put(started.run["id"])
         return started
     for event, data in before:
         job.sink.emit(event, data)
-    rt.workers.spawn(rt.executor.execute(started.run["id"], job.sink, job))
+    rt.workers.spawn(rt.executor.execute(started.run["id"], job.sink, job.execution))
     started.stream = job.sink
     return started
 
 
-def _job(rt: Runtime, stream: bool) -> Job | None:
-    return rt.executor.job(EventSink()) if stream else None
+def _job(rt: Runtime, stream: bool) -> _Job | None:
+    if not stream:
+        return None
+    sink = EventSink()
+    return _Job(rt.executor.job(sink), sink)
 
 
 async def create_run(
