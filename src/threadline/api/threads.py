@@ -9,6 +9,7 @@ from fastapi import APIRouter, Body, Request
 from fastapi.responses import Response
 
 from ..services import threads
+from ..services.deps import Deps
 from ..services.threads import ThreadChanges
 from . import commands, models
 from .common import deleted, frees_storage, json, runtime
@@ -19,7 +20,7 @@ router = APIRouter(prefix="/v1/threads", tags=["threads"], route_class=JSONRoute
 
 def create_thread_in_tx(
     conn: sa.Connection,
-    rt: Any,
+    rt: Deps,
     body: models.ThreadCreate,
     extra_resources: models.ToolResourcesIds | None = None,
 ) -> dict[str, Any]:
