@@ -23,8 +23,8 @@ ENV_PREFIX = "THREADLINE_"
 _isolated: contextvars.ContextVar[bool] = contextvars.ContextVar("settings_isolated", default=False)
 
 
-def _off(value: Any) -> Any:
-    """`on`/`off` switches also take the usual boolean spellings; surrounding blanks and case do not matter."""
+def _lowered(value: Any) -> Any:
+    """Words (switches such as `on`/`off`, modes, formats) are read without surrounding blanks, in any case."""
     return value.strip().lower() if isinstance(value, str) else value
 
 
@@ -301,7 +301,7 @@ class Settings(BaseSettings):
     )
     @classmethod
     def _normalise_words(cls, value: Any) -> Any:
-        return _off(value)
+        return _lowered(value)
 
     # -- derived ---------------------------------------------------------------------------------------------------
     @property

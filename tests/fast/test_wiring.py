@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import re
+import typing
 from pathlib import Path
 
 import pytest
@@ -11,10 +13,12 @@ import pytest
 from threadline import readiness
 from threadline.clock import Clock, ManualClock, SystemClock
 from threadline.code_interpreter import CodeInterpreterTool, SandboxLinks
+from threadline.config import Settings
 from threadline.engine.cancel import CancelSignal, PolledCancelSignal
+from threadline.engine.runtime import EngineRuntime
 from threadline.engine.tools import ServerTool, TextProcessor
 from threadline.engine.worker import InProcessQueue, RunQueue
-from threadline.file_search import CitationProcessor, FileSearchTool
+from threadline.file_search import CitationProcessor, FileSearchTool, RetrievalService
 from threadline.providers.anthropic import AnthropicProvider
 from threadline.providers.base import ChatProvider
 from threadline.providers.openai_compat import OpenAICompatProvider
@@ -24,9 +28,11 @@ from threadline.retrieval.index_postgres import PostgresChunkIndex
 from threadline.retrieval.index_sqlite import SqliteChunkIndex
 from threadline.sandbox import Sandbox, SandboxManager
 from threadline.services.deps import Deps
+from threadline.store import Store
 from threadline.store.blobs import BlobStore, LocalBlobStore
 from threadline.store.blobs_s3 import S3BlobStore
 from threadline.tracing import TracedTool
+from threadline.vector_stores import Ingestor
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "architecture.md"
 
@@ -43,7 +49,21 @@ PLUG_POINTS: dict[str, tuple[type, list[type]]] = {
     "retrieval.index.ChunkIndex": (ChunkIndex, [SqliteChunkIndex, PostgresChunkIndex]),
     "sandbox.Sandbox": (Sandbox, [SandboxManager]),
 }
-PARTS = [Deps, readiness.ReadinessParts]
+PARTS = [Deps, readiness.ReadinessParts, EngineRuntime]
+
+
+# names the parts protocols import only for type checking
+TYPE_NAMES = {
+    "Settings": Settings,
+    "Clock": Clock,
+    "Store": Store,
+    "BlobStore": BlobStore,
+    "RetrievalService": RetrievalService,
+    "Ingestor": Ingestor,
+    "Sandbox": Sandbox,
+    "ServerTool": ServerTool,
+    "asyncio": asyncio,
+}
 
 
 def members(protocol: type) -> dict[str, object]:
@@ -108,8 +128,15 @@ def test_architecture_table_names_each_protocol_and_implementation() -> None:
 async def test_the_runtime_has_what_its_parts_protocols_ask(app) -> None:  # noqa: ANN001
     rt = app.state.runtime
     for parts in PARTS:
-        for name in members(parts):
+        hints = typing.get_type_hints(parts, localns=TYPE_NAMES)
+        for name, value in members(parts).items():
             assert hasattr(rt, name), f"Runtime lacks {parts.__name__}.{name}"
+            if isinstance(value, property):
+                want = typing.get_type_hints(value.fget, localns=TYPE_NAMES)["return"]
+            else:
+                want = hints.get(name)
+            if isinstance(want, type) and not getattr(want, "_is_protocol", False):
+                assert isinstance(getattr(rt, name), want), f"Runtime.{name} is not a {want.__name__}"
     for name, tool in rt.server_tools.items():
         assert tool.type == name and callable(tool.execute)
     assert isinstance(rt.sandbox, SandboxManager) and rt.sandbox.last_status is None  # nothing probed yet

@@ -10,7 +10,7 @@ if TYPE_CHECKING:
     from ..clock import Clock
     from ..config import Settings
     from ..file_search import RetrievalService
-    from ..sandbox import SandboxManager
+    from ..sandbox import Sandbox
     from ..store import BlobStore, Store
     from ..vector_stores import Ingestor
 
@@ -29,6 +29,6 @@ class Deps(Protocol):
     @property
     def ingestor(self) -> Ingestor: ...
     @property
-    def sandbox(self) -> SandboxManager: ...
+    def sandbox(self) -> Sandbox: ...
     @property
     def loop(self) -> asyncio.AbstractEventLoop | None: ...
