@@ -11,13 +11,16 @@ from __future__ import annotations
 import mimetypes
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
 from ..providers.base import ChatMessage, ChatRequest, ToolCall, ToolSpec
 from ..store import Store, loads, schema
 from ..tokens import count_tokens, message_text_tokens
+
+if TYPE_CHECKING:
+    from .runtime import EngineRuntime
 
 MESSAGE_OVERHEAD_TOKENS = 4
 IMAGE_TOKENS = 765
@@ -95,7 +98,9 @@ def message_tokens(conn: sa.Connection, message: dict[str, Any], text_tokens: in
     return tokens
 
 
-def thread_message_to_chat(conn: sa.Connection, runtime: Any, message: dict[str, Any], images: bool) -> ChatMessage:
+def thread_message_to_chat(
+    conn: sa.Connection, runtime: EngineRuntime, message: dict[str, Any], images: bool
+) -> ChatMessage:
     parts: list[dict[str, Any]] = []
     for part in message["content"]:
         kind = part["type"]
@@ -192,7 +197,7 @@ def newest_thread_messages(
 
 def build_context(
     conn: sa.Connection,
-    runtime: Any,
+    runtime: EngineRuntime,
     run: dict[str, Any],
     state: dict[str, Any],
     *,
