@@ -5,24 +5,21 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from pathlib import Path
 
-from .config import Settings
+from .config import Settings, SettingsError
 
 log = logging.getLogger("threadline")
 
 
 def _settings(args: argparse.Namespace) -> Settings:
-    settings = Settings.from_env()
-    if getattr(args, "host", None):
-        settings.host = args.host
-    if getattr(args, "port", None):
-        settings.port = args.port
-    if getattr(args, "data_dir", None):
-        settings.data_dir = Path(args.data_dir)
-    if getattr(args, "database_url", None):
-        settings.database_url = args.database_url
-    return settings
+    """The environment's settings with the command line's options on top (SettingsError names a bad one)."""
+    return Settings.load(
+        host=getattr(args, "host", None) or None,
+        port=getattr(args, "port", None) or None,
+        data_dir=getattr(args, "data_dir", None) or None,
+        database_url=getattr(args, "database_url", None) or None,
+        sandbox_service_dir=getattr(args, "service_dir", None) or None,
+    )
 
 
 def _describe_store(url: str) -> str:
@@ -42,7 +39,7 @@ def _describe_sandbox(settings: Settings) -> str:
     return f"the machine's sandbox service at {service_dir(settings).socket_path} ({how})"
 
 
-def serve(args: argparse.Namespace) -> int:
+def serve(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
     from .app import create_app
@@ -50,7 +47,6 @@ def serve(args: argparse.Namespace) -> int:
     level = logging.getLevelName(args.log_level.upper())
     if isinstance(level, int):  # uvicorn's own `trace` level has no logging name: leave the root at INFO
         logging.getLogger().setLevel(level)
-    settings = _settings(args)
     app = create_app(settings)
     runtime = app.state.runtime
     print(f"threadline serving on http://{settings.host}:{settings.port}/v1", flush=True)
@@ -69,25 +65,21 @@ def serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def sandbox(args: argparse.Namespace) -> int:
+def sandbox(args: argparse.Namespace, settings: Settings) -> int:
     """Serve the machine's code_interpreter sandbox sessions to every threadline process (see sandbox/service.py)."""
     from .sandbox.selection import manager_from_settings, service_dir
     from .sandbox.service import run_service
 
-    settings = _settings(args)
-    if args.service_dir:
-        settings.sandbox_service_dir = Path(args.service_dir)
     where = service_dir(settings)
     linger = settings.sandbox_service_linger_s if args.on_demand else None
     print(f"threadline sandbox service on {where.socket_path}", flush=True)
     return run_service(manager_from_settings(settings), where, linger_s=linger)
 
 
-def migrate(args: argparse.Namespace) -> int:
+def migrate(args: argparse.Namespace, settings: Settings) -> int:
     from .store import Store
     from .store.migrate import current
 
-    settings = _settings(args)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     store = Store(settings.effective_database_url)
     store.migrate()
@@ -96,21 +88,20 @@ def migrate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _key_store(args: argparse.Namespace):  # noqa: ANN202 - (Store, KeyChecker)
+def _key_store(settings: Settings):  # noqa: ANN202 - (Store, KeyChecker)
     from .auth import KeyChecker
     from .store import Store
 
-    settings = _settings(args)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     store = Store(settings.effective_database_url)
     store.migrate()
     return store, KeyChecker(store, [])
 
 
-def add_key(args: argparse.Namespace) -> int:
+def add_key(args: argparse.Namespace, settings: Settings) -> int:
     import secrets
 
-    store, keys = _key_store(args)
+    store, keys = _key_store(settings)
     try:
         key = args.key or "sk-tl-" + secrets.token_urlsafe(32)
         if not keys.add(key, args.name):
@@ -122,10 +113,10 @@ def add_key(args: argparse.Namespace) -> int:
         store.close()
 
 
-def list_keys(args: argparse.Namespace) -> int:
+def list_keys(args: argparse.Namespace, settings: Settings) -> int:
     import datetime
 
-    store, keys = _key_store(args)
+    store, keys = _key_store(settings)
     try:
         stored = keys.list()
         if not stored:
@@ -138,8 +129,8 @@ def list_keys(args: argparse.Namespace) -> int:
         store.close()
 
 
-def revoke_key(args: argparse.Namespace) -> int:
-    store, keys = _key_store(args)
+def revoke_key(args: argparse.Namespace, settings: Settings) -> int:
+    store, keys = _key_store(settings)
     try:
         count = keys.revoke(key=args.key, key_id=args.id, name=args.name)
         if not count:
@@ -201,10 +192,15 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     from .logs import configure
 
-    configure(logging.INFO)
+    try:
+        settings = _settings(args)
+    except SettingsError as exc:
+        print(f"threadline: {exc}", file=sys.stderr)
+        return 2
+    configure(logging.INFO, settings.log_format)
     for noisy in ("alembic", "httpx", "httpx2"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    return args.func(args)
+    return args.func(args, settings)
 
 
 if __name__ == "__main__":

@@ -83,7 +83,7 @@ def test_two_clients_share_a_session_and_its_files(settings: Settings) -> None:
         assert r.logs == "'v2'\n"
         r = await a.execute("t", "open('in.txt').read()", input_files={"in.txt": b"v1"}, input_ids={"in.txt": "file-1"})
         assert r.logs == "'v1'\n"  # the name holds f2 now: file-1 is placed again
-        assert a.stats()["sessions"] == 1 and b.status() == (True, "ok")
+        assert a.stats()["sessions"] == 1 and b.last_status == (True, "ok")
         await a.close_session("t")
         r = await b.execute("t", "'x' in globals()")
         assert r.logs == "False\n"

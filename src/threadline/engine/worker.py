@@ -11,11 +11,10 @@ import asyncio
 import logging
 from typing import Any, Protocol
 
-import sqlalchemy as sa
-
 from .. import metrics
-from ..store import Store, schema
-from .executor import RunExecutor, close_messages, close_steps
+from ..store import Store, executions, runs, schema
+from .executor import RunExecutor
+from .runtime import EngineRuntime
 
 log = logging.getLogger("threadline.engine")
 
@@ -42,7 +41,7 @@ class InProcessQueue:
 class Workers:
     """N worker tasks taking queued runs; streaming runs are executed by the request that holds the stream."""
 
-    def __init__(self, runtime: Any, executor: RunExecutor, queue: RunQueue, concurrency: int) -> None:
+    def __init__(self, runtime: EngineRuntime, executor: RunExecutor, queue: RunQueue, concurrency: int) -> None:
         self.rt = runtime
         self.executor = executor
         self.queue = queue
@@ -77,9 +76,8 @@ class Workers:
                 log.exception("worker failed on %s", run_id)
 
     def _queued_runs(self) -> list[str]:
-        t = schema.runs
         with self.rt.store.read() as conn:
-            return list(conn.execute(sa.select(t.c.id).where(t.c.status == "queued").order_by(t.c.seq)).scalars())
+            return executions.queued_ids(conn, schema.runs)
 
     # -- recovery and sweeping ------------------------------------------------------------------------------------
 
@@ -89,62 +87,38 @@ class Workers:
         otherwise only runs whose lease ran out are."""
         t = schema.runs
         ts = self.rt.clock.now()
-        cond = t.c.status.in_(("in_progress", "cancelling"))
-        if not recover_all:
-            cond = cond & sa.or_(t.c.lease_until.is_(None), t.c.lease_until < ts)
-        count = 0
         finished: list[dict] = []
         with self.rt.store.write() as conn:
-            for run_id in list(conn.execute(sa.select(t.c.id).where(cond)).scalars()):
+            for run_id in executions.orphaned_ids(conn, t, ts, recover_all):
                 run = Store.fetch(conn, t, run_id, lock=True)
-                if run is None or run["status"] not in ("in_progress", "cancelling"):
+                if run is None or run["status"] not in executions.EXECUTING:
                     continue
                 if run["status"] == "cancelling":
-                    run.update(status="cancelled", cancelled_at=ts, expires_at=None)
-                    close_steps(conn, run["id"], "cancelled", ts)
-                    close_messages(conn, run["id"], "run_cancelled", ts)
+                    runs.finish(conn, run, "cancelled", ts)
                 else:
-                    run.update(
-                        status="failed",
-                        failed_at=ts,
-                        expires_at=None,
-                        last_error={
-                            "code": "server_error",
-                            "message": "The run was interrupted: its executor stopped.",
-                        },
-                    )
-                    close_steps(conn, run["id"], "failed", ts)
-                    close_messages(conn, run["id"], "run_failed", ts)
-                Store.update(conn, t, run, status=run["status"], expires_at=run["expires_at"], lease_owner=None)
+                    error = {"code": "server_error", "message": "The run was interrupted: its executor stopped."}
+                    runs.finish(conn, run, "failed", ts, last_error=error)
                 finished.append(run)
-                count += 1
         for run in finished:
             metrics.run_finished(run)
-        if count:
-            log.warning("recovered %d interrupted run(s)", count)
-        return count
+        if finished:
+            log.warning("recovered %d interrupted run(s)", len(finished))
+        return len(finished)
 
     def expire(self) -> int:
         """Runs past expires_at that no live executor is driving become `expired`."""
         t = schema.runs
         ts = self.rt.clock.now()
-        cond = (t.c.expires_at <= ts) & sa.or_(
-            t.c.status.in_(("queued", "requires_action")),
-            t.c.status.in_(("in_progress", "cancelling")) & sa.or_(t.c.lease_until.is_(None), t.c.lease_until < ts),
-        )
         with self.rt.store.read() as conn:
-            ids = list(conn.execute(sa.select(t.c.id).where(cond)).scalars())
+            ids = executions.expirable_ids(conn, t, ts)
         for run_id in ids:
             if run_id in self.executor.active:
                 continue
             with self.rt.store.write() as conn:
                 run = Store.fetch(conn, t, run_id, lock=True)
-                if run is None or run["status"] not in ("queued", "requires_action", "in_progress", "cancelling"):
+                if run is None or run["status"] not in executions.UNFINISHED:
                     continue
-                run.update(status="expired", required_action=None)
-                close_steps(conn, run_id, "expired", ts)
-                close_messages(conn, run_id, "run_expired", ts)
-                Store.update(conn, t, run, status="expired", expires_at=run["expires_at"], lease_owner=None)
+                runs.finish(conn, run, "expired", ts)
             metrics.run_finished(run)
         return len(ids)
 

@@ -6,7 +6,7 @@ the machine's sandbox service, shared by every threadline process on the machine
 
 from __future__ import annotations
 
-from typing import Any, Protocol, runtime_checkable
+from typing import Protocol, runtime_checkable
 
 from .result import ExecutionResult, InputData, OutputSink
 
@@ -42,12 +42,14 @@ class Sandbox(Protocol):
         """End the key's session (variables and /mnt/data are gone)."""
         ...
 
-    def status(self) -> tuple[bool, str] | None:
-        """The last known availability (ok, reason), None if not probed yet. Never starts anything."""
+    @property
+    def last_status(self) -> tuple[bool, str] | None:
+        """(available, reason) as last known; None before the first probe. Never starts anything."""
         ...
 
-    def stats(self) -> dict[str, Any]:
-        """{"sessions", "warm_pool", "cgroups", "rss_bytes"} of the sandbox's sessions. May block briefly."""
+    def stats(self) -> dict[str, int]:
+        """At least `sessions` (live) and `warm_pool` (started ahead of use); also `cgroups` (0/1) and `rss_bytes`
+        of the sessions. May block briefly (RemoteSandbox asks the service)."""
         ...
 
     async def aclose(self) -> None:

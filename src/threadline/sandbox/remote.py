@@ -340,10 +340,12 @@ class RemoteSandbox:
 
         await asyncio.get_running_loop().run_in_executor(self._io, close)
 
-    def status(self) -> tuple[bool, str] | None:
+    @property
+    def last_status(self) -> tuple[bool, str] | None:
+        """(available, reason) as this process last heard it; None before it asked. Never starts the service."""
         return self._status
 
-    def stats(self) -> dict[str, Any]:
+    def stats(self) -> dict[str, int]:
         """The service's session counts (asked at most once a second; never starts the service)."""
         if self._used and time.monotonic() - self._stats_at > 1.0:
             try:

@@ -13,10 +13,10 @@
 
 from __future__ import annotations
 
-import os
 import sys
 from typing import TYPE_CHECKING
 
+from ..config import child_environment, env_name
 from .endpoint import ServiceDir
 from .interface import Sandbox
 from .remote import Launcher, RemoteSandbox
@@ -24,8 +24,6 @@ from .sessions import SandboxManager
 
 if TYPE_CHECKING:
     from ..config import Settings
-
-MODES = ("auto", "external", "off")
 
 
 def manager_from_settings(settings: Settings) -> SandboxManager:
@@ -38,6 +36,8 @@ def manager_from_settings(settings: Settings) -> SandboxManager:
         memory_mb=settings.sandbox_memory_mb,
         warm_pool=settings.sandbox_warm_pool,
         max_output_files=settings.sandbox_max_output_files,
+        venv=settings.sandbox_venv,
+        unsafe=settings.code_interpreter_unsandboxed_unsafe,
     )
 
 
@@ -45,31 +45,38 @@ def service_dir(settings: Settings) -> ServiceDir:
     return ServiceDir((settings.sandbox_service_dir or settings.data_dir / "sandbox" / "service").resolve())
 
 
+# The settings a service started on demand takes from the process that starts it (they may have been given
+# programmatically rather than through the environment).
+SERVICE_SETTINGS = (
+    "sandbox_max_sessions",
+    "sandbox_idle_s",
+    "sandbox_timeout_s",
+    "sandbox_memory_mb",
+    "sandbox_warm_pool",
+    "sandbox_max_output_files",
+    "sandbox_venv",
+    "code_interpreter_unsandboxed_unsafe",
+    "sandbox_service_linger_s",
+)
+
+
 def service_env(settings: Settings) -> dict[str, str]:
-    """The sandbox settings of this process, as the environment of a service it starts (they may have been given
-    programmatically rather than through the environment)."""
-    return {
-        "THREADLINE_SANDBOX_MAX_SESSIONS": str(settings.sandbox_max_sessions),
-        "THREADLINE_SANDBOX_IDLE_S": str(settings.sandbox_idle_s),
-        "THREADLINE_SANDBOX_TIMEOUT_S": str(settings.sandbox_timeout_s),
-        "THREADLINE_SANDBOX_MEMORY_MB": str(settings.sandbox_memory_mb),
-        "THREADLINE_SANDBOX_WARM_POOL": str(settings.sandbox_warm_pool),
-        "THREADLINE_SANDBOX_MAX_OUTPUT_FILES": str(settings.sandbox_max_output_files),
-        "THREADLINE_SANDBOX_SERVICE_LINGER_S": str(settings.sandbox_service_linger_s),
-    }
+    """The environment of a sandbox service this process starts: its own, with its sandbox settings on top."""
+    values = {}
+    for name in SERVICE_SETTINGS:
+        value = getattr(settings, name)
+        values[env_name(name)] = ("1" if value else "0") if isinstance(value, bool) else str(value)
+    return child_environment(values)
 
 
 def open_sandbox(settings: Settings) -> Sandbox:
-    """The Sandbox for a threadline process. Raises ValueError for an unknown THREADLINE_SANDBOX_SERVICE."""
-    mode = settings.sandbox_service
-    if mode not in MODES:
-        raise ValueError(f"THREADLINE_SANDBOX_SERVICE must be one of {', '.join(MODES)}, not {mode!r}")
-    if mode == "off":
+    """The Sandbox for a threadline process (THREADLINE_SANDBOX_SERVICE: auto, external or off)."""
+    if settings.sandbox_service == "off":
         return manager_from_settings(settings)
     where = service_dir(settings)
     launcher = None
-    if mode == "auto":
+    if settings.sandbox_service == "auto":
         argv = [sys.executable, "-m", "threadline.cli", "sandbox", "--on-demand"]
         argv += ["--data-dir", str(settings.data_dir.resolve()), "--service-dir", str(where.path)]
-        launcher = Launcher(where, argv, env={**os.environ, **service_env(settings)})
+        launcher = Launcher(where, argv, env=service_env(settings))
     return RemoteSandbox(where, max_output_files=settings.sandbox_max_output_files, launcher=launcher)

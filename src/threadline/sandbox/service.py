@@ -205,7 +205,7 @@ class SandboxService:
         elif op in ("status", "start"):
             if op == "start":
                 await self.manager.start()
-            status = self.manager.status()
+            status = self.manager.last_status
             reply = {"op": "status", "status": list(status) if status else None, "stats": self.manager.stats()}
         else:
             reply = {"op": "error", "kind": "request", "message": f"unknown request {op!r}"}

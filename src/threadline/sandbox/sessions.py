@@ -56,8 +56,7 @@ from .uids import DEFAULT_LOCK_DIR, UidPool
 
 log = logging.getLogger("threadline.sandbox")
 
-DEFAULT_VENV = Path("/opt/threadline/sandbox-venv")
-UNSAFE_ENV = "THREADLINE_CODE_INTERPRETER_UNSANDBOXED_UNSAFE"
+UNSAFE_ENV = "THREADLINE_CODE_INTERPRETER_UNSANDBOXED_UNSAFE"  # Settings.code_interpreter_unsandboxed_unsafe
 # Runs in a throwaway namespace of each pooled sandbox: imports and first-use work of a typical pandas plot.
 WARM_PRELUDE = (
     "import io, numpy, pandas, matplotlib, matplotlib.pyplot as _plt\n"
@@ -95,9 +94,18 @@ class SandboxManager:
         warm_prelude: str = WARM_PRELUDE,
         max_output_files: int = 20,
         cancel_grace_s: float = 1.0,
+        unsafe: bool | None = None,
     ) -> None:
+        """`venv` (the sandbox's Python) and `unsafe` (run code without a sandbox) default to the environment's
+        settings, THREADLINE_SANDBOX_VENV and THREADLINE_CODE_INTERPRETER_UNSANDBOXED_UNSAFE."""
+        if venv is None or unsafe is None:
+            from ..config import Settings
+
+            settings = Settings.load()
+            venv = settings.sandbox_venv if venv is None else venv
+            unsafe = settings.code_interpreter_unsandboxed_unsafe if unsafe is None else unsafe
         self.root_dir = Path(root_dir)
-        self.venv = Path(venv or os.environ.get("THREADLINE_SANDBOX_VENV") or DEFAULT_VENV)
+        self.venv = Path(venv)
         self.max_sessions = max_sessions
         self.idle_timeout_s = idle_timeout_s
         self.wall_clock_s = wall_clock_s
@@ -111,7 +119,7 @@ class SandboxManager:
         self._max_log_bytes = max_log_bytes
         self.max_output_files = max_output_files
         self.cancel_grace_s = cancel_grace_s
-        self._unsafe = os.environ.get(UNSAFE_ENV) == "1"
+        self._unsafe = unsafe
         self._root = os.geteuid() == 0
         self._cfg: SpawnConfig | None = None
         self._status: tuple[bool, str] | None = None
@@ -139,6 +147,11 @@ class SandboxManager:
         self._spawner = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sandbox-spawn")
 
     # ----------------------------------------------------------------- availability
+    @property
+    def last_status(self) -> tuple[bool, str] | None:
+        """(available, reason) from the last probe; None before the first. Never starts a sandbox."""
+        return self._status
+
     def available(self) -> tuple[bool, str]:
         """(ok, reason). The first call starts a probe sandbox (about 50 ms, blocking). Success is cached for
         the manager's lifetime, failure for 30 s (so installing the sandbox later needs no restart)."""
@@ -215,10 +228,6 @@ class SandboxManager:
             max_output_file_bytes=self.limits.data_mb * 1024 * 1024,
             interrupt_grace_s=self._interrupt_grace_s,
         )
-
-    def status(self) -> tuple[bool, str] | None:
-        """The last availability probe's (ok, reason), or None before the first one. Never starts a sandbox."""
-        return self._status
 
     @property
     def cgroups_enabled(self) -> bool:
@@ -501,8 +510,8 @@ class SandboxManager:
         """Keys with a live session, least recently used first."""
         return list(self._sessions)
 
-    def stats(self) -> dict:
-        """{"sessions": live sessions, "warm_pool": idle prepared sandboxes, "cgroups": bool, "rss_bytes": int}."""
+    def stats(self) -> dict[str, int]:
+        """Live sessions, warm sandboxes, whether cgroups limits apply (0/1), and the sessions' memory (bytes)."""
         return {
             "sessions": len(self._sessions),
             "warm_pool": len(self._pool),

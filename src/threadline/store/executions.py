@@ -1,0 +1,124 @@
+"""Executions: the SQL of anything the engine drives to an end under a lease (today `runs`; next `responses`).
+
+An execution table is a document table (`id`, `data`, `seq`) with the execution columns `status`, `expires_at`,
+`state` (the engine's JSON working state), `lease_owner` and `lease_until` (a process's claim on driving it,
+renewed by its heartbeat). Every function here takes that table as a parameter, so a second wire API's executions
+share the claim, the guarded writes, the lease and the sweeps' queries.
+
+Statuses are the Assistants run's: `queued`, `in_progress`, `requires_action`, `cancelling`, and the terminal ones.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import sqlalchemy as sa
+
+from .sql import Store, dumps, loads
+
+T = TypeVar("T")
+
+# An execution in one of these is driven by a live executor (or was, until its lease ran out).
+EXECUTING = ("in_progress", "cancelling")
+# Not yet finished; an expiry sweep may end these once expires_at passed.
+UNFINISHED = ("queued", "requires_action", "in_progress", "cancelling")
+
+
+class LeaseLost(Exception):
+    """An owned write found the execution no longer `in_progress` under the writer's lease."""
+
+
+def save(conn: sa.Connection, table: sa.Table, obj: dict[str, Any], **cols: Any) -> None:
+    """Write the execution's wire object and its queried columns (status, expires_at), plus `cols` (e.g.
+    lease_owner=None, state=...), in one UPDATE."""
+    Store.update(conn, table, obj, status=obj["status"], expires_at=obj["expires_at"], **cols)
+
+
+def transition(
+    store: Store,
+    table: sa.Table,
+    object_id: str,
+    expected: tuple[str, ...],
+    mutate: Callable[[dict[str, Any], sa.Connection], dict[str, Any] | None],
+) -> dict[str, Any] | None:
+    """The one guarded transition: in a write transaction, lock the row, check its status is one of `expected`,
+    apply `mutate(obj, conn)` (which may return extra columns to save with it) and save. Returns the saved object,
+    or None when the execution is gone or in another status (someone else moved it first). Blocking."""
+    with store.write() as conn:
+        obj = Store.fetch(conn, table, object_id, lock=True)
+        if obj is None or obj["status"] not in expected:
+            return None
+        cols = mutate(obj, conn) or {}
+        save(conn, table, obj, **cols)
+        return obj
+
+
+def owned_write(store: Store, table: sa.Table, object_id: str, owner: str, fn: Callable[[sa.Connection], T]) -> T:
+    """Run `fn(conn)` in a write transaction holding the execution's row lock, only while it is `in_progress` under
+    `owner`'s lease. Raises LeaseLost otherwise (nothing is written). Blocking."""
+    with store.write() as conn:
+        row = conn.execute(
+            sa.select(table.c.status, table.c.lease_owner).where(table.c.id == object_id).with_for_update()
+        ).first()
+        if row is None or row[0] != "in_progress" or row[1] != owner:
+            raise LeaseLost
+        return fn(conn)
+
+
+def take_lease(conn: sa.Connection, table: sa.Table, object_id: str, owner: str, until: float) -> dict[str, Any]:
+    """Claim the execution for `owner` until `until` (clock seconds) inside the caller's transaction (the caller
+    moves it to in_progress in the same one); returns its stored working state."""
+    conn.execute(table.update().where(table.c.id == object_id).values(lease_owner=owner, lease_until=until))
+    raw = conn.execute(sa.select(table.c.state).where(table.c.id == object_id)).scalar()
+    return loads(raw or "{}")
+
+
+def renew_lease(store: Store, table: sa.Table, object_id: str, owner: str, until: float) -> None:
+    """The heartbeat: extend `owner`'s lease to `until` (a no-op once another owner or nobody holds it). Blocking."""
+    with store.write() as conn:
+        conn.execute(
+            table.update().where(table.c.id == object_id, table.c.lease_owner == owner).values(lease_until=until)
+        )
+
+
+def state_columns(state: dict[str, Any], *, release: bool = False) -> dict[str, Any]:
+    """Columns that save the working state (and, with `release`, give up the lease) with an execution's save."""
+    cols: dict[str, Any] = {"state": dumps(state)}
+    if release:
+        cols["lease_owner"] = None
+    return cols
+
+
+def save_state(conn: sa.Connection, table: sa.Table, object_id: str, state: dict[str, Any]) -> None:
+    conn.execute(table.update().where(table.c.id == object_id).values(state=dumps(state)))
+
+
+def queued_ids(conn: sa.Connection, table: sa.Table) -> list[str]:
+    """Executions waiting in `queued`, oldest first (re-queued at start-up)."""
+    query = sa.select(table.c.id).where(table.c.status == "queued").order_by(table.c.seq)
+    return list(conn.execute(query).scalars())
+
+
+def orphaned_ids(conn: sa.Connection, table: sa.Table, ts: float, every: bool) -> list[str]:
+    """Executions left `in_progress` / `cancelling` by an executor that stopped: all of them (`every`, one
+    process owns the store) or those whose lease ran out before `ts`."""
+    cond = table.c.status.in_(EXECUTING)
+    if not every:
+        cond = cond & sa.or_(table.c.lease_until.is_(None), table.c.lease_until < ts)
+    return list(conn.execute(sa.select(table.c.id).where(cond)).scalars())
+
+
+def expirable_ids(conn: sa.Connection, table: sa.Table, ts: float) -> list[str]:
+    """Executions past expires_at that no live lease holder is driving (it expires its own)."""
+    cond = (table.c.expires_at <= ts) & sa.or_(
+        table.c.status.in_(("queued", "requires_action")),
+        table.c.status.in_(EXECUTING) & sa.or_(table.c.lease_until.is_(None), table.c.lease_until < ts),
+    )
+    return list(conn.execute(sa.select(table.c.id).where(cond)).scalars())
+
+
+def with_status(conn: sa.Connection, table: sa.Table, ids: list[str], status: str) -> list[str]:
+    """Which of `ids` are in `status` now (the cancel signal's poll)."""
+    query = sa.select(table.c.id).where(table.c.id.in_(ids), table.c.status == status)
+    return list(conn.execute(query).scalars())
