@@ -79,9 +79,7 @@ def test_list_name_filter_order_and_cursor(client):
     other = client.containers.create(name=name + "-other")
     page = client.containers.list(name=name, limit=2)
     assert [c.id for c in page.data] == [made[2].id, made[1].id] and page.has_more
-    assert [c.id for c in client.containers.list(name=name, limit=2)] == [
-        c.id for c in reversed(made)
-    ]
+    assert [c.id for c in client.containers.list(name=name, limit=2)] == [c.id for c in reversed(made)]
     assert [c.id for c in client.containers.list(name=name, order="asc").data] == [c.id for c in made]
     everything = [c.id for c in client.containers.list(limit=100)]
     assert {c.id for c in [*made, other]} <= set(everything)

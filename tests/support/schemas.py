@@ -151,8 +151,10 @@ SPEC_PATCHES: list[tuple[str, Callable[[dict[str, Any]], None]]] = [
     # responses-contract §1.1 / §8.14: DELETE /responses/{id} declares no body; its example is this object.
     ("DELETE /responses/{id} answers the example's {id, object: response, deleted}", _response_delete_body),
     # responses-contract §1.3 / §2.7: the container deletes declare no body; their examples are these objects.
-    ("DELETE /containers/{id} (and its files) answer {id, object: container(.file).deleted, deleted}",
-     _container_delete_bodies),
+    (
+        "DELETE /containers/{id} (and its files) answer {id, object: container(.file).deleted, deleted}",
+        _container_delete_bodies,
+    ),
 ]
 
 _lock = threading.Lock()
