@@ -1182,6 +1182,20 @@ def _container_cases() -> list[Case]:
         ("create_container_file-file_id_int", "POST", files_path, {"json": {"file_id": 5}}, 400),
         ("create_container_file-file_id_wrong_prefix", "POST", files_path, {"json": {"file_id": "asst_x"}}, 400),
         ("create_container_file-file_id_missing", "POST", files_path, {"json": {"file_id": "file-nope"}}, 404),
+        (
+            "create_container_file-form_file_id_missing",
+            "POST",
+            files_path,
+            {"data": {"file_id": "file-nope"}, "files": {"x": ("x", b"x")}},
+            404,
+        ),
+        (
+            "create_container_file-form_file_id_bad",
+            "POST",
+            files_path,
+            {"data": {"file_id": "vs_1"}, "files": {"x": ("x", b"x")}},
+            400,
+        ),
         ("create_container_file-both", "POST", files_path, {"json": {"file_id": "{file}", "file": "x"}}, 400),
         (
             "create_container_file-multipart_no_file",

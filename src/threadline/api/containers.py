@@ -81,7 +81,8 @@ async def delete_container(container_id: str, request: Request) -> Response:
 
 @router.post("/{container_id}/files")
 async def create_container_file(container_id: str, request: Request) -> Response:
-    """Either a JSON body `{file_id}` (copy an uploaded File) or a multipart body with the field `file`."""
+    """Either `{file_id}` (copy an uploaded File; JSON, or a form field as openai 1.x sends it) or a multipart body
+    with the field `file`."""
     rt = runtime(request)
     if request.headers.get("content-type", "").startswith("multipart/form-data"):
         try:
@@ -92,6 +93,9 @@ async def create_container_file(container_id: str, request: Request) -> Response
             raise bad_request(f"Could not parse multipart form: {exc}") from None
         try:
             upload = form.get("file")
+            file_id = form.get("file_id")
+            if upload is None and isinstance(file_id, str):  # openai 1.x sends `{file_id}` as a form field too
+                return json(await svc.add_file(rt, container_id, file_id))
             if not isinstance(upload, UploadFile):
                 missing = "Missing required parameter: 'file'."
                 raise bad_request(missing, param="file", code="missing_required_parameter")
