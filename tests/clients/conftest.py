@@ -5,14 +5,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-import httpx
 import pytest
 
 from fakes.fake_openai import FakeOpenAI
+from support.gates import require_responses
 from support.llm import llm_server
 from support.server import ServerFactory, ServerHandle
-
-NOT_SERVED = "POST /v1/responses is not served yet (404): this client test runs once Responses execution lands"
 
 
 @pytest.fixture(scope="module")
@@ -25,15 +23,7 @@ def _fresh_fake(fake_llm: FakeOpenAI) -> None:
     fake_llm.reset()
 
 
-def responses_served(base_url: str) -> bool:
-    """Whether the server routes POST /v1/responses: an unrouted path answers 404 `Invalid URL (...)`; a routed one
-    answers an empty body with a 400."""
-    r = httpx.post(f"{base_url}/responses", json={}, headers={"Authorization": "Bearer test"}, timeout=30)
-    return not (r.status_code == 404 and "Invalid URL" in r.text)
-
-
 @pytest.fixture
 def responses_api(server: ServerHandle) -> ServerHandle:
-    if not responses_served(server.base_url):
-        pytest.skip(NOT_SERVED)
+    require_responses(server.base_url)
     return server

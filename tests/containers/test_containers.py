@@ -4,12 +4,15 @@ lists with their filters and cursors, downloads, deletes, errors, a restart, and
 from __future__ import annotations
 
 import inspect
+import json
 import time
 from typing import Any
 
 import openai
 
+from fakes import Reply, ToolCallSpec
 from sdk.helpers import expect_error
+from support.gates import require_responses
 from support.sdk import make_client
 from support.server import ServerHandle
 
@@ -199,3 +202,34 @@ def test_expires_after_idle_minutes(client):
         f"Container '{container.id}' is expired and can no longer be used.",
     )
     client.containers.delete(container.id)  # an expired container can still be deleted
+
+
+def test_code_interpreter_runs_in_the_container(server, client, fake_llm):
+    """Once POST /v1/responses executes code_interpreter: code in `container: cntr_…` sees the container's files and
+    what it writes becomes a container file (`source: "assistant"`)."""
+    require_responses(server.base_url)
+    container = client.containers.create(name="responses")
+    client.containers.files.create(container_id=container.id, file=("sales.csv", CSV))
+    code = (
+        "import pandas as pd\n"
+        "df = pd.read_csv('/mnt/data/sales.csv')\n"
+        "print(int(df.amount.sum()))\n"
+        "df.to_csv('/mnt/data/copy.csv', index=False)\n"
+    )
+    fake_llm.script(
+        Reply(tool_calls=[ToolCallSpec("code_interpreter", json.dumps({"code": code}))]),
+        Reply(text="The total is 30. [copy](sandbox:/mnt/data/copy.csv)"),
+    )
+    r = client.responses.create(
+        model="gpt-4o",
+        input="Sum the sales.",
+        tools=[{"type": "code_interpreter", "container": container.id}],
+        include=["code_interpreter_call.outputs"],
+    )
+    call = next(item for item in r.output if item.type == "code_interpreter_call")
+    assert call.container_id == container.id and call.code == code
+    assert any(o.type == "logs" and o.logs.strip() == "30" for o in call.outputs or [])
+    made = [f for f in client.containers.files.list(container_id=container.id).data if f.source == "assistant"]
+    assert [f.path for f in made] == ["/mnt/data/copy.csv"]
+    copied = client.containers.files.content.retrieve(made[0].id, container_id=container.id).read()
+    assert copied.decode().splitlines()[0] == "month,amount"
