@@ -20,6 +20,13 @@ async def test_container_expires_after_idle_minutes(client, clock):
     assert (await client.containers.files.list(container_id=c.id)).data == []
 
 
+async def test_list_shows_expiry_without_waiting_for_the_sweep(client, clock):
+    c = await client.containers.create(name="listed", expires_after={"anchor": "last_active_at", "minutes": 1})
+    clock.advance(61)
+    assert [x.status for x in (await client.containers.list(extra_query={"name": "listed"})).data] == ["expired"]
+    assert (await client.containers.retrieve(c.id)).status == "expired"
+
+
 async def test_sweep_expires_due_containers_only(client, clock, runtime):
     short = await client.containers.create(name="short", expires_after={"anchor": "last_active_at", "minutes": 1})
     default = await client.containers.create(name="default")  # 20 minutes

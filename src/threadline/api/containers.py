@@ -61,9 +61,9 @@ async def create_container(request: Request, body: ContainerCreate = Body(...)) 
 
 
 @router.get("")
-def list_containers(request: Request, params: ListParams = Depends(list_params)) -> Response:
+async def list_containers(request: Request, params: ListParams = Depends(list_params)) -> Response:
     name = check_no_nul("name", request.query_params.get("name"))
-    return page_response(svc.list_containers(runtime(request), params, name=name))
+    return page_response(await svc.list_containers(runtime(request), params, name=name))
 
 
 @router.get("/{container_id}")

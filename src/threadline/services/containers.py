@@ -104,7 +104,12 @@ def _free_path(taken: set[str], name: str, file_id: str) -> str:
 
 
 def _expire_in_tx(deps: Deps, container_id: str) -> tuple[dict[str, Any] | None, list[str]]:
-    """Mark the container expired if it is due (row locked); (its object or None, blob keys to delete)."""
+    """Mark the container expired if it is due (row locked); (its object or None, blob keys to delete). Reads
+    take no write transaction unless the container is due."""
+    with deps.store.read() as conn:
+        obj = repo.get(conn, container_id)
+    if obj is None or obj["status"] != repo.RUNNING or _expires_at(obj) > deps.clock.now():
+        return obj, []
     with deps.store.write() as conn:
         obj = repo.get(conn, container_id, lock=True)
         if obj is None or obj["status"] != repo.RUNNING or _expires_at(obj) > deps.clock.now():
@@ -287,9 +292,11 @@ async def create(deps: Deps, cmd: NewContainer) -> dict[str, Any]:
     return await current(deps, obj["id"])
 
 
-def list_containers(deps: Deps, params: ListParams, *, name: str | None) -> Page:
-    """A page of containers (newest first by default), optionally only those called `name`."""
-    return repo.page(deps.store, params, name=name)
+async def list_containers(deps: Deps, params: ListParams, *, name: str | None) -> Page:
+    """A page of containers (newest first by default), optionally only those called `name`; those past their
+    expiry are expired first."""
+    await expire_due(deps)
+    return await asyncio.to_thread(repo.page, deps.store, params, name=name)
 
 
 async def delete(deps: Deps, container_id: str) -> None:
