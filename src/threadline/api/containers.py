@@ -6,6 +6,7 @@ import json as stdlib_json
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Depends, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response, StreamingResponse
 from pydantic import Field, ValidationError
@@ -139,7 +140,7 @@ async def container_file_content(container_id: str, file_id: str, request: Reque
     rt = runtime(request)
     obj, blob_key = await svc.get_file(rt, container_id, file_id)
     try:
-        body, size = rt.blobs.open_sized(blob_key)
+        body, size = await run_in_threadpool(rt.blobs.open_sized, blob_key)
     except FileNotFoundError:
         raise svc.file_not_found(file_id) from None
     name = obj["path"].rsplit("/", 1)[-1]
