@@ -14,6 +14,7 @@ from . import console, metrics, tracing
 from . import vector_stores as vs
 from .api import (
     assistants,
+    containers,
     conversations,
     files,
     messages,
@@ -39,6 +40,7 @@ from .providers.listing import ModelLister
 from .readiness import readiness
 from .sandbox import Sandbox
 from .sandbox.selection import open_sandbox
+from .services import containers as services_containers
 from .services import uploads as services_uploads
 from .services import vector_stores as services_vector_stores
 from .store import Store
@@ -137,13 +139,14 @@ class Runtime:
 
     async def _maintain(self) -> None:
         """Every `maintenance_s` (30 s): take the storage reserve back once there is room again (deletes on a full disk
-        release it), and delete the parts of uploads that expired."""
+        release it), delete the parts of uploads that expired, and expire idle containers."""
         while True:
             await asyncio.sleep(self.settings.maintenance_s)
             try:
                 if self.reserve.held < self.reserve.size:
                     await asyncio.to_thread(self.reserve.ensure)
                 await asyncio.to_thread(services_uploads.expire_stale, self)
+                await services_containers.expire_due(self)
             except Exception as exc:
                 if not is_disk_full(exc):
                     log.exception("storage maintenance failed")
@@ -198,6 +201,7 @@ def create_app(
         model_list,
         conversations,
         responses,
+        containers,
     ):  # runs before threads: /threads/runs
         app.include_router(module.router)
 

@@ -100,15 +100,16 @@ def conversation_ids_as_threads(scope: dict[str, Any]) -> None:
 # Multipart framing around an upload's bytes: boundaries, part headers and the few small form fields.
 MULTIPART_OVERHEAD = 1 << 20
 _PART_PATH = re.compile(r"^/v1/uploads/[^/]+/parts/?$")
+_CONTAINER_FILES_PATH = re.compile(r"^/v1/containers/[^/]+/files/?$")
 
 
 def body_limit(settings: Settings, method: str, path: str) -> tuple[int, APIError]:
     """The most bytes a request body may have on this route, and the 413 to answer when it has more.
 
-    Uploads (POST /v1/files, POST /v1/uploads/{id}/parts) get their file limit plus multipart framing; every
-    other route gets `max_body_bytes`.
+    Uploads (POST /v1/files, POST /v1/containers/{id}/files, POST /v1/uploads/{id}/parts) get their file limit
+    plus multipart framing; every other route gets `max_body_bytes`.
     """
-    if method == "POST" and path.rstrip("/") == "/v1/files":
+    if method == "POST" and (path.rstrip("/") == "/v1/files" or _CONTAINER_FILES_PATH.match(path)):
         limit = settings.max_file_bytes
         message = f"File is too large. The maximum file size is {size_text(limit)}."
         return limit + MULTIPART_OVERHEAD, APIError(413, message, param="file", headers={"Connection": "close"})

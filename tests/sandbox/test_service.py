@@ -84,7 +84,9 @@ def test_two_clients_share_a_session_and_its_files(settings: Settings) -> None:
         r = await a.execute("t", "open('in.txt').read()", input_files={"in.txt": b"v1"}, input_ids={"in.txt": "file-1"})
         assert r.logs == "'v1'\n"  # the name holds f2 now: file-1 is placed again
         assert a.stats()["sessions"] == 1 and b.last_status == (True, "ok")
+        assert a.has_session("t") and b.has_session("t") and not b.has_session("other")
         await a.close_session("t")
+        assert not b.has_session("t")
         r = await b.execute("t", "'x' in globals()")
         assert r.logs == "False\n"
 

@@ -42,6 +42,8 @@ JSON_ENDPOINTS = [
     ("update_conversation", "POST", "/conversations/{conv}"),
     ("create_conversation_items", "POST", "/conversations/{conv}/items"),
     ("count_input_tokens", "POST", "/responses/input_tokens"),
+    ("create_container", "POST", "/containers"),
+    ("create_container_file", "POST", "/containers/{cntr}/files"),
 ]
 BODY_OPTIONAL = ("create_thread", "modify_thread", "modify_assistant", "modify_message", "create_conversation")
 MALFORMED_BODIES = {
@@ -277,6 +279,14 @@ def _id_cases() -> list[Case]:
         ("GET", "/responses/{}", "resp"),
         ("DELETE", "/responses/{}", "resp"),
         ("GET", "/responses/{}/input_items", "resp"),
+        ("GET", "/containers/{}", "cntr"),
+        ("DELETE", "/containers/{}", "cntr"),
+        ("GET", "/containers/{}/files", "cntr"),
+        ("POST", "/containers/{}/files", "cntr"),
+        ("GET", "/containers/{}/files/{cfile}", "cntr"),
+        ("GET", "/containers/{cntr}/files/{}", "cfile"),
+        ("DELETE", "/containers/{cntr}/files/{}", "cfile"),
+        ("GET", "/containers/{cntr}/files/{}/content", "cfile"),
     ]
     prefixes = {
         "asst": "asst_",
@@ -286,6 +296,8 @@ def _id_cases() -> list[Case]:
         "upload": "upload_",
         "conv": "conv_",
         "resp": "resp_",
+        "cntr": "cntr_",
+        "cfile": "cfile_",
     }
     wrong = {
         "asst": "thread_abc",
@@ -295,6 +307,8 @@ def _id_cases() -> list[Case]:
         "upload": "part_abc",
         "conv": "asst_abc",
         "resp": "run_abc",
+        "cntr": "conv_abc",
+        "cfile": "file-abc",
     }
     bodies = {
         "/messages": {"role": "user", "content": "x"},
@@ -304,6 +318,7 @@ def _id_cases() -> list[Case]:
         "/messages/{}": {"metadata": {}},
         "/conversations/{}": {"metadata": {}},
         "/items": {"items": [{"role": "user", "content": "x"}]},
+        "/containers/{}/files": {"file_id": "file-abc"},
     }
     cases: list[Case] = []
     for method, template, kind in paths:
@@ -1116,6 +1131,7 @@ def _size_cases() -> list[Case]:
         ("POST", "/conversations/{conv}"),
         ("POST", "/conversations/{conv}/items"),
         ("POST", "/responses/input_tokens"),
+        ("POST", "/containers"),
         ("GET", "/assistants"),
         ("DELETE", "/threads/{thread}"),
         ("POST", "/nothing-here"),
@@ -1124,6 +1140,93 @@ def _size_cases() -> list[Case]:
         (f"declared_9MB-{m.lower()}_{p.strip('/').replace('/', '_')}", m, p, {"declared_length": 9 * 1024 * 1024}, 413)
         for m, p in routes
     ]
+
+
+def _container_cases() -> list[Case]:
+    bodies: dict[str, Any] = {
+        "missing_name": {},
+        "name_null": {"name": None},
+        "name_int": {"name": 5},
+        "name_empty": {"name": ""},
+        "name_too_long": {"name": "n" * 257},
+        "file_ids_string": {"name": "c", "file_ids": "file-abc"},
+        "file_ids_int_item": {"name": "c", "file_ids": [5]},
+        "file_ids_wrong_prefix": {"name": "c", "file_ids": ["asst_abc"]},
+        "file_ids_51": {"name": "c", "file_ids": ["file-abc"] * 51},
+        "expires_after_anchor": {"name": "c", "expires_after": {"anchor": "created_at", "minutes": 5}},
+        "expires_after_no_minutes": {"name": "c", "expires_after": {"anchor": "last_active_at"}},
+        "expires_after_minutes_0": {"name": "c", "expires_after": {"anchor": "last_active_at", "minutes": 0}},
+        "expires_after_minutes_str": {"name": "c", "expires_after": {"anchor": "last_active_at", "minutes": "5"}},
+        "expires_after_minutes_huge": {"name": "c", "expires_after": {"anchor": "last_active_at", "minutes": 10**9}},
+        "expires_after_string": {"name": "c", "expires_after": "20m"},
+        "memory_limit_2g": {"name": "c", "memory_limit": "2g"},
+        "network_policy_allowlist": {
+            "name": "c",
+            "network_policy": {"type": "allowlist", "allowed_domains": ["example.com"]},
+        },
+        "skills": {"name": "c", "skills": [{"type": "skill_reference", "skill_id": "s"}]},
+        "metadata": {"name": "c", "metadata": {"k": "v"}},  # containers take no metadata
+    }
+    cases: list[Case] = [(f"create_container-{k}", "POST", "/containers", {"json": v}, 400) for k, v in bodies.items()]
+    cases.append(
+        (
+            "create_container-missing_file",
+            "POST",
+            "/containers",
+            {"json": {"name": "c", "file_ids": ["file-nope"]}},
+            404,
+        )
+    )
+    files_path = "/containers/{cntr}/files"
+    cases += [
+        ("create_container_file-file_id_int", "POST", files_path, {"json": {"file_id": 5}}, 400),
+        ("create_container_file-file_id_wrong_prefix", "POST", files_path, {"json": {"file_id": "asst_x"}}, 400),
+        ("create_container_file-file_id_missing", "POST", files_path, {"json": {"file_id": "file-nope"}}, 404),
+        (
+            "create_container_file-form_file_id_missing",
+            "POST",
+            files_path,
+            {"data": {"file_id": "file-nope"}, "files": {"x": ("x", b"x")}},
+            404,
+        ),
+        (
+            "create_container_file-form_file_id_bad",
+            "POST",
+            files_path,
+            {"data": {"file_id": "vs_1"}, "files": {"x": ("x", b"x")}},
+            400,
+        ),
+        ("create_container_file-both", "POST", files_path, {"json": {"file_id": "{file}", "file": "x"}}, 400),
+        (
+            "create_container_file-multipart_no_file",
+            "POST",
+            files_path,
+            {"data": {"file_id": "x"}, "files": {"other": ("a.txt", b"a")}},
+            400,
+        ),
+        ("create_container_file-multipart_empty", "POST", files_path, {"files": {"file": ("e.txt", b"")}}, 400),
+        ("create_container_file-multipart_no_name", "POST", files_path, {"files": {"file": ("", b"x")}}, 400),
+        ("create_container_file-multipart_slash", "POST", files_path, {"files": {"file": ("../x.txt", b"x")}}, 400),
+        (
+            "create_container_file-multipart_garbled",
+            "POST",
+            files_path,
+            {"content": b"--x\r\nbroken", "headers": {"content-type": "multipart/form-data; boundary=x"}},
+            400,
+        ),
+    ]
+    for path in ("/containers", "/containers/{cntr}/files"):
+        name = path.strip("/").replace("/", "_").replace("{cntr}", "C")
+        for label, params in {
+            "limit_0": {"limit": "0"},
+            "limit_abc": {"limit": "abc"},
+            "limit_101": {"limit": "101"},
+            "order_sideways": {"order": "sideways"},
+            "after_nul": {"after": "x\x00"},
+        }.items():
+            cases.append((f"list_{name}-{label}", "GET", path, {"params": params}, 400))
+    cases.append(("list_containers-name_nul", "GET", "/containers", {"params": {"name": "a\x00"}}, 400))
+    return cases
 
 
 CASES: list[Case] = (
@@ -1143,6 +1246,7 @@ CASES: list[Case] = (
     + _query_and_path_cases()
     + _size_cases()
     + _conversation_and_response_cases()
+    + _container_cases()
 )
 
 
@@ -1190,6 +1294,8 @@ def objs(server: ServerHandle) -> dict[str, str]:
         ids["conv"] = post("/conversations", json={"items": [{"role": "user", "content": "hi"}]})["id"]
         ids["conv_item"] = http.get(f"/conversations/{ids['conv']}/items").json()["data"][0]["id"]
         ids["resp"] = _stored_response(server)
+        ids["cntr"] = post("/containers", json={"name": "bad input"})["id"]
+        ids["cfile"] = post(f"/containers/{ids['cntr']}/files", json={"file_id": ids["file"]})["id"]
         return ids
 
 

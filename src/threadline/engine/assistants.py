@@ -33,7 +33,6 @@ from .runtime import EngineRuntime
 OPEN_WRITE_AFTER_S = 0.25
 # Fields of an assistant message the executor owns; the rest (metadata) belongs to API clients.
 MESSAGE_FIELDS = ("content", "status", "completed_at", "incomplete_at", "incomplete_details")
-STORAGE_FULL_RUN = "The server's storage is full; the run could not save its results."
 # The statuses each ending may come from.
 ENDS_FROM = {
     "completed": ("in_progress",),
@@ -128,7 +127,8 @@ class AssistantsProjection:
 
     def report_unrecorded(self, failure: n.Failure, storage_full: bool) -> None:
         if storage_full:
-            self.sink.emit("error", error_payload(STORAGE_FULL_RUN, "insufficient_storage", "insufficient_storage"))
+            payload = error_payload(n.STORAGE_FULL_MESSAGE, "insufficient_storage", "insufficient_storage")
+            self.sink.emit("error", payload)
         else:
             self.sink.emit("error", error_payload("The server had an error while processing the run."))
 

@@ -41,7 +41,6 @@ from .runtime import EngineRuntime
 from .tools import ServerTool, TextProcessor, ToolFatal, ToolOutcome, function_spec
 
 log = logging.getLogger("threadline.engine")
-STORAGE_FULL_RUN = "The server's storage is full; the run could not save its results."
 
 MAX_TURNS = 32
 # After a cancel or expiry, how long an interrupted tool may take to unwind before the run is finished anyway.
@@ -291,7 +290,8 @@ class Execution:
                 log.warning("run %s failed: storage full: %s", self.execution_id, exc)
             else:
                 log.exception("run %s crashed", self.execution_id)
-            message = STORAGE_FULL_RUN if full else f"Internal error while executing the run: {type(exc).__name__}"
+            crash = f"Internal error while executing the run: {type(exc).__name__}"
+            message = n.STORAGE_FULL_MESSAGE if full else crash
             try:
                 await self.fail("server_error", message)
             except n.Stop:

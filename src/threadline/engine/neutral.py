@@ -22,6 +22,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+# The failure message of an execution whose results could not be saved because the storage is full.
+STORAGE_FULL_MESSAGE = "The server's storage is full; the run could not save its results."
+
 
 class Stop(Exception):
     """The execution left `in_progress` underneath (cancelled, expired, lease lost) or has finished; the

@@ -38,6 +38,11 @@ class Sandbox(Protocol):
         run code."""
         ...
 
+    def has_session(self, session_key: str) -> bool:
+        """True if the key's session is alive and not expired (the next execute reuses it and its /mnt/data).
+        RemoteSandbox asks the service (a short blocking round trip; False when no service runs)."""
+        ...
+
     async def close_session(self, session_key: str) -> None:
         """End the key's session (variables and /mnt/data are gone)."""
         ...

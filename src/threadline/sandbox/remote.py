@@ -340,6 +340,16 @@ class RemoteSandbox:
 
         await asyncio.get_running_loop().run_in_executor(self._io, close)
 
+    def has_session(self, session_key: str) -> bool:
+        """Whether the service holds a live session for the key (never starts the service; False without one)."""
+        if not self._used and not self.dir.service_running():
+            return False
+        try:
+            reply = self._request({"op": "has_session", "key": session_key}, launch=False, timeout=5.0)
+        except SandboxUnavailable:
+            return False
+        return bool(reply.get("alive"))
+
     @property
     def last_status(self) -> tuple[bool, str] | None:
         """(available, reason) as this process last heard it; None before it asked. Never starts the service."""

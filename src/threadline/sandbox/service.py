@@ -199,9 +199,11 @@ class SandboxService:
                 self._attached -= 1
                 self._idle_since = time.monotonic()
             return
-        if op == "close_session" and isinstance(request.get("key"), str):
+        if op == "has_session" and isinstance(request.get("key"), str):
+            reply: dict[str, Any] = {"op": "has_session", "alive": self.manager.has_session(request["key"])}
+        elif op == "close_session" and isinstance(request.get("key"), str):
             await self.manager.close_session(request["key"])
-            reply: dict[str, Any] = {"op": "ok"}
+            reply = {"op": "ok"}
         elif op in ("status", "start"):
             if op == "start":
                 await self.manager.start()

@@ -8,8 +8,8 @@ Conversation (one request per connection; the client speaks first):
 
     client  J {"op": "hello", "token": T, "version": 1}        service checks SO_PEERCRED, then the token
     service J {"op": "ready"}  or  J {"op": "error", "kind": "auth", "message": ...} and close
-    client  J request: execute | close_session | start | status | attach (sent right after the hello: the service
-            reads it only once the hello passed)
+    client  J request: execute | close_session | has_session | start | status | attach (sent right after the
+            hello: the service reads it only once the hello passed)
 
 ``execute`` {"key", "code", "timeout_s", "inputs": {name: identity or null}}; then the service drives:
     service J {"op": "read", "name", "n"}      -> client D (empty: end of file) or J {"op": "read_error", "error"}

@@ -63,6 +63,20 @@ responses = _doc_table(
     sa.Index("ix_responses_thread_status", "thread_id", "status"),
     sa.Index("ix_responses_status", "status"),
 )
+containers = _doc_table(
+    "containers",
+    sa.Column("name", sa.String(256), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),  # running / expired
+    sa.Column("expires_at", sa.BigInteger),  # clock seconds: last_active_at + expires_after.minutes
+    sa.Index("ix_containers_status_expires", "status", "expires_at"),
+)
+container_files = _doc_table(
+    "container_files",
+    sa.Column("container_id", sa.String(64), nullable=False),
+    sa.Column("path", sa.String(1024), nullable=False),
+    sa.Column("blob_key", sa.String(128), nullable=False),
+    sa.Index("ix_container_files_container", "container_id", "seq"),
+)
 run_steps = _doc_table(
     "run_steps",
     sa.Column("run_id", sa.String(64), nullable=False),
