@@ -63,6 +63,14 @@ responses = _doc_table(
     sa.Index("ix_responses_thread_status", "thread_id", "status"),
     sa.Index("ix_responses_status", "status"),
 )
+# The events of a background response in order (its SSE stream, replayable by GET ?stream=true).
+response_events = sa.Table(
+    "response_events",
+    metadata,
+    sa.Column("response_id", sa.String(64), primary_key=True),
+    sa.Column("sequence_number", sa.Integer, primary_key=True),
+    sa.Column("data", sa.Text, nullable=False),
+)
 run_steps = _doc_table(
     "run_steps",
     sa.Column("run_id", sa.String(64), nullable=False),
