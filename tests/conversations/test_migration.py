@@ -50,7 +50,7 @@ def test_migration_keeps_messages_and_adds_responses(backend: str, server_factor
                 messages,
             )
         upgrade(engine)
-        assert current(engine) == "0004"
+        assert int(current(engine)) >= 4  # 0004 and any later revision applied
         with engine.connect() as conn:
             types = dict(conn.execute(sa.text("SELECT id, type FROM messages")).all())
             items = dict(conn.execute(sa.text("SELECT id, item FROM messages")).all())

@@ -68,7 +68,8 @@ def sse_events(http: httpx.Client, body: dict[str, Any], path: str = "/responses
 
 
 def check_sequence(events: list[dict]) -> None:
-    assert [e["sequence_number"] for e in events] == list(range(events[0]["sequence_number"], len(events)))
+    first = events[0]["sequence_number"]
+    assert [e["sequence_number"] for e in events] == list(range(first, first + len(events)))
 
 
 def test_text_string_input(client: openai.OpenAI, fake_llm: FakeOpenAI) -> None:

@@ -17,6 +17,7 @@ appends its input items and then its output items to the conversation's log in t
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
 from typing import Any, Protocol, TypeVar
 
@@ -66,6 +67,8 @@ ERROR_CODES = {
     "image_file_not_found",
 }
 CONTEXT_TOO_LONG = "Your input exceeds the context window of this model. Please adjust your input and try again."
+# A background response's streamed reply saves its recorded deltas at least this often, for resumed streams.
+RECORD_EVERY_S = 0.25
 INCLUDE_FILE_SEARCH_CONTENT = "step_details.tool_calls[*].file_search.results[*].content"
 
 
@@ -413,6 +416,7 @@ class ResponsesProjection:
         self.annotations = 0  # annotations of the open message's text so far
         self.calls: dict[int, int] = {}  # call index in the turn -> output index
         self.cut_short = False  # a reply ended at max_output_tokens
+        self.flushed_at = time.monotonic()  # when recorded events were last saved
 
     # -- events -----------------------------------------------------------------------------------------------------
 
@@ -474,6 +478,7 @@ class ResponsesProjection:
 
     async def flush_recorded(self) -> None:
         """Save recorded events outside a state change (e.g. a long reply's deltas, for resumed streams)."""
+        self.flushed_at = time.monotonic()
         if self.record and self.unrecorded:
             await self.owned_write(lambda conn: None)
 
@@ -589,6 +594,8 @@ class ResponsesProjection:
                 {**where, "annotation_index": self.annotations, "annotation": converted},
             )
             self.annotations += 1
+        if self.record and time.monotonic() - self.flushed_at >= RECORD_EVERY_S:
+            await self.flush_recorded()
 
     def _close_message(self, done: n.TextDone) -> None:
         item = self.message
@@ -749,7 +756,7 @@ class ResponsesProjection:
             response["completed_at"] = ts if status == "completed" else None
             t = schema.responses
             thread_id = conn.execute(sa.select(t.c.thread_id).where(t.c.id == self.execution_id)).scalar()
-            if thread_id is not None and status == "completed":
+            if thread_id is not None and status == "completed" and response.get("store") is not False:
                 from ..services.response_create import append_to_conversation  # noqa: PLC0415
 
                 append_to_conversation(conn, thread_id, self.state, self.output)
