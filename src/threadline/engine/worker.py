@@ -12,10 +12,10 @@ import logging
 from typing import Any, Protocol
 
 from .. import metrics
-from ..store import Store, executions, runs, schema
+from ..store import Store, dumps, executions, response_events, runs, schema
 from .executor import RunExecutor
 from .neutral import Usage
-from .responses import close_output, usage_of
+from .responses import close_output, error_event, usage_of
 from .runtime import EngineRuntime
 
 log = logging.getLogger("threadline.engine")
@@ -121,6 +121,13 @@ class Workers:
                 error = {"code": "server_error", "message": "The response was interrupted: its executor stopped."}
                 response.update(status="failed", error=error, usage=response.get("usage") or usage_of(Usage(0, 0)))
                 executions.save(conn, t, response, lease_owner=None)
+                if response.get("background"):  # its recorded stream ends the way a live one would
+                    seq = response_events.next_seq(conn, response_id)
+                    events = [
+                        {"type": "error", "sequence_number": seq, **error_event(error["message"], "server_error")},
+                        {"type": "response.failed", "sequence_number": seq + 1, "response": response},
+                    ]
+                    response_events.append(conn, response_id, [(e["sequence_number"], dumps(e)) for e in events])
                 count += 1
         if count:
             log.warning("recovered %d interrupted response(s)", count)
