@@ -17,6 +17,8 @@ from fakes import Reply, ToolCallSpec
 from fakes.fake_openai import FakeOpenAI
 from support.schemas import spec, validate
 from support.server import ServerHandle
+from threadline.store import Store
+from threadline.store import responses as response_rows
 
 MODEL = "gpt-4o-mini"
 WEATHER = {
@@ -110,10 +112,16 @@ def test_item_input_and_roles(client: openai.OpenAI, fake_llm: FakeOpenAI) -> No
     assert body["temperature"] == 0.3 and body["top_p"] == 0.9
 
 
-def test_store_false_is_not_retrievable(client: openai.OpenAI, fake_llm: FakeOpenAI) -> None:
+def test_store_false_is_not_retrievable(client: openai.OpenAI, fake_llm: FakeOpenAI, server: ServerHandle) -> None:
     fake_llm.script(Reply(text="ephemeral"))
     response = client.responses.create(model=MODEL, input="hi", store=False)
     assert response.output_text == "ephemeral" and response.store is False
+    store = Store(server.database_url)
+    try:
+        with store.read() as conn:
+            assert response_rows.fetch(conn, response.id) is None  # not kept at all
+    finally:
+        store.close()
     with pytest.raises(openai.NotFoundError):
         client.responses.retrieve(response.id)
     with pytest.raises(openai.BadRequestError) as err:

@@ -824,6 +824,8 @@ def _conversation_and_response_cases() -> list[Case]:
         "store_string": ({**base, "store": "yes"}, 400),
         "json_schema_no_name": ({**base, "text": {"format": {"type": "json_schema", "schema": {}}}}, 400),
         "tool_choice_function_no_name": ({**base, "tool_choice": {"type": "function"}}, 400),
+        "tool_choice_unknown_function": ({**base, "tool_choice": {"type": "function", "name": "nope"}}, 400),
+        "tool_choice_hosted_without_tool": ({**base, "tool_choice": {"type": "file_search"}}, 400),
         "call_without_output": ({**base, "input": [call]}, 400),
         "output_without_call": ({**base, "input": [output]}, 400),
         "output_call_id_null": ({**base, "input": [{**output, "call_id": None}]}, 400),

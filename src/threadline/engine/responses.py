@@ -787,6 +787,13 @@ class ResponsesProjection:
         self.response = response
         for data in terminal:
             self.sink.emit(data["type"], data)
+        if response.get("store") is False:  # executed and answered, but not kept
+
+            def forget() -> None:
+                with self.rt.store.write() as conn:
+                    Store.delete(conn, schema.responses, self.execution_id)
+
+            await asyncio.to_thread(forget)
 
     async def _lost(self) -> None:
         """Someone else ended the response (a cancel): report where it is now."""

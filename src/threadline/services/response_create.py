@@ -86,6 +86,23 @@ def check_pairs(prior: list[dict[str, Any]], items: list[dict[str, Any]]) -> Non
             raise Invalid(f"No tool output found for function call {call_id}.", param="input")
 
 
+def _check_tool_choice(body: rm.ResponseCreate) -> None:
+    """A tool_choice must name a tool of the request (Invalid, param tool_choice)."""
+    choice = body.tool_choice
+    tools = body.tools or []
+    if isinstance(choice, rm.ToolChoiceFunction):
+        if not any(isinstance(t, rm.FunctionTool) and t.name == choice.name for t in tools):
+            raise Invalid(
+                f"Tool choice '{choice.name}' not found in 'tools' parameter.",
+                param="tool_choice",
+                code="invalid_value",
+            )
+    elif isinstance(choice, rm.ToolChoiceHosted) and not any(t.type == choice.type for t in tools):
+        raise Invalid(
+            f"Tool choice '{choice.type}' not found in 'tools' parameter.", param="tool_choice", code="invalid_value"
+        )
+
+
 def _check_length(rt: Runtime, body: rm.ResponseCreate, model: str, context: list[dict[str, Any]]) -> None:
     """With `truncation: disabled` (the default) a context longer than the model's window is a 400."""
     if body.truncation == "auto":
@@ -209,6 +226,7 @@ def _prepare(conn: sa.Connection, rt: Runtime, body: rm.ResponseCreate, model: s
     else:
         prior, items = [], conversations.as_items(conn, models)
     check_pairs(prior, items)
+    _check_tool_choice(body)
     _check_length(rt, body, model, prior + items)
     response = svc.response_object(body, response_id=new_id("response"), created_at=now(), model=model)
     return response, items, state, thread_id
