@@ -333,10 +333,13 @@ def output_annotation(a: dict[str, Any]) -> dict[str, Any] | None:
 
 def file_search_item(call: dict[str, Any], arguments: str) -> dict[str, Any]:
     """A finished Assistants file_search call as a file_search_call item (results kept; `include` hides them)."""
-    try:
-        query = orjson.loads(arguments or "{}").get("query")
-    except (orjson.JSONDecodeError, AttributeError):
-        query = None
+    queries = (call.get("file_search") or {}).get("queries")
+    if not isinstance(queries, list):
+        try:
+            query = orjson.loads(arguments or "{}").get("query")
+        except (orjson.JSONDecodeError, AttributeError):
+            query = None
+        queries = [query] if isinstance(query, str) else []
     results = []
     for r in (call.get("file_search") or {}).get("results") or []:
         text = "".join(c.get("text", "") for c in r.get("content") or [])
@@ -349,7 +352,7 @@ def file_search_item(call: dict[str, Any], arguments: str) -> dict[str, Any]:
                 "attributes": r.get("attributes") or {},
             }
         )
-    return {"queries": [query] if isinstance(query, str) else [], "results": results}
+    return {"queries": [q for q in queries if isinstance(q, str)], "results": results}
 
 
 def apply_include(item: dict[str, Any], include: list[str]) -> dict[str, Any]:
@@ -586,6 +589,8 @@ class ResponsesProjection:
         self.emit("response.output_text.delta", {**where, "delta": event.text, "logprobs": []})
         for a in event.annotations:
             converted = output_annotation(a)
+            if converted is not None and converted["type"] == "file_citation" and not converted["filename"]:
+                converted["filename"] = self._filename(converted["file_id"])
             if converted is None:
                 continue
             part["annotations"].append(converted)
@@ -596,6 +601,14 @@ class ResponsesProjection:
             self.annotations += 1
         if self.record and time.monotonic() - self.flushed_at >= RECORD_EVERY_S:
             await self.flush_recorded()
+
+    def _filename(self, file_id: str) -> str:
+        """The name of a file this response's file_search found (its references in the working state)."""
+        for ref in (self.state.get("references") or {}).get("file_search", []):
+            for result in ref.get("results", []):
+                if result.get("file_id") == file_id:
+                    return result.get("filename") or ""
+        return ""
 
     def _close_message(self, done: n.TextDone) -> None:
         item = self.message
