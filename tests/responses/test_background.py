@@ -103,3 +103,21 @@ def test_cancel_queued_and_errors(client: openai.OpenAI, fake_llm: FakeOpenAI) -
         client.responses.cancel("resp_missing")
     with pytest.raises(openai.BadRequestError):
         client.responses.retrieve(sync.id, stream=True)  # only background responses keep their stream
+
+
+def test_stream_disconnect_stops_generation(http: httpx.Client, client: openai.OpenAI, fake_llm: FakeOpenAI) -> None:
+    fake_llm.script(Reply(text="word " * 200, chunks=200, tokens_per_s=20))
+    response_id = None
+    with http.stream("POST", "/responses", json={"model": MODEL, "input": "long", "stream": True}) as response:
+        for line in response.iter_lines():
+            if line.startswith("data: ") and '"response.output_text.delta"' in line:
+                break
+            if line.startswith("data: ") and '"response.created"' in line:
+                response_id = line.split('"id":"', 1)[1].split('"', 1)[0]
+    assert response_id is not None
+    deadline = time.monotonic() + 20
+    while client.responses.retrieve(response_id).status == "in_progress" and time.monotonic() < deadline:
+        time.sleep(0.1)
+    final = client.responses.retrieve(response_id)
+    assert final.status == "cancelled"
+    assert len(fake_llm.requests) == 1  # nothing was generated after it

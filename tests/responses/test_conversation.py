@@ -164,3 +164,21 @@ def test_store_false_leaves_conversation_alone(client: openai.OpenAI, fake_llm: 
     while time.monotonic() < deadline and items_asc(client, conv.id):
         time.sleep(0.05)
     assert items_asc(client, conv.id) == []
+
+
+def test_truncation_on_a_long_conversation(client: openai.OpenAI, fake_llm: FakeOpenAI) -> None:
+    # an 8k-context model: `disabled` (the default) refuses the request, `auto` drops the oldest items
+    items = [{"role": "user", "content": f"{i} " + "filler " * 900} for i in range(12)]
+    conv = client.conversations.create(items=items[:10])
+    client.conversations.items.create(conv.id, items=items[10:])
+    with pytest.raises(openai.BadRequestError) as err:
+        client.responses.create(model="llama3", conversation=conv.id, input="the final question")
+    assert err.value.code == "context_length_exceeded"
+    fake_llm.script(Reply(text="answered"))
+    response = client.responses.create(
+        model="llama3", conversation=conv.id, input="the final question", truncation="auto"
+    )
+    assert response.output_text == "answered" and response.truncation == "auto"
+    sent = fake_llm.requests[-1]["messages"]
+    assert sent[-1]["content"] == "the final question"
+    assert 1 < len(sent) < 12 and sent[0]["content"].startswith(str(12 - len(sent) + 1))

@@ -775,7 +775,8 @@ class ResponsesProjection:
                 append_to_conversation(conn, thread_id, self.state, self.output)
             self.response = response
             seq, pending = self.seq, list(self.unrecorded)
-            terminal.append(self._number(f"response.{status}", {"response": self._snapshot()}))
+            if status != "cancelled":  # the spec has no cancelled event: a cancelled stream just ends
+                terminal.append(self._number(f"response.{status}", {"response": self._snapshot()}))
             try:
                 self.flush_events(conn)
             except BaseException:

@@ -271,8 +271,21 @@ async def create_response(rt: Runtime, body: rm.ResponseCreate) -> Created:
     assert isinstance(projection, ResponsesProjection)
     projection.emit("response.created", {"response": response})
     task = rt.workers.spawn(rt.executor.execute(response["id"], sink, job))
-    stream = sink.sse() if isinstance(sink, EventSink) else None
+    stream = _until_disconnect(rt, response["id"], sink) if isinstance(sink, EventSink) else None
     return Created(response, stream, task, projection)
+
+
+async def _until_disconnect(rt: Runtime, response_id: str, sink: EventSink) -> AsyncIterator[bytes]:
+    """A streamed response's SSE bytes; a client that goes away before the end stops the generation (the response
+    ends `cancelled`), as a non-background stream cannot be resumed."""
+    finished = False
+    try:
+        async for chunk in sink.sse():
+            yield chunk
+        finished = True
+    finally:
+        if not finished:
+            rt.executor.signal_cancel(response_id)
 
 
 async def finish_sync(created: Created) -> dict[str, Any]:
