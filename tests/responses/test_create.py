@@ -334,3 +334,17 @@ def test_context_length_exceeded(client: openai.OpenAI, server: ServerHandle) ->
         client.responses.create(model=MODEL, input=huge)
     assert err.value.code == "context_length_exceeded"
     assert err.value.body["param"] == "input"
+
+
+def test_provider_drops_mid_reply(http: httpx.Client, client: openai.OpenAI, fake_llm: FakeOpenAI) -> None:
+    fake_llm.script(*[Reply(text="one two three four five six", chunks=6, drop_after=3)] * 5)
+    events, done = sse_events(http, {"model": MODEL, "input": "x", "stream": True})
+    assert done
+    check_sequence(events)
+    kinds = [e["type"] for e in events]
+    assert "response.output_text.delta" in kinds
+    assert kinds[-2:] == ["error", "response.failed"]
+    failed = events[-1]["response"]
+    assert failed["status"] == "failed" and failed["error"]["code"] == "server_error"
+    assert [item["status"] for item in failed["output"]] == ["incomplete"]
+    assert client.responses.retrieve(failed["id"]).status == "failed"
