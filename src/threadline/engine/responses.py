@@ -223,20 +223,41 @@ def item_tokens(item: dict[str, Any]) -> int:
     return count(item)
 
 
-def conversation_items(conn: sa.Connection, thread_id: str) -> list[dict[str, Any]]:
-    """Every item of a conversation, oldest first, as the Conversations API shows them (results included)."""
+def conversation_items(conn: sa.Connection, thread_id: str, max_tokens: int | None = None) -> list[dict[str, Any]]:
+    """A conversation's items, oldest first, as the Conversations API shows them (results included). With
+    `max_tokens`, only the newest items up to the first one past that many tokens are read (what cannot fit a
+    prompt is never loaded): the caller sees the total exceed `max_tokens` when older items were left unread."""
     from ..services import conversations  # noqa: PLC0415 - services import the engine
     from ..services import response_models as rm  # noqa: PLC0415
 
-    rows: list[log.ItemRow] = []
-    after = None
-    while True:
-        page, more = log.page(conn, thread_id, limit=500, order="asc", after=after)
-        rows += page
+    newest: list[dict[str, Any]] = []
+    after, size, total = None, 64, 0
+    while max_tokens is None or total <= max_tokens:
+        page, more = log.page(conn, thread_id, limit=size, order="desc", after=after)
+        for item in conversations.item_views(conn, page, set(rm.INCLUDABLE)):
+            newest.append(item)
+            total += item_tokens(item)
+            if max_tokens is not None and total > max_tokens:
+                break
         if not more or not page:
             break
-        after = page[-1].id
-    return conversations.item_views(conn, rows, set(rm.INCLUDABLE))
+        after, size = page[-1].id, min(size * 4, 1024)
+    return newest[::-1]
+
+
+def chain_items(conn: sa.Connection, previous_response_id: str, max_tokens: int | None = None) -> list[dict[str, Any]]:
+    """The previous_response_id chain's items, oldest first (each response's input then output); with
+    `max_tokens`, newer responses only, up to the first past that many tokens. Raises previous_response_not_found."""
+    from ..services import responses as svc  # noqa: PLC0415 - services import the engine
+
+    segments: list[list[dict[str, Any]]] = []
+    total = 0
+    for segment in svc.chain_segments(conn, previous_response_id):
+        segments.append(segment)
+        total += sum(item_tokens(i) for i in segment)
+        if max_tokens is not None and total > max_tokens:
+            break
+    return [item for segment in reversed(segments) for item in segment]
 
 
 class ResponsesContext:
@@ -252,16 +273,15 @@ class ResponsesContext:
         self.thread: dict[str, Any] = {}
 
     def load(self, conn: sa.Connection, spec: n.ExecutionSpec, state: dict[str, Any]) -> None:
-        from ..services import responses as svc  # noqa: PLC0415 - services import the engine
-
         t = schema.responses
         row = conn.execute(sa.select(t.c.thread_id, t.c.input).where(t.c.id == spec.id)).one()
         self.input = orjson.loads(row.input)
+        window = self.rt.providers.context_window(spec.model)  # nothing older than a window's worth is read
         if row.thread_id is not None:
             self.thread = Store.fetch(conn, schema.threads, row.thread_id) or {}
-            self.prior = conversation_items(conn, row.thread_id)
+            self.prior = conversation_items(conn, row.thread_id, window)
         elif spec.obj.get("previous_response_id"):
-            self.prior = svc.chain(conn, spec.obj["previous_response_id"])
+            self.prior = chain_items(conn, spec.obj["previous_response_id"], window)
 
     def build(self, conn: sa.Connection, spec: n.ExecutionSpec, state: dict[str, Any], turn: TurnPrompt) -> RunContext:
         response = spec.obj

@@ -27,6 +27,7 @@ from ..engine.responses import (
     INCLUDE_FILE_SEARCH_CONTENT,
     TERMINAL,
     ResponsesProjection,
+    chain_items,
     close_output,
     conversation_items,
 )
@@ -133,8 +134,15 @@ def _conversation(conn: sa.Connection, rt: Runtime, value: str) -> str:
     return thread_id
 
 
-def _previous(conn: sa.Connection, previous_id: str) -> list[dict[str, Any]]:
-    items = svc.chain(conn, previous_id)
+def _window(rt: Runtime, model: str) -> int | None:
+    try:
+        return rt.providers.context_window(model)
+    except ProviderError:
+        return None
+
+
+def _previous(conn: sa.Connection, previous_id: str, window: int | None) -> list[dict[str, Any]]:
+    items = chain_items(conn, previous_id, window)
     status = conn.execute(sa.select(schema.responses.c.status).where(schema.responses.c.id == previous_id)).scalar()
     if status in ("queued", "in_progress"):
         raise Invalid(
@@ -215,13 +223,13 @@ def _prepare(conn: sa.Connection, rt: Runtime, body: rm.ResponseCreate, model: s
     conv = body.conversation_id
     if conv is not None:
         thread_id = _conversation(conn, rt, conv)
-        prior = conversation_items(conn, thread_id)
+        prior = conversation_items(conn, thread_id, _window(rt, model))
         built = conversations.build_rows(conn, thread_id, models, param="input")
         items = conversations.item_views(conn, built, set(rm.INCLUDABLE))
         if body.store is not False:
             state["conversation_rows"] = [_row_json(r) for r in built]
     elif body.previous_response_id is not None:
-        prior = _previous(conn, body.previous_response_id)
+        prior = _previous(conn, body.previous_response_id, _window(rt, model))
         items = conversations.as_items(conn, models)
     else:
         prior, items = [], conversations.as_items(conn, models)
