@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from fastapi import APIRouter, Body, Request
@@ -14,6 +14,9 @@ from ..services.threads import ThreadChanges
 from . import commands, models
 from .common import deleted, frees_storage, json, runtime
 from .jsonbody import JSONRoute
+
+if TYPE_CHECKING:
+    from ..services.deps import Deps
 
 router = APIRouter(prefix="/v1/threads", tags=["threads"], route_class=JSONRoute)
 

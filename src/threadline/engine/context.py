@@ -24,6 +24,9 @@ from .tools import ToolContext
 if TYPE_CHECKING:
     from .runtime import EngineRuntime
 
+if TYPE_CHECKING:
+    from .runtime import EngineRuntime
+
 MESSAGE_OVERHEAD_TOKENS = 4
 IMAGE_TOKENS = 765
 MAX_THREAD_MESSAGES = 2000

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any, BinaryIO
 
+import sqlalchemy as sa
+
 from ..ids import new_id
 from ..store import now
 from ..store import uploads as repo
@@ -25,7 +27,7 @@ def _require_pending(upload: dict, now_s: int) -> None:
         raise Conflict(f"Upload {upload['id']} is {status}; it no longer accepts this operation.")
 
 
-def _load(conn: Any, upload_id: str, *, lock: bool = False) -> dict[str, Any]:
+def _load(conn: sa.Connection, upload_id: str, *, lock: bool = False) -> dict[str, Any]:
     upload = repo.get(conn, upload_id, lock=lock)
     if upload is None:
         raise NotFound("upload", upload_id)
