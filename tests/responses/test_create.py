@@ -348,3 +348,42 @@ def test_provider_drops_mid_reply(http: httpx.Client, client: openai.OpenAI, fak
     assert failed["status"] == "failed" and failed["error"]["code"] == "server_error"
     assert [item["status"] for item in failed["output"]] == ["incomplete"]
     assert client.responses.retrieve(failed["id"]).status == "failed"
+
+
+def test_agents_sdk_requests(http: httpx.Client, fake_llm: FakeOpenAI) -> None:
+    # the bodies the Agents SDK sends (contract §1.4): include [], strict tools with an empty description, the
+    # instructions re-sent on the tool turn, whose input is only the function_call_output
+    tool = {**WEATHER, "description": "", "strict": True}
+    fake_llm.script(
+        Reply(tool_calls=[ToolCallSpec("get_weather", '{"city":"Oslo"}', id="call_agents")]), Reply(text="Done.")
+    )
+    events, done = sse_events(
+        http,
+        {
+            "model": MODEL,
+            "stream": True,
+            "include": [],
+            "input": [{"content": "Weather?", "role": "user"}],
+            "instructions": "You are an agent.",
+            "tools": [tool],
+        },
+    )
+    first = events[-1]["response"]
+    assert done and first["status"] == "completed" and first["output"][0]["call_id"] == "call_agents"
+    second = http.post(
+        "/responses",
+        json={
+            "model": MODEL,
+            "stream": False,
+            "include": [],
+            "previous_response_id": first["id"],
+            "input": [{"call_id": "call_agents", "output": "sunny", "type": "function_call_output"}],
+            "instructions": "You are an agent.",
+            "tools": [tool],
+        },
+    )
+    assert second.status_code == 200, second.text
+    assert second.json()["output"][0]["content"][0]["text"] == "Done."
+    sent = fake_llm.requests[-1]["messages"]
+    assert sent[0] == {"role": "system", "content": "You are an agent."}
+    assert [m["role"] for m in sent] == ["system", "user", "assistant", "tool"]
