@@ -18,7 +18,8 @@ from threadline.engine.assistants import AssistantsProjection
 from threadline.engine.cancel import CancelSignal, PolledCancelSignal
 from threadline.engine.context import ContextSource, ThreadContext
 from threadline.engine.projection import Projection
-from threadline.engine.responses import ResponsesContext, ResponsesProjection
+from threadline.engine.response_context import ResponsesContext
+from threadline.engine.responses import ResponsesProjection
 from threadline.engine.runtime import EngineRuntime
 from threadline.engine.tools import ServerTool, TextProcessor
 from threadline.engine.worker import InProcessQueue, RunQueue

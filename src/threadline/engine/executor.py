@@ -19,7 +19,8 @@ from .cancel import CancelSignal, PolledCancelSignal
 from .context import ThreadContext
 from .events import NullSink
 from .loop import Execution
-from .responses import ResponsesContext, ResponsesProjection
+from .response_context import ResponsesContext
+from .responses import ResponsesProjection
 from .responses import Sink as ResponseSink
 from .runtime import EngineRuntime
 

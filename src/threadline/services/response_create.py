@@ -22,15 +22,8 @@ import orjson
 import sqlalchemy as sa
 
 from ..engine.events import EventSink, NullSink
-from ..engine.responses import (
-    CONTEXT_TOO_LONG,
-    INCLUDE_FILE_SEARCH_CONTENT,
-    TERMINAL,
-    ResponsesProjection,
-    chain_items,
-    close_output,
-    conversation_items,
-)
+from ..engine.response_context import CONTEXT_TOO_LONG, chain_items, conversation_items
+from ..engine.responses import INCLUDE_FILE_SEARCH_CONTENT, TERMINAL, ResponsesProjection, close_output
 from ..ids import new_id, thread_row_id
 from ..providers.base import ProviderError
 from ..store import Store, executions, now, response_events, schema
