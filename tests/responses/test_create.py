@@ -387,3 +387,16 @@ def test_agents_sdk_requests(http: httpx.Client, fake_llm: FakeOpenAI) -> None:
     sent = fake_llm.requests[-1]["messages"]
     assert sent[0] == {"role": "system", "content": "You are an agent."}
     assert [m["role"] for m in sent] == ["system", "user", "assistant", "tool"]
+
+
+def test_input_image_by_file_id(client: openai.OpenAI, fake_llm: FakeOpenAI) -> None:
+    from conversations.test_conversations import PNG  # noqa: PLC0415 - one shared test image
+
+    image = client.files.create(file=("dot.png", PNG), purpose="vision").id
+    fake_llm.script(Reply(text="A dot."))
+    content = [{"type": "input_text", "text": "What is this?"}, {"type": "input_image", "file_id": image}]
+    response = client.responses.create(model=MODEL, input=[{"role": "user", "content": content}])
+    assert response.output_text == "A dot."
+    parts = fake_llm.requests[-1]["messages"][-1]["content"]
+    assert parts[0] == {"type": "text", "text": "What is this?"}
+    assert parts[1]["type"] == "image_url" and parts[1]["image_url"]["url"].startswith("data:image/png;base64,")

@@ -5,6 +5,7 @@ assistant's tool calls, their outputs as tool messages), truncated per `truncati
 
 from __future__ import annotations
 
+import mimetypes
 from collections.abc import Callable
 from typing import Any
 
@@ -109,7 +110,11 @@ def _content_text(content: Any) -> str:
     return "\n".join(pieces)
 
 
-def _message_content(item: dict[str, Any], images: bool) -> str | list[dict[str, Any]]:
+# An image given by file id, as a provider image part (None: the file is gone).
+ImageLoader = Callable[[str], dict[str, Any] | None]
+
+
+def _message_content(item: dict[str, Any], images: bool, load: ImageLoader | None) -> str | list[dict[str, Any]]:
     content = item.get("content")
     if isinstance(content, str):
         return content
@@ -122,6 +127,9 @@ def _message_content(item: dict[str, Any], images: bool) -> str | list[dict[str,
             parts.append({"type": "text", "text": part.get("refusal") or ""})
         elif kind == "input_image" and images and part.get("image_url") and item.get("role") == "user":
             parts.append({"type": "image_url", "url": part["image_url"]})
+        elif kind == "input_image" and images and part.get("file_id") and load and item.get("role") == "user":
+            image = load(part["file_id"])
+            parts.append(image or {"type": "text", "text": f"[image {part['file_id']} was deleted]"})
         elif kind == "input_image":
             parts.append({"type": "text", "text": f"[image omitted: {part.get('file_id') or 'url'}]"})
         elif kind == "input_file":
@@ -135,7 +143,7 @@ def _output_text(output: Any) -> str:
     return output if isinstance(output, str) else _content_text(output)
 
 
-def items_to_messages(items: list[dict[str, Any]], images: bool) -> list[ChatMessage]:
+def items_to_messages(items: list[dict[str, Any]], images: bool, load: ImageLoader | None = None) -> list[ChatMessage]:
     """Conversation items as chat messages: messages by role (system and developer as system), consecutive
     function_call items as one assistant message with tool calls, function_call_output items as tool messages.
     Server tool items and reasoning are history the model has already used: left out."""
@@ -145,7 +153,7 @@ def items_to_messages(items: list[dict[str, Any]], images: bool) -> list[ChatMes
         if kind == "message":
             role = item.get("role", "user")
             role = "system" if role in ("system", "developer") else role
-            out.append(ChatMessage(role=role, content=_message_content(item, images)))
+            out.append(ChatMessage(role=role, content=_message_content(item, images, load)))
         elif kind == "function_call":
             call = ToolCall(id=item["call_id"], name=item["name"], arguments=item.get("arguments") or "")
             last = out[-1] if out else None
@@ -251,7 +259,7 @@ class ResponsesContext:
         if used > budget:
             raise PromptTooLarge(CONTEXT_TOO_LONG)
         messages = [ChatMessage(role="system", content=turn.system_prompt)] if turn.system_prompt else []
-        messages += items_to_messages(prior + own, turn.images)
+        messages += items_to_messages(prior + own, turn.images, lambda file_id: self._image(conn, file_id))
         request = ChatRequest(
             model=turn.upstream_model,
             messages=messages,
@@ -264,6 +272,16 @@ class ResponsesContext:
             response_format=response_format_for_provider(text_format(response)),
         )
         return RunContext(request=request, prompt_tokens=used, truncated=truncated)
+
+    def _image(self, conn: sa.Connection, file_id: str) -> dict[str, Any] | None:
+        row = conn.execute(
+            sa.select(schema.files.c.blob_key, schema.files.c.data).where(schema.files.c.id == file_id)
+        ).first()
+        if row is None:
+            return None
+        mime = mimetypes.guess_type(orjson.loads(row[1])["filename"])[0] or "image/png"
+        with self.rt.blobs.open(row[0]) as f:
+            return {"type": "image", "data": f.read(), "mime_type": mime}
 
     def tool_context(
         self, spec: n.ExecutionSpec, state: dict[str, Any], tool_config: dict[str, Any], prior: list[dict[str, Any]]
