@@ -291,5 +291,7 @@ class ResponsesContext:
         stores = tool_config.get("vector_store_ids") or []
         assistant = {"id": None, "tool_resources": {"file_search": {"vector_store_ids": stores}}}
         thread = {**self.thread, "tool_resources": {}} if self.thread else {"id": None, "tool_resources": {}}
-        run = {**spec.obj, "thread_id": self.thread.get("id")}
+        # Server tools key per-conversation state (the code_interpreter session) by the run's thread: a response
+        # without a conversation gets its own key, never a session shared with unrelated responses.
+        run = {**spec.obj, "thread_id": self.thread.get("id") or spec.id, "assistant_id": None}
         return ToolContext(self.rt, run, thread, assistant, tool_config, state.get("include", []), prior)
