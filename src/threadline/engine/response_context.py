@@ -243,19 +243,20 @@ class ResponsesContext:
         used += sum(item_tokens(i) for i in own)
         reserve = turn.max_tokens or min(4096, turn.context_window // 4)
         budget = turn.context_window - reserve
-        prior = list(self.prior)
+        prior = self.prior
         costs = [item_tokens(i) for i in prior]
-        truncated = False
-        while prior and used + sum(costs) > budget:
+        total, start = sum(costs), 0
+        while start < len(prior) and used + total > budget:
             if response.get("truncation") != "auto":
                 raise PromptTooLarge(CONTEXT_TOO_LONG)
-            prior.pop(0)  # oldest first; a tool output left without its call is dropped with it below
-            costs.pop(0)
-            truncated = True
-        while prior and prior[0].get("type") == "function_call_output":
-            prior.pop(0)
-            costs.pop(0)
-        used += sum(costs)
+            total -= costs[start]  # oldest first; a tool output left without its call is dropped below
+            start += 1
+        while start < len(prior) and prior[start].get("type") == "function_call_output":
+            total -= costs[start]
+            start += 1
+        truncated = start > 0
+        prior = prior[start:]
+        used += total
         if used > budget:
             raise PromptTooLarge(CONTEXT_TOO_LONG)
         messages = [ChatMessage(role="system", content=turn.system_prompt)] if turn.system_prompt else []

@@ -68,10 +68,11 @@ def check_pairs(prior: list[dict[str, Any]], items: list[dict[str, Any]]) -> Non
     """Every function call in the context has an output, and every output of this request answers a call
     (contract §5.5: matched across the chain or conversation and the input). Raises Invalid (param input)."""
     context = prior + items
-    calls = [i["call_id"] for i in context if i.get("type") == "function_call"]
+    calls = list(dict.fromkeys(i["call_id"] for i in context if i.get("type") == "function_call"))
+    known = set(calls)
     answered = {i.get("call_id") for i in context if i.get("type") == "function_call_output"}
     for item in items:
-        if item.get("type") == "function_call_output" and item.get("call_id") not in calls:
+        if item.get("type") == "function_call_output" and item.get("call_id") not in known:
             raise Invalid(
                 f"No tool call found for function call output with call_id {item.get('call_id')}.", param="input"
             )
