@@ -12,8 +12,10 @@ import logging
 from typing import Any, Protocol
 
 from .. import metrics
-from ..store import Store, executions, runs, schema
+from ..store import Store, dumps, executions, response_events, runs, schema
 from .executor import RunExecutor
+from .neutral import Usage
+from .responses import close_output, error_event, usage_of
 from .runtime import EngineRuntime
 
 log = logging.getLogger("threadline.engine")
@@ -77,7 +79,7 @@ class Workers:
 
     def _queued_runs(self) -> list[str]:
         with self.rt.store.read() as conn:
-            return executions.queued_ids(conn, schema.runs)
+            return executions.queued_ids(conn, schema.runs) + executions.queued_ids(conn, schema.responses)
 
     # -- recovery and sweeping ------------------------------------------------------------------------------------
 
@@ -103,7 +105,33 @@ class Workers:
             metrics.run_finished(run)
         if finished:
             log.warning("recovered %d interrupted run(s)", len(finished))
-        return len(finished)
+        return len(finished) + self._recover_responses(ts, recover_all)
+
+    def _recover_responses(self, ts: int, recover_all: bool) -> int:
+        """Responses left in_progress by a crashed executor become failed (server_error), their open items
+        incomplete; queued ones stay queued (re-queued at start-up)."""
+        t = schema.responses
+        count = 0
+        with self.rt.store.write() as conn:
+            for response_id in executions.orphaned_ids(conn, t, ts, recover_all):
+                response = Store.fetch(conn, t, response_id, lock=True)
+                if response is None or response["status"] != "in_progress":
+                    continue
+                close_output(response.get("output") or [])
+                error = {"code": "server_error", "message": "The response was interrupted: its executor stopped."}
+                response.update(status="failed", error=error, usage=response.get("usage") or usage_of(Usage(0, 0)))
+                executions.save(conn, t, response, lease_owner=None)
+                if response.get("background"):  # its recorded stream ends the way a live one would
+                    seq = response_events.next_seq(conn, response_id)
+                    events = [
+                        {"type": "error", "sequence_number": seq, **error_event(error["message"], "server_error")},
+                        {"type": "response.failed", "sequence_number": seq + 1, "response": response},
+                    ]
+                    response_events.append(conn, response_id, [(e["sequence_number"], dumps(e)) for e in events])
+                count += 1
+        if count:
+            log.warning("recovered %d interrupted response(s)", count)
+        return count
 
     def expire(self) -> int:
         """Runs past expires_at that no live executor is driving become `expired`."""
