@@ -7,6 +7,7 @@ failed continuation, stored continuation across connections, compaction items as
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -222,3 +223,18 @@ def test_unauthenticated_connection_is_refused(
             ws.recv(timeout=30)
         assert getattr(closed.value, "rcvd", None) is not None and closed.value.rcvd.code == 1008
     assert len(fake_llm.requests) == 0
+
+
+def test_closing_mid_stream_cancels_the_response(
+    server: ServerHandle, client: openai.OpenAI, fake_llm: FakeOpenAI
+) -> None:
+    fake_llm.script(Reply(text="word " * 200, chunks=200, tokens_per_s=20))
+    with open_ws(server) as ws:
+        ws.send(json.dumps({"type": "response.create", "model": MODEL, "input": "long"}))
+        response_id = json.loads(ws.recv(timeout=60))["response"]["id"]
+        while json.loads(ws.recv(timeout=60))["type"] != "response.output_text.delta":
+            pass
+    deadline = time.monotonic() + 30
+    while client.responses.retrieve(response_id).status == "in_progress" and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert client.responses.retrieve(response_id).status == "cancelled"

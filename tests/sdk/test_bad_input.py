@@ -866,6 +866,7 @@ def _conversation_and_response_cases() -> list[Case]:
         "compaction_not_base64": {**base, "input": [{"type": "compaction", "encrypted_content": "%%%"}]},
         "compaction_no_content": {**base, "input": [{"type": "compaction"}]},
         "previous_unknown": {**base, "previous_response_id": "resp_nope"},
+        "input_too_long_for_context": {**base, "input": "word " * 300_000},
     }
     for k, v in compact_bodies.items():
         cases.append((f"compact_response-{k}", "POST", "/responses/compact", {"json": v}, 400))

@@ -140,19 +140,23 @@ class Connection:
                 self._evict(previous)  # a failed continuation cannot be retried from this state
             await self.ws.send_text(orjson.dumps(_error_frame(_api_error(exc))).decode())
             return
-        assert created.stream is not None
+        stream = created.stream
+        assert stream is not None
         final: dict[str, Any] | None = None
-        async for chunk in created.stream:
-            for line in chunk.split(b"\n"):
-                if not line.startswith(b"data: {"):
-                    continue  # event names, keep-alives and the SSE-only [DONE]
-                event = orjson.loads(line[6:])
-                response = event.get("response")
-                if continued and isinstance(response, dict):
-                    response["previous_response_id"] = continued
-                if event.get("type") in ("response.completed", "response.incomplete", "response.failed"):
-                    final = response
-                await self.ws.send_text(orjson.dumps(event).decode())
+        try:
+            async for chunk in stream:
+                for line in chunk.split(b"\n"):
+                    if not line.startswith(b"data: {"):
+                        continue  # event names, keep-alives and the SSE-only [DONE]
+                    event = orjson.loads(line[6:])
+                    response = event.get("response")
+                    if continued and isinstance(response, dict):
+                        response["previous_response_id"] = continued
+                    if event.get("type") in ("response.completed", "response.incomplete", "response.failed"):
+                        final = response
+                    await self.ws.send_text(orjson.dumps(event).decode())
+        finally:
+            await stream.aclose()  # type: ignore[attr-defined]  # a client gone mid-stream cancels the response
         if final is None:
             return
         if final.get("status") == "failed" and continued:

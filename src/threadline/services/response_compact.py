@@ -20,11 +20,13 @@ import anyio.to_thread
 import orjson
 from pydantic import Field
 
-from ..engine.response_context import chain_items, items_to_messages
+from ..engine.context import MESSAGE_OVERHEAD_TOKENS
+from ..engine.response_context import CONTEXT_TOO_LONG, chain_items, items_to_messages
 from ..ids import new_id
 from ..providers.base import ChatMessage, ChatRequest, ProviderError, TextDelta, Usage
 from ..providers.router import ModelNotRoutable
 from ..store import now
+from ..tokens import count_tokens
 from . import conversations
 from . import response_models as rm
 from . import responses as svc
@@ -136,6 +138,10 @@ async def _summarise(rt: Runtime, model: str, messages: list[ChatMessage]) -> tu
         provider, upstream = rt.providers.resolve(model)
     except ModelNotRoutable as exc:
         raise Invalid(f"The requested model '{model}' does not exist.", param="model", code="model_not_found") from exc
+    window = rt.providers.context_window(model)
+    tokens = sum(count_tokens(str(m.content or "")) + MESSAGE_OVERHEAD_TOKENS for m in messages)
+    if tokens > window - MAX_SUMMARY_TOKENS:
+        raise Invalid(CONTEXT_TOO_LONG, param="input", code="context_length_exceeded")
     request = ChatRequest(model=upstream, messages=messages, max_tokens=MAX_SUMMARY_TOKENS)
     text, prompt, completion = [], 0, 0
     try:
