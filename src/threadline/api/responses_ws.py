@@ -9,7 +9,6 @@ sent as `{"type": "error", "status", "error": {type, code, message, param}}` and
 
 from __future__ import annotations
 
-import logging
 from collections import OrderedDict
 from typing import Any
 
@@ -26,11 +25,8 @@ from ..services.errors import DomainError
 from .errors import APIError, _most_specific, domain_error, validation_error
 
 router = APIRouter()
-log = logging.getLogger(__name__)
 
 MAX_CACHED = 16  # store:false responses a connection can continue from (oldest dropped first)
-
-
 REPLAYABLE = ("message", "function_call", "function_call_output", "reasoning")
 
 
