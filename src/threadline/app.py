@@ -20,6 +20,7 @@ from .api import (
     messages,
     model_list,
     responses,
+    responses_ws,
     runs,
     threads,
     uploads,
@@ -204,6 +205,7 @@ def create_app(
         containers,
     ):  # runs before threads: /threads/runs
         app.include_router(module.router)
+    app.include_router(responses_ws.router)
 
     @app.get("/health")
     def health() -> dict:

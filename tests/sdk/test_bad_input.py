@@ -45,6 +45,7 @@ JSON_ENDPOINTS = [
     ("create_container", "POST", "/containers"),
     ("create_container_file", "POST", "/containers/{cntr}/files"),
     ("create_response", "POST", "/responses"),
+    ("compact_response", "POST", "/responses/compact"),
 ]
 BODY_OPTIONAL = ("create_thread", "modify_thread", "modify_assistant", "modify_message", "create_conversation")
 MALFORMED_BODIES = {
@@ -853,7 +854,24 @@ def _conversation_and_response_cases() -> list[Case]:
     }
     for k, (v, status) in create_bodies.items():
         cases.append((f"create_response-{k}", "POST", "/responses", {"json": v}, status))
+    forged = {"type": "compaction", "encrypted_content": "tlc1.eyJ2IjoxLCJzdW1tYXJ5IjoieCJ9.AAAA"}
+    compact_bodies: dict[str, dict[str, Any]] = {
+        "missing_model": {"input": "hi"},
+        "model_empty": {"model": "", "input": "hi"},
+        "prompt_cache_key_65": {**base, "input": "hi", "prompt_cache_key": "k" * 65},
+        "prompt_cache_retention_bad": {**base, "input": "hi", "prompt_cache_retention": "1y"},
+        "service_tier_bad": {**base, "input": "hi", "service_tier": "premium"},
+        "input_number": {**base, "input": 5},
+        "forged_compaction": {**base, "input": [forged]},
+        "compaction_not_base64": {**base, "input": [{"type": "compaction", "encrypted_content": "%%%"}]},
+        "compaction_no_content": {**base, "input": [{"type": "compaction"}]},
+        "previous_unknown": {**base, "previous_response_id": "resp_nope"},
+        "input_too_long_for_context": {**base, "input": "word " * 300_000},
+    }
+    for k, v in compact_bodies.items():
+        cases.append((f"compact_response-{k}", "POST", "/responses/compact", {"json": v}, 400))
     cases += [
+        ("create_response-forged_compaction", "POST", "/responses", {"json": {**base, "input": [forged]}}, 400),
         ("cancel_response-unknown", "POST", "/responses/resp_nope/cancel", {}, 404),
         ("cancel_response-not_background", "POST", "/responses/{resp}/cancel", {}, 400),
         ("cancel_response-nul", "POST", "/responses/resp_%00/cancel", {}, 400),

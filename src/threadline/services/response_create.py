@@ -29,7 +29,7 @@ from ..providers.base import ProviderError
 from ..store import Store, executions, now, response_events, schema
 from ..store import items as log
 from ..store import responses as rows
-from . import conversations
+from . import conversations, response_compact
 from . import response_models as rm
 from . import responses as svc
 from .errors import Invalid, NotFound
@@ -228,6 +228,7 @@ def _prepare(conn: sa.Connection, rt: Runtime, body: rm.ResponseCreate, model: s
     else:
         prior, items = [], conversations.as_items(conn, models)
     check_pairs(prior, items)
+    response_compact.expand(rt.settings.data_dir, items)  # a compaction blob not ours is a 400 now
     _check_tool_choice(body)
     _check_length(rt, body, model, prior + items)
     response = svc.response_object(body, response_id=new_id("response"), created_at=now(), model=model)
