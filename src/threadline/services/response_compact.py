@@ -66,13 +66,19 @@ def _key(data_dir: Path) -> bytes:
     """This server's compaction key (32 random bytes in `<data_dir>/compaction.key`, made on first use)."""
     path = data_dir / "compaction.key"
     if path not in _keys:
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
-            pass  # made before (or by another process just now)
-        else:
+        if not path.exists():
+            # written whole under a temporary name, then linked into place: a process starting at the same moment
+            # either wins the link or reads the winner's complete key, never a half-written file
+            tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with os.fdopen(fd, "wb") as f:
                 f.write(secrets.token_bytes(32))
+            try:
+                os.link(tmp, path)
+            except FileExistsError:
+                pass  # another process made it first: use theirs
+            finally:
+                tmp.unlink()
         key = path.read_bytes()
         if len(key) != 32:
             raise RuntimeError(f"{path} is not a 32-byte compaction key")
