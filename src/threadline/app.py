@@ -74,7 +74,7 @@ class Runtime:
         self.reserve: StorageReserve = _storage_reserve(self.store, settings)
         self.reserve.ensure()
         self._maintenance: list[asyncio.Task[None]] = []
-        self.keys: KeyChecker = KeyChecker(self.store, settings.api_keys)
+        self.keys: KeyChecker = KeyChecker(self.store, settings.api_keys, settings.admin_keys)
         router = providers or provider_router.from_settings(settings)
         self.providers: metrics.InstrumentedRouter = metrics.InstrumentedRouter(router)
         self.model_lister: ModelLister = ModelLister.from_settings(router, settings)
