@@ -18,6 +18,7 @@ from .api import (
     files,
     messages,
     model_list,
+    organization,
     responses,
     runs,
     threads,
@@ -39,7 +40,9 @@ from .providers.listing import ModelLister
 from .readiness import readiness
 from .sandbox import Sandbox, SandboxManager
 from .services import uploads as services_uploads
+from .services import usage as services_usage
 from .services import vector_stores as services_vector_stores
+from .services.prices import Prices
 from .store import Store
 from .store.blobs import BlobStore, open_blob_store
 from .store.storage import StorageReserve, is_disk_full
@@ -75,6 +78,8 @@ class Runtime:
         self.reserve.ensure()
         self._maintenance: list[asyncio.Task[None]] = []
         self.keys: KeyChecker = KeyChecker(self.store, settings.api_keys, settings.admin_keys)
+        self.prices: Prices = Prices.load(settings.prices_file)
+        self.vector_store_snapshots = services_usage.VectorStoreSnapshots()
         router = providers or provider_router.from_settings(settings)
         self.providers: metrics.InstrumentedRouter = metrics.InstrumentedRouter(router)
         self.model_lister: ModelLister = ModelLister.from_settings(router, settings)
@@ -145,13 +150,14 @@ class Runtime:
 
     async def _maintain(self) -> None:
         """Every `maintenance_s` (30 s): take the storage reserve back once there is room again (deletes on a full disk
-        release it), and delete the parts of uploads that expired."""
+        release it), delete the parts of uploads that expired, and take the day's vector store sizes (usage)."""
         while True:
             await asyncio.sleep(self.settings.maintenance_s)
             try:
                 if self.reserve.held < self.reserve.size:
                     await asyncio.to_thread(self.reserve.ensure)
                 await asyncio.to_thread(services_uploads.expire_stale, self)
+                await asyncio.to_thread(self.vector_store_snapshots.maybe_take, self.store, self.clock.now())
             except Exception as exc:
                 if not is_disk_full(exc):
                     log.exception("storage maintenance failed")
@@ -206,6 +212,7 @@ def create_app(
         model_list,
         conversations,
         responses,
+        organization,
     ):  # runs before threads: /threads/runs
         app.include_router(module.router)
 
