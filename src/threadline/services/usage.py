@@ -92,7 +92,8 @@ def _window(q: UsageQuery, now: int, limits: tuple[int, int]) -> tuple[int, int,
     first = q.start_time - q.start_time % width
     if q.page is not None:
         raw = q.page.removeprefix(PAGE_PREFIX)
-        if not q.page.startswith(PAGE_PREFIX) or not raw.isdigit() or int(raw) % width or int(raw) < first:
+        valid = q.page.startswith(PAGE_PREFIX) and raw.isascii() and raw.isdigit() and len(raw) <= 15
+        if not valid or int(raw) % width or int(raw) < first:
             raise Invalid("Invalid 'page': use the `next_page` value of a previous response.", param="page")
         first = int(raw)
     limit = q.limit if q.limit is not None else limits[0]
