@@ -79,7 +79,8 @@ class Runtime:
         self._maintenance: list[asyncio.Task[None]] = []
         self.keys: KeyChecker = KeyChecker(self.store, settings.api_keys, settings.admin_keys)
         self.prices: Prices = Prices.load(settings.prices_file)
-        self.vector_store_snapshots = services_usage.VectorStoreSnapshots()
+        # vector store sizes for usage: every 10 maintenance passes (5 min by default)
+        self.vector_store_snapshots = services_usage.VectorStoreSnapshots(10 * settings.maintenance_s)
         router = providers or provider_router.from_settings(settings)
         self.providers: metrics.InstrumentedRouter = metrics.InstrumentedRouter(router)
         self.model_lister: ModelLister = ModelLister.from_settings(router, settings)

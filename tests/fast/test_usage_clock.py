@@ -76,11 +76,13 @@ async def test_cancelled_run_records_its_interrupted_call(client, http, llm, run
     assert detail["turns"][0]["input_tokens"] == sum(detail["prompt_tokens_by_source"].values())
 
 
-async def test_vector_store_snapshot_once_per_clock_day(client, http, runtime, clock) -> None:  # noqa: ANN001
+async def test_vector_store_size_once_per_clock_day(client, http, runtime, clock) -> None:  # noqa: ANN001
     store = await client.vector_stores.create(name="s")
     snaps = runtime.vector_store_snapshots
     assert snaps.maybe_take(runtime.store, clock.now()) == 1
-    assert snaps.maybe_take(runtime.store, clock.now()) == 0  # the same day: nothing
+    assert snaps.maybe_take(runtime.store, clock.now()) == 0  # taken moments ago
+    clock.advance(snaps.interval_s)
+    assert snaps.maybe_take(runtime.store, clock.now()) == 0  # the same day, the same size: nothing to write
     clock.advance(86400)
     assert snaps.maybe_take(runtime.store, clock.now()) == 1
     with runtime.store.read() as conn:

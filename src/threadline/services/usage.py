@@ -343,18 +343,23 @@ def run_usage(conn: sa.Connection, run_id: str, prices: Prices) -> dict[str, Any
 
 
 class VectorStoreSnapshots:
-    """Takes each vector store's size once per UTC day of the runtime's clock (called by the maintenance pass;
-    between days a call costs nothing). Every process may call it: the store keeps one row per store and day."""
+    """Keeps each vector store's size for the day (of the runtime's clock) up to date: called by the maintenance
+    pass, at most every `interval_s`, it adds a row for a store not yet seen that day and raises it when the store
+    has grown (store/usage.py). Every process may call it: the rows stay one per store and day."""
 
-    def __init__(self) -> None:
-        self.day: int | None = None
+    def __init__(self, interval_s: float = 300.0) -> None:
+        self.interval_s = interval_s
+        self.last: float | None = None
 
     def maybe_take(self, store: Store, at: int) -> int:
-        """Record today's sizes if this process has not yet; returns how many rows were added."""
-        day = at - at % records.DAY_S
-        if day == self.day:
+        """Record the day's sizes unless that was done less than `interval_s` ago (and on the same day); returns
+        how many rows were added or raised."""
+        if (
+            self.last is not None
+            and at - self.last < self.interval_s
+            and at // records.DAY_S == self.last // records.DAY_S
+        ):
             return 0
+        self.last = at
         with store.write() as conn:
-            added = records.snapshot_vector_stores(conn, at)
-        self.day = day
-        return added
+            return records.snapshot_vector_stores(conn, at)

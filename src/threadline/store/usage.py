@@ -3,7 +3,7 @@
 Kinds: `completion` (one model call, i.e. one turn of a run: tokens, model, provider, latency), `embedding` (the
 chunks of one ingested file: their tokens), `file_search_call` (the file_search calls of one turn: `quantity`),
 `code_interpreter_session` (a thread's sandbox session opened: one per thread per SESSION_S), `vector_store_bytes`
-(a store's `usage_bytes` on one UTC day: `quantity`, taken once per day by the maintenance pass).
+(a store's largest `usage_bytes` on one UTC day: `quantity`, kept up to date by the maintenance pass).
 """
 
 from __future__ import annotations
@@ -52,25 +52,37 @@ def open_session(conn: sa.Connection, thread_id: str, at: int, **cols: Any) -> b
 
 
 def snapshot_vector_stores(conn: sa.Connection, at: int) -> int:
-    """Record each vector store's `usage_bytes` for the UTC day holding `at` (once per store and day; the row's
-    `created_at` is the day's start). Returns how many rows were added."""
+    """Record each vector store's `usage_bytes` for the UTC day holding `at`: one row per store and day (its
+    `created_at` the day's start) holding the largest size seen that day. Returns how many rows were added or
+    raised."""
     from .sql import loads
 
     day = at - at % DAY_S
     t = schema.usage_records
-    done = set(
+    today = dict(
         conn.execute(
-            sa.select(t.c.vector_store_id).where(t.c.kind == "vector_store_bytes", t.c.created_at == day)
-        ).scalars()
+            sa.select(t.c.vector_store_id, t.c.quantity).where(t.c.kind == "vector_store_bytes", t.c.created_at == day)
+        ).all()
     )
-    added = 0
-    for store_id, raw in conn.execute(sa.select(schema.vector_stores.c.id, schema.vector_stores.c.data)):
-        if store_id in done:
+    sizes = dict.fromkeys(conn.execute(sa.select(schema.vector_stores.c.id)).scalars(), 0)
+    f = schema.vector_store_files
+    for store_id, raw in conn.execute(sa.select(f.c.vector_store_id, f.c.data).where(f.c.status == "completed")):
+        if store_id in sizes:  # a store's size is its completed files' (as the API reports it)
+            sizes[store_id] += int(loads(raw).get("usage_bytes") or 0)
+    changed = 0
+    for store_id, size in sizes.items():
+        if store_id not in today:
+            record(conn, "vector_store_bytes", day, vector_store_id=store_id, quantity=size)
+        elif size > today[store_id]:
+            conn.execute(
+                t.update()
+                .where(t.c.kind == "vector_store_bytes", t.c.created_at == day, t.c.vector_store_id == store_id)
+                .values(quantity=size)
+            )
+        else:
             continue
-        size = int(loads(raw).get("usage_bytes") or 0)
-        record(conn, "vector_store_bytes", day, vector_store_id=store_id, quantity=size)
-        added += 1
-    return added
+        changed += 1
+    return changed
 
 
 @dataclass(frozen=True)
