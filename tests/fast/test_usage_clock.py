@@ -95,3 +95,15 @@ async def test_vector_store_size_once_per_clock_day(client, http, runtime, clock
         )
     ).json()
     assert sum(len(b["results"]) for b in page["data"]) == 2
+
+
+async def test_a_call_reported_as_zero_tokens_is_estimated(client, http, llm) -> None:  # noqa: ANN001
+    assistant = await client.beta.assistants.create(model="gpt-4o-mini", instructions="Be brief.")
+    thread = await client.beta.threads.create(messages=[{"role": "user", "content": "hello there"}])
+    llm.script(Turn(text="Four words in reply", usage=(0, 0)))
+    run = await client.beta.threads.runs.create_and_poll(thread_id=thread.id, assistant_id=assistant.id)
+    assert run.status == "completed"
+    turn = (await http.get(f"/organization/usage/runs/{run.id}")).json()["turns"][0]
+    assert turn["estimated"] is True
+    assert turn["input_tokens"] == sum(turn["prompt_tokens_by_source"].values()) > 0
+    assert turn["output_tokens"] == 4  # "Four words in reply" in o200k_base

@@ -111,3 +111,17 @@ def test_vector_store_bytes_per_day(admin, searched) -> None:  # noqa: ANN001
     item = totals(costs, "line_item")[("vector store storage",)]
     assert item["quantity"] == pytest.approx(searched["size"] / 1e9)
     assert item["amount"] == pytest.approx(searched["size"] / 1e9 * PRICES["tools"]["vector_store_gb_day"])
+
+
+def test_upstream_without_usage_still_counts(admin, server, fake_llm) -> None:  # noqa: ANN001
+    """An upstream that reports no usage still leaves a row with tokens (the provider adapter's estimate)."""
+    client = make_client(server.base_url, api_key=KEY_A)
+    assistant = client.beta.assistants.create(model="model-b", instructions="Be brief.")
+    thread = client.beta.threads.create(messages=[{"role": "user", "content": "Count my words please"}])
+    fake_llm.script(Reply(text="Four words in reply", usage=False))
+    run = client.beta.threads.runs.create_and_poll(thread_id=thread.id, assistant_id=assistant.id, poll_interval_ms=50)
+    client.close()
+    assert run.status == "completed"
+    turn = get(admin, f"/organization/usage/runs/{run.id}")["turns"][0]
+    assert turn["input_tokens"] > 0 and turn["output_tokens"] > 0
+    assert sum(turn["prompt_tokens_by_source"].values()) > 0

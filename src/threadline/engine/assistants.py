@@ -428,6 +428,11 @@ class AssistantsProjection:
         parts = self.state.pop("prompt_parts", None)
         if turn is None:
             return
+        if not (turn.prompt_tokens or turn.completion_tokens) and parts:
+            # The provider reported no usage: count what was sent and the reply, as for an interrupted call.
+            reply = count_tokens(self.text) if self.message is not None else 0
+            turn = n.Usage(sum(parts.values()), reply, turn.latency_ms)
+            estimated = True
         at = self.rt.clock.now()
         ids = self._usage_ids()
         data: dict[str, Any] = {"prompt": parts} if parts else {}

@@ -90,9 +90,3 @@ def get(conn: sa.Connection, key_id: str) -> dict[str, Any] | None:
 def delete(conn: sa.Connection, key_id: str) -> bool:
     t = schema.admin_api_keys
     return conn.execute(t.delete().where(t.c.id == key_id)).rowcount > 0
-
-
-def touch(conn: sa.Connection, value: str) -> None:
-    """Set `last_used_at` of the stored admin key `value` (no-op for env keys)."""
-    t = schema.admin_api_keys
-    conn.execute(t.update().where(t.c.key_hash == _hash(value)).values(last_used_at=now()))
