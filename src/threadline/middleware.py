@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 import secrets
 from typing import Any
@@ -66,7 +67,8 @@ class APIMiddleware:
             auth = headers.get(b"authorization", b"").decode("latin-1")
             key = auth[7:].strip() if auth.lower().startswith("bearer ") else ""
             if path.startswith(ORGANIZATION_PATH):
-                admin = self.keys.verify_admin(key or None)
+                # a table lookup (a network round trip on PostgreSQL): off the event loop; admin calls are rare
+                admin = await asyncio.to_thread(self.keys.verify_admin, key or None)
                 verdict = _ADMIN_AS_VERDICT[admin]
                 if admin is AdminVerdict.NOT_ADMIN:
                     failure = (401, NOT_ADMIN, None)
