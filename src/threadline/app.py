@@ -19,6 +19,7 @@ from .api import (
     files,
     messages,
     model_list,
+    organization,
     responses,
     responses_ws,
     runs,
@@ -43,7 +44,9 @@ from .sandbox import Sandbox
 from .sandbox.selection import open_sandbox
 from .services import containers as services_containers
 from .services import uploads as services_uploads
+from .services import usage as services_usage
 from .services import vector_stores as services_vector_stores
+from .services.prices import Prices
 from .store import Store
 from .store.blobs import BlobStore, open_blob_store
 from .store.storage import StorageReserve, is_disk_full
@@ -78,7 +81,10 @@ class Runtime:
         self.reserve: StorageReserve = _storage_reserve(self.store, settings)
         self.reserve.ensure()
         self._maintenance: list[asyncio.Task[None]] = []
-        self.keys: KeyChecker = KeyChecker(self.store, settings.api_keys)
+        self.keys: KeyChecker = KeyChecker(self.store, settings.api_keys, settings.admin_keys)
+        self.prices: Prices = Prices.load(settings.prices_file)
+        # vector store sizes for usage: every 10 maintenance passes (5 min by default)
+        self.vector_store_snapshots = services_usage.VectorStoreSnapshots(10 * settings.maintenance_s)
         router = providers or provider_router.from_settings(settings)
         self.providers: metrics.InstrumentedRouter = metrics.InstrumentedRouter(router)
         self.model_lister: ModelLister = ModelLister.from_settings(router, settings)
@@ -140,7 +146,8 @@ class Runtime:
 
     async def _maintain(self) -> None:
         """Every `maintenance_s` (30 s): take the storage reserve back once there is room again (deletes on a full disk
-        release it), delete the parts of uploads that expired, and expire idle containers."""
+        release it), delete the parts of uploads that expired, expire idle containers, and take the day's vector
+        store sizes (usage)."""
         while True:
             await asyncio.sleep(self.settings.maintenance_s)
             try:
@@ -148,6 +155,7 @@ class Runtime:
                     await asyncio.to_thread(self.reserve.ensure)
                 await asyncio.to_thread(services_uploads.expire_stale, self)
                 await services_containers.expire_due(self)
+                await asyncio.to_thread(self.vector_store_snapshots.maybe_take, self.store, self.clock.now())
             except Exception as exc:
                 if not is_disk_full(exc):
                     log.exception("storage maintenance failed")
@@ -203,6 +211,7 @@ def create_app(
         conversations,
         responses,
         containers,
+        organization,
     ):  # runs before threads: /threads/runs
         app.include_router(module.router)
     app.include_router(responses_ws.router)

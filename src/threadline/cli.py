@@ -142,6 +142,43 @@ def revoke_key(args: argparse.Namespace, settings: Settings) -> int:
         store.close()
 
 
+def keys_command(args: argparse.Namespace, settings: Settings) -> int:
+    """`threadline keys add-admin | list-admin | revoke-admin`: admin keys for /v1/organization (stored hashed)."""
+    import datetime
+
+    from .store import admin_keys
+
+    store, _ = _key_store(settings)
+    try:
+        if args.keys_command == "add-admin":
+            with store.write() as conn:
+                created = admin_keys.create(conn, args.name, value=args.key)
+            if created is None:
+                print("error: that key is stored already", file=sys.stderr)
+                return 1
+            print(created["value"])
+            return 0
+        if args.keys_command == "list-admin":
+            with store.read() as conn:
+                stored, _ = admin_keys.listed(conn, after=None, order="asc", limit=10_000)
+            if not stored:
+                print("no admin keys stored (keys in THREADLINE_ADMIN_KEYS are not listed)")
+            for k in stored:
+                created_at = datetime.datetime.fromtimestamp(k["created_at"], datetime.UTC)
+                when = created_at.strftime("%Y-%m-%d %H:%M:%S UTC")
+                print(f"{k['id']}\t{k['name'] or '-'}\t{when}\t{k['redacted_value']}")
+            return 0
+        with store.write() as conn:
+            deleted = admin_keys.delete(conn, args.id)
+        if not deleted:
+            print("error: no stored admin key has that id (see list-admin)", file=sys.stderr)
+            return 1
+        print(f"revoked {args.id}")
+        return 0
+    finally:
+        store.close()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="threadline", description="OpenAI Assistants API v2 server.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -188,6 +225,19 @@ def main(argv: list[str] | None = None) -> int:
     which.add_argument("--name", help="every key with this name")
     common(p)
     p.set_defaults(func=revoke_key)
+
+    p = sub.add_parser("keys", help="admin keys for /v1/organization: add-admin, list-admin, revoke-admin")
+    keys_sub = p.add_subparsers(dest="keys_command", required=True)
+    k = keys_sub.add_parser("add-admin", help="create an admin key (stored hashed) and print it once")
+    k.add_argument("--key", help="use this key instead of a random one")
+    k.add_argument("--name")
+    common(k)
+    k = keys_sub.add_parser("list-admin", help="list stored admin keys (id, name, created, redacted value)")
+    common(k)
+    k = keys_sub.add_parser("revoke-admin", help="delete a stored admin key; running servers refuse it at once")
+    k.add_argument("--id", required=True, help="its id (key_..., see list-admin)")
+    common(k)
+    p.set_defaults(func=keys_command)
 
     args = parser.parse_args(argv)
     from .logs import configure

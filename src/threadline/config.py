@@ -63,6 +63,17 @@ class Settings(BaseSettings):
         repr=False,
         description="comma-separated API keys; none and no stored key: the server is open (warned at start)",
     )
+    admin_keys: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        repr=False,
+        description="comma-separated admin keys for `/v1/organization/*` (usage, costs, admin keys); more are "
+        "added with `threadline keys add-admin` (docs/projects-and-costs.md)",
+    )
+    prices_file: Path | None = Field(
+        None,
+        description="JSON or TOML price file (USD per million tokens per model, tool prices) overriding the "
+        "`genai-prices` package's prices (docs/projects-and-costs.md)",
+    )
     poll_after_ms: int = Field(
         250,
         ge=0,
@@ -296,7 +307,7 @@ class Settings(BaseSettings):
     )
 
     # -- parsing ---------------------------------------------------------------------------------------------------
-    @field_validator("api_keys", mode="before")
+    @field_validator("api_keys", "admin_keys", mode="before")
     @classmethod
     def _split_keys(cls, value: Any) -> Any:
         if isinstance(value, str):

@@ -14,6 +14,7 @@ import logging
 from typing import TYPE_CHECKING
 
 from .store import files
+from .store import usage as usage_records
 from .store import vector_stores as repo
 from .store.blobs_s3 import BlobStoreError
 from .store.storage import is_disk_full
@@ -123,13 +124,24 @@ class Ingestor:
                 self._finish(vs_id, file_id, "failed", 0, {"code": "invalid_file", "message": exc.message})
                 continue
             ready.append((vs_id, file_id, text, vsf["chunking_strategy"], vsf.get("attributes")))
-        usages = self.rt.retrieval.index_files(ready) if ready else []
-        for (vs_id, file_id, *_), usage in zip(ready, usages, strict=True):
-            self._finish(vs_id, file_id, "completed", usage, None)
+        tokens: list[int] = []
+        usages = self.rt.retrieval.index_files(ready, tokens) if ready else []
+        for (vs_id, file_id, *_), usage, embedded in zip(ready, usages, tokens, strict=True):
+            self._finish(vs_id, file_id, "completed", usage, None, embedded)
 
-    def _finish(self, vs_id: str, file_id: str, status: str, usage: int, error: dict | None) -> None:
+    def _finish(self, vs_id: str, file_id: str, status: str, usage: int, error: dict | None, embedded: int = 0) -> None:
         with self.rt.store.write() as conn:
             if not repo.finish_file(conn, vs_id, file_id, status, usage, error):
                 return  # cancelled or removed meanwhile
+            if status == "completed":  # usage: the tokens of the file's chunks sent to the embedder
+                usage_records.record(
+                    conn,
+                    "embedding",
+                    self.rt.clock.now(),
+                    model=self.rt.retrieval.embedder.model_name,
+                    vector_store_id=vs_id,
+                    input_tokens=embedded,
+                    quantity=1,
+                )
         if status != "completed":
             self.rt.retrieval.delete_file(vs_id, file_id)

@@ -15,6 +15,7 @@ import anyio.to_thread
 import sqlalchemy as sa
 
 from .. import metrics
+from ..auth import request_key_id
 from ..engine.assistants import function_output_item, tool_call_item
 from ..engine.events import EventSink
 from ..engine.objects import run_object
@@ -171,6 +172,7 @@ async def create_run(
     """Create a run on `thread_id` (its additional messages added by `add_messages` in the same transaction) and
     queue or stream it. Raises NotFound (thread, assistant), Invalid, Invalid."""
     job = _job(rt, stream)
+    key = request_key_id.get()  # recorded with the run's usage
 
     def create() -> dict[str, Any]:
         with rt.store.write() as conn:
@@ -180,7 +182,7 @@ async def create_run(
             run = new_run(conn, rt, thread_id, opts)
             if add_messages is not None:
                 add_messages(conn, thread, run["created_at"])
-            runs.insert(conn, run, {"include": opts.include})
+            runs.insert(conn, run, {"include": opts.include, "api_key_id": key})
             return _start_in(conn, run, job)
 
     run = await anyio.to_thread.run_sync(create)
@@ -191,12 +193,13 @@ async def create_run(
 async def create_thread_and_run(rt: Runtime, opts: RunOptions, *, stream: bool, create_thread: CreateThread) -> Started:
     """Create a thread (by `create_thread`) and a run on it in one transaction, and queue or stream the run."""
     job = _job(rt, stream)
+    key = request_key_id.get()
 
     def create() -> tuple[dict, dict]:
         with rt.store.write() as conn:
             thread = create_thread(conn)
             run = new_run(conn, rt, thread["id"], opts)
-            runs.insert(conn, run, {"include": []})
+            runs.insert(conn, run, {"include": [], "api_key_id": key})
             return thread, _start_in(conn, run, job)
 
     thread, run = await anyio.to_thread.run_sync(create)
