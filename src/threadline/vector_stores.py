@@ -3,7 +3,10 @@
 Ingestion never runs in the request: attaching a file writes a `vector_store_files` row in `in_progress`, and the
 Ingestor (bounded concurrency, CPU work in threads) parses, chunks, embeds and indexes it, then marks it
 `completed` or `failed` with `last_error`. Counts and statuses are computed from those rows on every read, so
-they are always true. Rows still `in_progress` after a restart are picked up again (indexing is idempotent).
+they are always true. Several server processes may ingest: each claims the rows it takes (claim_owner /
+claim_until, FOR UPDATE SKIP LOCKED on PostgreSQL, renewed while it works), so no file is embedded twice; the
+claim of a process that died runs out (or the sweeper frees it at once, engine.sweeper) and another process takes
+the file. Rows still `in_progress` after a restart are picked up again (indexing is idempotent).
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from .engine.executor import OWNER
 from .ids import new_id
 from .store import Store, dumps, loads, now, schema
 from .store.blobs_s3 import BlobStoreError
@@ -94,7 +98,14 @@ def attach_file(
         conn.execute(
             t.update()
             .where(t.c.seq == existing)
-            .values(status="in_progress", data=dumps(obj), batch_id=batch_id, created_at=obj["created_at"])
+            .values(
+                status="in_progress",
+                data=dumps(obj),
+                batch_id=batch_id,
+                created_at=obj["created_at"],
+                claim_owner=None,
+                claim_until=None,
+            )
         )
     else:
         conn.execute(
@@ -177,6 +188,7 @@ class Ingestor:
         self._wake = asyncio.Event()
         self._sem = asyncio.Semaphore(concurrency)
         self._task: asyncio.Task | None = None
+        self._renew_task: asyncio.Task | None = None
         self._jobs: set[asyncio.Task] = set()
 
     def wake(self) -> None:
@@ -184,20 +196,73 @@ class Ingestor:
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._loop())
+        self._renew_task = asyncio.create_task(self._renew_forever())
 
     async def stop(self) -> None:
-        tasks = [t for t in [self._task, *self._jobs] if t is not None]
+        tasks = [t for t in [self._task, self._renew_task, *self._jobs] if t is not None]
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
 
-    def _pending(self) -> list[tuple[str, str]]:
+    def _unclaimed(self, ts: float) -> sa.ColumnElement[bool]:
         t = schema.vector_store_files
-        with self.rt.store.read() as conn:
-            rows = conn.execute(
-                sa.select(t.c.vector_store_id, t.c.file_id).where(t.c.status == "in_progress").order_by(t.c.seq)
-            ).all()
-        return [(r[0], r[1]) for r in rows]
+        return (t.c.status == "in_progress") & sa.or_(
+            t.c.claim_owner.is_(None), t.c.claim_until.is_(None), t.c.claim_until < ts
+        )
+
+    def _pending(self) -> list[tuple[str, str]]:
+        """Claim the files waiting for ingestion that no other process is ingesting (oldest first); they are this
+        process's until their claim runs out (renewed every third of the lease while the work goes on)."""
+        t = schema.vector_store_files
+        ts = self.rt.clock.now()
+        with self.rt.store.read() as conn:  # the common case, nothing to do, costs no write transaction
+            if conn.execute(sa.select(t.c.seq).where(self._unclaimed(ts)).limit(1)).first() is None:
+                return []
+        query = (
+            sa.select(t.c.seq, t.c.vector_store_id, t.c.file_id)
+            .where(self._unclaimed(ts))
+            .order_by(t.c.seq)
+            .limit(GROUP_FILES * self.concurrency)
+        )
+        if self.rt.store.backend == "postgres":
+            query = query.with_for_update(skip_locked=True)
+        with self.rt.store.write() as conn:
+            rows = conn.execute(query).all()
+            if rows:
+                conn.execute(
+                    t.update()
+                    .where(t.c.seq.in_([r[0] for r in rows]))
+                    .values(claim_owner=OWNER, claim_until=ts + self.rt.settings.run_lease_s)
+                )
+        return [(r[1], r[2]) for r in rows]
+
+    def _unclaim(self, group: list[tuple[str, str]]) -> None:
+        t = schema.vector_store_files
+        with self.rt.store.write() as conn:
+            for vs_id, file_id in group:
+                conn.execute(
+                    t.update()
+                    .where(t.c.vector_store_id == vs_id, t.c.file_id == file_id, t.c.claim_owner == OWNER)
+                    .values(claim_owner=None, claim_until=None)
+                )
+
+    def _renew(self) -> None:
+        t = schema.vector_store_files
+        until = self.rt.clock.now() + self.rt.settings.run_lease_s
+        with self.rt.store.write() as conn:
+            conn.execute(
+                t.update().where(t.c.claim_owner == OWNER, t.c.status == "in_progress").values(claim_until=until)
+            )
+
+    async def _renew_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self.rt.settings.run_lease_s / 3)
+            if not self.active:
+                continue
+            try:
+                await asyncio.to_thread(self._renew)
+            except Exception:  # retried at the next beat; the claim is generous
+                log.warning("renewing ingestion claims failed", exc_info=True)
 
     async def _loop(self) -> None:
         while True:
@@ -231,6 +296,10 @@ class Ingestor:
             for vs_id, file_id in group:
                 await asyncio.to_thread(self._finish, vs_id, file_id, "failed", 0, error)
         finally:
+            try:
+                await asyncio.to_thread(self._unclaim, group)
+            except Exception:  # the claims run out by themselves
+                log.warning("releasing ingestion claims failed", exc_info=True)
             self.active.difference_update(group)
 
     def _load(self, vs_id: str, file_id: str) -> tuple[dict, str, bytes] | None:
@@ -292,3 +361,5 @@ class Ingestor:
             conn.execute(t.update().where(t.c.seq == row[0]).values(status=status, data=dumps(obj)))
         if status != "completed":
             self.rt.retrieval.delete_file(vs_id, file_id)
+        else:
+            log.info("ingested %s into %s", file_id, vs_id)

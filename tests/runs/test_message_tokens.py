@@ -116,7 +116,7 @@ def test_migration_counts_existing_messages(backend: str, server_factory: Server
                 sa.text("INSERT INTO messages (id, created_at, data, thread_id) VALUES (:id, :created_at, :data, :t)"),
                 rows,
             )
-        upgrade(engine)
+        upgrade(engine, "0003")
         assert current(engine) == "0003"
         with engine.connect() as conn:
             counts = dict(conn.execute(sa.text("SELECT id, token_count FROM messages")).all())
