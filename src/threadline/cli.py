@@ -1,9 +1,12 @@
-"""The `threadline` command: serve, migrate, keys."""
+"""The `threadline` command: serve, worker, migrate, keys."""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import logging
+import os
+import signal
 import sys
 from pathlib import Path
 
@@ -33,29 +36,101 @@ def _describe_store(url: str) -> str:
     return f"PostgreSQL ({make_url(url).render_as_string(hide_password=True)})"
 
 
+def process_count(settings: Settings, requested: int | None) -> int:
+    """`serve` processes: --workers, else THREADLINE_WORKERS, else (0) one per core."""
+    count = requested if requested is not None else settings.workers
+    if count < 0:
+        raise SystemExit("error: --workers / THREADLINE_WORKERS must be 0 (one per core) or more")
+    return count or os.cpu_count() or 1
+
+
+def _announce(settings: Settings, keys_enabled: bool, processes: int) -> None:
+    plural = f" ({processes} processes)" if processes > 1 else ""
+    print(f"threadline serving on http://{settings.host}:{settings.port}/v1{plural}", flush=True)
+    print(f"store: {_describe_store(settings.effective_database_url)}", flush=True)
+    print(f"files: {settings.blob_url or settings.blob_dir}", flush=True)
+    if not keys_enabled:
+        print(
+            "WARNING: no API keys configured (THREADLINE_API_KEYS): the server is OPEN to anyone who can reach it.",
+            flush=True,
+        )
+
+
 def serve(args: argparse.Namespace) -> int:
     import uvicorn
-
-    from .app import create_app
 
     level = logging.getLevelName(args.log_level.upper())
     if isinstance(level, int):  # uvicorn's own `trace` level has no logging name: leave the root at INFO
         logging.getLogger().setLevel(level)
     settings = _settings(args)
-    app = create_app(settings)
-    runtime = app.state.runtime
-    print(f"threadline serving on http://{settings.host}:{settings.port}/v1", flush=True)
-    print(f"store: {_describe_store(settings.effective_database_url)}", flush=True)
-    print(f"files: {settings.blob_url or settings.blob_dir}", flush=True)
-    if not runtime.keys.enabled:
+    processes = process_count(settings, args.workers)
+    if processes == 1:
+        from .app import create_app
+
+        app = create_app(settings)
+        _announce(settings, app.state.runtime.keys.enabled, 1)
+        # log_config=None: uvicorn's own loggers go through the root handler, in the configured (JSON or text) format
+        uvicorn.run(
+            app, host=settings.host, port=settings.port, log_level=args.log_level, access_log=False, log_config=None
+        )
+        return 0
+    # N processes on one port: uvicorn's supervisor binds the socket, spawns the processes (each builds its own
+    # Runtime from the environment, so the command line's settings go there) and restarts any that dies.
+    from .auth import KeyChecker
+    from .store import Store
+
+    os.environ.update(
+        THREADLINE_HOST=settings.host,
+        THREADLINE_PORT=str(settings.port),
+        THREADLINE_DATA_DIR=str(settings.data_dir),
+        THREADLINE_DATABASE_URL=settings.effective_database_url,
+    )
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    store = Store(settings.effective_database_url)
+    store.migrate()  # once, before the processes start (each would wait for the others' migration otherwise)
+    enabled = KeyChecker(store, settings.api_keys).enabled
+    store.close()
+    _announce(settings, enabled, processes)
+    uvicorn.run(
+        "threadline.app:app_from_env",
+        factory=True,
+        workers=processes,
+        host=settings.host,
+        port=settings.port,
+        log_level=args.log_level,
+        access_log=False,
+        log_config=None,
+    )
+    return 0
+
+
+def worker(args: argparse.Namespace) -> int:
+    """Execute background runs and ingest vector-store files, without HTTP, until SIGTERM / SIGINT."""
+    settings = _settings(args)
+    if settings.run_workers <= 0:
+        print("error: THREADLINE_RUN_WORKERS is 0: this worker would execute no runs", file=sys.stderr)
+        return 2
+
+    async def main() -> None:
+        from .app import Runtime
+
+        runtime = Runtime(settings)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await runtime.start()
         print(
-            "WARNING: no API keys configured (THREADLINE_API_KEYS): the server is OPEN to anyone who can reach it.",
+            f"threadline worker ready: {settings.run_workers} run workers on "
+            f"{_describe_store(settings.effective_database_url)}",
             flush=True,
         )
-    # log_config=None: uvicorn's own loggers go through the root handler, in the configured (JSON or text) format
-    uvicorn.run(
-        app, host=settings.host, port=settings.port, log_level=args.log_level, access_log=False, log_config=None
-    )
+        try:
+            await stop.wait()
+        finally:
+            await runtime.stop()
+
+    asyncio.run(main())
     return 0
 
 
@@ -139,8 +214,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--host", help="bind address (env THREADLINE_HOST, default 127.0.0.1)")
     p.add_argument("--port", type=int, help="port (env THREADLINE_PORT, default 8000)")
     p.add_argument("--log-level", default="info")
+    p.add_argument(
+        "--workers",
+        type=int,
+        help="processes serving the port (env THREADLINE_WORKERS; default 0: one per core)",
+    )
     common(p)
     p.set_defaults(func=serve)
+
+    p = sub.add_parser("worker", help="execute background runs and ingestion, without HTTP")
+    common(p)
+    p.set_defaults(func=worker)
 
     p = sub.add_parser("migrate", help="apply database migrations")
     common(p)

@@ -35,6 +35,11 @@ class Settings:
     upload_expires_after_s: int = 3600
     maintenance_s: float = 30.0
     sandbox_max_output_files: int = 20
+    workers: int = 0  # `serve` processes on the port; 0: one per core
+    # Polls for queued runs and for cancels of the runs a process executes (None: 2 s on PostgreSQL, where NOTIFY
+    # delivers both at once and the poll is the fallback; 0.5 s on SQLite)
+    queue_poll_s: float | None = None
+    cancel_poll_s: float | None = None
 
     @property
     def effective_database_url(self) -> str:
@@ -72,4 +77,7 @@ class Settings:
         s.upload_expires_after_s = int(env.get("THREADLINE_UPLOAD_EXPIRES_AFTER", s.upload_expires_after_s))
         s.maintenance_s = float(env.get("THREADLINE_MAINTENANCE_S", s.maintenance_s))
         s.sandbox_max_output_files = int(env.get("THREADLINE_SANDBOX_MAX_OUTPUT_FILES", s.sandbox_max_output_files))
+        s.workers = int(env.get("THREADLINE_WORKERS", s.workers))
+        s.queue_poll_s = float(env["THREADLINE_QUEUE_POLL_S"]) if env.get("THREADLINE_QUEUE_POLL_S") else None
+        s.cancel_poll_s = float(env["THREADLINE_CANCEL_POLL_S"]) if env.get("THREADLINE_CANCEL_POLL_S") else None
         return s

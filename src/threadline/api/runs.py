@@ -117,10 +117,12 @@ def _stream_job(request: Request, stream: bool | None) -> Any:
     return runtime(request).executor.job(EventSink()) if stream else None
 
 
-def _start_in(conn: sa.Connection, run: dict[str, Any], job: Any) -> dict[str, Any]:
-    """Start a run executed at once (`job` given) in the transaction that queued it. Returns the run as queued,
-    which is what the thread.run.created / .queued events report (thread.run.in_progress follows them)."""
+def _start_in(conn: sa.Connection, rt: Any, run: dict[str, Any], job: Any) -> dict[str, Any]:
+    """Start a run executed at once (`job` given) in the transaction that queued it, or tell the run queue of it
+    (`job` None: a background run). Returns the run as queued, which is what the thread.run.created / .queued
+    events report (thread.run.in_progress follows them)."""
     if job is None:
+        rt.queue.queued_in(conn, ("run", run["id"]))
         return run
     queued = loads(dumps(run))
     job.start_in(conn, run)
@@ -132,7 +134,7 @@ async def _start(
 ) -> Response:
     rt = runtime(request)
     if not stream:
-        await rt.queue.put(run["id"])
+        await rt.queue.put(("run", run["id"]))
         return json(run, headers=poll_headers(request))
     sink = job.sink if job is not None else EventSink()
     for event, data in before:
@@ -160,7 +162,7 @@ async def create_run(thread_id: str, body: models.RunCreate, request: Request) -
             run = _new_run(conn, rt, thread_id, body, body.additional_instructions)
             added = add_messages(conn, rt, thread, body.additional_messages or [], created_at=run["created_at"])
             _insert_run(conn, rt, run, include)
-            return _start_in(conn, run, job), added
+            return _start_in(conn, rt, run, job), added
 
     run, _ = await run_in_threadpool(create)
     events = [("thread.run.created", run), ("thread.run.queued", run)]
@@ -178,7 +180,7 @@ async def create_thread_and_run(body: models.ThreadAndRunCreate, request: Reques
             thread = create_thread_in_tx(conn, rt, thread_body, body.tool_resources)
             run = _new_run(conn, rt, thread["id"], body, None)
             _insert_run(conn, rt, run, [])
-            return thread, _start_in(conn, run, job)
+            return thread, _start_in(conn, rt, run, job)
 
     thread, run = await run_in_threadpool(create)
     events = [("thread.created", thread), ("thread.run.created", run), ("thread.run.queued", run)]
@@ -284,7 +286,7 @@ async def submit_tool_outputs(
             Store.update(conn, t, step)
             run.update(status="queued", required_action=None)
             rt.store.update(conn, schema.runs, run, status="queued", expires_at=run["expires_at"])
-            return _start_in(conn, run, job), step
+            return _start_in(conn, rt, run, job), step
 
     run, step = await run_in_threadpool(submit)
     events = [("thread.run.step.completed", step), ("thread.run.queued", run)]

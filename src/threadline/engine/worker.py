@@ -1,46 +1,174 @@
-"""Executing runs: the queue of non-streaming runs, in-process workers, crash recovery and the expiry sweep.
+"""Executing runs: the queue of non-streaming runs, the workers that claim and execute them, crash recovery and
+expiry.
 
-The queue and the cancellation signal are behind small interfaces (RunQueue, engine.cancel.CancelSignal) so
-that a PostgreSQL-backed multi-process implementation can replace the in-process one without touching the engine.
-Leases live in the runs table (lease_owner / lease_until, renewed by the executor's heartbeat).
+A queued run is claimed by exactly one process: a worker locks the `queued` row, and starts it (`queued ->
+in_progress` under this process's lease) in the same transaction (the claim is guarded by the row lock and the
+status, so a run handed to two workers still starts once). The queue only says when and what to try:
+`InProcessQueue` (one process, in-memory SQLite), `queue_sqlite.SqliteRunQueue` (processes sharing an SQLite file)
+and `queue_pg.PostgresRunQueue` (any number of processes and machines). Leases live in the runs table
+(lease_owner / lease_until, renewed by the executor's heartbeat); engine.sweeper recovers runs whose lease ran
+out or whose owner died, and expires runs, once per cluster.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Iterable
 from typing import Any, Protocol
 
 import sqlalchemy as sa
 
 from .. import metrics
-from ..store import Store, schema
+from ..store import Store, loads, schema
+from .events import NullSink
 from .executor import RunExecutor, close_messages, close_steps
 
 log = logging.getLogger("threadline.engine")
 
-SWEEP_INTERVAL_S = 1.0
+FIRST_POLL_S = 0.05
+
+Entry = tuple[str, str]  # (kind, id): ("run", "run_..."); the Responses API adds ("response", "resp_...")
 
 
 class RunQueue(Protocol):
-    async def put(self, run_id: str) -> None: ...
+    """Where workers learn which queued executions to try to claim."""
 
-    async def get(self) -> str: ...
+    def queued_in(self, conn: sa.Connection, entry: Entry) -> None:
+        """Called inside the write transaction that makes `entry` queued (a create, submitted tool outputs), before
+        it commits: e.g. queue a NOTIFY, or hold the run for this process."""
+        ...
+
+    async def put(self, entry: Entry) -> None:
+        """Called after that transaction committed: this process may execute `entry`."""
+        ...
+
+    async def get(self) -> Entry | None:
+        """Wait for something to try: an entry, or None for "claim whatever is claimable"."""
+        ...
+
+    def claim(self, conn: sa.Connection, hint: Entry | None, ts: int) -> dict | None:
+        """Inside a write transaction: lock and return a queued run this process may start now (`hint`, or any
+        claimable one when the queue picks), or None. `ts`: now, in the clock leases are written in."""
+        ...
+
+    async def start(self, idle: Any) -> None:
+        """Begin background work (polls, listening); `idle()` -> number of workers waiting for work."""
+        ...
+
+    async def aclose(self) -> None:
+        """Stop background work."""
+        ...
+
+
+def lock_queued(conn: sa.Connection, run_id: str, *, skip_locked: bool = False) -> dict | None:
+    """Lock `run_id` and return it if it is `queued` (None otherwise, or if another transaction holds it and
+    `skip_locked`)."""
+    t = schema.runs
+    query = sa.select(t.c.data).where(t.c.id == run_id, t.c.status == "queued")
+    query = query.with_for_update(skip_locked=skip_locked)
+    raw = conn.execute(query).scalar()
+    return None if raw is None else loads(raw)
 
 
 class InProcessQueue:
+    """One process: the runs this process queued, in memory (asyncio)."""
+
     def __init__(self) -> None:
-        self._queue: asyncio.Queue[str] = asyncio.Queue()
+        self._queue: asyncio.Queue[Entry | None] = asyncio.Queue()
 
-    async def put(self, run_id: str) -> None:
-        self._queue.put_nowait(run_id)
+    def queued_in(self, conn: sa.Connection, entry: Entry) -> None:
+        return None
 
-    async def get(self) -> str:
+    async def put(self, entry: Entry) -> None:
+        self._queue.put_nowait(entry)
+
+    async def get(self) -> Entry | None:
         return await self._queue.get()
+
+    def claim(self, conn: sa.Connection, hint: Entry | None, ts: int) -> dict | None:
+        if hint is None or hint[0] != "run":
+            return None
+        return lock_queued(conn, hint[1])
+
+    async def start(self, idle: Any) -> None:
+        return None
+
+    async def aclose(self) -> None:
+        return None
+
+
+class PollingQueue(InProcessQueue):
+    """A queue over a database several processes share: entries this process put, plus a poll (every `poll_s`, only
+    while workers wait) for queued runs that any process may take. Subclasses say what may be claimed."""
+
+    def __init__(self, runtime: Any, poll_s: float) -> None:
+        super().__init__()
+        self.rt = runtime
+        self.poll_s = poll_s
+        self.missed = False  # a wake-up found every worker busy: a worker that finishes should look again
+        self._idle: Any = lambda: 0
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._task: asyncio.Task | None = None
+
+    async def start(self, idle: Any) -> None:
+        self._idle = idle
+        self._loop = asyncio.get_running_loop()
+        self._task = asyncio.create_task(self._poll_forever())
+
+    async def aclose(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+
+    def wake(self, entry: Entry | None) -> None:
+        """Hand `entry` (None: "look") to a waiting worker, if one waits. Call on the event loop."""
+        if self._idle() > self._queue.qsize():
+            self._queue.put_nowait(entry)
+        else:
+            self.missed = True
+
+    def wake_threadsafe(self, entry: Entry | None) -> None:
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(self.wake, entry)
+
+    async def _poll_forever(self) -> None:
+        await asyncio.sleep(FIRST_POLL_S)  # at start-up, once the workers wait: runs queued while none was running
+        while True:
+            wanted = self._idle() - self._queue.qsize()
+            if wanted <= 0:
+                continue
+            try:
+                ids = await asyncio.to_thread(self.claimable, wanted)
+            except Exception:
+                log.warning("polling for queued runs failed", exc_info=True)
+                continue
+            for run_id in ids:
+                self.wake(("run", run_id))
+            await asyncio.sleep(self.poll_s)
+
+    def claimable(self, limit: int) -> list[str]:
+        """Up to `limit` queued runs, oldest first, that this process may claim (nobody holds them)."""
+        t = schema.runs
+        ts = self.rt.clock.now()
+        with self.rt.store.read() as conn:
+            return list(
+                conn.execute(
+                    sa.select(t.c.id).where(t.c.status == "queued", _unheld(ts)).order_by(t.c.seq).limit(limit)
+                ).scalars()
+            )
+
+
+def _unheld(ts: int) -> sa.ColumnElement[bool]:
+    """A queued run no process holds (or whose hold ran out)."""
+    t = schema.runs
+    return sa.or_(t.c.lease_owner.is_(None), t.c.lease_until.is_(None), t.c.lease_until < ts)
 
 
 class Workers:
-    """N worker tasks taking queued runs; streaming runs are executed by the request that holds the stream."""
+    """N worker tasks claiming and executing queued runs; streaming runs are executed by the request that holds
+    the stream. With concurrency 0 the process executes no background runs (a pure API process)."""
 
     def __init__(self, runtime: Any, executor: RunExecutor, queue: RunQueue, concurrency: int) -> None:
         self.rt = runtime
@@ -49,18 +177,20 @@ class Workers:
         self.concurrency = concurrency
         self.tasks: set[asyncio.Task] = set()
         self._loops: list[asyncio.Task] = []
+        self.waiting = 0  # workers waiting for work
 
-    async def start(self, recover_all: bool) -> None:
-        await asyncio.to_thread(self.recover, recover_all)
-        for run_id in await asyncio.to_thread(self._queued_runs):
-            await self.queue.put(run_id)
+    async def start(self) -> None:
         self._loops = [asyncio.create_task(self._work()) for _ in range(self.concurrency)]
-        self._loops.append(asyncio.create_task(self._sweep_forever()))
+        if self.concurrency:
+            await self.queue.start(lambda: self.waiting)
+            for run_id in await asyncio.to_thread(self._queued_runs):
+                await self.queue.put(("run", run_id))
 
     async def stop(self) -> None:
         for task in [*self._loops, *self.tasks]:
             task.cancel()
         await asyncio.gather(*self._loops, *self.tasks, return_exceptions=True)
+        await self.queue.aclose()
 
     def spawn(self, coro: Any) -> asyncio.Task:
         task = asyncio.create_task(coro)
@@ -70,33 +200,67 @@ class Workers:
 
     async def _work(self) -> None:
         while True:
-            run_id = await self.queue.get()
+            self.waiting += 1
             try:
-                await self.executor.execute(run_id)
-            except Exception:
-                log.exception("worker failed on %s", run_id)
+                hint = await self.queue.get()
+            finally:
+                self.waiting -= 1
+            while True:  # after a run, a worker may go on claiming (see the end of the loop)
+                try:
+                    job = self.executor.job(NullSink())
+                    run_id = await asyncio.to_thread(self._claim, job, hint)
+                    if run_id is None:
+                        break
+                    await self.executor.execute(run_id, job=job)
+                except Exception:
+                    log.exception("worker failed on %s", hint)
+                    break
+                # Wake-ups that came while every worker was busy were dropped: take what they announced, oldest
+                # first, until nothing is left.
+                if hint is not None and not getattr(self.queue, "missed", False):
+                    break
+                self.queue.missed = False
+                hint = None
+
+    def _claim(self, job: Any, hint: Entry | None) -> str | None:
+        """Claim a queued run and start it in the same transaction; its id, or None if there was none to take."""
+        with self.rt.store.write() as conn:
+            run = self.queue.claim(conn, hint, self.rt.clock.now())
+            if run is None:
+                return None
+            job.start_in(conn, run)
+            return run["id"]
 
     def _queued_runs(self) -> list[str]:
+        """Queued runs this process may take at start-up (held by nobody, or by a lease that ran out)."""
         t = schema.runs
+        ts = self.rt.clock.now()
         with self.rt.store.read() as conn:
-            return list(conn.execute(sa.select(t.c.id).where(t.c.status == "queued").order_by(t.c.seq)).scalars())
+            return list(
+                conn.execute(
+                    sa.select(t.c.id)
+                    .where(t.c.status == "queued", sa.or_(t.c.lease_owner.is_(None), t.c.lease_until < ts))
+                    .order_by(t.c.seq)
+                ).scalars()
+            )
 
     # -- recovery and sweeping ------------------------------------------------------------------------------------
 
-    def recover(self, recover_all: bool) -> int:
-        """Runs left in_progress or cancelling by a crashed executor are finished, never left hanging.
-        With the embedded SQLite store there is one server process, so at start-up every such run is orphaned;
-        otherwise only runs whose lease ran out are."""
+    def recover(self, recover_all: bool = False, *, ts: int | None = None, dead_owners: Iterable[str] = ()) -> int:
+        """Runs left in_progress or cancelling by an executor that stopped are finished, never left hanging: those
+        whose lease ran out (before `ts`, default the runtime clock's now), and those leased by `dead_owners`
+        (processes known to be gone: engine.owners). `recover_all`: every such run (only for a database no other
+        process uses)."""
         t = schema.runs
-        ts = self.rt.clock.now()
+        ts = self.rt.clock.now() if ts is None else ts
         cond = t.c.status.in_(("in_progress", "cancelling"))
         if not recover_all:
-            cond = cond & sa.or_(t.c.lease_until.is_(None), t.c.lease_until < ts)
+            cond = cond & _lease_gone(ts, dead_owners)
         count = 0
         finished: list[dict] = []
         with self.rt.store.write() as conn:
             for run_id in list(conn.execute(sa.select(t.c.id).where(cond)).scalars()):
-                run = Store.fetch(conn, t, run_id, lock=True)
+                run = _fetch_where(conn, run_id, cond)  # still unleased under the lock (not taken again meanwhile)
                 if run is None or run["status"] not in ("in_progress", "cancelling"):
                     continue
                 if run["status"] == "cancelling":
@@ -124,13 +288,14 @@ class Workers:
             log.warning("recovered %d interrupted run(s)", count)
         return count
 
-    def expire(self) -> int:
-        """Runs past expires_at that no live executor is driving become `expired`."""
+    def expire(self, *, ts: int | None = None, dead_owners: Iterable[str] = ()) -> int:
+        """Runs past expires_at (at `ts`, default the runtime clock's now) that no live executor is driving become
+        `expired`."""
         t = schema.runs
-        ts = self.rt.clock.now()
+        ts = self.rt.clock.now() if ts is None else ts
         cond = (t.c.expires_at <= ts) & sa.or_(
             t.c.status.in_(("queued", "requires_action")),
-            t.c.status.in_(("in_progress", "cancelling")) & sa.or_(t.c.lease_until.is_(None), t.c.lease_until < ts),
+            t.c.status.in_(("in_progress", "cancelling")) & _lease_gone(ts, dead_owners),
         )
         with self.rt.store.read() as conn:
             ids = list(conn.execute(sa.select(t.c.id).where(cond)).scalars())
@@ -138,7 +303,7 @@ class Workers:
             if run_id in self.executor.active:
                 continue
             with self.rt.store.write() as conn:
-                run = Store.fetch(conn, t, run_id, lock=True)
+                run = _fetch_where(conn, run_id, cond)
                 if run is None or run["status"] not in ("queued", "requires_action", "in_progress", "cancelling"):
                     continue
                 run.update(status="expired", required_action=None)
@@ -148,11 +313,17 @@ class Workers:
             metrics.run_finished(run)
         return len(ids)
 
-    async def _sweep_forever(self) -> None:
-        while True:
-            await asyncio.sleep(SWEEP_INTERVAL_S)
-            try:
-                await asyncio.to_thread(self.expire)
-                await asyncio.to_thread(self.recover, False)
-            except Exception:
-                log.exception("sweep failed")
+
+def _lease_gone(ts: int, dead_owners: Iterable[str]) -> sa.ColumnElement[bool]:
+    """The run's lease ran out, or its owner is known to be dead."""
+    t = schema.runs
+    dead = list(dead_owners)
+    cond = sa.or_(t.c.lease_until.is_(None), t.c.lease_until < ts)
+    return sa.or_(cond, t.c.lease_owner.in_(dead)) if dead else cond
+
+
+def _fetch_where(conn: sa.Connection, run_id: str, cond: sa.ColumnElement[bool]) -> dict | None:
+    """Lock `run_id` and return it if it still matches `cond`."""
+    t = schema.runs
+    raw = conn.execute(sa.select(t.c.data).where(t.c.id == run_id, cond).with_for_update()).scalar()
+    return None if raw is None else loads(raw)
