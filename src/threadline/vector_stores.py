@@ -331,6 +331,7 @@ class Ingestor:
             if loaded is None:
                 continue
             vsf, filename, data = loaded
+            log.info("ingesting %s into %s", file_id, vs_id)
             try:
                 text = extract_text(data, filename)
             except UnsupportedFile as exc:
@@ -361,5 +362,4 @@ class Ingestor:
             conn.execute(t.update().where(t.c.seq == row[0]).values(status=status, data=dumps(obj)))
         if status != "completed":
             self.rt.retrieval.delete_file(vs_id, file_id)
-        else:
-            log.info("ingested %s into %s", file_id, vs_id)
+
