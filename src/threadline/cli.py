@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import logging
 import os
+import shutil
 import signal
 import sys
 from pathlib import Path
@@ -86,6 +87,12 @@ def serve(args: argparse.Namespace) -> int:
         THREADLINE_DATABASE_URL=settings.effective_database_url,
     )
     settings.data_dir.mkdir(parents=True, exist_ok=True)
+    if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        # /metrics on any of the processes aggregates the counters and histograms of all (docs/deployment.md)
+        metrics_dir = settings.data_dir / "prometheus"
+        shutil.rmtree(metrics_dir, ignore_errors=True)
+        metrics_dir.mkdir(parents=True)
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir.resolve())
     store = Store(settings.effective_database_url)
     store.migrate()  # once, before the processes start (each would wait for the others' migration otherwise)
     enabled = KeyChecker(store, settings.api_keys).enabled

@@ -362,4 +362,3 @@ class Ingestor:
             conn.execute(t.update().where(t.c.seq == row[0]).values(status=status, data=dumps(obj)))
         if status != "completed":
             self.rt.retrieval.delete_file(vs_id, file_id)
-

@@ -26,6 +26,8 @@ def test_serve_with_two_processes(cluster: Cluster, backend: str, fake_llm) -> N
     while len(owners := list((server.data_dir / "threadline-owners").glob("*.lock"))) < 2:
         assert time.monotonic() < deadline, owners  # two processes, each with its own runtime
         time.sleep(0.1)
+    with http_client(server) as http:  # metrics of both processes, aggregated (PROMETHEUS_MULTIPROC_DIR)
+        assert "threadline_http_requests_total" in http.get(server.root_url + "/metrics").text
     assistant = make_client(server.base_url).beta.assistants.create(model="gpt-4o")
     # new connections land on either process
     for i in range(6):
