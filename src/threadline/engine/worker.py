@@ -137,15 +137,14 @@ class PollingQueue(InProcessQueue):
         await asyncio.sleep(FIRST_POLL_S)  # at start-up, once the workers wait: runs queued while none was running
         while True:
             wanted = self._idle() - self._queue.qsize()
-            if wanted <= 0:
-                continue
-            try:
-                ids = await asyncio.to_thread(self.claimable, wanted)
-            except Exception:
-                log.warning("polling for queued runs failed", exc_info=True)
-                continue
-            for run_id in ids:
-                self.wake(("run", run_id))
+            if wanted > 0:
+                try:
+                    ids = await asyncio.to_thread(self.claimable, wanted)
+                except Exception:
+                    log.warning("polling for queued runs failed", exc_info=True)
+                    ids = []
+                for run_id in ids:
+                    self.wake(("run", run_id))
             await asyncio.sleep(self.poll_s)
 
     def claimable(self, limit: int) -> list[str]:
