@@ -169,3 +169,16 @@ def test_usage_errors(args: list[str]) -> None:
     proc = threadline(*args)
     assert proc.returncode == 2
     assert "usage: threadline" in proc.stderr
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [("THREADLINE_RUN_WORKERS", "many"), ("THREADLINE_SANDBOX_TIMEOUT_S", "-1"), ("THREADLINE_LOG_FORMAT", "xml")],
+)
+def test_serve_refuses_an_invalid_setting_naming_it(tmp_path: Path, variable: str, value: str) -> None:
+    data_dir = tmp_path / "data"
+    got = threadline("serve", "--port", "9", "--data-dir", str(data_dir), env={variable: value}, timeout=60)
+    assert got.returncode == 2, got.stderr
+    assert got.stderr.startswith(f"threadline: invalid setting {variable}='{value}': "), got.stderr
+    assert "Traceback" not in got.stderr and "serving" not in got.stdout
+    assert not data_dir.exists()  # it stopped before touching anything

@@ -6,15 +6,25 @@ import asyncio
 import logging
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
 
-import sqlalchemy as sa
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse, Response
 
 from . import console, metrics, tracing
 from . import vector_stores as vs
-from .api import assistants, files, messages, model_list, runs, threads, uploads, vector_stores
+from .api import (
+    assistants,
+    containers,
+    conversations,
+    files,
+    messages,
+    model_list,
+    responses,
+    runs,
+    threads,
+    uploads,
+    vector_stores,
+)
 from .api.errors import install_handlers
 from .auth import KeyChecker
 from .clock import Clock, SystemClock
@@ -27,15 +37,19 @@ from .engine.owners import liveness, sqlite_dir
 from .engine.queue_pg import PostgresRunQueue
 from .engine.queue_sqlite import SqliteRunQueue
 from .engine.sweeper import Sweeper
+from .engine.tools import ServerTool
 from .engine.worker import InProcessQueue, RunQueue, Workers
 from .file_search import FileSearchTool, RetrievalService
 from .middleware import APIMiddleware, BodyLimit
 from .providers import router as provider_router
 from .providers.listing import ModelLister
 from .readiness import readiness
-from .sandbox import SandboxManager
-from .store import Store, schema
-from .store.blobs import open_blob_store
+from .sandbox import Sandbox, SandboxManager
+from .services import containers as services_containers
+from .services import uploads as services_uploads
+from .services import vector_stores as services_vector_stores
+from .store import Store
+from .store.blobs import BlobStore, open_blob_store
 from .store.listen import PgListener
 from .store.storage import StorageReserve, is_disk_full
 
@@ -47,7 +61,7 @@ log = logging.getLogger("threadline")
 class Runtime:
     """Everything a request handler needs: settings, the store, blob storage and the run engine.
 
-    `providers` replaces the router built from the environment (THREADLINE_PROVIDERS_FILE, OPENAI_*, ANTHROPIC_*),
+    `providers` replaces the router built from the settings (THREADLINE_PROVIDERS_FILE, OPENAI_*, ANTHROPIC_*),
     e.g. ProviderRouter.single(an in-memory provider) in tests; `clock` is where run expiry, leases and sweeps read
     the time (SystemClock by default; tests pass a ManualClock and advance it instead of sleeping).
     """
@@ -59,23 +73,24 @@ class Runtime:
         providers: provider_router.ProviderRouter | None = None,
         clock: Clock | None = None,
     ) -> None:
-        self.settings = settings
+        self.settings: Settings = settings
         self.clock: Clock = clock or SystemClock()
         settings.data_dir.mkdir(parents=True, exist_ok=True)
-        self.store = Store(settings.effective_database_url)
+        services_vector_stores.configure(settings)
+        self.store: Store = Store(settings.effective_database_url)
         self.store.migrate()
-        self.blobs = open_blob_store(settings.blob_url, settings.blob_dir)
-        self.reserve = _storage_reserve(self.store, settings)
+        self.blobs: BlobStore = open_blob_store(settings.blob_url, settings.blob_dir)
+        self.reserve: StorageReserve = _storage_reserve(self.store, settings)
         self.reserve.ensure()
-        self._maintenance: list[asyncio.Task] = []
-        self.keys = KeyChecker(self.store, settings.api_keys)
-        router = providers or provider_router.from_env()
-        self.providers = metrics.InstrumentedRouter(router)
-        self.model_lister = ModelLister.from_env(router)
+        self._maintenance: list[asyncio.Task[None]] = []
+        self.keys: KeyChecker = KeyChecker(self.store, settings.api_keys)
+        router = providers or provider_router.from_settings(settings)
+        self.providers: metrics.InstrumentedRouter = metrics.InstrumentedRouter(router)
+        self.model_lister: ModelLister = ModelLister.from_settings(router, settings)
         self.loop: asyncio.AbstractEventLoop | None = None
-        self.retrieval = RetrievalService(self.store, self.blobs)
-        self.ingestor = vs.Ingestor(self)
-        self.sandbox = SandboxManager(
+        self.retrieval: RetrievalService = RetrievalService(self.store, self.blobs, settings)
+        self.ingestor: vs.Ingestor = vs.Ingestor(self)
+        self.sandbox: Sandbox = SandboxManager(
             root_dir=settings.data_dir / "sandbox",
             max_sessions=settings.sandbox_max_sessions,
             idle_timeout_s=settings.sandbox_idle_s,
@@ -83,12 +98,14 @@ class Runtime:
             memory_mb=settings.sandbox_memory_mb,
             warm_pool=settings.sandbox_warm_pool,
             max_output_files=settings.sandbox_max_output_files,
+            venv=settings.sandbox_venv,
+            unsafe=settings.code_interpreter_unsandboxed_unsafe,
         )
-        self.server_tools: dict[str, Any] = {
+        self.server_tools: dict[str, ServerTool] = {
             "file_search": FileSearchTool(self),
             "code_interpreter": CodeInterpreterTool(self, self.sandbox),
         }
-        if tracing.setup():
+        if tracing.setup(settings):
             self.server_tools = {name: tracing.TracedTool(tool) for name, tool in self.server_tools.items()}
         # Several processes may share the database (`serve --workers N`, `threadline worker`, other machines on
         # PostgreSQL): the queue, the cancellation signal and the sweeper are the ones that work across them.
@@ -107,8 +124,8 @@ class Runtime:
             else:
                 self.queue = SqliteRunQueue(self, holds=settings.run_workers > 0, poll_s=poll_s)
             signal = PolledCancelSignal(self.store, settings.cancel_poll_s or cancel.POLL_INTERVAL_S)
-        self.executor = RunExecutor(self, signal)
-        self.workers = Workers(self, self.executor, self.queue, settings.run_workers)
+        self.executor: RunExecutor = RunExecutor(self, signal)
+        self.workers: Workers = Workers(self, self.executor, self.queue, settings.run_workers)
         self.sweeper = Sweeper(self, self.workers, liveness(self.store.engine, OWNER))
 
     async def start(self) -> None:
@@ -160,66 +177,17 @@ class Runtime:
 
     async def _maintain(self) -> None:
         """Every `maintenance_s` (30 s): take the storage reserve back once there is room again (deletes on a full disk
-        release it), and delete the parts of uploads that expired."""
+        release it), delete the parts of uploads that expired, and expire idle containers."""
         while True:
             await asyncio.sleep(self.settings.maintenance_s)
             try:
                 if self.reserve.held < self.reserve.size:
                     await asyncio.to_thread(self.reserve.ensure)
-                await asyncio.to_thread(uploads.expire_stale_uploads, self)
+                await asyncio.to_thread(services_uploads.expire_stale, self)
+                await services_containers.expire_due(self)
             except Exception as exc:
                 if not is_disk_full(exc):
                     log.exception("storage maintenance failed")
-
-    # -- hooks the resource routers call inside their write transactions ------------------------------------------
-
-    def create_vector_store_in_tx(self, conn: sa.Connection, helper: Any, owner: str) -> str:
-        """The `vector_stores` helper of tool_resources: create a store and attach its files."""
-        from .api.vector_stores import create_in_tx
-
-        expires = (
-            {"anchor": "last_active_at", "days": vs.THREAD_STORE_EXPIRY_DAYS} if owner.startswith("thread_") else None
-        )
-        obj = create_in_tx(
-            conn,
-            self,
-            name=None,
-            file_ids=helper.file_ids,
-            chunking=helper.chunking_strategy,
-            metadata=helper.metadata,
-            expires_after=expires,
-            owner=owner,
-        )
-        return obj["id"]
-
-    def attach_to_thread_vector_store(self, conn: sa.Connection, thread: dict, file_id: str) -> None:
-        """A message attachment for file_search goes into the thread's own store, created on demand."""
-        resources = thread.setdefault("tool_resources", {})
-        ids = resources.setdefault("file_search", {}).setdefault("vector_store_ids", [])
-        if not ids:
-            obj = vs.store_object(
-                None, None, {"anchor": "last_active_at", "days": vs.THREAD_STORE_EXPIRY_DAYS}, owner=thread["id"]
-            )
-            vs.insert_store(conn, obj)
-            ids.append(obj["id"])
-        vs.attach_file(conn, ids[0], file_id, vs.chunking_object(None, self.retrieval.auto_chunking), None)
-
-    def on_thread_deleted(self, thread_id: str) -> None:
-        """Called from a request's worker thread: end the thread's sandbox session on the event loop."""
-        if self.loop is not None:
-            asyncio.run_coroutine_threadsafe(self.sandbox.close_session(thread_id), self.loop)
-
-    def on_file_deleted(self, conn: sa.Connection, file_id: str) -> Any:
-        """Deleting a File removes it from every vector store; the index is cleaned after the commit."""
-        t = schema.vector_store_files
-        stores = list(conn.execute(sa.select(t.c.vector_store_id).where(t.c.file_id == file_id)).scalars())
-        conn.execute(t.delete().where(t.c.file_id == file_id))
-
-        def after_commit() -> None:
-            for vs_id in stores:
-                self.retrieval.delete_file(vs_id, file_id)
-
-        return after_commit
 
 
 def _storage_reserve(store: Store, settings: Settings) -> StorageReserve:
@@ -237,9 +205,10 @@ def create_app(
     providers: provider_router.ProviderRouter | None = None,
     clock: Clock | None = None,
 ) -> FastAPI:
-    """The ASGI app. Settings default to the environment's; `providers` and `clock` as for Runtime. The Runtime
-    starts and stops with the app's lifespan and is at ``app.state.runtime``."""
-    settings = settings or Settings.from_env()
+    """The ASGI app. Settings default to the environment's (Settings.load: SettingsError names a bad variable);
+    `providers` and `clock` as for Runtime. The Runtime starts and stops with the app's lifespan and is at
+    ``app.state.runtime``."""
+    settings = settings or Settings.load()
     runtime = Runtime(settings, providers=providers, clock=clock)
 
     @asynccontextmanager
@@ -268,6 +237,9 @@ def create_app(
         uploads,
         vector_stores,
         model_list,
+        conversations,
+        responses,
+        containers,
     ):  # runs before threads: /threads/runs
         app.include_router(module.router)
 
@@ -280,11 +252,13 @@ def create_app(
         report = readiness(runtime)
         return JSONResponse(report, status_code=200 if report["status"] == "ready" else 503)
 
-    if metrics.enabled():
+    if settings.metrics:
 
         @app.get("/metrics")
         def metrics_endpoint() -> Response:
-            body, content_type = metrics.render(runtime)
+            body, content_type = metrics.render(
+                runtime.store, runtime.executor.active, runtime.sandbox, settings.prometheus_multiproc_dir
+            )
             return Response(body, media_type=content_type)
 
     console.install(app)
@@ -299,7 +273,8 @@ def app_from_env() -> FastAPI:
     which the parent process filled from its command line; logs in the configured format."""
     from .logs import configure
 
-    configure(logging.INFO)
+    settings = Settings.load()
+    configure(logging.INFO, settings.log_format)
     for noisy in ("alembic", "httpx", "httpx2"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    return create_app(Settings.from_env())
+    return create_app(settings)

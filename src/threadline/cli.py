@@ -1,4 +1,4 @@
-"""The `threadline` command: serve, worker, migrate, keys."""
+"""The `threadline` command: serve, migrate, keys."""
 
 from __future__ import annotations
 
@@ -9,24 +9,21 @@ import os
 import shutil
 import signal
 import sys
-from pathlib import Path
 
-from .config import Settings
+from .config import Settings, SettingsError, export
 
 log = logging.getLogger("threadline")
 
 
 def _settings(args: argparse.Namespace) -> Settings:
-    settings = Settings.from_env()
-    if getattr(args, "host", None):
-        settings.host = args.host
-    if getattr(args, "port", None):
-        settings.port = args.port
-    if getattr(args, "data_dir", None):
-        settings.data_dir = Path(args.data_dir)
-    if getattr(args, "database_url", None):
-        settings.database_url = args.database_url
-    return settings
+    """The environment's settings with the command line's options on top (SettingsError names a bad one)."""
+    return Settings.load(
+        host=getattr(args, "host", None) or None,
+        port=getattr(args, "port", None) or None,
+        data_dir=getattr(args, "data_dir", None) or None,
+        database_url=getattr(args, "database_url", None) or None,
+        workers=getattr(args, "workers", None),
+    )
 
 
 def _describe_store(url: str) -> str:
@@ -37,12 +34,9 @@ def _describe_store(url: str) -> str:
     return f"PostgreSQL ({make_url(url).render_as_string(hide_password=True)})"
 
 
-def process_count(settings: Settings, requested: int | None) -> int:
+def process_count(settings: Settings) -> int:
     """`serve` processes: --workers, else THREADLINE_WORKERS, else (0) one per core."""
-    count = requested if requested is not None else settings.workers
-    if count < 0:
-        raise SystemExit("error: --workers / THREADLINE_WORKERS must be 0 (one per core) or more")
-    return count or os.cpu_count() or 1
+    return settings.workers or os.cpu_count() or 1
 
 
 def _announce(settings: Settings, keys_enabled: bool, processes: int) -> None:
@@ -57,14 +51,13 @@ def _announce(settings: Settings, keys_enabled: bool, processes: int) -> None:
         )
 
 
-def serve(args: argparse.Namespace) -> int:
+def serve(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
     level = logging.getLevelName(args.log_level.upper())
     if isinstance(level, int):  # uvicorn's own `trace` level has no logging name: leave the root at INFO
         logging.getLogger().setLevel(level)
-    settings = _settings(args)
-    processes = process_count(settings, args.workers)
+    processes = process_count(settings)
     if processes == 1:
         from .app import create_app
 
@@ -80,19 +73,15 @@ def serve(args: argparse.Namespace) -> int:
     from .auth import KeyChecker
     from .store import Store
 
-    os.environ.update(
-        THREADLINE_HOST=settings.host,
-        THREADLINE_PORT=str(settings.port),
-        THREADLINE_DATA_DIR=str(settings.data_dir),
-        THREADLINE_DATABASE_URL=settings.effective_database_url,
-    )
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    settings.database_url = settings.effective_database_url
+    if settings.prometheus_multiproc_dir is None:
         # /metrics on any of the processes aggregates the counters and histograms of all (docs/deployment.md)
         metrics_dir = settings.data_dir / "prometheus"
         shutil.rmtree(metrics_dir, ignore_errors=True)
         metrics_dir.mkdir(parents=True)
-        os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir.resolve())
+        settings.prometheus_multiproc_dir = metrics_dir.resolve()
+    export(settings, "host", "port", "data_dir", "database_url", "prometheus_multiproc_dir")
     store = Store(settings.effective_database_url)
     store.migrate()  # once, before the processes start (each would wait for the others' migration otherwise)
     enabled = KeyChecker(store, settings.api_keys).enabled
@@ -111,9 +100,8 @@ def serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def worker(args: argparse.Namespace) -> int:
+def worker(args: argparse.Namespace, settings: Settings) -> int:
     """Execute background runs and ingest vector-store files, without HTTP, until SIGTERM / SIGINT."""
-    settings = _settings(args)
     if settings.run_workers <= 0:
         print("error: THREADLINE_RUN_WORKERS is 0: this worker would execute no runs", file=sys.stderr)
         return 2
@@ -141,11 +129,10 @@ def worker(args: argparse.Namespace) -> int:
     return 0
 
 
-def migrate(args: argparse.Namespace) -> int:
+def migrate(args: argparse.Namespace, settings: Settings) -> int:
     from .store import Store
     from .store.migrate import current
 
-    settings = _settings(args)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     store = Store(settings.effective_database_url)
     store.migrate()
@@ -154,21 +141,20 @@ def migrate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _key_store(args: argparse.Namespace):  # noqa: ANN202 - (Store, KeyChecker)
+def _key_store(settings: Settings):  # noqa: ANN202 - (Store, KeyChecker)
     from .auth import KeyChecker
     from .store import Store
 
-    settings = _settings(args)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     store = Store(settings.effective_database_url)
     store.migrate()
     return store, KeyChecker(store, [])
 
 
-def add_key(args: argparse.Namespace) -> int:
+def add_key(args: argparse.Namespace, settings: Settings) -> int:
     import secrets
 
-    store, keys = _key_store(args)
+    store, keys = _key_store(settings)
     try:
         key = args.key or "sk-tl-" + secrets.token_urlsafe(32)
         if not keys.add(key, args.name):
@@ -180,10 +166,10 @@ def add_key(args: argparse.Namespace) -> int:
         store.close()
 
 
-def list_keys(args: argparse.Namespace) -> int:
+def list_keys(args: argparse.Namespace, settings: Settings) -> int:
     import datetime
 
-    store, keys = _key_store(args)
+    store, keys = _key_store(settings)
     try:
         stored = keys.list()
         if not stored:
@@ -196,8 +182,8 @@ def list_keys(args: argparse.Namespace) -> int:
         store.close()
 
 
-def revoke_key(args: argparse.Namespace) -> int:
-    store, keys = _key_store(args)
+def revoke_key(args: argparse.Namespace, settings: Settings) -> int:
+    store, keys = _key_store(settings)
     try:
         count = keys.revoke(key=args.key, key_id=args.id, name=args.name)
         if not count:
@@ -258,10 +244,15 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     from .logs import configure
 
-    configure(logging.INFO)
+    try:
+        settings = _settings(args)
+    except SettingsError as exc:
+        print(f"threadline: {exc}", file=sys.stderr)
+        return 2
+    configure(logging.INFO, settings.log_format)
     for noisy in ("alembic", "httpx", "httpx2"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    return args.func(args)
+    return args.func(args, settings)
 
 
 if __name__ == "__main__":

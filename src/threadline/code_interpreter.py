@@ -17,16 +17,21 @@ import logging
 import re
 from collections.abc import Callable
 from pathlib import PurePosixPath
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 import orjson
 import sqlalchemy as sa
 
-from .api.files import create_file_from_stream
-from .engine.executor import ToolFatal
-from .engine.tools import StepDelta, ToolContext, ToolOutcome
+from .engine.tools import StepDelta, ToolContext, ToolFatal, ToolOutcome
 from .providers.base import ToolSpec
-from .store import Store, loads, schema
+from .services import files as services_files
+from .store import Store, files, schema
+
+if TYPE_CHECKING:
+    from .services.deps import Deps
+
+if TYPE_CHECKING:
+    from .sandbox import Sandbox
 
 log = logging.getLogger("threadline.code_interpreter")
 
@@ -62,8 +67,7 @@ def placement_names(files: list[tuple[str, str]]) -> dict[str, str]:
 def input_placement(conn: sa.Connection, run: dict[str, Any]) -> dict[str, str]:
     """file id -> name in /mnt/data for the run's input files (assistant's, then thread's code_interpreter files)."""
     ids = _input_file_ids(conn, run)
-    rows = conn.execute(sa.select(schema.files.c.id, schema.files.c.data).where(schema.files.c.id.in_(ids))).all()
-    by_id = {r[0]: loads(r[1])["filename"] for r in rows}
+    by_id = files.filenames(conn, ids)
     return placement_names([(fid, by_id[fid]) for fid in ids if fid in by_id])
 
 
@@ -71,7 +75,7 @@ class CodeInterpreterTool:
     type = "code_interpreter"
     function_name = "code_interpreter"
 
-    def __init__(self, runtime: Any, manager: Any) -> None:
+    def __init__(self, runtime: Deps, manager: Sandbox) -> None:
         self.rt = runtime
         self.manager = manager
         self.placed: dict[str, set[str]] = {}  # session key -> file ids already in its /mnt/data
@@ -117,12 +121,8 @@ class CodeInterpreterTool:
         sandbox) and their file ids: those not placed in the key's live session yet."""
         with self.rt.store.read() as conn:
             ids = _input_file_ids(conn, run)
-            rows = conn.execute(
-                sa.select(schema.files.c.id, schema.files.c.data, schema.files.c.blob_key).where(
-                    schema.files.c.id.in_(ids)
-                )
-            ).all()
-        by_id = {r[0]: (loads(r[1])["filename"], r[2]) for r in rows}
+            stored = files.with_blob_keys(conn, ids)
+        by_id = {fid: (obj["filename"], key) for fid, (obj, key) in stored.items()}
         ordered = [(fid, by_id[fid][0]) for fid in ids if fid in by_id]
         names = placement_names(ordered)
         if not self.manager.has_session(key):
@@ -139,7 +139,9 @@ class CodeInterpreterTool:
 
     def _save_output(self, name: str, stream: BinaryIO) -> dict[str, Any]:
         """OutputSink: stream one file from /mnt/data into a new File (purpose assistants_output)."""
-        return create_file_from_stream(self.rt, PurePosixPath(name).name, stream, "assistants_output")
+        return services_files.create(
+            self.rt, stream, filename=PurePosixPath(name).name, purpose="assistants_output", check_size=False
+        )
 
     async def execute(self, ctx: ToolContext, call_id: str, arguments: str, delta: StepDelta) -> ToolOutcome:
         from .sandbox import SandboxUnavailable

@@ -11,20 +11,26 @@ overlap) are cited at its end, so a file_search answer never comes without its s
 from __future__ import annotations
 
 import asyncio
-import os
 import re
 import threading
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
-import sqlalchemy as sa
 
-from . import vector_stores as vs
-from .engine.executor import ToolFatal
-from .engine.tools import StepDelta, ToolContext, ToolOutcome
+from .engine.tools import StepDelta, ToolContext, ToolFatal, ToolOutcome
 from .providers.base import ToolSpec
-from .store import Store, loads, schema
+from .services import vector_stores as vs
+from .store import Store, files, messages, schema, threads, vector_stores
+
+if TYPE_CHECKING:
+    from .services.deps import Deps
+
+if TYPE_CHECKING:
+    from .config import Settings
+    from .retrieval.embeddings import Embedder
+    from .retrieval.index import ChunkIndex
+    from .store.blobs import BlobStore
 
 DEFAULT_MAX_RESULTS = 20
 THREAD_STORE_WAIT_S = 60.0
@@ -58,38 +64,43 @@ class Hit:
 class RetrievalService:
     """Parsing, chunking, embedding and hybrid search, behind one object the API and the tool share."""
 
-    def __init__(self, store: Store, blobs: Any) -> None:
+    def __init__(self, store: Store, blobs: BlobStore, settings: Settings) -> None:
         self.store = store
         self.blobs = blobs
-        self._embedder: Any = None
-        self._index: Any = None
+        self.settings = settings
+        self._embedder: Embedder | None = None
+        self._index: ChunkIndex | None = None
         self._lock = threading.Lock()
-        self.mode = os.environ.get("THREADLINE_SEARCH_MODE", "hybrid")
+        self.mode = settings.search_mode
 
     @property
-    def embedder(self) -> Any:
+    def embedder_loaded(self) -> bool:
+        """Whether the embedder was built (the local model loads on first use)."""
+        return self._embedder is not None
+
+    @property
+    def embedder(self) -> Embedder:
         with self._lock:
             if self._embedder is None:
-                from .retrieval.embeddings import embedder_from_env
+                from .retrieval.embeddings import embedder_for
 
-                self._embedder = embedder_from_env()
+                self._embedder = embedder_for(self.settings)
             return self._embedder
 
     @property
-    def index(self) -> Any:
+    def index(self) -> ChunkIndex:
         with self._lock:
             if self._index is None:
                 from .retrieval.index import make_index
 
-                self._index = make_index(self.store.engine)
+                self._index = make_index(self.store.engine, self.settings)
             return self._index
 
     @property
     def auto_chunking(self) -> dict[str, int]:
         from .retrieval.chunking import AUTO_CHUNKING, OPENAI_AUTO_CHUNKING
 
-        local = (os.environ.get("THREADLINE_EMBEDDINGS") or "local").lower() == "local"
-        return dict(AUTO_CHUNKING if local else OPENAI_AUTO_CHUNKING)
+        return dict(AUTO_CHUNKING if self.settings.embeddings == "local" else OPENAI_AUTO_CHUNKING)
 
     def index_files(self, files: list[tuple[str, str, str, dict, dict | None]]) -> list[int]:
         """Chunk, embed and index files given as (store id, file id, text, chunking, attributes), replacing earlier
@@ -140,15 +151,14 @@ class RetrievalService:
         from .retrieval.parse import ParseError, extract_text
 
         with self.store.read() as conn:
-            row = conn.execute(
-                sa.select(schema.files.c.data, schema.files.c.blob_key).where(schema.files.c.id == file_id)
-            ).first()
-        if row is None:
+            stored = files.with_blob_keys(conn, [file_id]).get(file_id)
+        if stored is None:
             return []
+        obj, blob_key = stored
         try:
-            with self.blobs.open(row[1]) as f:
+            with self.blobs.open(blob_key) as f:
                 data = f.read()
-            return [extract_text(data, loads(row[0])["filename"])]
+            return [extract_text(data, obj["filename"])]
         except (ParseError, OSError):
             return []
 
@@ -194,10 +204,8 @@ class RetrievalService:
     def _filenames(self, file_ids: set[str]) -> dict[str, str]:
         if not file_ids:
             return {}
-        t = schema.files
         with self.store.read() as conn:
-            rows = conn.execute(sa.select(t.c.id, t.c.data).where(t.c.id.in_(file_ids))).all()
-        return {r[0]: loads(r[1])["filename"] for r in rows}
+            return files.filenames(conn, file_ids)
 
 
 def score_details(hit: Hit) -> dict[str, Any]:
@@ -218,7 +226,7 @@ class FileSearchTool:
     type = "file_search"
     function_name = "file_search"
 
-    def __init__(self, runtime: Any) -> None:
+    def __init__(self, runtime: Deps) -> None:
         self.rt = runtime
 
     def spec(self, tool_config: dict[str, Any]) -> ToolSpec:
@@ -267,14 +275,11 @@ class FileSearchTool:
         return [q for q in queries if q]
 
     def _last_user_text(self, ctx: ToolContext) -> str:
-        t = schema.messages
         with self.rt.store.read() as conn:
-            for raw in conn.execute(
-                sa.select(t.c.data).where(t.c.thread_id == ctx.run["thread_id"]).order_by(t.c.seq.desc()).limit(20)
-            ).scalars():
-                message = loads(raw)
-                if message["role"] == "user":
-                    return " ".join(p["text"]["value"] for p in message["content"] if p["type"] == "text")
+            recent = messages.newest(conn, ctx.run["thread_id"], 20)
+        for message in recent:
+            if message["role"] == "user":
+                return " ".join(p["text"]["value"] for p in message["content"] if p["type"] == "text")
         return ""
 
     def _store_ids(self, ctx: ToolContext) -> tuple[list[str], list[str]]:
@@ -282,7 +287,7 @@ class FileSearchTool:
             return ((obj.get("tool_resources") or {}).get("file_search") or {}).get("vector_store_ids") or []
 
         with self.rt.store.read() as conn:
-            thread = Store.fetch(conn, schema.threads, ctx.run["thread_id"]) or {}
+            thread = threads.get(conn, ctx.run["thread_id"]) or {}
             assistant = Store.fetch(conn, schema.assistants, ctx.run["assistant_id"]) or {}
         return ids(assistant), ids(thread)
 
@@ -290,7 +295,7 @@ class FileSearchTool:
         with self.rt.store.write() as conn:
             live = []
             for vs_id in all_ids:
-                obj = Store.fetch(conn, schema.vector_stores, vs_id)
+                obj = vector_stores.get(conn, vs_id)
                 if obj is None:
                     continue
                 if vs.is_expired(obj):
@@ -302,14 +307,8 @@ class FileSearchTool:
         return live
 
     def _pending(self, vs_ids: list[str]) -> int:
-        t = schema.vector_store_files
         with self.rt.store.read() as conn:
-            return (
-                conn.execute(
-                    sa.select(sa.func.count()).where(t.c.vector_store_id.in_(vs_ids), t.c.status == "in_progress")
-                ).scalar()
-                or 0
-            )
+            return vector_stores.pending_count(conn, vs_ids)
 
     async def execute(self, ctx: ToolContext, call_id: str, arguments: str, delta: StepDelta) -> ToolOutcome:
         opts = ctx.tool_config.get("file_search") or {}

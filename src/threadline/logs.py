@@ -1,15 +1,15 @@
 """Logging: text or JSON lines, each carrying the request id and run id of the code that logged it.
 
-THREADLINE_LOG_FORMAT=json|text; unset means JSON when stderr is not a terminal (a container, a service manager)
-and text on a terminal. The ids come from context variables: the HTTP middleware sets `request_id` (the
-x-request-id it answers with) and the run executor sets `run_id`; tasks started while they are set inherit them.
+THREADLINE_LOG_FORMAT (Settings.log_format) = json|text; unset means JSON when stderr is not a terminal (a
+container, a service manager) and text on a terminal. The ids come from context variables: the HTTP middleware
+sets `request_id` (the x-request-id it answers with) and the run executor sets `run_id`; tasks started while they
+are set inherit them.
 """
 
 from __future__ import annotations
 
 import contextvars
 import logging
-import os
 import sys
 
 request_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
@@ -28,20 +28,18 @@ class ContextIds(logging.Filter):
         return True
 
 
-def log_format(environ: dict[str, str] | None = None) -> str:
-    """`json` or `text` (see the module docstring)."""
-    env = os.environ if environ is None else environ
-    value = env.get("THREADLINE_LOG_FORMAT", "").strip().lower()
-    if value in ("json", "text"):
-        return value
+def log_format(configured: str | None = None) -> str:
+    """`json` or `text`: the configured format (Settings.log_format), else by whether stderr is a terminal."""
+    if configured in ("json", "text"):
+        return configured
     return "text" if sys.stderr.isatty() else "json"
 
 
-def configure(level: int = logging.INFO) -> None:
-    """Install one stderr handler on the root logger in the configured format."""
+def configure(level: int = logging.INFO, fmt: str | None = None) -> None:
+    """Install one stderr handler on the root logger in format `fmt` (`json`, `text`, None: see log_format)."""
     handler = logging.StreamHandler()
     handler.addFilter(ContextIds())
-    if log_format() == "json":
+    if log_format(fmt) == "json":
         from pythonjsonlogger.json import JsonFormatter
 
         handler.setFormatter(

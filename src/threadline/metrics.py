@@ -14,10 +14,10 @@ becomes `gen_ai_client_operation_duration_seconds`, attribute dots become unders
 from __future__ import annotations
 
 import logging
-import os
 import time
-from collections.abc import AsyncIterator, Iterator
-from typing import Any
+from collections.abc import AsyncIterator, Iterator, Sized
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from prometheus_client import (
@@ -32,6 +32,10 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from .providers.base import ChatEvent, ChatRequest, ProviderError, TextDelta, ToolCallStart, Usage
+
+if TYPE_CHECKING:
+    from .sandbox import Sandbox
+    from .store import Store
 
 access_log = logging.getLogger("threadline.access")
 log = logging.getLogger("threadline.runs")
@@ -85,11 +89,6 @@ PROVIDER_ERRORS = Counter(
     "Model calls that ended in an error, by provider and error code (after the provider's own retries).",
     ("gen_ai_provider_name", "error_type"),
 )
-
-
-def enabled() -> bool:
-    """THREADLINE_METRICS=off removes /metrics (the counters still run: they are cheap)."""
-    return os.environ.get("THREADLINE_METRICS", "on").strip().lower() not in ("off", "0", "false", "no")
 
 
 # -- runs --------------------------------------------------------------------------------------------------------
@@ -259,14 +258,16 @@ class RuntimeCollector(Collector):
     """Gauges read at scrape time: runs by active state, the queue's depth and oldest age, the ingestion backlog,
     and sandbox sessions. Each scrape costs a few indexed COUNT queries."""
 
-    def __init__(self, runtime: Any) -> None:
-        self.rt = runtime
+    def __init__(self, store: Store, executing: Sized, sandbox: Sandbox) -> None:
+        self.store = store
+        self.executing = executing  # the run ids this process executes now (read at scrape time)
+        self.sandbox = sandbox
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         from .store import schema
 
         runs, files = schema.runs, schema.vector_store_files
-        with self.rt.store.read() as conn:
+        with self.store.read() as conn:
             by_status = dict(
                 conn.execute(
                     sa.select(runs.c.status, sa.func.count()).where(runs.c.status.in_(ACTIVE)).group_by(runs.c.status)
@@ -288,24 +289,24 @@ class RuntimeCollector(Collector):
             "threadline_run_queue_oldest_age_seconds", "Age of the oldest `queued` run (0 when none).", value=age
         )
         yield GaugeMetricFamily(
-            "threadline_runs_executing", "Runs this process is executing now.", value=len(self.rt.executor.active)
+            "threadline_runs_executing", "Runs this process is executing now.", value=len(self.executing)
         )
         yield GaugeMetricFamily(
             "threadline_ingestion_backlog_files",
             "Vector store files waiting to be indexed (status in_progress).",
             value=backlog or 0,
         )
-        stats = self.rt.sandbox.stats()
+        stats = self.sandbox.stats()
         s = GaugeMetricFamily("threadline_sandbox_sessions", "code_interpreter sandboxes, by state.", labels=["state"])
         s.add_metric(["live"], stats["sessions"])
         s.add_metric(["warm"], stats["warm_pool"])
         yield s
 
 
-def render(runtime: Any) -> tuple[bytes, str]:
-    """The /metrics body and its content type: the process's (or, in multi-process mode, every process's)
-    counters and histograms, then the scrape-time gauges."""
-    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+def render(store: Store, executing: Sized, sandbox: Sandbox, multiprocess_dir: Path | None = None) -> tuple[bytes, str]:
+    """The /metrics body and its content type: the process's (or, with `multiprocess_dir` — the settings'
+    PROMETHEUS_MULTIPROC_DIR — every process's) counters and histograms, then the scrape-time gauges."""
+    if multiprocess_dir:
         from prometheus_client import multiprocess
 
         registry = CollectorRegistry()
@@ -313,5 +314,5 @@ def render(runtime: Any) -> tuple[bytes, str]:
     else:
         registry = REGISTRY
     gauges = CollectorRegistry()
-    gauges.register(RuntimeCollector(runtime))
+    gauges.register(RuntimeCollector(store, executing, sandbox))
     return generate_latest(registry) + generate_latest(gauges), CONTENT_TYPE_LATEST

@@ -8,10 +8,11 @@ from typing import Any
 
 import orjson
 
-from .api.errors import APIError, BodyError, size_text
+from .api.errors import APIError, BodyError
 from .auth import KeyChecker, Verdict
 from .config import Settings
 from .logs import request_id as request_id_var
+from .services.errors import size_text
 
 BETA_PATHS = ("/v1/assistants", "/v1/threads")
 V1_DEPRECATED = (
@@ -72,6 +73,7 @@ class APIMiddleware:
             await send(start)
             await send(body)
             return
+        conversation_ids_as_threads(scope)
 
         async def send_with_id(message) -> None:  # noqa: ANN001
             if message["type"] == "http.response.start":
@@ -81,18 +83,33 @@ class APIMiddleware:
         await self.app(scope, receive, send_with_id)
 
 
+_CONV_IN_THREAD_PATH = "/v1/threads/conv_"
+
+
+def conversation_ids_as_threads(scope: dict[str, Any]) -> None:
+    """A conversation is a thread (one row, ids thread_X and conv_X): an Assistants route given `conv_X` serves the
+    thread `thread_X`. Rewritten once here so every thread route (threads, messages, runs, steps) accepts both."""
+    path = scope["path"]
+    if path.startswith(_CONV_IN_THREAD_PATH):
+        scope["path"] = "/v1/threads/thread_" + path[len(_CONV_IN_THREAD_PATH) :]
+        raw = scope.get("raw_path")
+        if raw is not None and raw.startswith(_CONV_IN_THREAD_PATH.encode()):
+            scope["raw_path"] = b"/v1/threads/thread_" + raw[len(_CONV_IN_THREAD_PATH) :]
+
+
 # Multipart framing around an upload's bytes: boundaries, part headers and the few small form fields.
 MULTIPART_OVERHEAD = 1 << 20
 _PART_PATH = re.compile(r"^/v1/uploads/[^/]+/parts/?$")
+_CONTAINER_FILES_PATH = re.compile(r"^/v1/containers/[^/]+/files/?$")
 
 
 def body_limit(settings: Settings, method: str, path: str) -> tuple[int, APIError]:
     """The most bytes a request body may have on this route, and the 413 to answer when it has more.
 
-    Uploads (POST /v1/files, POST /v1/uploads/{id}/parts) get their file limit plus multipart framing; every
-    other route gets `max_body_bytes`.
+    Uploads (POST /v1/files, POST /v1/containers/{id}/files, POST /v1/uploads/{id}/parts) get their file limit
+    plus multipart framing; every other route gets `max_body_bytes`.
     """
-    if method == "POST" and path.rstrip("/") == "/v1/files":
+    if method == "POST" and (path.rstrip("/") == "/v1/files" or _CONTAINER_FILES_PATH.match(path)):
         limit = settings.max_file_bytes
         message = f"File is too large. The maximum file size is {size_text(limit)}."
         return limit + MULTIPART_OVERHEAD, APIError(413, message, param="file", headers={"Connection": "close"})

@@ -11,9 +11,23 @@ import functools
 import secrets
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import sqlalchemy as sa
+
+if TYPE_CHECKING:
+    from .file_search import RetrievalService
+    from .sandbox import Sandbox
+    from .store import BlobStore, Store
+
+
+class ReadinessParts(Protocol):
+    """What the readiness check looks at (the Runtime has these)."""
+
+    store: Store
+    blobs: BlobStore
+    sandbox: Sandbox
+    retrieval: RetrievalService
 
 
 @functools.cache
@@ -38,7 +52,7 @@ def _check(fn: Any) -> dict[str, Any]:
     return out
 
 
-def readiness(runtime: Any) -> dict[str, Any]:
+def readiness(runtime: ReadinessParts) -> dict[str, Any]:
     """{"status": "ready"|"not_ready", "checks": {...}}; each check has `ok` and, when it failed, `error`."""
     from .store.migrate import current
 
@@ -65,12 +79,12 @@ def readiness(runtime: Any) -> dict[str, Any]:
     checks["migrations"] = _check(migrations) if checks["database"]["ok"] else {"ok": False, "error": "no database"}
     checks["blob_store"] = _check(blobs)
     ok = all(c["ok"] for c in checks.values())
-    status = runtime.sandbox._status  # the last probe's answer; readiness never starts a sandbox
+    status = runtime.sandbox.last_status  # the last probe's answer; readiness never starts a sandbox
     optional = {
         "code_interpreter": {"state": "unknown"}
         if status is None
         else {"state": "available" if status[0] else "unavailable", **({} if status[0] else {"reason": status[1]})},
-        "embedder": {"state": "loaded" if runtime.retrieval._embedder is not None else "not_loaded"},
+        "embedder": {"state": "loaded" if runtime.retrieval.embedder_loaded else "not_loaded"},
     }
     optional["code_interpreter"].update(runtime.sandbox.stats())
     return {"status": "ready" if ok else "not_ready", "checks": checks, "optional": optional}

@@ -105,3 +105,29 @@ def message_text_tokens(message: dict) -> int:
         for p in message.get("content") or []
         if p.get("type") == "text" and isinstance(p.get("text"), dict)
     )
+
+
+def item_text_tokens(item: dict) -> int:
+    """Tokens (o200k_base) of a conversation item that is not an Assistants message (a function call and its
+    output, reasoning, a tool call): the text a prompt would carry for it. Stored in `messages.token_count` like a
+    message's count, so either API's context source windows the log without re-tokenising."""
+    kind = item.get("type")
+    texts: list[str] = []
+    if kind == "function_call":
+        texts = [item.get("name") or "", item.get("arguments") or ""]
+    elif kind == "function_call_output":
+        output = item.get("output")
+        if isinstance(output, str):
+            texts = [output]
+        elif isinstance(output, list):
+            texts = [p.get("text") or "" for p in output if isinstance(p, dict) and p.get("type") == "input_text"]
+    elif kind == "reasoning":
+        texts = [p.get("text") or "" for p in (item.get("summary") or []) + (item.get("content") or [])]
+    elif kind == "file_search_call":
+        texts = list(item.get("queries") or []) + [r.get("text") or "" for r in item.get("results") or []]
+    elif kind == "code_interpreter_call":
+        texts = [item.get("code") or ""]
+        texts += [o.get("logs") or "" for o in item.get("outputs") or [] if o.get("type") == "logs"]
+    elif kind == "compaction":
+        texts = [item.get("encrypted_content") or ""]
+    return sum(count_tokens(t) for t in texts if isinstance(t, str))

@@ -13,20 +13,25 @@ gen_ai.request.model, gen_ai.response.model, gen_ai.usage.input_tokens / output_
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .config import Settings
+    from .engine.tools import ServerTool, StepDelta, TextProcessor, ToolContext, ToolOutcome
+    from .providers.base import ToolSpec
 
 log = logging.getLogger("threadline.tracing")
 
 _tracer: Any = None
 
 
-def setup() -> bool:
-    """Install the SDK tracer provider when THREADLINE_TRACING=1; returns whether tracing is on."""
+def setup(settings: Settings) -> bool:
+    """Install the SDK tracer provider when `settings.tracing` (THREADLINE_TRACING=1); returns whether tracing is
+    on."""
     global _tracer
-    if os.environ.get("THREADLINE_TRACING", "").strip().lower() not in ("1", "true", "on", "yes"):
+    if not settings.tracing:
         return False
     if _tracer is not None:
         return True
@@ -38,11 +43,9 @@ def setup() -> bool:
     except ImportError:
         log.warning("THREADLINE_TRACING=1 but opentelemetry-sdk is not installed: tracing is off")
         return False
-    resource = Resource.create({"service.name": os.environ.get("OTEL_SERVICE_NAME", "threadline")}).merge(
-        OTELResourceDetector().detect()
-    )
+    resource = Resource.create({"service.name": settings.otel_service_name}).merge(OTELResourceDetector().detect())
     provider = TracerProvider(resource=resource)
-    kind = os.environ.get("OTEL_TRACES_EXPORTER", "otlp").strip().lower()
+    kind = settings.otel_traces_exporter
     if kind == "console":
         provider.add_span_processor(SimpleSpanProcessor(ConsoleSpanExporter()))
     elif kind == "otlp":
@@ -143,13 +146,24 @@ def tool_span(name: str, call_id: str | None) -> Iterator[None]:
 class TracedTool:
     """A server tool (file_search, code_interpreter) whose every execution is an `execute_tool {type}` span."""
 
-    def __init__(self, tool: Any) -> None:
+    def __init__(self, tool: ServerTool) -> None:
         self._tool = tool
+        self.type = tool.type
+        self.function_name = tool.function_name
 
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._tool, name)
+    def spec(self, tool_config: dict[str, Any]) -> ToolSpec:
+        return self._tool.spec(tool_config)
 
-    async def execute(self, ctx: Any, call_id: str, arguments: str, delta: Any) -> Any:
+    def instructions(self, tool_config: dict[str, Any]) -> str:
+        return self._tool.instructions(tool_config)
+
+    def first_delta(self, call_id: str) -> dict[str, Any]:
+        return self._tool.first_delta(call_id)
+
+    def text_processor(self, references: list[dict[str, Any]]) -> TextProcessor | None:
+        return self._tool.text_processor(references)
+
+    async def execute(self, ctx: ToolContext, call_id: str, arguments: str, delta: StepDelta) -> ToolOutcome:
         """The wrapped tool's execute, inside a span."""
         with tool_span(self._tool.type, call_id):
             return await self._tool.execute(ctx, call_id, arguments, delta)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 
 import openai
 import pytest
@@ -56,7 +55,7 @@ async def test_requires_action_run_does_not_expire_early(client, llm, clock, run
 
 
 async def test_queued_runs_cancel_and_expire_without_workers(settings, llm, clock):
-    app = create_app(dataclasses.replace(settings, run_workers=0), providers=ProviderRouter.single(llm), clock=clock)
+    app = create_app(settings.model_copy(update={"run_workers": 0}), providers=ProviderRouter.single(llm), clock=clock)
     async with app.router.lifespan_context(app), sdk_client(app) as client:
         a = await client.beta.assistants.create(model="gpt-4o")
         t1 = await client.beta.threads.create(messages=[{"role": "user", "content": "x"}])
@@ -103,7 +102,9 @@ async def test_interrupted_run_is_recovered_on_restart(settings, llm, clock):
 
 
 async def test_queued_run_survives_restart(settings, llm, clock):
-    first = create_app(dataclasses.replace(settings, run_workers=0), providers=ProviderRouter.single(llm), clock=clock)
+    first = create_app(
+        settings.model_copy(update={"run_workers": 0}), providers=ProviderRouter.single(llm), clock=clock
+    )
     async with first.router.lifespan_context(first), sdk_client(first) as client:
         a = await client.beta.assistants.create(model="gpt-4o")
         thread = await client.beta.threads.create(messages=[{"role": "user", "content": "x"}])
@@ -114,7 +115,7 @@ async def test_queued_run_survives_restart(settings, llm, clock):
 
 
 async def test_unroutable_model_fails_the_run(settings, clock):
-    app = create_app(settings, providers=ProviderRouter([], environ={}), clock=clock)
+    app = create_app(settings, providers=ProviderRouter([]), clock=clock)
     async with app.router.lifespan_context(app), sdk_client(app) as client:
         a = await client.beta.assistants.create(model="claude-3-5-sonnet-latest")
         thread = await client.beta.threads.create(messages=[{"role": "user", "content": "x"}])

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 
 import pytest
 import sqlalchemy as sa
@@ -101,7 +100,9 @@ async def test_json_schema_response_format_reaches_the_model(client, llm):
 async def test_live_executor_keeps_its_lease_in_clock_time(settings, llm, clock):
     # a short lease makes the heartbeat beat often; the clock jumps far ahead, the heartbeat follows it, and the
     # recovery sweep (which fails runs whose lease ran out) leaves the live run alone
-    app = create_app(dataclasses.replace(settings, run_lease_s=0.3), providers=ProviderRouter.single(llm), clock=clock)
+    app = create_app(
+        settings.model_copy(update={"run_lease_s": 0.3}), providers=ProviderRouter.single(llm), clock=clock
+    )
     async with app.router.lifespan_context(app), sdk_client(app) as client:
         rt = app.state.runtime
         a = await client.beta.assistants.create(model="gpt-4o")

@@ -7,7 +7,7 @@ import asyncio
 import openai
 import pytest
 
-from threadline.api.uploads import expire_stale_uploads
+from threadline.services.uploads import expire_stale
 
 pytestmark = pytest.mark.anyio
 
@@ -22,12 +22,12 @@ async def test_expired_upload_refuses_parts_and_loses_its_bytes(client, clock, r
     part = await client.uploads.parts.create(up.id, data=b"abc")
     assert blob_files(settings) == {part.id}
     clock.advance(settings.upload_expires_after_s - 60)
-    assert await asyncio.to_thread(expire_stale_uploads, runtime) == 0  # not yet
+    assert await asyncio.to_thread(expire_stale, runtime) == 0  # not yet
     clock.advance(120)
     with pytest.raises(openai.BadRequestError) as exc:
         await client.uploads.parts.create(up.id, data=b"def")
     assert exc.value.body["message"] == f"Upload {up.id} is expired; it no longer accepts this operation."
-    assert await asyncio.to_thread(expire_stale_uploads, runtime) == 1  # what maintenance does every 30 s
+    assert await asyncio.to_thread(expire_stale, runtime) == 1  # what maintenance does every 30 s
     assert blob_files(settings) == set()
     with pytest.raises(openai.BadRequestError):
         await client.uploads.complete(up.id, part_ids=[part.id])

@@ -8,11 +8,17 @@ import json
 import pytest
 
 from fakes import Reply
+from threadline.config import Settings
 from threadline.providers.anthropic import AnthropicProvider
 from threadline.providers.base import ChatMessage, ChatRequest, ProviderError, TextDelta
 from threadline.providers.models import context_window, supports_images
 from threadline.providers.openai_compat import OpenAICompatProvider
-from threadline.providers.router import ModelNotRoutable, ProviderConfigError, from_env
+from threadline.providers.router import ModelNotRoutable, ProviderConfigError, ProviderRouter, from_settings
+
+
+def from_env(env: dict[str, str]) -> ProviderRouter:
+    """The router a process with exactly the environment `env` builds."""
+    return from_settings(Settings.from_mapping(env), lookup=env.get)
 
 
 def test_no_configuration_means_not_routable():

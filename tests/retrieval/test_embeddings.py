@@ -4,11 +4,12 @@ import numpy as np
 import pytest
 
 from fakes.fake_openai import FakeOpenAI
+from threadline.config import Settings, SettingsError
 from threadline.retrieval.embeddings import (
     EmbeddingModelMissing,
     OnnxEmbedder,
     OpenAIEmbedder,
-    embedder_from_env,
+    embedder_for,
 )
 
 
@@ -77,13 +78,13 @@ def test_missing_model_error_tells_operator(tmp_path):
 
 def test_factory_local_is_cached(monkeypatch):
     monkeypatch.delenv("THREADLINE_EMBEDDINGS", raising=False)
-    e1 = embedder_from_env()
-    assert isinstance(e1, OnnxEmbedder) and e1 is embedder_from_env()
+    e1 = embedder_for(Settings.load())
+    assert isinstance(e1, OnnxEmbedder) and e1 is embedder_for(Settings.load())
 
 
 def test_factory_rejects_unknown_kind():
-    with pytest.raises(ValueError):
-        embedder_from_env({"THREADLINE_EMBEDDINGS": "magic"})
+    with pytest.raises(SettingsError, match="THREADLINE_EMBEDDINGS"):
+        Settings.from_mapping({"THREADLINE_EMBEDDINGS": "magic"})
 
 
 def test_openai_embedder_over_http():
@@ -94,7 +95,7 @@ def test_openai_embedder_over_http():
             "OPENAI_API_KEY": "sk-test",
             "THREADLINE_EMBEDDINGS_MODEL": "fake-embedding",
         }
-        emb = embedder_from_env(env)
+        emb = embedder_for(Settings.from_mapping(env))
         assert isinstance(emb, OpenAIEmbedder)
         assert emb.dim == 16  # probed from the endpoint
         v = emb.embed(["alpha", "beta", "alpha"])

@@ -352,7 +352,6 @@ def test_end_to_end_with_real_embedder(index, embedder):
 
 
 def test_sqlite_keyword_budget_keeps_rare_terms(tmp_path, monkeypatch):
-    from threadline.retrieval import index_sqlite
     from threadline.store.db import create_engine
     from threadline.store.migrate import upgrade
 
@@ -362,9 +361,9 @@ def test_sqlite_keyword_budget_keeps_rare_terms(tmp_path, monkeypatch):
     records = [rec("vs_k", f"file-{i}", 0, f"common words in document {i}", unit(1)) for i in range(60)]
     records.append(rec("vs_k", "file-rare", 0, "common words plus zygomorphic flowers", unit(2)))
     index.add(records)
-    monkeypatch.setattr(index_sqlite, "KEYWORD_POSTINGS_BUDGET", 10)
+    monkeypatch.setattr(index, "keyword_postings_budget", 10)
     hits = index.search(["vs_k"], "common zygomorphic", unit(3), k=3, mode="keyword")
     assert [h.file_id for h in hits] == ["file-rare"]  # the common term (61 rows) was dropped
-    monkeypatch.setattr(index_sqlite, "KEYWORD_POSTINGS_BUDGET", 10_000)
+    monkeypatch.setattr(index, "keyword_postings_budget", 10_000)
     hits = index.search(["vs_k"], "common zygomorphic", unit(3), k=100, mode="keyword")
     assert hits[0].file_id == "file-rare" and len(hits) == 61

@@ -38,7 +38,14 @@ JSON_ENDPOINTS = [
     ("modify_message", "POST", "/threads/{thread}/messages/{msg}"),
     ("create_upload", "POST", "/uploads"),
     ("complete_upload", "POST", "/uploads/{upload}/complete"),
+    ("create_conversation", "POST", "/conversations"),
+    ("update_conversation", "POST", "/conversations/{conv}"),
+    ("create_conversation_items", "POST", "/conversations/{conv}/items"),
+    ("count_input_tokens", "POST", "/responses/input_tokens"),
+    ("create_container", "POST", "/containers"),
+    ("create_container_file", "POST", "/containers/{cntr}/files"),
 ]
+BODY_OPTIONAL = ("create_thread", "modify_thread", "modify_assistant", "modify_message", "create_conversation")
 MALFORMED_BODIES = {
     "malformed_json": b'{"model": ',
     "json_array": b"[]",
@@ -56,7 +63,7 @@ def _malformed_cases() -> list[Case]:
             cases.append((f"{name}-{body_name}", method, path, {"content": body}, 400))
         cases.append((f"{name}-unknown_field", method, path, {"json": {"no_such_field": 1}}, 400))
     for name, method, path in JSON_ENDPOINTS:
-        if name not in ("create_thread", "modify_thread", "modify_assistant", "modify_message"):  # bodies optional
+        if name not in (*BODY_OPTIONAL, "count_input_tokens"):  # bodies optional
             cases.append((f"{name}-empty_body", method, path, {"content": b""}, 400))
             cases.append((f"{name}-json_null", method, path, {"content": b"null"}, 400))
     return cases
@@ -262,15 +269,56 @@ def _id_cases() -> list[Case]:
         ("POST", "/uploads/{}/parts", "upload"),
         ("POST", "/uploads/{}/complete", "upload"),
         ("POST", "/uploads/{}/cancel", "upload"),
+        ("GET", "/conversations/{}", "conv"),
+        ("POST", "/conversations/{}", "conv"),
+        ("DELETE", "/conversations/{}", "conv"),
+        ("GET", "/conversations/{}/items", "conv"),
+        ("POST", "/conversations/{}/items", "conv"),
+        ("GET", "/conversations/{}/items/{conv_item}", "conv"),
+        ("DELETE", "/conversations/{}/items/{conv_item}", "conv"),
+        ("GET", "/responses/{}", "resp"),
+        ("DELETE", "/responses/{}", "resp"),
+        ("GET", "/responses/{}/input_items", "resp"),
+        ("GET", "/containers/{}", "cntr"),
+        ("DELETE", "/containers/{}", "cntr"),
+        ("GET", "/containers/{}/files", "cntr"),
+        ("POST", "/containers/{}/files", "cntr"),
+        ("GET", "/containers/{}/files/{cfile}", "cntr"),
+        ("GET", "/containers/{cntr}/files/{}", "cfile"),
+        ("DELETE", "/containers/{cntr}/files/{}", "cfile"),
+        ("GET", "/containers/{cntr}/files/{}/content", "cfile"),
     ]
-    prefixes = {"asst": "asst_", "thread": "thread_", "msg": "msg_", "file": "file-", "upload": "upload_"}
-    wrong = {"asst": "thread_abc", "thread": "asst_abc", "msg": "thread_abc", "file": "file_abc", "upload": "part_abc"}
+    prefixes = {
+        "asst": "asst_",
+        "thread": "thread_",
+        "msg": "msg_",
+        "file": "file-",
+        "upload": "upload_",
+        "conv": "conv_",
+        "resp": "resp_",
+        "cntr": "cntr_",
+        "cfile": "cfile_",
+    }
+    wrong = {
+        "asst": "thread_abc",
+        "thread": "asst_abc",
+        "msg": "thread_abc",
+        "file": "file_abc",
+        "upload": "part_abc",
+        "conv": "asst_abc",
+        "resp": "run_abc",
+        "cntr": "conv_abc",
+        "cfile": "file-abc",
+    }
     bodies = {
         "/messages": {"role": "user", "content": "x"},
         "/complete": {"part_ids": ["part_x"]},
         "/assistants/{}": {"name": "x"},
         "/threads/{}": {"metadata": {}},
         "/messages/{}": {"metadata": {}},
+        "/conversations/{}": {"metadata": {}},
+        "/items": {"items": [{"role": "user", "content": "x"}]},
+        "/containers/{}/files": {"file_id": "file-abc"},
     }
     cases: list[Case] = []
     for method, template, kind in paths:
@@ -314,6 +362,18 @@ def _list_cases() -> list[Case]:
                 cases.append((f"list_{name}-{label}", "GET", path, {"params": params}, 400))
         too_many = "10001" if path == "/files" else "101"
         cases.append((f"list_{name}-limit_{too_many}", "GET", path, {"params": {"limit": too_many}}, 400))
+    for path in ("/conversations/{conv}/items", "/responses/{resp}/input_items"):  # no `before` on these
+        name = path.strip("/").replace("/", "_").replace("{conv}", "C").replace("{resp}", "R")
+        for label, params in {
+            "limit_0": {"limit": "0"},
+            "limit_abc": {"limit": "abc"},
+            "limit_101": {"limit": "101"},
+            "order_sideways": {"order": "sideways"},
+            "after_nul": {"after": "x\x00"},
+            "include_unknown": {"include[]": "everything"},
+            "include_plain_unknown": {"include": "message.everything"},
+        }.items():
+            cases.append((f"list_{name}-{label}", "GET", path, {"params": params}, 400))
     cases += [
         ("list_messages-run_id_nul", "GET", "/threads/{thread}/messages", {"params": {"run_id": "run_\x00"}}, 400),
         ("list_files-purpose_nul", "GET", "/files", {"params": {"purpose": "batch\x00"}}, 400),
@@ -629,6 +689,136 @@ def _message_variants(base: dict[str, Any]) -> dict[str, dict[str, Any]]:
     }
 
 
+def _item_variants() -> dict[str, dict[str, Any]]:
+    """Conversation / response input items holding lone surrogates in each kind of string."""
+    return {
+        "content_surrogate": {"role": "user", "content": "a\ud800"},
+        "part_surrogate": {"role": "user", "content": [{"type": "input_text", "text": "\udc00"}]},
+        "output_text_surrogate": {"role": "assistant", "content": [{"type": "output_text", "text": "\udfff"}]},
+        "arguments_surrogate": {"type": "function_call", "call_id": "c", "name": "f", "arguments": "\ud800"},
+        "call_id_surrogate": {"type": "function_call_output", "call_id": "c\ud800", "output": "x"},
+        "output_surrogate": {"type": "function_call_output", "call_id": "c", "output": "\ud800"},
+        "summary_surrogate": {"type": "reasoning", "summary": [{"type": "summary_text", "text": "\ud800"}]},
+    }
+
+
+def _conversation_and_response_cases() -> list[Case]:
+    """Wrong types, sizes, unknown ids and combinations on the Conversations and Responses endpoints."""
+    user = {"role": "user", "content": "x"}
+    item_bodies: dict[str, Any] = {
+        "items_object": {"items": {}},
+        "items_string": {"items": "hi"},
+        "item_int": {"items": [5]},
+        "item_null": {"items": [None]},
+        "item_unknown_type": {"items": [{"type": "web_search_call", "id": "ws_1", "status": "completed"}]},
+        "item_role_tool": {"items": [{"role": "tool", "content": "x"}]},
+        "item_content_int": {"items": [{"role": "user", "content": 5}]},
+        "item_content_object": {"items": [{"role": "user", "content": {"type": "input_text", "text": "x"}}]},
+        "item_extra_field": {"items": [{**user, "extra": 1}]},
+        "item_status_null_extra": {"items": [{**user, "status": "done"}]},
+        "item_output_text_in_user": {"items": [{"role": "user", "content": [{"type": "output_text", "text": "x"}]}]},
+        "item_part_unknown": {"items": [{"role": "user", "content": [{"type": "input_audio", "data": "x"}]}]},
+        "item_image_without_source": {"items": [{"role": "user", "content": [{"type": "input_image"}]}]},
+        "item_image_bad_detail": {
+            "items": [
+                {"role": "user", "content": [{"type": "input_image", "image_url": "https://e.x", "detail": "4k"}]}
+            ]
+        },
+        "item_image_file_bad_prefix": {
+            "items": [{"role": "user", "content": [{"type": "input_image", "file_id": "undefined"}]}]
+        },
+        "item_file_without_source": {"items": [{"role": "user", "content": [{"type": "input_file"}]}]},
+        "function_call_missing_name": {"items": [{"type": "function_call", "call_id": "c", "arguments": "{}"}]},
+        "function_call_arguments_object": {
+            "items": [{"type": "function_call", "call_id": "c", "name": "f", "arguments": {}}]
+        },
+        "output_missing_call_id": {"items": [{"type": "function_call_output", "output": "x"}]},
+        "output_call_id_null": {"items": [{"type": "function_call_output", "call_id": None, "output": "x"}]},
+        "output_call_id_65": {"items": [{"type": "function_call_output", "call_id": "c" * 65, "output": "x"}]},
+        "output_int": {"items": [{"type": "function_call_output", "call_id": "c", "output": 5}]},
+        "reasoning_no_summary": {"items": [{"type": "reasoning"}]},
+        "file_search_call_no_id": {"items": [{"type": "file_search_call", "status": "completed", "queries": []}]},
+        "reference_no_id": {"items": [{"type": "item_reference"}]},
+        "too_many_items": {"items": [user] * 21},
+    }
+    cases: list[Case] = []
+    for k, v in item_bodies.items():
+        cases.append((f"create_conversation-{k}", "POST", "/conversations", {"json": v}, 400))
+        cases.append((f"create_conversation_items-{k}", "POST", "/conversations/{conv}/items", {"json": v}, 400))
+        if "items" in v and isinstance(v["items"], list) and k != "too_many_items":
+            cases.append(
+                (f"count_input_tokens-{k}", "POST", "/responses/input_tokens", {"json": {"input": v["items"]}}, 400)
+            )
+    missing_file = {"items": [{"role": "user", "content": [{"type": "input_image", "file_id": "file-nope"}]}]}
+    missing_ref = {"items": [{"type": "item_reference", "id": "msg_nope"}]}
+    cases += [
+        ("create_conversation-metadata_list", "POST", "/conversations", {"json": {"metadata": []}}, 400),
+        ("create_conversation-metadata_17_keys", "POST", "/conversations", {"json": {"metadata": META_17}}, 400),
+        (
+            "create_conversation-metadata_513_value",
+            "POST",
+            "/conversations",
+            {"json": {"metadata": META_LONG_VALUE}},
+            400,
+        ),
+        ("create_conversation-missing_file", "POST", "/conversations", {"json": missing_file}, 404),
+        ("create_conversation-missing_reference", "POST", "/conversations", {"json": missing_ref}, 404),
+        ("create_conversation_items-missing_file", "POST", "/conversations/{conv}/items", {"json": missing_file}, 404),
+        ("create_conversation_items-empty", "POST", "/conversations/{conv}/items", {"json": {"items": []}}, 400),
+        ("create_conversation_items-missing", "POST", "/conversations/{conv}/items", {"json": {}}, 400),
+        (
+            "create_conversation_items-include_unknown",
+            "POST",
+            "/conversations/{conv}/items?include[]=x",
+            {"json": {"items": [user]}},
+            400,
+        ),
+        ("update_conversation-missing_metadata", "POST", "/conversations/{conv}", {"json": {}}, 400),
+        ("update_conversation-metadata_string", "POST", "/conversations/{conv}", {"json": {"metadata": "x"}}, 400),
+        ("update_conversation-metadata_17_keys", "POST", "/conversations/{conv}", {"json": {"metadata": META_17}}, 400),
+        ("update_conversation-items", "POST", "/conversations/{conv}", {"json": {"metadata": {}, "items": []}}, 400),
+        ("get_conversation_item-unknown", "GET", "/conversations/{conv}/items/msg_nope", {}, 404),
+        ("get_conversation_item-other_conversation", "GET", "/conversations/{conv}/items/{msg}", {}, 404),
+        ("get_conversation_item-nul", "GET", "/conversations/{conv}/items/msg_%00", {}, 400),
+        ("get_conversation_item-too_long", "GET", "/conversations/{conv}/items/" + "m" * 200, {}, 400),
+        ("get_conversation_item-include_unknown", "GET", "/conversations/{conv}/items/{conv_item}?include=x", {}, 400),
+        ("delete_conversation_item-unknown", "DELETE", "/conversations/{conv}/items/msg_nope", {}, 404),
+        ("delete_conversation_item-nul", "DELETE", "/conversations/{conv}/items/msg_%00", {}, 400),
+        ("get_response-include_unknown", "GET", "/responses/{resp}?include[]=everything", {}, 400),
+        ("get_response-stream", "GET", "/responses/{resp}?stream=true", {}, 400),
+    ]
+    token_bodies: dict[str, tuple[Any, int]] = {
+        "input_int": ({"input": 5}, 400),
+        "input_object": ({"input": {"role": "user"}}, 400),
+        "model_int": ({"model": 5}, 400),
+        "instructions_list": ({"instructions": ["a"]}, 400),
+        "tools_string": ({"tools": "function"}, 400),
+        "tool_unknown_type": ({"tools": [{"type": "web_search"}]}, 400),
+        "tool_nested_function": ({"tools": [{"type": "function", "function": {"name": "f"}}]}, 400),
+        "tool_bad_name": ({"tools": [{"type": "function", "name": "a b"}]}, 400),
+        "file_search_no_stores": ({"tools": [{"type": "file_search"}]}, 400),
+        "file_search_bad_filter": (
+            {"tools": [{"type": "file_search", "vector_store_ids": [], "filters": {"type": "eq"}}]},
+            400,
+        ),
+        "code_interpreter_no_container": ({"tools": [{"type": "code_interpreter"}]}, 400),
+        "tool_choice_bad": ({"tool_choice": "always"}, 400),
+        "text_format_nested": ({"text": {"format": {"type": "json_schema", "json_schema": {"name": "s"}}}}, 400),
+        "reasoning_effort_bad": ({"reasoning": {"effort": "huge"}}, 400),
+        "truncation_bad": ({"truncation": "sometimes"}, 400),
+        "stream_field": ({"stream": True}, 400),
+        "conversation_int": ({"conversation": 5}, 400),
+        "conversation_bad_prefix": ({"conversation": "asst_1"}, 400),
+        "conversation_nul": ({"conversation": "conv_\x00"}, 400),
+        "conversation_unknown": ({"conversation": "conv_nope"}, 404),
+        "previous_unknown": ({"previous_response_id": "resp_nope"}, 400),
+        "previous_and_conversation": ({"previous_response_id": "{resp}", "conversation": "{conv}"}, 400),
+    }
+    for k, (v, status) in token_bodies.items():
+        cases.append((f"count_input_tokens-{k}", "POST", "/responses/input_tokens", {"json": v}, status))
+    return cases
+
+
 def _helper_store(metadata: dict[str, Any]) -> dict[str, Any]:
     return {"tool_resources": {"file_search": {"vector_stores": [{"file_ids": [], "metadata": metadata}]}}}
 
@@ -717,6 +907,41 @@ def _surrogate_cases() -> list[Case]:
         ("create_upload", "POST", "/uploads"): {
             "filename_surrogate": {"filename": "\ud800.txt", "purpose": "assistants", "bytes": 1, "mime_type": "t/p"},
             "mime_type_surrogate": {"filename": "a.txt", "purpose": "assistants", "bytes": 1, "mime_type": "\udfff"},
+        },
+        ("create_conversation", "POST", "/conversations"): {
+            **_metadata_variants({}),
+            **{f"item_{k}": {"items": [v]} for k, v in _item_variants().items()},
+        },
+        ("update_conversation", "POST", "/conversations/{conv}"): _metadata_variants({}),
+        ("create_conversation_items", "POST", "/conversations/{conv}/items"): {
+            f"item_{k}": {"items": [v]} for k, v in _item_variants().items()
+        },
+        ("count_input_tokens", "POST", "/responses/input_tokens"): {
+            **{f"input_{k}": {"input": [v]} for k, v in _item_variants().items()},
+            "input_string_surrogate": {"input": "a\ud800"},
+            "instructions_surrogate": {"instructions": "\udfff"},
+            **{
+                f"parameters_{k}": v
+                for k, v in _free_form_variants(
+                    lambda p: {"tools": [{"type": "function", "name": "f", "parameters": p}]}
+                ).items()
+            },
+            "parameters_depth_65": {"tools": [{"type": "function", "name": "f", "parameters": _deep(65)}]},
+            **{
+                f"schema_{k}": v
+                for k, v in _free_form_variants(
+                    lambda p: {"text": {"format": {"type": "json_schema", "name": "s", "schema": p}}}
+                ).items()
+            },
+            "filter_value_surrogate": {
+                "tools": [
+                    {
+                        "type": "file_search",
+                        "vector_store_ids": ["vs_1"],
+                        "filters": {"type": "eq", "key": "k", "value": "\ud800"},
+                    }
+                ]
+            },
         },
         ("complete_upload", "POST", "/uploads/{upload}/complete"): {
             "part_ids_surrogate": {"part_ids": ["part_\ud800"]},
@@ -821,6 +1046,8 @@ LISTS = {
     "vector_stores": "/vector_stores",
     "vector_store_files": "/vector_stores/{vs}/files",
     "batch_files": "/vector_stores/{vs}/file_batches/{batch}/files",
+    "conversation_items": "/conversations/{conv}/items",
+    "input_items": "/responses/{resp}/input_items",
 }
 
 
@@ -900,6 +1127,11 @@ def _size_cases() -> list[Case]:
         ("POST", "/uploads"),
         ("POST", "/uploads/{upload}/complete"),
         ("POST", "/uploads/{upload}/cancel"),
+        ("POST", "/conversations"),
+        ("POST", "/conversations/{conv}"),
+        ("POST", "/conversations/{conv}/items"),
+        ("POST", "/responses/input_tokens"),
+        ("POST", "/containers"),
         ("GET", "/assistants"),
         ("DELETE", "/threads/{thread}"),
         ("POST", "/nothing-here"),
@@ -908,6 +1140,93 @@ def _size_cases() -> list[Case]:
         (f"declared_9MB-{m.lower()}_{p.strip('/').replace('/', '_')}", m, p, {"declared_length": 9 * 1024 * 1024}, 413)
         for m, p in routes
     ]
+
+
+def _container_cases() -> list[Case]:
+    bodies: dict[str, Any] = {
+        "missing_name": {},
+        "name_null": {"name": None},
+        "name_int": {"name": 5},
+        "name_empty": {"name": ""},
+        "name_too_long": {"name": "n" * 257},
+        "file_ids_string": {"name": "c", "file_ids": "file-abc"},
+        "file_ids_int_item": {"name": "c", "file_ids": [5]},
+        "file_ids_wrong_prefix": {"name": "c", "file_ids": ["asst_abc"]},
+        "file_ids_51": {"name": "c", "file_ids": ["file-abc"] * 51},
+        "expires_after_anchor": {"name": "c", "expires_after": {"anchor": "created_at", "minutes": 5}},
+        "expires_after_no_minutes": {"name": "c", "expires_after": {"anchor": "last_active_at"}},
+        "expires_after_minutes_0": {"name": "c", "expires_after": {"anchor": "last_active_at", "minutes": 0}},
+        "expires_after_minutes_str": {"name": "c", "expires_after": {"anchor": "last_active_at", "minutes": "5"}},
+        "expires_after_minutes_huge": {"name": "c", "expires_after": {"anchor": "last_active_at", "minutes": 10**9}},
+        "expires_after_string": {"name": "c", "expires_after": "20m"},
+        "memory_limit_2g": {"name": "c", "memory_limit": "2g"},
+        "network_policy_allowlist": {
+            "name": "c",
+            "network_policy": {"type": "allowlist", "allowed_domains": ["example.com"]},
+        },
+        "skills": {"name": "c", "skills": [{"type": "skill_reference", "skill_id": "s"}]},
+        "metadata": {"name": "c", "metadata": {"k": "v"}},  # containers take no metadata
+    }
+    cases: list[Case] = [(f"create_container-{k}", "POST", "/containers", {"json": v}, 400) for k, v in bodies.items()]
+    cases.append(
+        (
+            "create_container-missing_file",
+            "POST",
+            "/containers",
+            {"json": {"name": "c", "file_ids": ["file-nope"]}},
+            404,
+        )
+    )
+    files_path = "/containers/{cntr}/files"
+    cases += [
+        ("create_container_file-file_id_int", "POST", files_path, {"json": {"file_id": 5}}, 400),
+        ("create_container_file-file_id_wrong_prefix", "POST", files_path, {"json": {"file_id": "asst_x"}}, 400),
+        ("create_container_file-file_id_missing", "POST", files_path, {"json": {"file_id": "file-nope"}}, 404),
+        (
+            "create_container_file-form_file_id_missing",
+            "POST",
+            files_path,
+            {"data": {"file_id": "file-nope"}, "files": {"x": ("x", b"x")}},
+            404,
+        ),
+        (
+            "create_container_file-form_file_id_bad",
+            "POST",
+            files_path,
+            {"data": {"file_id": "vs_1"}, "files": {"x": ("x", b"x")}},
+            400,
+        ),
+        ("create_container_file-both", "POST", files_path, {"json": {"file_id": "{file}", "file": "x"}}, 400),
+        (
+            "create_container_file-multipart_no_file",
+            "POST",
+            files_path,
+            {"data": {"file_id": "x"}, "files": {"other": ("a.txt", b"a")}},
+            400,
+        ),
+        ("create_container_file-multipart_empty", "POST", files_path, {"files": {"file": ("e.txt", b"")}}, 400),
+        ("create_container_file-multipart_no_name", "POST", files_path, {"files": {"file": ("", b"x")}}, 400),
+        ("create_container_file-multipart_slash", "POST", files_path, {"files": {"file": ("../x.txt", b"x")}}, 400),
+        (
+            "create_container_file-multipart_garbled",
+            "POST",
+            files_path,
+            {"content": b"--x\r\nbroken", "headers": {"content-type": "multipart/form-data; boundary=x"}},
+            400,
+        ),
+    ]
+    for path in ("/containers", "/containers/{cntr}/files"):
+        name = path.strip("/").replace("/", "_").replace("{cntr}", "C")
+        for label, params in {
+            "limit_0": {"limit": "0"},
+            "limit_abc": {"limit": "abc"},
+            "limit_101": {"limit": "101"},
+            "order_sideways": {"order": "sideways"},
+            "after_nul": {"after": "x\x00"},
+        }.items():
+            cases.append((f"list_{name}-{label}", "GET", path, {"params": params}, 400))
+    cases.append(("list_containers-name_nul", "GET", "/containers", {"params": {"name": "a\x00"}}, 400))
+    return cases
 
 
 CASES: list[Case] = (
@@ -926,6 +1245,8 @@ CASES: list[Case] = (
     + _vector_store_cases()
     + _query_and_path_cases()
     + _size_cases()
+    + _conversation_and_response_cases()
+    + _container_cases()
 )
 
 
@@ -970,7 +1291,33 @@ def objs(server: ServerHandle) -> dict[str, str]:
         # A run on a thread of its own (no model provider is configured: it fails, which is fine for these requests).
         ids["run_thread"] = post("/threads")["id"]
         ids["run"] = post(f"/threads/{ids['run_thread']}/runs", json={"assistant_id": ids["asst"]})["id"]
+        ids["conv"] = post("/conversations", json={"items": [{"role": "user", "content": "hi"}]})["id"]
+        ids["conv_item"] = http.get(f"/conversations/{ids['conv']}/items").json()["data"][0]["id"]
+        ids["resp"] = _stored_response(server)
+        ids["cntr"] = post("/containers", json={"name": "bad input"})["id"]
+        ids["cfile"] = post(f"/containers/{ids['cntr']}/files", json={"file_id": ids["file"]})["id"]
         return ids
+
+
+def _stored_response(server: ServerHandle) -> str:
+    """A response row written into the server's database (POST /v1/responses comes with their execution)."""
+    from threadline.services.response_models import ResponseCreate
+    from threadline.services.responses import response_object
+    from threadline.store import Store, now
+    from threadline.store import responses as rows
+
+    body = ResponseCreate.model_validate({"model": "m", "input": "x"})
+    response = response_object(
+        body, response_id="resp_badinput" + server.name.replace("-", ""), created_at=now(), model="m"
+    )
+    store = Store(server.database_url)
+    try:
+        with store.write() as conn:
+            if rows.fetch(conn, response["id"]) is None:
+                rows.insert(conn, response, [{"id": "msg_in", "type": "message", "role": "user", "content": []}])
+    finally:
+        store.close()
+    return response["id"]
 
 
 def _fill(value: Any, ids: dict[str, str]) -> Any:

@@ -89,21 +89,72 @@ def _allow_null(*pointer: str) -> Callable[[dict[str, Any]], None]:
 
 def _list_ids_nullable(spec: dict[str, Any]) -> None:
     for name, schema in spec["components"]["schemas"].items():
-        if name.startswith("List") and name.endswith("Response"):
+        if (name.startswith("List") and name.endswith("Response")) or name in (
+            "ConversationItemList",
+            "ResponseItemList",
+            "ContainerListResource",
+            "ContainerFileListResource",
+        ):
             props = schema.get("properties", {})
             for key in ("first_id", "last_id"):
                 if key in props:
                     props[key] = _null_or(props[key])
 
 
+def _response_delete_body(spec: dict[str, Any]) -> None:
+    ok = spec["paths"]["/responses/{response_id}"]["delete"]["responses"]["200"]
+    ok["content"] = {
+        "application/json": {
+            "schema": {
+                "type": "object",
+                "required": ["id", "object", "deleted"],
+                "properties": {
+                    "id": {"type": "string"},
+                    "object": {"type": "string", "enum": ["response"]},
+                    "deleted": {"type": "boolean"},
+                },
+            }
+        }
+    }
+
+
+def _container_delete_bodies(spec: dict[str, Any]) -> None:
+    for path, name in (
+        ("/containers/{container_id}", "container.deleted"),
+        ("/containers/{container_id}/files/{file_id}", "container.file.deleted"),
+    ):
+        ok = spec["paths"][path]["delete"]["responses"]["200"]
+        ok["content"] = {
+            "application/json": {
+                "schema": {
+                    "type": "object",
+                    "required": ["id", "object", "deleted"],
+                    "properties": {
+                        "id": {"type": "string"},
+                        "object": {"type": "string", "enum": [name]},
+                        "deleted": {"type": "boolean", "enum": [True]},
+                    },
+                }
+            }
+        }
+
+
 # Each entry: why the spec is wrong relative to the contract, and the narrow fix.
 SPEC_PATCHES: list[tuple[str, Callable[[dict[str, Any]], None]]] = [
-    # Contract §4.1 / §8: an empty page has no first or last item, so first_id/last_id are null.
+    # Contract §4.1 / §8 (and responses-contract §9): an empty page has no first or last item, so first_id/last_id
+    # are null, in the Assistants lists and in the conversation and response item lists alike.
     ("List*Response.first_id/last_id may be null on an empty page", _list_ids_nullable),
     # Contract §2.10: `expires_at` is int|null (null = never expires); the SDK's FileObject types it Optional[int].
     ("OpenAIFile.expires_at may be null", _allow_null("OpenAIFile", "properties", "expires_at")),
     # Deprecated field, Optional[str] in the SDK; null when there are no details.
     ("OpenAIFile.status_details may be null", _allow_null("OpenAIFile", "properties", "status_details")),
+    # responses-contract §1.1 / §8.14: DELETE /responses/{id} declares no body; its example is this object.
+    ("DELETE /responses/{id} answers the example's {id, object: response, deleted}", _response_delete_body),
+    # responses-contract §1.3 / §2.7: the container deletes declare no body; their examples are these objects.
+    (
+        "DELETE /containers/{id} (and its files) answer {id, object: container(.file).deleted, deleted}",
+        _container_delete_bodies,
+    ),
 ]
 
 _lock = threading.Lock()

@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import orjson
 import sqlalchemy as sa
 from fastapi import Request
 from fastapi.responses import Response
 
-from ..ids import PREFIXES, has_prefix
+from ..services import errors as services_errors
 from ..store import Page, Store
-from .errors import APIError, bad_request, invalid_id, not_found
+from ..store.sql import ListParams
+from .errors import APIError, bad_request, not_found
+
+if TYPE_CHECKING:
+    from ..app import Runtime
 
 
 def json(obj: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
@@ -32,7 +35,8 @@ def poll_headers(request: Request) -> dict[str, str]:
     return {"openai-poll-after-ms": str(request.app.state.runtime.settings.poll_after_ms)}
 
 
-def runtime(request: Request):  # noqa: ANN201 - returns threadline.app.Runtime
+def runtime(request: Request) -> Runtime:
+    """The app's Runtime (its settings, store, blobs, run engine ...)."""
     return request.app.state.runtime
 
 
@@ -59,10 +63,8 @@ def store(request: Request) -> Store:
 
 
 def check_id(kind: str, value: str, param: str) -> str:
-    # A NUL can never be part of an id, and PostgreSQL rejects it in text comparisons (a 500 otherwise).
-    if not has_prefix(kind, value) or "\x00" in value:
-        raise invalid_id(param, value, PREFIXES[kind])
-    return value
+    """`value` when it is an id of `kind`; raises services' Invalid (a 400 naming `param`) otherwise."""
+    return services_errors.check_id(kind, value, param)
 
 
 def check_no_nul(param: str, value: str | None) -> str | None:
@@ -70,14 +72,6 @@ def check_no_nul(param: str, value: str | None) -> str | None:
     if value is not None and "\x00" in value:
         raise bad_request(f"Invalid '{param}': the value must not contain NUL characters.", param=param)
     return value
-
-
-@dataclass
-class ListParams:
-    limit: int
-    order: str
-    after: str | None
-    before: str | None
 
 
 def _list_params(

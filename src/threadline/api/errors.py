@@ -12,6 +12,7 @@ from fastapi.responses import Response
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from ..services.errors import DomainError, NotFound
 from ..store.blobs_s3 import BlobStoreError
 from ..store.storage import is_disk_full
 
@@ -53,14 +54,6 @@ class BodyError(StarletteHTTPException):
     def __init__(self, error: APIError) -> None:
         super().__init__(error.status, error.message, error.headers)
         self.error = error
-
-
-def size_text(n: int) -> str:
-    """A byte count for messages: `512 MB` when it is a whole number of GB/MB/KB, else `1234 bytes`."""
-    for unit, scale in (("GB", 1 << 30), ("MB", 1 << 20), ("KB", 1 << 10)):
-        if n >= scale and n % scale == 0:
-            return f"{n // scale} {unit}"
-    return f"{n} bytes"
 
 
 def bad_request(message: str, param: str | None = None, code: str | None = None) -> APIError:
@@ -272,10 +265,30 @@ def validation_error(err: dict[str, Any], body: Any = _NO_BODY) -> APIError:
             param=param,
             code="invalid_value",
         )
+    if kind == "union_tag_not_found" and not isinstance(value, dict):  # an item that is not an object
+        return APIError(
+            400,
+            f"Invalid type for '{param}': expected an object, but got {_json_type_name(value)} instead.",
+            param=param,
+            code="invalid_type",
+        )
+    if kind == "union_tag_invalid":  # a `type` no branch of a tagged union has
+        full = join_param(param, "type")
+        return APIError(
+            400,
+            f"Invalid value: '{ctx.get('tag')}'. Supported values are: {ctx.get('expected_tags')}.",
+            param=full,
+            code="invalid_value",
+        )
     if kind == "value_error":
         message = str(ctx.get("error") or err.get("msg", "Invalid value."))
         return APIError(400, message, param=param or None)
     return APIError(400, f"Invalid '{param}': {err.get('msg', 'invalid value')}.", param=param or None)
+
+
+def domain_error(exc: DomainError) -> APIError:
+    """The wire form of a service's error: 404 for NotFound, 400 for the rest (Invalid, Conflict, ThreadLocked)."""
+    return APIError(404 if isinstance(exc, NotFound) else 400, exc.message, param=exc.param, code=exc.code)
 
 
 def _most_specific(errors: list[Any]) -> dict[str, Any]:
@@ -303,6 +316,10 @@ def install_handlers(app: FastAPI) -> None:
     @app.exception_handler(APIError)
     async def _api_error(_: Request, exc: APIError) -> Response:
         return _respond(exc)
+
+    @app.exception_handler(DomainError)
+    async def _domain_error(_: Request, exc: DomainError) -> Response:
+        return _respond(domain_error(exc))
 
     @app.exception_handler(BodyError)
     async def _body_error(_: Request, exc: BodyError) -> Response:

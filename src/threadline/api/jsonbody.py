@@ -10,28 +10,15 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Coroutine
-from typing import Annotated, Any
+from typing import Any
 
 import orjson
 from fastapi import Request
 from fastapi.responses import Response
 from fastapi.routing import APIRoute
-from pydantic import AfterValidator
 
+from ..fields import MAX_JSON_DEPTH, FieldError, JSONObject, check_free_json, json_depth  # noqa: F401
 from .errors import INVALID_JSON, APIError, BodyError, join_param
-
-MAX_JSON_DEPTH = 64  # levels of nesting inside one free-form field; stored objects add a few levels around it
-
-
-class FieldError(ValueError):
-    """A problem at `path` (keys and indexes) inside the field being validated. The validation error handler
-    reports it as `Invalid '<field><path>': <reason>` with that parameter."""
-
-    def __init__(self, reason: str, path: tuple[str | int, ...] = (), code: str | None = None) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.path = path
-        self.code = code
 
 
 def _escaped(text: str) -> str:
@@ -110,38 +97,3 @@ class JSONRoute(APIRoute):
             return await handler(JSONRequest(request.scope, request.receive))
 
         return route
-
-
-def json_depth(value: Any) -> int:
-    """Levels of nesting of a parsed JSON value: 0 for a scalar, 1 for a flat object or array."""
-    deepest = 0
-    stack: list[tuple[Any, int]] = [(value, 0)]
-    while stack:
-        node, depth = stack.pop()
-        if isinstance(node, dict):
-            stack.extend((item, depth + 1) for item in node.values())
-        elif isinstance(node, list):
-            stack.extend((item, depth + 1) for item in node)
-        else:
-            deepest = max(deepest, depth)
-            continue
-        deepest = max(deepest, depth + 1)
-    return deepest
-
-
-def check_free_json(value: Any) -> Any:
-    """The check every free-form JSON field goes through: at most MAX_JSON_DEPTH levels deep (FieldError if not).
-
-    Strings need no check here: `parse_body` already refused anything the encoder cannot write back.
-    """
-    depth = json_depth(value)
-    if depth > MAX_JSON_DEPTH:
-        raise FieldError(
-            f"object is nested too deeply. Expected at most {MAX_JSON_DEPTH} levels of nesting, but got {depth} "
-            "levels instead.",
-            code="invalid_value",
-        )
-    return value
-
-
-JSONObject = Annotated[dict[str, Any], AfterValidator(check_free_json)]

@@ -2,55 +2,11 @@
 
 from __future__ import annotations
 
-import re
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import ConfigDict, Field, field_validator, model_validator
 
-from .jsonbody import JSONObject
-
-FUNCTION_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True)
-
-
-def check_metadata(value: dict[str, Any] | None, param: str = "metadata") -> dict[str, Any] | None:
-    if value is None:
-        return None
-    if len(value) > 16:
-        raise ValueError(
-            f"Invalid '{param}': too many properties. Expected an object with at most 16 properties, "
-            f"but got an object with {len(value)} properties instead."
-        )
-    for key, item in value.items():
-        if len(key) > 64:
-            raise ValueError(
-                f"Invalid '{param}': metadata keys must be at most 64 characters, but got a key with length "
-                f"{len(key)} instead."
-            )
-        if not isinstance(item, str):
-            raise ValueError(f"Invalid type for '{param}.{key}': expected a string, but got a non-string instead.")
-        if len(item) > 512:
-            raise ValueError(
-                f"Invalid '{param}.{key}': string too long. Expected a string with maximum length 512, but got a "
-                f"string with length {len(item)} instead."
-            )
-    return value
-
-
-Metadata = Annotated[dict[str, Any] | None, Field(default=None)]
-
-
-class WithMetadata(Strict):
-    metadata: Metadata = None
-
-    @field_validator("metadata")
-    @classmethod
-    def _metadata(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
-        return check_metadata(value)
-
+from ..fields import FUNCTION_NAME, JSONObject, Metadata, Strict, WithMetadata, check_metadata  # noqa: F401
 
 # -- tools -------------------------------------------------------------------------------------------------------
 

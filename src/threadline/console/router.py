@@ -11,23 +11,20 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any
 
-import sqlalchemy as sa
 from fastapi import APIRouter, FastAPI, Query, Request
 from fastapi.responses import FileResponse, Response
 from fastapi.staticfiles import StaticFiles
-from sqlalchemy.dialects.postgresql import JSONB
 
 from ..api.common import check_id, check_no_nul, json, runtime
 from ..api.errors import bad_request, invalid_id
 from ..ids import PREFIXES, has_prefix
-from ..store import loads, schema
+from ..store import console as queries
+from ..store import loads
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 DAY_S = 86_400
 MAX_USAGE_DAYS = 366
-TOP_N = 10
 MAX_TIMESTAMP = 253_402_300_799  # 9999-12-31T23:59:59Z: beyond it, times overflow the BIGINT columns' comparisons
 
 # The page loads nothing from elsewhere; images are blob: URLs made from /v1/files/{id}/content.
@@ -54,46 +51,6 @@ def install(app: FastAPI) -> None:
 
     app.include_router(api)
     app.mount("/console", StaticFiles(directory=STATIC_DIR), name="console")
-
-
-# -- JSON helpers that work on both backends (wire objects are JSON text in `data`) ---------------------------------
-
-
-def _json_text(conn: sa.Connection, column: sa.ColumnElement, *path: str) -> sa.ColumnElement:
-    """The text at `path` inside the JSON text `column` (NULL when absent)."""
-    if conn.dialect.name == "postgresql":
-        return sa.func.jsonb_extract_path_text(sa.cast(column, JSONB), *path)
-    return sa.func.json_extract(column, "$." + ".".join(path))  # paths here are constants, never user input
-
-
-def _json_int(conn: sa.Connection, column: sa.ColumnElement, *path: str) -> sa.ColumnElement:
-    return sa.func.coalesce(sa.cast(_json_text(conn, column, *path), sa.BigInteger), 0)
-
-
-def _metadata_equals(conn: sa.Connection, column: sa.ColumnElement, key: str, value: str) -> sa.ColumnElement:
-    if conn.dialect.name == "postgresql":
-        return sa.func.jsonb_extract_path_text(sa.cast(column, JSONB), "metadata", key) == value
-    each = sa.func.json_each(column, "$.metadata").table_valued("key", "value")
-    return sa.exists(sa.select(sa.literal(1)).select_from(each).where(each.c.key == key, each.c.value == value))
-
-
-def _usage_columns(conn: sa.Connection) -> list[sa.ColumnElement]:
-    t = schema.runs
-    return [
-        sa.func.sum(_json_int(conn, t.c.data, "usage", "prompt_tokens")).label("prompt_tokens"),
-        sa.func.sum(_json_int(conn, t.c.data, "usage", "completion_tokens")).label("completion_tokens"),
-        sa.func.sum(_json_int(conn, t.c.data, "usage", "total_tokens")).label("total_tokens"),
-    ]
-
-
-def _usage(row: Any) -> dict[str, int]:
-    if row is None:
-        return {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}
-    return {
-        "prompt_tokens": int(row.prompt_tokens or 0),
-        "completion_tokens": int(row.completion_tokens or 0),
-        "total_tokens": int(row.total_tokens or 0),
-    }
 
 
 def _timestamp(param: str, value: str | None) -> int | None:
@@ -157,40 +114,27 @@ def list_threads(
     Cursor pagination with `after` (a thread id), as in the rest of the API.
     """
     rt = runtime(request)
-    t = schema.threads
     for name, value in (("q", q), ("metadata_key", metadata_key), ("metadata_value", metadata_value)):
         check_no_nul(name, value)
     if assistant_id and not has_prefix("assistant", assistant_id):
         raise invalid_id("assistant_id", assistant_id, PREFIXES["assistant"])
     since, until = _timestamp("created_after", created_after), _timestamp("created_before", created_before)
+    if after:
+        check_id("thread", after, "after")
+    where = queries.ThreadFilter(
+        id_prefix=q,
+        assistant_id=assistant_id,
+        metadata_key=metadata_key,
+        metadata_value=metadata_value or "",
+        since=since,
+        until=until,
+        after=after,
+    )
     with rt.store.read() as conn:
-        where: list[sa.ColumnElement] = []
-        if q:
-            escaped = q.strip().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-            where.append(t.c.id.like(escaped + "%", escape="\\"))
-        if assistant_id:
-            r = schema.runs
-            where.append(t.c.id.in_(sa.select(r.c.thread_id).where(r.c.assistant_id == assistant_id)))
-        if metadata_key:
-            where.append(_metadata_equals(conn, t.c.data, metadata_key, metadata_value or ""))
-        if since is not None:
-            where.append(t.c.created_at >= since)
-        if until is not None:
-            where.append(t.c.created_at < until)
-        if after:
-            check_id("thread", after, "after")
-            seq = conn.execute(sa.select(t.c.seq).where(t.c.id == after)).scalar()
-            if seq is not None:
-                where.append(t.c.seq < seq)
-        rows = conn.execute(sa.select(t.c.id, t.c.data).where(*where).order_by(t.c.seq.desc()).limit(limit + 1)).all()
-        has_more = len(rows) > limit
-        rows = rows[:limit]
-        ids = [r.id for r in rows]
-        summaries = _thread_summaries(conn, ids)
-    data = []
-    for row in rows:
-        thread = loads(row.data)
-        data.append({**thread, "object": "console.thread", **summaries.get(row.id, {})})
+        rows, has_more = queries.threads(conn, where, limit)
+        ids = [thread_id for thread_id, _ in rows]
+        summaries = queries.thread_summaries(conn, ids)
+    data = [{**thread, "object": "console.thread", **summaries.get(thread_id, {})} for thread_id, thread in rows]
     return json(
         {
             "object": "list",
@@ -200,47 +144,6 @@ def list_threads(
             "has_more": has_more,
         }
     )
-
-
-def _thread_summaries(conn: sa.Connection, ids: list[str]) -> dict[str, dict[str, Any]]:
-    if not ids:
-        return {}
-    m, r = schema.messages, schema.runs
-    out: dict[str, dict[str, Any]] = {
-        i: {"message_count": 0, "run_count": 0, "last_run": None, "assistant_ids": [], "usage": _usage(None)}
-        for i in ids
-    }
-    for thread_id, count in conn.execute(
-        sa.select(m.c.thread_id, sa.func.count()).where(m.c.thread_id.in_(ids)).group_by(m.c.thread_id)
-    ):
-        out[thread_id]["message_count"] = int(count)
-    for row in conn.execute(
-        sa.select(r.c.thread_id, sa.func.count().label("runs"), *_usage_columns(conn))
-        .where(r.c.thread_id.in_(ids))
-        .group_by(r.c.thread_id)
-    ):
-        out[row.thread_id]["run_count"] = int(row.runs)
-        out[row.thread_id]["usage"] = _usage(row)
-    for thread_id, assistant_id in conn.execute(
-        sa.select(r.c.thread_id, r.c.assistant_id).where(r.c.thread_id.in_(ids)).distinct()
-    ):
-        out[thread_id]["assistant_ids"].append(assistant_id)
-    last_seq = sa.func.max(r.c.seq).label("seq")
-    last = sa.select(r.c.thread_id, last_seq).where(r.c.thread_id.in_(ids)).group_by(r.c.thread_id).subquery()
-    for row in conn.execute(
-        sa.select(r.c.thread_id, r.c.id, r.c.status, r.c.assistant_id, r.c.created_at).join(
-            last, sa.and_(last.c.thread_id == r.c.thread_id, last.c.seq == r.c.seq)
-        )
-    ):
-        out[row.thread_id]["last_run"] = {
-            "id": row.id,
-            "status": row.status,
-            "assistant_id": row.assistant_id,
-            "created_at": row.created_at,
-        }
-    for summary in out.values():
-        summary["assistant_ids"].sort()
-    return out
 
 
 @api.get("/usage")
@@ -255,33 +158,10 @@ def usage(
     until = _timestamp("end", end) or int(time.time())
     until = until - until % DAY_S + DAY_S  # through the end of that UTC day
     since = until - days * DAY_S
-    r = schema.runs
     with rt.store.read() as conn:
-        model = _json_text(conn, r.c.data, "model")
-        day = (r.c.created_at - r.c.created_at % DAY_S).label("day")
-        window = sa.and_(r.c.created_at >= since, r.c.created_at < until)
-        buckets = conn.execute(
-            sa.select(day, model.label("model"), r.c.assistant_id, sa.func.count().label("runs"), *_usage_columns(conn))
-            .where(window)
-            .group_by(day, model, r.c.assistant_id)
-            .order_by(day)
-        ).all()
-        total = _json_int(conn, r.c.data, "usage", "total_tokens")
-        top_threads = conn.execute(
-            sa.select(r.c.thread_id, sa.func.count().label("runs"), *_usage_columns(conn))
-            .where(window)
-            .group_by(r.c.thread_id)
-            .order_by(sa.func.sum(total).desc(), r.c.thread_id)
-            .limit(TOP_N)
-        ).all()
-        top_runs = conn.execute(
-            sa.select(r.c.id, r.c.thread_id, r.c.assistant_id, r.c.status, r.c.created_at, r.c.data)
-            .where(window)
-            .order_by(total.desc(), r.c.seq.desc())
-            .limit(TOP_N)
-        ).all()
+        found = queries.usage(conn, since, until, DAY_S)
     runs_out = []
-    for row in top_runs:
+    for row in found.top_runs:
         run = loads(row.data)
         runs_out.append(
             {
@@ -291,7 +171,7 @@ def usage(
                 "status": row.status,
                 "model": run.get("model"),
                 "created_at": row.created_at,
-                "usage": run.get("usage") or _usage(None),
+                "usage": run.get("usage") or queries.usage_of(None),
                 "cost": None,
             }
         )
@@ -308,14 +188,14 @@ def usage(
                     "assistant_id": b.assistant_id,
                     "project_id": None,
                     "runs": int(b.runs),
-                    **_usage(b),
+                    **queries.usage_of(b),
                     "cost": None,
                 }
-                for b in buckets
+                for b in found.buckets
             ],
             "top_threads": [
-                {"thread_id": row.thread_id, "runs": int(row.runs), "usage": _usage(row), "cost": None}
-                for row in top_threads
+                {"thread_id": row.thread_id, "runs": int(row.runs), "usage": queries.usage_of(row), "cost": None}
+                for row in found.top_threads
             ],
             "top_runs": runs_out,
         }

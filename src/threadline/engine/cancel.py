@@ -15,9 +15,7 @@ import logging
 from collections.abc import Callable
 from typing import Protocol
 
-import sqlalchemy as sa
-
-from ..store import Store, schema
+from ..store import Store, executions, schema
 from ..store.listen import PgListener
 from ..store.listen import notify as pg_notify
 
@@ -91,11 +89,8 @@ class PolledCancelSignal:
             callback()
 
     def _cancelling(self, run_ids: list[str]) -> list[str]:
-        t = schema.runs
         with self.store.read() as conn:
-            return list(
-                conn.execute(sa.select(t.c.id).where(t.c.id.in_(run_ids), t.c.status == "cancelling")).scalars()
-            )
+            return executions.with_status(conn, schema.runs, run_ids, "cancelling")
 
     async def _poll_forever(self) -> None:
         while self._callbacks:

@@ -11,13 +11,21 @@ from __future__ import annotations
 import mimetypes
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import sqlalchemy as sa
 
 from ..providers.base import ChatMessage, ChatRequest, ToolCall, ToolSpec
 from ..store import Store, loads, schema
 from ..tokens import count_tokens, message_text_tokens
+from .neutral import ExecutionSpec
+from .tools import ToolContext
+
+if TYPE_CHECKING:
+    from .runtime import EngineRuntime
+
+if TYPE_CHECKING:
+    from .runtime import EngineRuntime
 
 MESSAGE_OVERHEAD_TOKENS = 4
 IMAGE_TOKENS = 765
@@ -36,6 +44,78 @@ class RunContext:
     prompt_tokens: int
     truncated: bool = False  # older thread messages were left out to fit the budget
     tool_names: dict[str, str] = field(default_factory=dict)  # function name -> tool type
+
+
+@dataclass(frozen=True)
+class TurnPrompt:
+    """What the loop decided for one model call; the context source adds the conversation."""
+
+    system_prompt: str  # instructions + the server tools' usage notes ("" for none)
+    tools: list[ToolSpec]
+    tool_choice: str  # "auto" | "none" | "required" | a function name
+    upstream_model: str
+    images: bool  # the model takes images as input
+    context_window: int  # tokens
+    prompt_budget: int | None  # what max_prompt_tokens leaves for this turn
+    max_tokens: int | None  # what max_completion_tokens leaves for this turn
+
+
+class ContextSource(Protocol):
+    """Where an execution's prompt comes from: the conversation so far plus the execution's own transcript.
+    Today's is ThreadContext (a thread's messages and the run's steps); a Responses source reads a conversation's
+    items or a previous_response_id chain."""
+
+    def load(self, conn: sa.Connection, spec: ExecutionSpec, state: dict[str, Any]) -> None:
+        """Read what the execution needs besides its own object (e.g. its thread and assistant), inside the
+        transaction that claims it."""
+        ...
+
+    def build(self, conn: sa.Connection, spec: ExecutionSpec, state: dict[str, Any], turn: TurnPrompt) -> RunContext:
+        """The ChatRequest for the next model call. Raises PromptTooLarge when even the minimum does not fit."""
+        ...
+
+    def tool_context(
+        self, spec: ExecutionSpec, state: dict[str, Any], tool_config: dict[str, Any], prior: list[dict[str, Any]]
+    ) -> ToolContext:
+        """What a server tool's execute() gets: the resources it may use (files, vector stores) come from here."""
+        ...
+
+
+class ThreadContext:
+    """An Assistants run's context: its thread's messages (windowed by truncation_strategy and the budget), then
+    the run's own transcript rebuilt from its steps (build_context)."""
+
+    def __init__(self, runtime: EngineRuntime) -> None:
+        self.rt = runtime
+        self.thread: dict[str, Any] = {}
+        self.assistant: dict[str, Any] = {}
+
+    def load(self, conn: sa.Connection, spec: ExecutionSpec, state: dict[str, Any]) -> None:
+        run = spec.obj
+        self.thread = Store.fetch(conn, schema.threads, run["thread_id"]) or {}
+        self.assistant = Store.fetch(conn, schema.assistants, run["assistant_id"]) or {"id": run["assistant_id"]}
+
+    def build(self, conn: sa.Connection, spec: ExecutionSpec, state: dict[str, Any], turn: TurnPrompt) -> RunContext:
+        return build_context(
+            conn,
+            self.rt,
+            spec.obj,
+            state,
+            system_prompt=turn.system_prompt,
+            tools=turn.tools,
+            tool_choice=turn.tool_choice,
+            upstream_model=turn.upstream_model,
+            images=turn.images,
+            context_window=turn.context_window,
+            prompt_budget=turn.prompt_budget,
+            max_tokens=turn.max_tokens,
+        )
+
+    def tool_context(
+        self, spec: ExecutionSpec, state: dict[str, Any], tool_config: dict[str, Any], prior: list[dict[str, Any]]
+    ) -> ToolContext:
+        include = state.get("include", [])
+        return ToolContext(self.rt, spec.obj, self.thread, self.assistant, tool_config, include, prior)
 
 
 def _text_of(content: list[dict[str, Any]]) -> str:
@@ -95,7 +175,9 @@ def message_tokens(conn: sa.Connection, message: dict[str, Any], text_tokens: in
     return tokens
 
 
-def thread_message_to_chat(conn: sa.Connection, runtime: Any, message: dict[str, Any], images: bool) -> ChatMessage:
+def thread_message_to_chat(
+    conn: sa.Connection, runtime: EngineRuntime, message: dict[str, Any], images: bool
+) -> ChatMessage:
     parts: list[dict[str, Any]] = []
     for part in message["content"]:
         kind = part["type"]
@@ -174,7 +256,11 @@ def newest_thread_messages(
     while limit > 0:
         query = (
             sa.select(t.c.seq, t.c.data, t.c.token_count)
-            .where(t.c.thread_id == thread_id, sa.or_(t.c.run_id.is_(None), t.c.run_id != run_id))
+            .where(
+                t.c.thread_id == thread_id,
+                t.c.type == "message",  # conversation items of other kinds are not Assistants messages
+                sa.or_(t.c.run_id.is_(None), t.c.run_id != run_id),
+            )
             .order_by(t.c.seq.desc())
             .limit(min(page, limit))
         )
@@ -192,7 +278,7 @@ def newest_thread_messages(
 
 def build_context(
     conn: sa.Connection,
-    runtime: Any,
+    runtime: EngineRuntime,
     run: dict[str, Any],
     state: dict[str, Any],
     *,

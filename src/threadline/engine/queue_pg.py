@@ -13,9 +13,9 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from ..store import loads, schema
+from ..store import executions, schema
 from ..store.listen import PgListener, notify
-from .worker import Entry, PollingQueue, _unheld
+from .worker import Entry, PollingQueue
 
 CHANNEL = "threadline_queue"
 POLL_S = 2.0
@@ -44,13 +44,4 @@ class PostgresRunQueue(PollingQueue):
     def claim(self, conn: sa.Connection, hint: Entry | None, ts: int) -> dict | None:
         # The oldest claimable run, whichever run woke us: FIFO across the cluster; rows other workers are
         # claiming right now are skipped, not waited for.
-        t = schema.runs
-        query = (
-            sa.select(t.c.data)
-            .where(t.c.status == "queued", _unheld(ts))
-            .order_by(t.c.seq)
-            .limit(1)
-            .with_for_update(skip_locked=True)
-        )
-        raw = conn.execute(query).scalar()
-        return None if raw is None else loads(raw)
+        return executions.lock_oldest_claimable(conn, schema.runs, ts)

@@ -13,9 +13,9 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from ..store import loads, schema
+from ..store import executions, schema
 from .executor import OWNER
-from .worker import Entry, PollingQueue, _unheld
+from .worker import Entry, PollingQueue
 
 POLL_S = 0.5
 
@@ -29,17 +29,10 @@ class SqliteRunQueue(PollingQueue):
 
     def queued_in(self, conn: sa.Connection, entry: Entry) -> None:
         if self.holds and entry[0] == "run":
-            t = schema.runs
             until = self.rt.clock.now() + self.rt.settings.run_lease_s
-            conn.execute(t.update().where(t.c.id == entry[1]).values(lease_owner=OWNER, lease_until=until))
+            executions.hold(conn, schema.runs, entry[1], OWNER, until)
 
     def claim(self, conn: sa.Connection, hint: Entry | None, ts: int) -> dict | None:
-        t = schema.runs
-        mine = sa.or_(_unheld(ts), t.c.lease_owner == OWNER)
-        query = sa.select(t.c.data).where(t.c.status == "queued", mine)
-        if hint is not None:
-            if hint[0] != "run":
-                return None
-            query = query.where(t.c.id == hint[1])
-        raw = conn.execute(query.order_by(t.c.seq).limit(1)).scalar()
-        return None if raw is None else loads(raw)
+        if hint is not None and hint[0] != "run":
+            return None
+        return executions.claimable_by(conn, schema.runs, ts, OWNER, hint[1] if hint is not None else None)

@@ -21,7 +21,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from ..store import schema
+from ..store import executions, schema, vector_stores
 from .executor import OWNER
 from .owners import LOCK_NS, SWEEPER_KEY, FileLock, Liveness, sqlite_dir
 
@@ -146,41 +146,16 @@ class Sweeper:
         """Owners of leases and claims still running that belong to processes known to be gone."""
         if self.liveness is None:
             return set()
-        runs, files = schema.runs, schema.vector_store_files
         with self.rt.store.read() as conn:
-            owners = set(
-                conn.execute(
-                    sa.select(runs.c.lease_owner)
-                    .distinct()
-                    .where(
-                        runs.c.status.in_(("queued", "in_progress", "cancelling")),
-                        runs.c.lease_owner.is_not(None),
-                        runs.c.lease_until >= ts,
-                    )
-                ).scalars()
-            )
-            owners |= set(
-                conn.execute(
-                    sa.select(files.c.claim_owner)
-                    .distinct()
-                    .where(files.c.status == "in_progress", files.c.claim_owner.is_not(None), files.c.claim_until >= ts)
-                ).scalars()
-            )
+            owners = executions.live_lease_owners(conn, schema.runs, ts) | vector_stores.live_claim_owners(conn, ts)
         owners.discard(OWNER)
         return self.liveness.dead(owners) if owners else set()
 
     def _release(self, dead: set[str]) -> None:
         """Queued runs and ingestion claims of dead processes become free for the others."""
-        runs, files = schema.runs, schema.vector_store_files
         owners = list(dead)
         with self.rt.store.write() as conn:
-            freed = conn.execute(
-                runs.update()
-                .where(runs.c.status == "queued", runs.c.lease_owner.in_(owners))
-                .values(lease_owner=None, lease_until=None)
-            ).rowcount
-            claims = conn.execute(
-                files.update().where(files.c.claim_owner.in_(owners)).values(claim_owner=None, claim_until=None)
-            ).rowcount
+            freed = executions.release_holds(conn, schema.runs, owners)
+            claims = vector_stores.release_claims(conn, owners)
         if freed or claims:
             log.warning("released %d queued run(s) and %d ingestion claim(s) of stopped processes", freed, claims)

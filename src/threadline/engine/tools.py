@@ -5,14 +5,21 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ..providers.base import ToolSpec
+
+if TYPE_CHECKING:
+    from .runtime import EngineRuntime
+
+
+class ToolFatal(Exception):
+    """A server-side tool cannot work at all (e.g. no sandbox): the run fails with this message."""
 
 
 @dataclass
 class ToolContext:
-    runtime: Any
+    runtime: EngineRuntime
     run: dict[str, Any]
     thread: dict[str, Any]
     assistant: dict[str, Any]
@@ -64,7 +71,10 @@ class ServerTool(Protocol):
 
     async def execute(self, ctx: ToolContext, call_id: str, arguments: str, delta: StepDelta) -> ToolOutcome: ...
 
-    def text_processor(self, outcomes: list[ToolOutcome]) -> TextProcessor | None: ...
+    def text_processor(self, references: list[dict[str, Any]]) -> TextProcessor | None:
+        """The reply's processor given the references of this tool's calls in the run (ToolOutcome.references), or
+        None when the reply needs none."""
+        ...
 
 
 def function_spec(tool: dict[str, Any]) -> ToolSpec:

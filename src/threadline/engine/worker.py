@@ -20,9 +20,10 @@ from typing import Any, Protocol
 import sqlalchemy as sa
 
 from .. import metrics
-from ..store import Store, loads, schema
+from ..store import executions, runs, schema
 from .events import NullSink
-from .executor import RunExecutor, close_messages, close_steps
+from .executor import RunExecutor
+from .runtime import EngineRuntime
 
 log = logging.getLogger("threadline.engine")
 
@@ -61,16 +62,6 @@ class RunQueue(Protocol):
         ...
 
 
-def lock_queued(conn: sa.Connection, run_id: str, *, skip_locked: bool = False) -> dict | None:
-    """Lock `run_id` and return it if it is `queued` (None otherwise, or if another transaction holds it and
-    `skip_locked`)."""
-    t = schema.runs
-    query = sa.select(t.c.data).where(t.c.id == run_id, t.c.status == "queued")
-    query = query.with_for_update(skip_locked=skip_locked)
-    raw = conn.execute(query).scalar()
-    return None if raw is None else loads(raw)
-
-
 class InProcessQueue:
     """One process: the runs this process queued, in memory (asyncio)."""
 
@@ -89,7 +80,7 @@ class InProcessQueue:
     def claim(self, conn: sa.Connection, hint: Entry | None, ts: int) -> dict | None:
         if hint is None or hint[0] != "run":
             return None
-        return lock_queued(conn, hint[1])
+        return executions.lock_queued(conn, schema.runs, hint[1])
 
     async def start(self, idle: Any) -> None:
         return None
@@ -149,27 +140,15 @@ class PollingQueue(InProcessQueue):
 
     def claimable(self, limit: int) -> list[str]:
         """Up to `limit` queued runs, oldest first, that this process may claim (nobody holds them)."""
-        t = schema.runs
-        ts = self.rt.clock.now()
         with self.rt.store.read() as conn:
-            return list(
-                conn.execute(
-                    sa.select(t.c.id).where(t.c.status == "queued", _unheld(ts)).order_by(t.c.seq).limit(limit)
-                ).scalars()
-            )
-
-
-def _unheld(ts: int) -> sa.ColumnElement[bool]:
-    """A queued run no process holds (or whose hold ran out)."""
-    t = schema.runs
-    return sa.or_(t.c.lease_owner.is_(None), t.c.lease_until.is_(None), t.c.lease_until < ts)
+            return executions.queued_ids(conn, schema.runs, self.rt.clock.now(), limit)
 
 
 class Workers:
     """N worker tasks claiming and executing queued runs; streaming runs are executed by the request that holds
     the stream. With concurrency 0 the process executes no background runs (a pure API process)."""
 
-    def __init__(self, runtime: Any, executor: RunExecutor, queue: RunQueue, concurrency: int) -> None:
+    def __init__(self, runtime: EngineRuntime, executor: RunExecutor, queue: RunQueue, concurrency: int) -> None:
         self.rt = runtime
         self.executor = executor
         self.queue = queue
@@ -232,16 +211,8 @@ class Workers:
 
     def _queued_runs(self) -> list[str]:
         """Queued runs this process may take at start-up (held by nobody, or by a lease that ran out)."""
-        t = schema.runs
-        ts = self.rt.clock.now()
         with self.rt.store.read() as conn:
-            return list(
-                conn.execute(
-                    sa.select(t.c.id)
-                    .where(t.c.status == "queued", sa.or_(t.c.lease_owner.is_(None), t.c.lease_until < ts))
-                    .order_by(t.c.seq)
-                ).scalars()
-            )
+            return executions.queued_ids(conn, schema.runs, self.rt.clock.now())
 
     # -- recovery and sweeping ------------------------------------------------------------------------------------
 
@@ -252,77 +223,43 @@ class Workers:
         process uses)."""
         t = schema.runs
         ts = self.rt.clock.now() if ts is None else ts
-        cond = t.c.status.in_(("in_progress", "cancelling"))
-        if not recover_all:
-            cond = cond & _lease_gone(ts, dead_owners)
-        count = 0
+        dead = list(dead_owners)
+        cond = executions.orphaned(t, ts, recover_all, dead)
         finished: list[dict] = []
         with self.rt.store.write() as conn:
-            for run_id in list(conn.execute(sa.select(t.c.id).where(cond)).scalars()):
-                run = _fetch_where(conn, run_id, cond)  # still unleased under the lock (not taken again meanwhile)
-                if run is None or run["status"] not in ("in_progress", "cancelling"):
+            for run_id in executions.orphaned_ids(conn, t, ts, recover_all, dead):
+                # Still orphaned under the row lock (not taken again meanwhile).
+                run = executions.lock_where(conn, t, run_id, cond)
+                if run is None or run["status"] not in executions.EXECUTING:
                     continue
                 if run["status"] == "cancelling":
-                    run.update(status="cancelled", cancelled_at=ts, expires_at=None)
-                    close_steps(conn, run["id"], "cancelled", ts)
-                    close_messages(conn, run["id"], "run_cancelled", ts)
+                    runs.finish(conn, run, "cancelled", ts)
                 else:
-                    run.update(
-                        status="failed",
-                        failed_at=ts,
-                        expires_at=None,
-                        last_error={
-                            "code": "server_error",
-                            "message": "The run was interrupted: its executor stopped.",
-                        },
-                    )
-                    close_steps(conn, run["id"], "failed", ts)
-                    close_messages(conn, run["id"], "run_failed", ts)
-                Store.update(conn, t, run, status=run["status"], expires_at=run["expires_at"], lease_owner=None)
+                    error = {"code": "server_error", "message": "The run was interrupted: its executor stopped."}
+                    runs.finish(conn, run, "failed", ts, last_error=error)
                 finished.append(run)
-                count += 1
         for run in finished:
             metrics.run_finished(run)
-        if count:
-            log.warning("recovered %d interrupted run(s)", count)
-        return count
+        if finished:
+            log.warning("recovered %d interrupted run(s)", len(finished))
+        return len(finished)
 
     def expire(self, *, ts: int | None = None, dead_owners: Iterable[str] = ()) -> int:
         """Runs past expires_at (at `ts`, default the runtime clock's now) that no live executor is driving become
         `expired`."""
         t = schema.runs
         ts = self.rt.clock.now() if ts is None else ts
-        cond = (t.c.expires_at <= ts) & sa.or_(
-            t.c.status.in_(("queued", "requires_action")),
-            t.c.status.in_(("in_progress", "cancelling")) & _lease_gone(ts, dead_owners),
-        )
+        dead = list(dead_owners)
+        cond = executions.expirable(t, ts, dead)
         with self.rt.store.read() as conn:
-            ids = list(conn.execute(sa.select(t.c.id).where(cond)).scalars())
+            ids = executions.expirable_ids(conn, t, ts, dead)
         for run_id in ids:
             if run_id in self.executor.active:
                 continue
             with self.rt.store.write() as conn:
-                run = _fetch_where(conn, run_id, cond)
-                if run is None or run["status"] not in ("queued", "requires_action", "in_progress", "cancelling"):
+                run = executions.lock_where(conn, t, run_id, cond)
+                if run is None or run["status"] not in executions.UNFINISHED:
                     continue
-                run.update(status="expired", required_action=None)
-                close_steps(conn, run_id, "expired", ts)
-                close_messages(conn, run_id, "run_expired", ts)
-                Store.update(conn, t, run, status="expired", expires_at=run["expires_at"], lease_owner=None)
+                runs.finish(conn, run, "expired", ts)
             metrics.run_finished(run)
         return len(ids)
-
-
-def _lease_gone(ts: int, dead_owners: Iterable[str]) -> sa.ColumnElement[bool]:
-    """The run's lease ran out, or its owner is known to be dead."""
-    t = schema.runs
-    dead = list(dead_owners)
-    cond = sa.or_(t.c.lease_until.is_(None), t.c.lease_until < ts)
-    return sa.or_(cond, t.c.lease_owner.in_(dead)) if dead else cond
-
-
-def _fetch_where(conn: sa.Connection, run_id: str, cond: sa.ColumnElement[bool]) -> dict | None:
-    """Lock `run_id` and return it if it still matches `cond`."""
-    t = schema.runs
-    raw = conn.execute(sa.select(t.c.data).where(t.c.id == run_id, cond).with_for_update()).scalar()
-    return None if raw is None else loads(raw)

@@ -16,7 +16,7 @@ from .base import (
     Usage,
 )
 from .models import context_window, supports_images
-from .router import ModelNotRoutable, ProviderRouter, from_env
+from .router import ModelNotRoutable, ProviderRouter, from_settings
 
 __all__ = [
     "ChatEvent",
@@ -35,6 +35,6 @@ __all__ = [
     "ToolSpec",
     "Usage",
     "context_window",
-    "from_env",
+    "from_settings",
     "supports_images",
 ]

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import re
 from collections.abc import AsyncIterator
 from typing import Any
@@ -112,8 +111,8 @@ class AnthropicProvider:
         default_headers: dict[str, str] | None = None,
     ) -> None:
         self.name = name
-        api_key = api_key or os.environ.get("ANTHROPIC_API_KEY") or "not-needed"
-        self.base_url = base_url or os.environ.get("ANTHROPIC_BASE_URL") or "https://api.anthropic.com"
+        api_key = api_key or "not-needed"
+        self.base_url = base_url or "https://api.anthropic.com"
         self.retry = retry or RetryPolicy()
         self.catalog = catalog or DEFAULT_CATALOG
         self.vision = vision

@@ -23,11 +23,14 @@ import fnmatch
 import logging
 import time
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
 from .router import ModelNotRoutable, ProviderRouter, Route
+
+if TYPE_CHECKING:
+    from ..config import Settings
 
 log = logging.getLogger("threadline.providers")
 
@@ -63,13 +66,13 @@ class ModelLister:
         self._cache: dict[tuple, _Upstream] = {}
 
     @classmethod
-    def from_env(cls, router: ProviderRouter) -> ModelLister:
-        env = router.environ
+    def from_settings(cls, router: ProviderRouter, settings: Settings) -> ModelLister:
+        """A lister with the THREADLINE_UPSTREAM_MODELS* settings."""
         return cls(
             router,
-            upstream=env.get("THREADLINE_UPSTREAM_MODELS", "on").strip().lower() not in ("off", "0", "false", "no"),
-            timeout_s=float(env.get("THREADLINE_UPSTREAM_MODELS_TIMEOUT_S", 3.0)),
-            ttl_s=float(env.get("THREADLINE_UPSTREAM_MODELS_TTL_S", 300.0)),
+            upstream=settings.upstream_models,
+            timeout_s=settings.upstream_models_timeout_s,
+            ttl_s=settings.upstream_models_ttl_s,
         )
 
     # -- public ---------------------------------------------------------------------------------------------------
@@ -116,11 +119,10 @@ class ModelLister:
         return str(route.options.get("name") or route.provider)
 
     def _target(self, route: Route) -> tuple[str, str, str, tuple]:
-        vendor = "ANTHROPIC" if route.provider == "anthropic" else "OPENAI"
         default = "https://api.anthropic.com" if route.provider == "anthropic" else "https://api.openai.com/v1"
-        env = self.router.environ
-        base_url = route.base_url or env.get(f"{vendor}_BASE_URL") or default
-        api_key = route.api_key or env.get(f"{vendor}_API_KEY") or "not-needed"
+        vendor = self.router.vendor_default(route.provider)
+        base_url = route.base_url or vendor.base_url or default
+        api_key = route.api_key or vendor.api_key or "not-needed"
         headers = tuple(sorted((k, v) for k, v in (route.options.get("headers") or {}).items() if v is not None))
         return route.provider, base_url, api_key, headers
 

@@ -20,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-import os
 from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -84,8 +83,7 @@ class OpenAICompatProvider:
         send_stream_options: bool = True,
     ) -> None:
         self.name = name
-        api_key = api_key or os.environ.get("OPENAI_API_KEY") or "not-needed"  # local servers take any key
-        base_url = base_url or os.environ.get("OPENAI_BASE_URL") or None
+        api_key = api_key or "not-needed"  # local servers take any key
         self.base_url = base_url or "https://api.openai.com/v1"
         self.retry = retry or RetryPolicy()
         self.catalog = catalog or DEFAULT_CATALOG

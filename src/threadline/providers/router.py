@@ -29,8 +29,9 @@ first, then the others in file order, then the environment defaults. Route optio
 ``upstream_model``, ``timeout_s``, ``connect_timeout_s``, ``max_attempts``, ``headers``, ``vision``, and per
 provider ``max_tokens_param`` (openai), ``default_max_tokens`` / ``send_strict`` (anthropic).
 
-Environment knobs for every provider: ``THREADLINE_PROVIDER_TIMEOUT_S`` (default 600),
-``THREADLINE_PROVIDER_MAX_ATTEMPTS`` (default 3), ``THREADLINE_ANTHROPIC_MAX_TOKENS`` (default 4096).
+Settings for every provider (config.Settings): ``THREADLINE_PROVIDER_TIMEOUT_S`` (default 600),
+``THREADLINE_PROVIDER_MAX_ATTEMPTS`` (default 3), ``THREADLINE_ANTHROPIC_MAX_TOKENS`` (default 4096). A route's
+``api_key_env`` names a variable read at start-up through ``config.env_value``.
 """
 
 from __future__ import annotations
@@ -38,17 +39,20 @@ from __future__ import annotations
 import asyncio
 import fnmatch
 import json
-import os
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .base import ChatProvider, ProviderError, RetryPolicy
 from .models import DEFAULT_CONTEXT_WINDOW, ModelCatalog
 
+if TYPE_CHECKING:
+    from ..config import Settings
+
 PROVIDER_TYPES = ("openai", "anthropic")
+EnvLookup = Callable[[str], str | None]  # a variable's value by name (None: unset)
 
 
 class ModelNotRoutable(ProviderError):
@@ -65,6 +69,14 @@ class ModelNotRoutable(ProviderError):
 
 class ProviderConfigError(ValueError):
     """The routes file or environment is invalid."""
+
+
+@dataclass(frozen=True)
+class VendorDefault:
+    """A vendor's key and base URL (OPENAI_* / ANTHROPIC_*), used by routes that set none, like the SDKs do."""
+
+    api_key: str | None = None
+    base_url: str | None = None
 
 
 @dataclass
@@ -112,7 +124,7 @@ _OPTION_KEYS = {
 }
 
 
-def _route_from_dict(raw: Mapping[str, Any], environ: Mapping[str, str]) -> Route:
+def _route_from_dict(raw: Mapping[str, Any], lookup: EnvLookup) -> Route:
     unknown = set(raw) - _ROUTE_KEYS - _OPTION_KEYS
     if unknown:
         raise ProviderConfigError(f"Unknown route keys {sorted(unknown)} in {dict(raw)}")
@@ -123,7 +135,7 @@ def _route_from_dict(raw: Mapping[str, Any], environ: Mapping[str, str]) -> Rout
         raise ProviderConfigError(f"A route takes only one of model, prefix, pattern: {dict(raw)}")
     api_key = raw.get("api_key")
     if api_key is None and raw.get("api_key_env"):
-        api_key = environ.get(raw["api_key_env"])
+        api_key = lookup(raw["api_key_env"])
         if not api_key:
             raise ProviderConfigError(f"Environment variable {raw['api_key_env']} (api_key_env) is not set")
     options = {k: raw[k] for k in _OPTION_KEYS if k in raw and k != "upstream_model"}
@@ -163,22 +175,29 @@ class ProviderRouter:
         timeout_s: float = 600.0,
         max_attempts: int = 3,
         anthropic_max_tokens: int = 4096,
-        environ: Mapping[str, str] | None = None,
+        vendor_defaults: Mapping[str, VendorDefault] | None = None,
     ) -> None:
         self.routes = [r for r in routes if r.model is not None] + [r for r in routes if r.model is None]
         self.catalog = catalog or ModelCatalog()
         self.timeout_s = timeout_s
         self.max_attempts = max_attempts
         self.anthropic_max_tokens = anthropic_max_tokens
-        self.environ = os.environ if environ is None else environ
+        self.vendor_defaults = dict(vendor_defaults or {})  # by provider type
         self._providers: dict[tuple, ChatProvider] = {}
 
     @classmethod
-    def from_config(cls, data: Mapping[str, Any], environ: Mapping[str, str] | None = None) -> ProviderRouter:
-        env = os.environ if environ is None else environ
-        routes = [_route_from_dict(r, env) for r in data.get("routes", [])]
+    def from_config(
+        cls, data: Mapping[str, Any], settings: Settings, lookup: EnvLookup | None = None
+    ) -> ProviderRouter:
+        """The router for a parsed routes file `data`, with `settings`' provider defaults; `lookup` reads the
+        variables routes name in `api_key_env` (default: the process environment, config.env_value)."""
+        if lookup is None:
+            from ..config import env_value
+
+            lookup = env_value
+        routes = [_route_from_dict(r, lookup) for r in data.get("routes", [])]
         if data.get("include_env_defaults", True):
-            routes += env_default_routes(env)
+            routes += env_default_routes(settings)
         context: dict[str, int] = {}
         vision: dict[str, bool] = {}
         for name, info in (data.get("models") or {}).items():
@@ -190,17 +209,21 @@ class ProviderRouter:
         return cls(
             routes,
             catalog=catalog,
-            timeout_s=float(env.get("THREADLINE_PROVIDER_TIMEOUT_S", 600)),
-            max_attempts=int(env.get("THREADLINE_PROVIDER_MAX_ATTEMPTS", 3)),
-            anthropic_max_tokens=int(env.get("THREADLINE_ANTHROPIC_MAX_TOKENS", 4096)),
-            environ=env,
+            timeout_s=settings.provider_timeout_s,
+            max_attempts=settings.provider_max_attempts,
+            anthropic_max_tokens=settings.anthropic_max_tokens,
+            vendor_defaults=vendor_defaults(settings),
         )
 
     @classmethod
     def single(cls, provider: ChatProvider, *, catalog: ModelCatalog | None = None) -> ProviderRouter:
         """A router that sends every model to one given provider object (an in-memory provider in tests, or
-        threadline embedded in another program). No environment is read."""
-        return cls([Route(provider="instance", instance=provider)], catalog=catalog, environ={})
+        threadline embedded in another program). No settings are read."""
+        return cls([Route(provider="instance", instance=provider)], catalog=catalog)
+
+    def vendor_default(self, provider: str) -> VendorDefault:
+        """The key and base URL a route of `provider` ("openai" | "anthropic") without its own uses."""
+        return self.vendor_defaults.get(provider, VendorDefault())
 
     def route_for(self, model: str) -> Route:
         for route in self.routes:
@@ -251,10 +274,10 @@ class ProviderRouter:
         if provider is not None:
             return provider
         # like the SDKs: unset key / base URL come from the vendor's environment variables
-        vendor = "ANTHROPIC" if route.provider == "anthropic" else "OPENAI"
+        default = self.vendor_default(route.provider)
         common: dict[str, Any] = {
-            "api_key": route.api_key or self.environ.get(f"{vendor}_API_KEY") or "not-needed",
-            "base_url": route.base_url or self.environ.get(f"{vendor}_BASE_URL") or None,
+            "api_key": route.api_key or default.api_key or "not-needed",
+            "base_url": route.base_url or default.base_url or None,
             "timeout_s": float(opts.get("timeout_s", self.timeout_s)),
             "connect_timeout_s": float(opts.get("connect_timeout_s", 10.0)),
             "retry": RetryPolicy(max_attempts=int(opts.get("max_attempts", self.max_attempts))),
@@ -280,31 +303,39 @@ class ProviderRouter:
         return provider
 
 
-def env_default_routes(environ: Mapping[str, str]) -> list[Route]:
+def vendor_defaults(settings: Settings) -> dict[str, VendorDefault]:
+    """OPENAI_API_KEY / OPENAI_BASE_URL and ANTHROPIC_API_KEY / ANTHROPIC_BASE_URL, by provider type."""
+    return {
+        "openai": VendorDefault(settings.openai_api_key, settings.openai_base_url),
+        "anthropic": VendorDefault(settings.anthropic_api_key, settings.anthropic_base_url),
+    }
+
+
+def env_default_routes(settings: Settings) -> list[Route]:
+    """The routes the provider variables imply: `claude-*` to Anthropic, everything else to OpenAI's."""
     routes: list[Route] = []
-    if environ.get("ANTHROPIC_API_KEY"):
+    if settings.anthropic_api_key:
         routes.append(
             Route(
                 provider="anthropic",
                 pattern="claude-*",
-                base_url=environ.get("ANTHROPIC_BASE_URL") or None,
-                api_key=environ["ANTHROPIC_API_KEY"],
+                base_url=settings.anthropic_base_url,
+                api_key=settings.anthropic_api_key,
             )
         )
-    if environ.get("OPENAI_API_KEY") or environ.get("OPENAI_BASE_URL"):
+    if settings.openai_api_key or settings.openai_base_url:
         routes.append(
             Route(
                 provider="openai",
-                base_url=environ.get("OPENAI_BASE_URL") or None,
-                api_key=environ.get("OPENAI_API_KEY") or "not-needed",
+                base_url=settings.openai_base_url,
+                api_key=settings.openai_api_key or "not-needed",
             )
         )
     return routes
 
 
-def from_env(environ: Mapping[str, str] | None = None) -> ProviderRouter:
-    """The router for this process: the routes file (if any), then the environment defaults."""
-    env = os.environ if environ is None else environ
-    path = env.get("THREADLINE_PROVIDERS_FILE")
-    data = load_routes_file(path) if path else {}
-    return ProviderRouter.from_config(data, env)
+def from_settings(settings: Settings, lookup: EnvLookup | None = None) -> ProviderRouter:
+    """The router for this process: the routes file (THREADLINE_PROVIDERS_FILE, if set), then the defaults of
+    the provider variables. Raises ProviderConfigError for an invalid file."""
+    data = load_routes_file(settings.providers_file) if settings.providers_file else {}
+    return ProviderRouter.from_config(data, settings, lookup)

@@ -6,9 +6,12 @@ import json
 import os
 import threading
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from ..config import Settings
 
 LOCAL_MODEL_NAME = "all-minilm-l6-v2"
 _REPO = Path(__file__).resolve().parents[3]
@@ -30,9 +33,12 @@ class EmbeddingModelMissing(RuntimeError):
 
 
 def default_models_dir() -> Path:
-    env = os.environ.get("THREADLINE_MODELS_DIR")
-    if env:
-        return Path(env)
+    """THREADLINE_MODELS_DIR (Settings.models_dir), else <repo>/.cache/models in a checkout, else ./.cache/models."""
+    from ..config import Settings
+
+    configured = Settings.load().models_dir
+    if configured:
+        return configured
     if (_REPO / "pyproject.toml").is_file():
         return _REPO / ".cache" / "models"
     return Path.cwd() / ".cache" / "models"
@@ -171,26 +177,21 @@ _cached: dict[tuple, Embedder] = {}
 _cached_lock = threading.Lock()
 
 
-def embedder_from_env(environ: dict[str, str] | None = None) -> Embedder:
-    """Build (once per configuration) the embedder selected by THREADLINE_EMBEDDINGS: `local` (default) or
-    `openai` (THREADLINE_EMBEDDINGS_MODEL, THREADLINE_EMBEDDINGS_BASE_URL or OPENAI_BASE_URL, OPENAI_API_KEY,
+def embedder_for(settings: Settings) -> Embedder:
+    """Build (once per configuration) the embedder `settings.embeddings` selects: `local` (THREADLINE_MODELS_DIR)
+    or `openai` (THREADLINE_EMBEDDINGS_MODEL, THREADLINE_EMBEDDINGS_BASE_URL or OPENAI_BASE_URL, OPENAI_API_KEY,
     optional THREADLINE_EMBEDDINGS_DIM)."""
-    env = os.environ if environ is None else environ
-    kind = (env.get("THREADLINE_EMBEDDINGS") or "local").strip().lower()
-    if kind == "local":
-        key: tuple = ("local", env.get("THREADLINE_MODELS_DIR") or str(default_models_dir()))
-    elif kind == "openai":
-        dim = env.get("THREADLINE_EMBEDDINGS_DIM")
+    if settings.embeddings == "local":
+        key: tuple = ("local", str(settings.models_dir or default_models_dir()))
+    else:
         key = (
             "openai",
-            env.get("THREADLINE_EMBEDDINGS_BASE_URL") or env.get("OPENAI_BASE_URL"),
-            env.get("OPENAI_API_KEY"),
-            env.get("THREADLINE_EMBEDDINGS_MODEL") or "text-embedding-3-small",
-            int(dim) if dim else None,
+            settings.embeddings_base_url or settings.openai_base_url,
+            settings.openai_api_key,
+            settings.embeddings_model,
+            settings.embeddings_dim,
         )
-    else:
-        raise ValueError(f"THREADLINE_EMBEDDINGS must be 'local' or 'openai', not {kind!r}")
     with _cached_lock:
         if key not in _cached:
-            _cached[key] = OnnxEmbedder(key[1]) if kind == "local" else OpenAIEmbedder(*key[1:])
+            _cached[key] = OnnxEmbedder(key[1]) if key[0] == "local" else OpenAIEmbedder(*key[1:])
         return _cached[key]

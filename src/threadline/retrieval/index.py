@@ -15,12 +15,15 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 import sqlalchemy as sa
 
 from .filters import validate_filter
+
+if TYPE_CHECKING:
+    from ..config import Settings
 
 # Tuned on SciFact train queries (bench/bench_retrieval.py --split train --tune): nDCG@10 with 200/100 chunks is
 # 0.693 at w=0, 0.731 at 0.5, 0.737-0.743 on the 0.6-0.8 plateau (best 0.75), 0.682 at w=1; 0.7 sits mid-plateau.
@@ -80,12 +83,19 @@ class ChunkIndex(Protocol):
     def file_stats(self, vector_store_id: str) -> dict[str, dict[str, int]]: ...
 
 
-def make_index(engine: sa.Engine) -> ChunkIndex:
-    """The chunk index for `engine`'s database (tables come from migration 0002)."""
+def make_index(engine: sa.Engine, settings: Settings | None = None) -> ChunkIndex:
+    """The chunk index for `engine`'s database (tables come from migration 0002); `settings` (default: the
+    environment's) size SQLite's keyword query budget and embedding cache."""
     if engine.dialect.name == "sqlite":
+        from ..config import Settings
         from .index_sqlite import SqliteChunkIndex
 
-        return SqliteChunkIndex(engine)
+        settings = settings or Settings.load()
+        return SqliteChunkIndex(
+            engine,
+            cache_bytes=settings.index_cache_mb * 1024 * 1024,
+            keyword_postings_budget=settings.keyword_postings_budget,
+        )
     if engine.dialect.name == "postgresql":
         from .index_postgres import PostgresChunkIndex
 

@@ -8,7 +8,6 @@ matrix whose token changed, so caches stay correct across processes and workers.
 from __future__ import annotations
 
 import json
-import os
 import threading
 import time
 from collections import OrderedDict
@@ -23,9 +22,11 @@ from . import index as ix
 from .filters import matches
 from .index_sql import SqlChunkIndex
 
-# Upper bound on the summed document frequencies of the terms sent to FTS5 (see _select_terms).
-# 5000 was best on SciFact train (hybrid nDCG@10 0.745 vs 0.744 unbounded) and bounds FTS5 time at ~10 ms.
-KEYWORD_POSTINGS_BUDGET = int(os.environ.get("THREADLINE_KEYWORD_POSTINGS_BUDGET", "5000"))
+# Upper bound on the summed document frequencies of the terms sent to FTS5 (see _select_terms; the default of
+# THREADLINE_KEYWORD_POSTINGS_BUDGET). 5000 was best on SciFact train (hybrid nDCG@10 0.745 vs 0.744 unbounded)
+# and bounds FTS5 time at ~10 ms.
+KEYWORD_POSTINGS_BUDGET = 5000
+INDEX_CACHE_MB = 2048  # the default of THREADLINE_INDEX_CACHE_MB
 DF_CACHE_SECONDS = 30.0
 
 
@@ -44,10 +45,14 @@ class _Matrix:
 
 
 class SqliteChunkIndex(SqlChunkIndex):
-    def __init__(self, engine: sa.Engine, *, cache_bytes: int | None = None) -> None:
+    def __init__(
+        self, engine: sa.Engine, *, cache_bytes: int | None = None, keyword_postings_budget: int | None = None
+    ) -> None:
+        """`cache_bytes`: memory for the per-store embedding matrices; `keyword_postings_budget`: see
+        _select_terms (both default to the module's defaults)."""
         self.engine = engine
-        mb = int(os.environ.get("THREADLINE_INDEX_CACHE_MB", "2048"))
-        self.cache_bytes = cache_bytes if cache_bytes is not None else mb * 1024 * 1024
+        self.cache_bytes = cache_bytes if cache_bytes is not None else INDEX_CACHE_MB * 1024 * 1024
+        self.keyword_postings_budget = keyword_postings_budget or KEYWORD_POSTINGS_BUDGET
         self._cache: OrderedDict[str, _Matrix] = OrderedDict()
         self._lock = threading.Lock()
         self._df_cache: dict[str, tuple[int, float]] = {}
@@ -221,15 +226,15 @@ class SqliteChunkIndex(SqlChunkIndex):
         """Drop the most common query terms when scoring every row they match would be slow.
 
         FTS5 computes bm25 for every matching row before sorting, so an OR query's cost grows with the number of
-        matches. Terms are taken rarest first while their document frequencies add up to KEYWORD_POSTINGS_BUDGET;
+        matches. Terms are taken rarest first while their document frequencies add up to keyword_postings_budget;
         the dropped common terms carry little weight (low idf) and the vector side still sees the whole query.
         """
         dfs = self._doc_freqs(conn, terms)
-        if sum(dfs.values()) <= KEYWORD_POSTINGS_BUDGET:
+        if sum(dfs.values()) <= self.keyword_postings_budget:
             return [t for t in terms if dfs[t]]
         kept, total = [], 0
         for t in sorted((t for t in terms if dfs[t]), key=dfs.__getitem__):
-            if kept and total + dfs[t] > KEYWORD_POSTINGS_BUDGET:
+            if kept and total + dfs[t] > self.keyword_postings_budget:
                 break
             kept.append(t)
             total += dfs[t]

@@ -5,6 +5,14 @@ worker that runs the code): repl.py.
 """
 
 from .result import ExecutionResult, OutputCancelled, OutputFile, OutputSink, SandboxUnavailable
-from .sessions import SandboxManager
+from .sessions import Sandbox, SandboxManager
 
-__all__ = ["ExecutionResult", "OutputCancelled", "OutputFile", "OutputSink", "SandboxManager", "SandboxUnavailable"]
+__all__ = [
+    "ExecutionResult",
+    "OutputCancelled",
+    "OutputFile",
+    "OutputSink",
+    "Sandbox",
+    "SandboxManager",
+    "SandboxUnavailable",
+]

@@ -44,6 +44,7 @@ from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 from .bwrap import CgroupV1, Limits, find_bwrap, path_is_world_traversable, seccomp_filter_bpf
 from .process import Session, SessionDead, SpawnConfig
@@ -52,8 +53,7 @@ from .uids import DEFAULT_LOCK_DIR, UidPool
 
 log = logging.getLogger("threadline.sandbox")
 
-DEFAULT_VENV = Path("/opt/threadline/sandbox-venv")
-UNSAFE_ENV = "THREADLINE_CODE_INTERPRETER_UNSANDBOXED_UNSAFE"
+UNSAFE_ENV = "THREADLINE_CODE_INTERPRETER_UNSANDBOXED_UNSAFE"  # Settings.code_interpreter_unsandboxed_unsafe
 # Runs in a throwaway namespace of each pooled sandbox: imports and first-use work of a typical pandas plot.
 WARM_PRELUDE = (
     "import io, numpy, pandas, matplotlib, matplotlib.pyplot as _plt\n"
@@ -61,6 +61,45 @@ WARM_PRELUDE = (
     "_plt.savefig(io.BytesIO(), format='png'); _plt.close('all')\n"
 )
 SETUP_HINT = "run scripts/setup-sandbox.sh"
+
+
+class Sandbox(Protocol):
+    """Stateful Python sessions keyed by thread, as code_interpreter, readiness and metrics use them.
+
+    Implementation: SandboxManager (bubblewrap sessions, or the explicit unsafe subprocess mode)."""
+
+    max_output_files: int  # files one execution may return
+
+    @property
+    def last_status(self) -> tuple[bool, str] | None:
+        """(available, reason) from the last probe; None before the first. Never starts a sandbox."""
+        ...
+
+    async def start(self) -> tuple[bool, str]:
+        """Probe and fill the warm pool now; (available, reason)."""
+        ...
+
+    async def execute(
+        self,
+        session_key: str,
+        code: str,
+        *,
+        input_files: dict[str, InputData] | None = None,
+        timeout_s: float | None = None,
+        sink: OutputSink | None = None,
+    ) -> ExecutionResult:
+        """Run `code` in the session of `session_key` (created on first use). Raises SandboxUnavailable."""
+        ...
+
+    def has_session(self, session_key: str) -> bool: ...
+
+    async def close_session(self, session_key: str) -> None: ...
+
+    def stats(self) -> dict[str, int]:
+        """At least `sessions` (live) and `warm_pool` (started ahead of use)."""
+        ...
+
+    async def aclose(self) -> None: ...
 
 
 @dataclass
@@ -89,9 +128,18 @@ class SandboxManager:
         warm_prelude: str = WARM_PRELUDE,
         max_output_files: int = 20,
         cancel_grace_s: float = 1.0,
+        unsafe: bool | None = None,
     ) -> None:
+        """`venv` (the sandbox's Python) and `unsafe` (run code without a sandbox) default to the environment's
+        settings, THREADLINE_SANDBOX_VENV and THREADLINE_CODE_INTERPRETER_UNSANDBOXED_UNSAFE."""
+        if venv is None or unsafe is None:
+            from ..config import Settings
+
+            settings = Settings.load()
+            venv = settings.sandbox_venv if venv is None else venv
+            unsafe = settings.code_interpreter_unsandboxed_unsafe if unsafe is None else unsafe
         self.root_dir = Path(root_dir)
-        self.venv = Path(venv or os.environ.get("THREADLINE_SANDBOX_VENV") or DEFAULT_VENV)
+        self.venv = Path(venv)
         self.max_sessions = max_sessions
         self.idle_timeout_s = idle_timeout_s
         self.wall_clock_s = wall_clock_s
@@ -105,7 +153,7 @@ class SandboxManager:
         self._max_log_bytes = max_log_bytes
         self.max_output_files = max_output_files
         self.cancel_grace_s = cancel_grace_s
-        self._unsafe = os.environ.get(UNSAFE_ENV) == "1"
+        self._unsafe = unsafe
         self._root = os.geteuid() == 0
         self._cfg: SpawnConfig | None = None
         self._status: tuple[bool, str] | None = None
@@ -133,6 +181,11 @@ class SandboxManager:
         self._spawner = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sandbox-spawn")
 
     # ----------------------------------------------------------------- availability
+    @property
+    def last_status(self) -> tuple[bool, str] | None:
+        """(available, reason) from the last probe; None before the first. Never starts a sandbox."""
+        return self._status
+
     def available(self) -> tuple[bool, str]:
         """(ok, reason). The first call starts a probe sandbox (about 50 ms, blocking). Success is cached for
         the manager's lifetime, failure for 30 s (so installing the sandbox later needs no restart)."""
@@ -482,7 +535,8 @@ class SandboxManager:
         """Keys with a live session, least recently used first."""
         return list(self._sessions)
 
-    def stats(self) -> dict:
+    def stats(self) -> dict[str, int]:
+        """Live sessions, warm sandboxes, whether cgroups limits apply (0/1), and the sessions' memory (bytes)."""
         return {
             "sessions": len(self._sessions),
             "warm_pool": len(self._pool),

@@ -30,7 +30,13 @@ messages = _doc_table(
     sa.Column("run_id", sa.String(64)),
     # tokens.message_text_tokens(data), kept in step with data by Store.insert/update (NULL: not counted yet)
     sa.Column("token_count", sa.Integer),
+    # what the row is: `message` (an Assistants message; the only rows the Assistants views read) or a conversation
+    # item type (function_call, function_call_output, reasoning, ...), whose `data` is then the item itself
+    sa.Column("type", sa.String(32), nullable=False, server_default="message"),
+    # a message item created through the Conversations API, as sent (roles, parts and annotations `data` cannot hold)
+    sa.Column("item", sa.Text),
     sa.Index("ix_messages_thread", "thread_id", "seq"),
+    sa.Index("ix_messages_thread_type", "thread_id", "type", "seq"),
 )
 runs = _doc_table(
     "runs",
@@ -43,6 +49,33 @@ runs = _doc_table(
     sa.Column("lease_until", sa.Float),
     sa.Index("ix_runs_thread_status", "thread_id", "status"),
     sa.Index("ix_runs_status", "status"),
+)
+responses = _doc_table(
+    "responses",
+    sa.Column("thread_id", sa.String(64)),  # the conversation (a threads row), if any
+    sa.Column("previous_response_id", sa.String(64)),
+    sa.Column("input", sa.Text, nullable=False, server_default="[]"),  # this request's input items, with ids
+    sa.Column("status", sa.String(32), nullable=False),
+    sa.Column("expires_at", sa.BigInteger),
+    sa.Column("state", sa.Text, nullable=False, server_default="{}"),
+    sa.Column("lease_owner", sa.String(64)),
+    sa.Column("lease_until", sa.Float),
+    sa.Index("ix_responses_thread_status", "thread_id", "status"),
+    sa.Index("ix_responses_status", "status"),
+)
+containers = _doc_table(
+    "containers",
+    sa.Column("name", sa.String(256), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),  # running / expired
+    sa.Column("expires_at", sa.BigInteger),  # clock seconds: last_active_at + expires_after.minutes
+    sa.Index("ix_containers_status_expires", "status", "expires_at"),
+)
+container_files = _doc_table(
+    "container_files",
+    sa.Column("container_id", sa.String(64), nullable=False),
+    sa.Column("path", sa.String(1024), nullable=False),
+    sa.Column("blob_key", sa.String(128), nullable=False),
+    sa.Index("ix_container_files_container", "container_id", "seq"),
 )
 run_steps = _doc_table(
     "run_steps",

@@ -16,11 +16,13 @@ from typing import Any
 import orjson
 import sqlalchemy as sa
 
-from ..tokens import message_text_tokens
+from ..tokens import item_text_tokens, message_text_tokens
 from . import schema
 from .db import create_engine
 
 ACTIVE_RUN_STATUSES = ("queued", "in_progress", "requires_action", "cancelling")
+ACTIVE_RESPONSE_STATUSES = ("queued", "in_progress")
+MESSAGE = "message"  # messages.type of the rows the Assistants message views show
 
 
 def now() -> int:
@@ -38,8 +40,21 @@ def loads(text: str | bytes) -> Any:
 def _derived(table: sa.Table, obj: dict[str, Any]) -> dict[str, Any]:
     """Columns computed from a document whenever it is written, so they can never disagree with `data`."""
     if table is schema.messages:
-        return {"token_count": message_text_tokens(obj)}
+        # a message row holds an Assistants message object; any other row holds a conversation item
+        tokens = message_text_tokens(obj) if obj.get("object") == "thread.message" else item_text_tokens(obj)
+        return {"token_count": tokens}
     return {}
+
+
+@dataclass
+class ListParams:
+    """A list request's cursor pagination: `limit` items in `order` ("asc" or "desc" by creation), after/before
+    the object with that id."""
+
+    limit: int = 20
+    order: str = "desc"
+    after: str | None = None
+    before: str | None = None
 
 
 @dataclass
@@ -177,11 +192,11 @@ class Store:
         return Page(items=[r[1] for r in rows], ids=[r[0] for r in rows], has_more=has_more)
 
     def referenced_blob_keys(self, keys: list[str]) -> set[str]:
-        """The subset of `keys` that a File or an upload part still references."""
+        """The subset of `keys` that a File, an upload part or a container file still references."""
         wanted = set(keys)
         found: set[str] = set()
         with self.read() as conn:
-            for table in (schema.files, schema.upload_parts):
+            for table in (schema.files, schema.upload_parts, schema.container_files):
                 # Blobs are keyed by their object's id: look up by the primary key first; only the rest (orphan
                 # candidates, normally none) costs a scan of blob_key.
                 rows = conn.execute(sa.select(table.c.blob_key).where(table.c.id.in_(keys))).scalars()
@@ -195,16 +210,18 @@ class Store:
 
     @staticmethod
     def active_run_id(conn: sa.Connection, thread_id: str) -> str | None:
+        """The id of the run (or response: the thread is its conversation) that holds the thread's lock, or None."""
         t = schema.runs
-        return conn.execute(
+        run_id = conn.execute(
             sa.select(t.c.id).where(t.c.thread_id == thread_id, t.c.status.in_(ACTIVE_RUN_STATUSES)).limit(1)
+        ).scalar()
+        if run_id is not None:
+            return run_id
+        r = schema.responses
+        return conn.execute(
+            sa.select(r.c.id).where(r.c.thread_id == thread_id, r.c.status.in_(ACTIVE_RESPONSE_STATUSES)).limit(1)
         ).scalar()
 
     def lock_thread(self, conn: sa.Connection, thread_id: str) -> dict | None:
         """Load a thread, holding its row lock (PostgreSQL) for the rest of the write transaction."""
         return self.fetch(conn, schema.threads, thread_id, lock=True)
-
-    def delete_thread(self, conn: sa.Connection, thread_id: str) -> bool:
-        for table in (schema.messages, schema.run_steps, schema.runs):
-            conn.execute(table.delete().where(table.c.thread_id == thread_id))
-        return self.delete(conn, schema.threads, thread_id)
