@@ -286,6 +286,8 @@ class FileSearchTool:
         def ids(obj: dict) -> list[str]:
             return ((obj.get("tool_resources") or {}).get("file_search") or {}).get("vector_store_ids") or []
 
+        if "vector_store_ids" in ctx.tool_config:  # a Responses file_search tool names its stores itself
+            return list(ctx.tool_config["vector_store_ids"]), []
         with self.rt.store.read() as conn:
             thread = threads.get(conn, ctx.run["thread_id"]) or {}
             assistant = Store.fetch(conn, schema.assistants, ctx.run["assistant_id"]) or {}

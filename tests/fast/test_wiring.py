@@ -14,9 +14,14 @@ from threadline import readiness
 from threadline.clock import Clock, ManualClock, SystemClock
 from threadline.code_interpreter import CodeInterpreterTool, SandboxLinks
 from threadline.config import Settings
+from threadline.engine.assistants import AssistantsProjection
 from threadline.engine.cancel import CancelSignal, NotifiedCancelSignal, PolledCancelSignal
+from threadline.engine.context import ContextSource, ThreadContext
+from threadline.engine.projection import Projection
 from threadline.engine.queue_pg import PostgresRunQueue
 from threadline.engine.queue_sqlite import SqliteRunQueue
+from threadline.engine.response_context import ResponsesContext
+from threadline.engine.responses import ResponsesProjection
 from threadline.engine.runtime import EngineRuntime
 from threadline.engine.tools import ServerTool, TextProcessor
 from threadline.engine.worker import InProcessQueue, RunQueue
@@ -50,6 +55,8 @@ PLUG_POINTS: dict[str, tuple[type, list[type]]] = {
     "retrieval.embeddings.Embedder": (Embedder, [OnnxEmbedder, OpenAIEmbedder]),
     "retrieval.index.ChunkIndex": (ChunkIndex, [SqliteChunkIndex, PostgresChunkIndex]),
     "sandbox.Sandbox": (Sandbox, [SandboxManager]),
+    "engine.context.ContextSource": (ContextSource, [ThreadContext, ResponsesContext]),
+    "engine.projection.Projection": (Projection, [AssistantsProjection, ResponsesProjection]),
 }
 PARTS = [Deps, readiness.ReadinessParts, EngineRuntime]
 

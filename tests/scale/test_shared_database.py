@@ -17,7 +17,7 @@ from threadline.store.migrate import current
 
 from .conftest import Cluster, http_client
 
-HEAD = "0006"
+HEAD = "0007"
 FILES = 6
 
 

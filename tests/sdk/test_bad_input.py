@@ -44,6 +44,7 @@ JSON_ENDPOINTS = [
     ("count_input_tokens", "POST", "/responses/input_tokens"),
     ("create_container", "POST", "/containers"),
     ("create_container_file", "POST", "/containers/{cntr}/files"),
+    ("create_response", "POST", "/responses"),
 ]
 BODY_OPTIONAL = ("create_thread", "modify_thread", "modify_assistant", "modify_message", "create_conversation")
 MALFORMED_BODIES = {
@@ -816,6 +817,51 @@ def _conversation_and_response_cases() -> list[Case]:
     }
     for k, (v, status) in token_bodies.items():
         cases.append((f"count_input_tokens-{k}", "POST", "/responses/input_tokens", {"json": v}, status))
+        if k != "stream_field":  # the same context fields, checked the same way, on POST /v1/responses
+            body = {"model": "gpt-4o", "input": "x", **v}
+            cases.append((f"create_response-{k}", "POST", "/responses", {"json": body}, status))
+    base = {"model": "gpt-4o", "input": "x"}
+    call = {"type": "function_call", "call_id": "call_1", "name": "f", "arguments": "{}"}
+    output = {"type": "function_call_output", "call_id": "call_1", "output": "y"}
+    create_bodies: dict[str, tuple[Any, int]] = {
+        "missing_model": ({"input": "x"}, 400),
+        "model_empty": ({"model": "", "input": "x"}, 400),
+        "background_without_store": ({**base, "background": True, "store": False}, 400),
+        "stream_options_without_stream": ({**base, "stream_options": {"include_obfuscation": False}}, 400),
+        "max_output_tokens_15": ({**base, "max_output_tokens": 15}, 400),
+        "max_output_tokens_string": ({**base, "max_output_tokens": "many"}, 400),
+        "temperature_3": ({**base, "temperature": 3}, 400),
+        "top_p_2": ({**base, "top_p": 2}, 400),
+        "top_logprobs_21": ({**base, "top_logprobs": 21}, 400),
+        "include_unknown": ({**base, "include": ["everything"]}, 400),
+        "metadata_17_keys": ({**base, "metadata": META_17}, 400),
+        "metadata_513_value": ({**base, "metadata": META_LONG_VALUE}, 400),
+        "store_string": ({**base, "store": "yes"}, 400),
+        "json_schema_no_name": ({**base, "text": {"format": {"type": "json_schema", "schema": {}}}}, 400),
+        "tool_choice_function_no_name": ({**base, "tool_choice": {"type": "function"}}, 400),
+        "tool_choice_unknown_function": ({**base, "tool_choice": {"type": "function", "name": "nope"}}, 400),
+        "tool_choice_hosted_without_tool": ({**base, "tool_choice": {"type": "file_search"}}, 400),
+        "call_without_output": ({**base, "input": [call]}, 400),
+        "output_without_call": ({**base, "input": [output]}, 400),
+        "output_call_id_null": ({**base, "input": [{**output, "call_id": None}]}, 400),
+        "input_too_long_for_context": ({**base, "input": "word " * 300_000}, 400),
+        "input_missing_image_file": (
+            {**base, "input": [{"role": "user", "content": [{"type": "input_image", "file_id": "file-nope"}]}]},
+            404,
+        ),
+        "input_missing_reference": ({**base, "input": [{"type": "item_reference", "id": "msg_nope"}]}, 404),
+    }
+    for k, (v, status) in create_bodies.items():
+        cases.append((f"create_response-{k}", "POST", "/responses", {"json": v}, status))
+    cases += [
+        ("cancel_response-unknown", "POST", "/responses/resp_nope/cancel", {}, 404),
+        ("cancel_response-not_background", "POST", "/responses/{resp}/cancel", {}, 400),
+        ("cancel_response-nul", "POST", "/responses/resp_%00/cancel", {}, 400),
+        ("cancel_response-bad_prefix", "POST", "/responses/run_abc/cancel", {}, 400),
+        ("get_response-stream_unknown", "GET", "/responses/resp_nope?stream=true", {}, 404),
+        ("get_response-starting_after_text", "GET", "/responses/{resp}?stream=true&starting_after=x", {}, 400),
+        ("get_response-starting_after_negative", "GET", "/responses/{resp}?stream=true&starting_after=-5", {}, 400),
+    ]
     return cases
 
 
@@ -942,6 +988,13 @@ def _surrogate_cases() -> list[Case]:
                     }
                 ]
             },
+        },
+        ("create_response", "POST", "/responses"): {
+            **{f"input_{k}": {"model": "gpt-4o", "input": [v]} for k, v in _item_variants().items()},
+            "input_string_surrogate": {"model": "gpt-4o", "input": "a\ud800"},
+            "instructions_surrogate": {"model": "gpt-4o", "instructions": "\udfff"},
+            "model_surrogate": {"model": "gpt-\ud800"},
+            "metadata_surrogate": {"model": "gpt-4o", "metadata": {"k": "\ud800"}},
         },
         ("complete_upload", "POST", "/uploads/{upload}/complete"): {
             "part_ids_surrogate": {"part_ids": ["part_\ud800"]},
@@ -1132,6 +1185,7 @@ def _size_cases() -> list[Case]:
         ("POST", "/conversations/{conv}/items"),
         ("POST", "/responses/input_tokens"),
         ("POST", "/containers"),
+        ("POST", "/responses"),
         ("GET", "/assistants"),
         ("DELETE", "/threads/{thread}"),
         ("POST", "/nothing-here"),

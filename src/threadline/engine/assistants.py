@@ -22,11 +22,14 @@ from typing import Any, Protocol, TypeVar
 import sqlalchemy as sa
 
 from .. import metrics
+from ..ids import new_id
 from ..store import Store, executions, now, runs, schema
+from ..store import items as log
 from . import neutral as n
 from .events import NullSink, error_payload
 from .objects import assistant_message, step_object, strip_content, usage
 from .projection import Prepare
+from .responses import file_search_item
 from .runtime import EngineRuntime
 
 # A run nobody streams saves its open reply message at once only when the reply takes at least this long.
@@ -67,6 +70,61 @@ def merge_owned(current: dict[str, Any] | None, ours: dict[str, Any], fields: tu
 def _finish_step(step: dict, status: str, ts: int) -> None:
     step["status"] = status
     step[runs.STEP_STAMP[status]] = ts
+
+
+def tool_call_item(call: dict[str, Any], run: dict[str, Any]) -> log.ItemRow | None:
+    """The conversation item of an Assistants tool call (contract §7.3); the call's id is the item's call_id."""
+    kind = call.get("type")
+    if kind == "function":
+        if call["function"].get("output") is None:
+            return None  # appended with its output when the outputs are submitted: never a call left unanswered
+        item = {
+            "id": new_id("function_call"),
+            "type": "function_call",
+            "status": "completed",
+            "call_id": call["id"],
+            "name": call["function"]["name"],
+            "arguments": call["function"]["arguments"],
+        }
+    elif kind == "file_search":
+        item = {"id": new_id("file_search_call"), "type": "file_search_call", "status": "completed"}
+        item.update(file_search_item(call, "{}"))
+    elif kind == "code_interpreter":
+        ci = call.get("code_interpreter") or {}
+        outputs = []
+        for o in ci.get("outputs") or []:
+            if o.get("type") == "logs":
+                outputs.append({"type": "logs", "logs": o.get("logs", "")})
+            elif o.get("type") == "image":
+                outputs.append({"type": "image", "url": f"/v1/files/{o['image']['file_id']}/content"})
+        item = {
+            "id": new_id("code_interpreter_call"),
+            "type": "code_interpreter_call",
+            "status": "completed",
+            "code": ci.get("input", ""),
+            "container_id": container_of(run["thread_id"]),
+            "outputs": outputs,
+        }
+    else:
+        return None
+    return log.ItemRow(id=item["id"], type=item["type"], data=item)
+
+
+def function_output_item(call_id: str, output: str) -> log.ItemRow:
+    """The `function_call_output` item of a submitted tool output."""
+    item = {
+        "id": new_id("function_call_output"),
+        "type": "function_call_output",
+        "status": "completed",
+        "call_id": call_id,
+        "output": output,
+    }
+    return log.ItemRow(id=item["id"], type=item["type"], data=item)
+
+
+def container_of(thread_id: str) -> str:
+    """The container id a thread's code_interpreter session is shown as (one session per thread)."""
+    return "cntr_" + thread_id.removeprefix("thread_")
 
 
 def _usage(u: n.Usage | None) -> dict[str, int] | None:
@@ -351,11 +409,15 @@ class AssistantsProjection:
         return step
 
     def _append_conversation_items(self, conn: sa.Connection, step: dict[str, Any]) -> None:
-        """HOOK (docs/architecture.md, "one store"): append the conversation items equivalent to the tool calls
-        `step` records (function_call + function_call_output, file_search_call, code_interpreter_call) to the
-        thread's `messages` log, in the transaction that saves the step. Called when a tool step completes or the
-        run waits for function outputs (services/runs.submit_tool_outputs adds the function_call_output items).
-        Not done yet: it needs the `messages.type` column."""
+        """Append the conversation items equivalent to the tool calls `step` records to the thread's log, in the
+        transaction that saves the step (docs/architecture.md, "one store"): function calls as `function_call`
+        items with their `function_call_output` items, once the outputs are submitted (services/runs.py; a run
+        cancelled or expired while waiting leaves no unanswered call in the log), a file_search
+        call as a `file_search_call` item with its results, a code_interpreter call as a `code_interpreter_call`
+        item with its code and outputs."""
+        rows = [row for call in step["step_details"]["tool_calls"] if (row := tool_call_item(call, self.run))]
+        if rows:
+            log.append(conn, self.run["thread_id"], rows, now())
 
     async def _tool_turn_done(self, event: n.ToolTurnDone) -> None:
         step = self._record_calls(event.usage)

@@ -89,8 +89,14 @@ class PolledCancelSignal:
             callback()
 
     def _cancelling(self, run_ids: list[str]) -> list[str]:
+        # A run being cancelled is `cancelling` until its executor ends it; a response is `cancelled` at once.
+        responses = [i for i in run_ids if i.startswith("resp_")]
+        runs = [i for i in run_ids if not i.startswith("resp_")]
         with self.store.read() as conn:
-            return executions.with_status(conn, schema.runs, run_ids, "cancelling")
+            found = executions.with_status(conn, schema.runs, runs, "cancelling") if runs else []
+            if responses:
+                found += executions.with_status(conn, schema.responses, responses, "cancelled")
+            return found
 
     async def _poll_forever(self) -> None:
         while self._callbacks:

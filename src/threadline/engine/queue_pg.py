@@ -13,9 +13,9 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from ..store import executions, schema
+from ..store import executions
 from ..store.listen import PgListener, notify
-from .worker import Entry, PollingQueue
+from .worker import TABLES, Entry, PollingQueue, kinds
 
 CHANNEL = "threadline_queue"
 POLL_S = 2.0
@@ -42,6 +42,10 @@ class PostgresRunQueue(PollingQueue):
             self.wake(entry)
 
     def claim(self, conn: sa.Connection, hint: Entry | None, ts: int) -> dict | None:
-        # The oldest claimable run, whichever run woke us: FIFO across the cluster; rows other workers are
-        # claiming right now are skipped, not waited for.
-        return executions.lock_oldest_claimable(conn, schema.runs, ts)
+        # The oldest claimable execution of the kind that woke us (then of the other kind), whichever one woke us:
+        # FIFO across the cluster; rows other workers are claiming right now are skipped, not waited for.
+        for kind in kinds(hint[0] if hint is not None else None):
+            obj = executions.lock_oldest_claimable(conn, TABLES[kind], ts)
+            if obj is not None:
+                return obj
+        return None

@@ -13,9 +13,9 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from ..store import executions, schema
+from ..store import executions
 from .executor import OWNER
-from .worker import Entry, PollingQueue
+from .worker import TABLES, Entry, PollingQueue, kinds
 
 POLL_S = 0.5
 
@@ -28,11 +28,17 @@ class SqliteRunQueue(PollingQueue):
         self.holds = holds  # this process executes background runs: keep the ones it creates for itself
 
     def queued_in(self, conn: sa.Connection, entry: Entry) -> None:
-        if self.holds and entry[0] == "run":
+        if self.holds and entry[0] in TABLES:
             until = self.rt.clock.now() + self.rt.settings.run_lease_s
-            executions.hold(conn, schema.runs, entry[1], OWNER, until)
+            executions.hold(conn, TABLES[entry[0]], entry[1], OWNER, until)
 
     def claim(self, conn: sa.Connection, hint: Entry | None, ts: int) -> dict | None:
-        if hint is not None and hint[0] != "run":
-            return None
-        return executions.claimable_by(conn, schema.runs, ts, OWNER, hint[1] if hint is not None else None)
+        if hint is not None:
+            if hint[0] not in TABLES:
+                return None
+            return executions.claimable_by(conn, TABLES[hint[0]], ts, OWNER, hint[1])
+        for kind in kinds():
+            obj = executions.claimable_by(conn, TABLES[kind], ts, OWNER)
+            if obj is not None:
+                return obj
+        return None

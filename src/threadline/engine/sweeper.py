@@ -147,7 +147,9 @@ class Sweeper:
         if self.liveness is None:
             return set()
         with self.rt.store.read() as conn:
-            owners = executions.live_lease_owners(conn, schema.runs, ts) | vector_stores.live_claim_owners(conn, ts)
+            owners = vector_stores.live_claim_owners(conn, ts)
+            for table in (schema.runs, schema.responses):
+                owners |= executions.live_lease_owners(conn, table, ts)
         owners.discard(OWNER)
         return self.liveness.dead(owners) if owners else set()
 
@@ -155,7 +157,9 @@ class Sweeper:
         """Queued runs and ingestion claims of dead processes become free for the others."""
         owners = list(dead)
         with self.rt.store.write() as conn:
-            freed = executions.release_holds(conn, schema.runs, owners)
+            freed = sum(executions.release_holds(conn, t, owners) for t in (schema.runs, schema.responses))
             claims = vector_stores.release_claims(conn, owners)
         if freed or claims:
-            log.warning("released %d queued run(s) and %d ingestion claim(s) of stopped processes", freed, claims)
+            log.warning(
+                "released %d queued run(s) / response(s) and %d ingestion claim(s) of stopped processes", freed, claims
+            )

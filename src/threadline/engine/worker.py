@@ -20,16 +20,34 @@ from typing import Any, Protocol
 import sqlalchemy as sa
 
 from .. import metrics
-from ..store import executions, runs, schema
+from ..store import dumps, executions, response_events, runs, schema
 from .events import NullSink
 from .executor import RunExecutor
+from .neutral import Usage
+from .responses import close_output, error_event, usage_of
 from .runtime import EngineRuntime
 
 log = logging.getLogger("threadline.engine")
 
 FIRST_POLL_S = 0.05
 
-Entry = tuple[str, str]  # (kind, id): ("run", "run_..."); the Responses API adds ("response", "resp_...")
+Entry = tuple[str, str]  # (kind, id): ("run", "run_...") or ("response", "resp_...")
+# The execution table of each kind of entry.
+TABLES: dict[str, sa.Table] = {"run": schema.runs, "response": schema.responses}
+
+
+def kind_of(object_id: str) -> str:
+    """The queue kind of an execution id (a response's id starts with `resp_`)."""
+    return "response" if object_id.startswith("resp_") else "run"
+
+
+def kinds(first: str | None = None) -> list[str]:
+    """Every kind, `first` first (the one a wake-up named)."""
+    return sorted(TABLES, key=lambda kind: kind != first)
+
+
+def _entries(kind: str, conn: sa.Connection, table: sa.Table, ts: int, limit: int | None = None) -> list[Entry]:
+    return [(kind, object_id) for object_id in executions.queued_ids(conn, table, ts, limit)]
 
 
 class RunQueue(Protocol):
@@ -78,9 +96,9 @@ class InProcessQueue:
         return await self._queue.get()
 
     def claim(self, conn: sa.Connection, hint: Entry | None, ts: int) -> dict | None:
-        if hint is None or hint[0] != "run":
+        if hint is None or hint[0] not in TABLES:
             return None
-        return executions.lock_queued(conn, schema.runs, hint[1])
+        return executions.lock_queued(conn, TABLES[hint[0]], hint[1])
 
     async def start(self, idle: Any) -> None:
         return None
@@ -134,14 +152,17 @@ class PollingQueue(InProcessQueue):
                 except Exception:
                     log.warning("polling for queued runs failed", exc_info=True)
                     ids = []
-                for run_id in ids:
-                    self.wake(("run", run_id))
+                for entry in ids:
+                    self.wake(entry)
             await asyncio.sleep(self.poll_s)
 
-    def claimable(self, limit: int) -> list[str]:
-        """Up to `limit` queued runs, oldest first, that this process may claim (nobody holds them)."""
+    def claimable(self, limit: int) -> list[Entry]:
+        """Up to `limit` queued runs and responses, oldest first within each kind, that this process may claim
+        (nobody holds them)."""
+        ts = self.rt.clock.now()
         with self.rt.store.read() as conn:
-            return executions.queued_ids(conn, schema.runs, self.rt.clock.now(), limit)
+            found = [entry for kind, table in TABLES.items() for entry in _entries(kind, conn, table, ts, limit)]
+        return found[:limit]
 
 
 class Workers:
@@ -161,8 +182,8 @@ class Workers:
         self._loops = [asyncio.create_task(self._work()) for _ in range(self.concurrency)]
         if self.concurrency:
             await self.queue.start(lambda: self.waiting)
-            for run_id in await asyncio.to_thread(self._queued_runs):
-                await self.queue.put(("run", run_id))
+            for entry in await asyncio.to_thread(self._queued):
+                await self.queue.put(entry)
 
     async def stop(self) -> None:
         for task in [*self._loops, *self.tasks]:
@@ -185,11 +206,12 @@ class Workers:
                 self.waiting -= 1
             while True:  # after a run, a worker may go on claiming (see the end of the loop)
                 try:
-                    job = self.executor.job(NullSink())
-                    run_id = await asyncio.to_thread(self._claim, job, hint)
-                    if run_id is None:
+                    # Executions are made on the event loop; the claim says which of the two starts.
+                    jobs = {"run": self.executor.job(NullSink()), "response": self.executor.background_job()}
+                    claimed = await asyncio.to_thread(self._claim, jobs, hint)
+                    if claimed is None:
                         break
-                    await self.executor.execute(run_id, job=job)
+                    await self.executor.execute(claimed, job=jobs[kind_of(claimed)])
                 except Exception:
                     log.exception("worker failed on %s", hint)
                     break
@@ -200,19 +222,23 @@ class Workers:
                 self.queue.missed = False
                 hint = None
 
-    def _claim(self, job: Any, hint: Entry | None) -> str | None:
-        """Claim a queued run and start it in the same transaction; its id, or None if there was none to take."""
+    def _claim(self, jobs: dict[str, Any], hint: Entry | None) -> str | None:
+        """Claim a queued run or response and start it (with the job of its kind) in the same transaction; its id,
+        or None if there was none to take."""
         with self.rt.store.write() as conn:
-            run = self.queue.claim(conn, hint, self.rt.clock.now())
-            if run is None:
+            obj = self.queue.claim(conn, hint, self.rt.clock.now())
+            if obj is None:
                 return None
-            job.start_in(conn, run)
-            return run["id"]
+            jobs[kind_of(obj["id"])].start_in(conn, obj)
+            return obj["id"]
 
-    def _queued_runs(self) -> list[str]:
-        """Queued runs this process may take at start-up (held by nobody, or by a lease that ran out)."""
+    def _queued(self) -> list[Entry]:
+        """Queued runs and responses this process may take at start-up (held by nobody, or by a lease that ran
+        out), oldest first within each kind."""
         with self.rt.store.read() as conn:
-            return executions.queued_ids(conn, schema.runs, self.rt.clock.now())
+            return [
+                entry for kind, table in TABLES.items() for entry in _entries(kind, conn, table, self.rt.clock.now())
+            ]
 
     # -- recovery and sweeping ------------------------------------------------------------------------------------
 
@@ -242,7 +268,34 @@ class Workers:
             metrics.run_finished(run)
         if finished:
             log.warning("recovered %d interrupted run(s)", len(finished))
-        return len(finished)
+        return len(finished) + self._recover_responses(ts, recover_all, dead)
+
+    def _recover_responses(self, ts: int, recover_all: bool, dead: list[str]) -> int:
+        """Responses left in_progress by an executor that stopped (the same selection as recover's) become failed
+        (server_error), their open items incomplete; queued ones stay queued (claimed by any process)."""
+        t = schema.responses
+        cond = executions.orphaned(t, ts, recover_all, dead)
+        count = 0
+        with self.rt.store.write() as conn:
+            for response_id in executions.orphaned_ids(conn, t, ts, recover_all, dead):
+                response = executions.lock_where(conn, t, response_id, cond)
+                if response is None or response["status"] != "in_progress":
+                    continue
+                close_output(response.get("output") or [])
+                error = {"code": "server_error", "message": "The response was interrupted: its executor stopped."}
+                response.update(status="failed", error=error, usage=response.get("usage") or usage_of(Usage(0, 0)))
+                executions.save(conn, t, response, lease_owner=None)
+                if response.get("background"):  # its recorded stream ends the way a live one would
+                    seq = response_events.next_seq(conn, response_id)
+                    events = [
+                        {"type": "error", "sequence_number": seq, **error_event(error["message"], "server_error")},
+                        {"type": "response.failed", "sequence_number": seq + 1, "response": response},
+                    ]
+                    response_events.append(conn, response_id, [(e["sequence_number"], dumps(e)) for e in events])
+                count += 1
+        if count:
+            log.warning("recovered %d interrupted response(s)", count)
+        return count
 
     def expire(self, *, ts: int | None = None, dead_owners: Iterable[str] = ()) -> int:
         """Runs past expires_at (at `ts`, default the runtime clock's now) that no live executor is driving become

@@ -15,9 +15,11 @@ import anyio.to_thread
 import sqlalchemy as sa
 
 from .. import metrics
+from ..engine.assistants import function_output_item, tool_call_item
 from ..engine.events import EventSink
 from ..engine.objects import run_object
 from ..store import Store, dumps, executions, loads, now, runs, schema
+from ..store import items as log
 from .errors import Invalid, NotFound, check_id
 
 if TYPE_CHECKING:
@@ -273,9 +275,14 @@ async def submit_tool_outputs(
             step = runs.waiting_tool_step(conn, run_id)
             if step is None:
                 raise Invalid(f"Run {run_id} has no tool call step waiting for outputs.")
+            calls, answered = [], []
             for call in step["step_details"]["tool_calls"]:
                 if call["type"] == "function" and call["id"] in answers:
                     call["function"]["output"] = answers[call["id"]]
+                    calls.append(tool_call_item(call, run))
+                    answered.append(function_output_item(call["id"], answers[call["id"]]))
+            # the calls and their outputs as conversation items too (engine/assistants.py)
+            log.append(conn, run["thread_id"], [c for c in calls if c is not None] + answered, now())
             step.update(status="completed", completed_at=now())
             Store.update(conn, schema.run_steps, step)
             run.update(status="queued", required_action=None)

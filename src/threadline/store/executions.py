@@ -1,4 +1,4 @@
-"""Executions: the SQL of anything the engine drives to an end under a lease (today `runs`; next `responses`).
+"""Executions: the SQL of anything the engine drives to an end under a lease (`runs` and `responses`).
 
 An execution table is a document table (`id`, `data`, `seq`) with the execution columns `status`, `expires_at`,
 `state` (the engine's JSON working state), `lease_owner` and `lease_until` (a process's claim on driving it,
@@ -32,7 +32,7 @@ class LeaseLost(Exception):
 def save(conn: sa.Connection, table: sa.Table, obj: dict[str, Any], **cols: Any) -> None:
     """Write the execution's wire object and its queried columns (status, expires_at), plus `cols` (e.g.
     lease_owner=None, state=...), in one UPDATE."""
-    Store.update(conn, table, obj, status=obj["status"], expires_at=obj["expires_at"], **cols)
+    Store.update(conn, table, obj, status=obj["status"], expires_at=obj.get("expires_at"), **cols)
 
 
 def transition(

@@ -77,6 +77,14 @@ container_files = _doc_table(
     sa.Column("blob_key", sa.String(128), nullable=False),
     sa.Index("ix_container_files_container", "container_id", "seq"),
 )
+# The events of a background response in order (its SSE stream, replayable by GET ?stream=true).
+response_events = sa.Table(
+    "response_events",
+    metadata,
+    sa.Column("response_id", sa.String(64), primary_key=True),
+    sa.Column("sequence_number", sa.Integer, primary_key=True),
+    sa.Column("data", sa.Text, nullable=False),
+)
 run_steps = _doc_table(
     "run_steps",
     sa.Column("run_id", sa.String(64), nullable=False),

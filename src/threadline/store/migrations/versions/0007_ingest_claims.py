@@ -7,8 +7,8 @@ ingest the same file; the claim of a process that died runs out and another proc
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0006"
-down_revision = "0005"
+revision = "0007"
+down_revision = "0006"
 
 
 def upgrade() -> None:
