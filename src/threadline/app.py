@@ -32,7 +32,13 @@ from .auth import KeyChecker
 from .clock import Clock, SystemClock
 from .code_interpreter import CodeInterpreterTool
 from .config import Settings
-from .engine.executor import RunExecutor
+from .engine import cancel, queue_pg, queue_sqlite
+from .engine.cancel import NotifiedCancelSignal, PolledCancelSignal
+from .engine.executor import OWNER, RunExecutor
+from .engine.owners import liveness, sqlite_dir
+from .engine.queue_pg import PostgresRunQueue
+from .engine.queue_sqlite import SqliteRunQueue
+from .engine.sweeper import Sweeper
 from .engine.tools import ServerTool
 from .engine.worker import InProcessQueue, RunQueue, Workers
 from .file_search import FileSearchTool, RetrievalService
@@ -49,6 +55,7 @@ from .services import vector_stores as services_vector_stores
 from .services.prices import Prices
 from .store import Store
 from .store.blobs import BlobStore, open_blob_store
+from .store.listen import PgListener
 from .store.storage import StorageReserve, is_disk_full
 
 ORPHAN_MIN_AGE_S = 3600.0  # a blob is written just before its row commits; older unreferenced ones are orphans
@@ -99,14 +106,34 @@ class Runtime:
         }
         if tracing.setup(settings):
             self.server_tools = {name: tracing.TracedTool(tool) for name, tool in self.server_tools.items()}
-        self.executor: RunExecutor = RunExecutor(self)
-        self.queue: RunQueue = InProcessQueue()
+        # Several processes may share the database (`serve --workers N`, `threadline worker`, other machines on
+        # PostgreSQL): the queue, the cancellation signal and the sweeper are the ones that work across them.
+        self.listener: PgListener | None = None
+        self.queue: RunQueue
+        if self.store.backend == "postgres":
+            self.listener = PgListener(self.store.engine)
+            self.queue = PostgresRunQueue(self, self.listener, settings.queue_poll_s or queue_pg.POLL_S)
+            signal: PolledCancelSignal = NotifiedCancelSignal(
+                self.store, self.listener, settings.cancel_poll_s or cancel.NOTIFIED_POLL_INTERVAL_S
+            )
+        else:
+            poll_s = settings.queue_poll_s or queue_sqlite.POLL_S
+            if sqlite_dir(self.store.engine) is None:  # in memory: this process alone
+                self.queue = InProcessQueue()
+            else:
+                self.queue = SqliteRunQueue(self, holds=settings.run_workers > 0, poll_s=poll_s)
+            signal = PolledCancelSignal(self.store, settings.cancel_poll_s or cancel.POLL_INTERVAL_S)
+        self.executor: RunExecutor = RunExecutor(self, signal)
         self.workers: Workers = Workers(self, self.executor, self.queue, settings.run_workers)
+        self.sweeper = Sweeper(self, self.workers, liveness(self.store.engine, OWNER))
 
     async def start(self) -> None:
         self.loop = asyncio.get_running_loop()
         self.keys.start()
-        await self.workers.start(recover_all=self.store.backend == "sqlite")
+        await self.sweeper.start()
+        if self.listener is not None:
+            await asyncio.to_thread(self.listener.start)
+        await self.workers.start()
         self._maintenance = [asyncio.create_task(self._sweep_orphans()), asyncio.create_task(self._maintain())]
         await self.ingestor.start()
         if self.settings.sandbox_warm_pool:
@@ -121,7 +148,10 @@ class Runtime:
         await self.sandbox.aclose()
         await self.ingestor.stop()
         await self.workers.stop()
+        await self.sweeper.stop()
         await self.executor.signal.aclose()
+        if self.listener is not None:
+            await asyncio.to_thread(self.listener.stop)
         self.keys.close()
         self.store.close()
         tracing.shutdown()
@@ -239,3 +269,15 @@ def create_app(
     app.add_middleware(APIMiddleware, keys=runtime.keys)
     app.add_middleware(metrics.HTTPMetrics, routes=lambda: app.router.routes)
     return app
+
+
+def app_from_env() -> FastAPI:
+    """The app of one `threadline serve --workers N` process (uvicorn's factory): settings from the environment,
+    which the parent process filled from its command line; logs in the configured format."""
+    from .logs import configure
+
+    settings = Settings.load()
+    configure(logging.INFO, settings.log_format)
+    for noisy in ("alembic", "httpx", "httpx2"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    return create_app(settings)

@@ -110,13 +110,38 @@ class Settings(BaseSettings):
     run_workers: int = Field(
         32,
         ge=0,
-        description="in-process workers executing non-streaming runs (0: none, runs only stream)",
+        description="runs one process executes at once from the queue (0: a pure API process; it still executes "
+        "the runs it streams)",
         json_schema_extra={"unit": "workers"},
     )
     run_lease_s: float = Field(
         30.0,
         gt=0,
-        description="run lease; a run whose executor stopped heartbeating is recovered after it",
+        description="run lease (renewed every third of it); a run whose executor stopped heartbeating is recovered "
+        "after it (at once when its process is known to be dead)",
+        json_schema_extra={"unit": "s"},
+    )
+
+    # -- processes -------------------------------------------------------------------------------------------------
+    workers: int = Field(
+        0,
+        ge=0,
+        description="`serve` processes on the port (`--workers`; 0: one per core); more machines: more `serve` "
+        "or `threadline worker` processes on one PostgreSQL database",
+        json_schema_extra={"unit": "processes"},
+    )
+    queue_poll_s: float | None = Field(
+        None,
+        gt=0,
+        description="poll for queued runs while a worker is idle (unset: 2 s on PostgreSQL, where NOTIFY wakes "
+        "workers at once and the poll is the fallback; 0.5 s on SQLite)",
+        json_schema_extra={"unit": "s"},
+    )
+    cancel_poll_s: float | None = Field(
+        None,
+        gt=0,
+        description="poll for cancels of the runs a process executes (unset: 2 s on PostgreSQL, where NOTIFY "
+        "delivers them at once; 0.5 s on SQLite)",
         json_schema_extra={"unit": "s"},
     )
 
@@ -417,6 +442,17 @@ def child_environment(overrides: Mapping[str, str]) -> dict[str, str]:
     """This process's environment with `overrides` on top: for a threadline process it starts (the sandbox
     service), which reads its settings from it."""
     return {**os.environ, **overrides}
+
+
+def export(settings: Settings, *names: str) -> None:
+    """Put fields `names` of `settings` into this process's environment (as their variables), for child processes
+    whose own Settings.load() must see them (`serve --workers N`); None values are removed."""
+    for name in names:
+        value = getattr(settings, name)
+        if value is None:
+            os.environ.pop(env_name(name), None)
+        else:
+            os.environ[env_name(name)] = ",".join(value) if isinstance(value, list) else str(value)
 
 
 def env_value(name: str) -> str | None:

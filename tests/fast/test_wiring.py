@@ -15,9 +15,11 @@ from threadline.clock import Clock, ManualClock, SystemClock
 from threadline.code_interpreter import CodeInterpreterTool, SandboxLinks
 from threadline.config import Settings
 from threadline.engine.assistants import AssistantsProjection
-from threadline.engine.cancel import CancelSignal, PolledCancelSignal
+from threadline.engine.cancel import CancelSignal, NotifiedCancelSignal, PolledCancelSignal
 from threadline.engine.context import ContextSource, ThreadContext
 from threadline.engine.projection import Projection
+from threadline.engine.queue_pg import PostgresRunQueue
+from threadline.engine.queue_sqlite import SqliteRunQueue
 from threadline.engine.response_context import ResponsesContext
 from threadline.engine.responses import ResponsesProjection
 from threadline.engine.runtime import EngineRuntime
@@ -46,8 +48,8 @@ PLUG_POINTS: dict[str, tuple[type, list[type]]] = {
     "store.blobs.BlobStore": (BlobStore, [LocalBlobStore, S3BlobStore]),
     "providers.base.ChatProvider": (ChatProvider, [OpenAICompatProvider, AnthropicProvider]),
     "clock.Clock": (Clock, [SystemClock, ManualClock]),
-    "engine.worker.RunQueue": (RunQueue, [InProcessQueue]),
-    "engine.cancel.CancelSignal": (CancelSignal, [PolledCancelSignal]),
+    "engine.worker.RunQueue": (RunQueue, [InProcessQueue, SqliteRunQueue, PostgresRunQueue]),
+    "engine.cancel.CancelSignal": (CancelSignal, [PolledCancelSignal, NotifiedCancelSignal]),
     "engine.tools.ServerTool": (ServerTool, [FileSearchTool, CodeInterpreterTool, TracedTool]),
     "engine.tools.TextProcessor": (TextProcessor, [CitationProcessor, SandboxLinks]),
     "retrieval.embeddings.Embedder": (Embedder, [OnnxEmbedder, OpenAIEmbedder]),

@@ -123,9 +123,12 @@ vector_store_files = sa.Table(
     sa.Column("status", sa.String(16), nullable=False),
     sa.Column("created_at", sa.BigInteger, nullable=False),
     sa.Column("data", sa.Text, nullable=False),
+    sa.Column("claim_owner", sa.String(64)),  # the process ingesting the file (vector_stores.Ingestor)
+    sa.Column("claim_until", sa.Float),
     sa.UniqueConstraint("vector_store_id", "file_id", name="uq_vector_store_files"),
     sa.Index("ix_vector_store_files_file", "file_id"),
     sa.Index("ix_vector_store_files_batch", "batch_id"),
+    sa.Index("ix_vector_store_files_status", "status", "seq"),
 )
 file_batches = _doc_table(
     "file_batches",
