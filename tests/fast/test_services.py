@@ -3,14 +3,11 @@ routers imports from api/."""
 
 from __future__ import annotations
 
-import ast
 import asyncio
 import io
-from pathlib import Path
 
 import pytest
 
-import threadline
 from threadline.services import files, messages, threads
 from threadline.services.errors import Invalid, NotFound, ThreadLocked
 from threadline.services.messages import Attachment, NewMessage
@@ -20,38 +17,6 @@ from .helpers import wait_for, wait_status
 from .scripted import Turn
 
 pytestmark = pytest.mark.anyio
-
-SRC = Path(threadline.__file__).resolve().parent
-BELOW_API = ["services", "store", "engine", "retrieval", "sandbox", "providers"]
-BELOW_API_MODULES = ["file_search.py", "code_interpreter.py", "vector_stores.py"]
-
-
-def _imported_modules(path: Path) -> set[str]:
-    """Absolute names of the threadline modules `path` imports (relative imports resolved)."""
-    package = ".".join(("threadline", *path.relative_to(SRC).parent.parts))
-    found: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.Import):
-            found.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom):
-            base = package.split(".")
-            if node.level:
-                base = base[: len(base) - node.level + 1]
-                name = ".".join([*base, node.module] if node.module else base)
-            else:
-                name = node.module or ""
-            found.add(name)
-            found.update(f"{name}.{alias.name}" for alias in node.names)
-    return found
-
-
-def test_nothing_below_the_routers_imports_api():
-    paths = [p for d in BELOW_API for p in (SRC / d).rglob("*.py")] + [SRC / m for m in BELOW_API_MODULES]
-    offenders = {
-        str(p.relative_to(SRC)): sorted(m for m in _imported_modules(p) if m.startswith("threadline.api"))
-        for p in paths
-    }
-    assert {k: v for k, v in offenders.items() if v} == {}
 
 
 async def test_thread_with_attachments_through_the_services(runtime):
