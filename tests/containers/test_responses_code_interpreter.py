@@ -211,3 +211,34 @@ def test_refused_request_leaves_no_auto_container(client: openai.OpenAI, fake_ll
         "Tool choice 'nope' not found in 'tools' parameter.",
     )
     assert {c.id for c in client.containers.list(limit=100)} == before
+
+
+def test_code_interpreter_items_on_a_conversation(client: openai.OpenAI, http: httpx.Client, fake_llm: FakeOpenAI):
+    container = client.containers.create(name="conversation")
+    client.containers.files.create(container_id=container.id, file=("sales.csv", CSV))
+    conversation = client.conversations.create()
+    fake_llm.script(
+        Reply(tool_calls=[ToolCallSpec("code_interpreter", json.dumps({"code": WRITE}))]),
+        Reply(text=REPLY),
+    )
+    r = client.responses.create(
+        model=MODEL,
+        input="Sum the sales.",
+        conversation=conversation.id,
+        tools=[{"type": "code_interpreter", "container": container.id}],
+    )
+    assert r.status == "completed"
+    items = http.get(
+        f"/conversations/{conversation.id}/items",
+        params={"order": "asc", "include[]": "code_interpreter_call.outputs"},
+    ).json()["data"]
+    assert [i["type"] for i in items] == ["message", "code_interpreter_call", "message"]
+    call = items[1]
+    assert call["container_id"] == container.id and call["code"] == WRITE and call["status"] == "completed"
+    assert call["outputs"] == [{"type": "logs", "logs": "30\n"}]
+    [annotation] = items[2]["content"][0]["annotations"]
+    assert annotation["type"] == "container_file_citation" and annotation["container_id"] == container.id
+    # the next turn's prompt shows the model its code and the reply
+    fake_llm.script(Reply(text="Yes."))
+    client.responses.create(model=MODEL, input="Sure?", conversation=conversation.id)
+    assert "sandbox:/mnt/data/copy.csv" in json.dumps(fake_llm.requests[-1]["messages"])
