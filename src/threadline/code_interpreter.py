@@ -7,6 +7,10 @@ the thread's in the order they were added) is placed as `<stem>-<file id><suffix
 changes in `/mnt/data` become Files with purpose `assistants_output`: images are shown as `image` outputs and
 `image_file` parts of the reply; `sandbox:/mnt/data/<name>` links in the reply become `file_path` annotations.
 Tracebacks and timeouts go back to the model as the tool's output, so it can fix its code.
+
+In a response (Responses API) the code runs in a container instead (`tool_config["container_id"]`, resolved when
+the response was created): its session holds the container's files, files the code writes become container files
+(`source: "assistant"`), and links to them become `container_file_citation` annotations over the markdown link.
 """
 
 from __future__ import annotations
