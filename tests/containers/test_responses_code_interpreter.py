@@ -180,6 +180,12 @@ def test_auto_container_reused_by_every_call(client: openai.OpenAI, fake_llm: Fa
         ("cntr_missing", openai.NotFoundError, {"message": "Container with id 'cntr_missing' not found."}),
         ("abc", openai.BadRequestError, {"contains": "'tools[0].container'", "param": "tools[0].container"}),
         ({"type": "auto", "file_ids": ["file-missing"]}, openai.NotFoundError, {"contains": "'file-missing'"}),
+        ({"type": "auto", "file_ids": ["abc"]}, openai.BadRequestError, {"param": "tools[0].container.file_ids[0]"}),
+        (
+            {"type": "auto", "network_policy": {"type": "allowlist", "allowed_domains": ["example.com"]}},
+            openai.BadRequestError,
+            {"param": "tools[0].container.network_policy"},
+        ),
     ],
 )
 def test_unusable_container_is_refused_before_anything_runs(

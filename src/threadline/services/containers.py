@@ -330,6 +330,14 @@ async def for_response(deps: Deps, container: str | dict[str, Any], param: str) 
         except Invalid as exc:
             raise Invalid(exc.message, param=param) from None
         return container, False
+    for i, file_id in enumerate(container.get("file_ids") or []):
+        check_id("file", file_id, f"{param}.file_ids[{i}]")
+    if (container.get("network_policy") or {}).get("type", "disabled") != "disabled":
+        raise Invalid(
+            "Invalid value for 'network_policy': code_interpreter has no network here; only 'disabled' is supported.",
+            param=f"{param}.network_policy",
+            code="invalid_value",
+        )
     cmd = NewContainer(
         name="code_interpreter",
         file_ids=list(container.get("file_ids") or []),
