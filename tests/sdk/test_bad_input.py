@@ -45,6 +45,8 @@ JSON_ENDPOINTS = [
     ("create_container", "POST", "/containers"),
     ("create_container_file", "POST", "/containers/{cntr}/files"),
     ("create_response", "POST", "/responses"),
+    ("compact_response", "POST", "/responses/compact"),
+    ("create_admin_key", "POST", "/organization/admin_api_keys"),
 ]
 BODY_OPTIONAL = ("create_thread", "modify_thread", "modify_assistant", "modify_message", "create_conversation")
 MALFORMED_BODIES = {
@@ -876,7 +878,24 @@ def _conversation_and_response_cases() -> list[Case]:
     }
     for k, (v, status) in create_bodies.items():
         cases.append((f"create_response-{k}", "POST", "/responses", {"json": v}, status))
+    forged = {"type": "compaction", "encrypted_content": "tlc1.eyJ2IjoxLCJzdW1tYXJ5IjoieCJ9.AAAA"}
+    compact_bodies: dict[str, dict[str, Any]] = {
+        "missing_model": {"input": "hi"},
+        "model_empty": {"model": "", "input": "hi"},
+        "prompt_cache_key_65": {**base, "input": "hi", "prompt_cache_key": "k" * 65},
+        "prompt_cache_retention_bad": {**base, "input": "hi", "prompt_cache_retention": "1y"},
+        "service_tier_bad": {**base, "input": "hi", "service_tier": "premium"},
+        "input_number": {**base, "input": 5},
+        "forged_compaction": {**base, "input": [forged]},
+        "compaction_not_base64": {**base, "input": [{"type": "compaction", "encrypted_content": "%%%"}]},
+        "compaction_no_content": {**base, "input": [{"type": "compaction"}]},
+        "previous_unknown": {**base, "previous_response_id": "resp_nope"},
+        "input_too_long_for_context": {**base, "input": "word " * 300_000},
+    }
+    for k, v in compact_bodies.items():
+        cases.append((f"compact_response-{k}", "POST", "/responses/compact", {"json": v}, 400))
     cases += [
+        ("create_response-forged_compaction", "POST", "/responses", {"json": {**base, "input": [forged]}}, 400),
         ("cancel_response-unknown", "POST", "/responses/resp_nope/cancel", {}, 404),
         ("cancel_response-not_background", "POST", "/responses/{resp}/cancel", {}, 400),
         ("cancel_response-nul", "POST", "/responses/resp_%00/cancel", {}, 400),
@@ -1306,6 +1325,68 @@ def _container_cases() -> list[Case]:
     return cases
 
 
+def _organization_cases() -> list[Case]:
+    """Usage, costs and admin keys (the table's server has no keys at all, so /v1/organization is open)."""
+    usage = "/organization/usage/completions"
+    queries: dict[str, tuple[str, dict[str, Any]]] = {
+        "missing_start_time": (usage, {}),
+        "start_time_text": (usage, {"start_time": "yesterday"}),
+        "start_time_negative": (usage, {"start_time": -5}),
+        "start_time_huge": (usage, {"start_time": 10**30}),
+        "start_time_nul": (usage, {"start_time": "1\x00"}),
+        "end_before_start": (usage, {"start_time": 1000, "end_time": 10}),
+        "bucket_width_2d": (usage, {"start_time": 0, "bucket_width": "2d"}),
+        "group_by_unknown": (usage, {"start_time": 0, "group_by[]": "colour"}),
+        "group_by_other_endpoint": (usage, {"start_time": 0, "group_by": "vector_store_id"}),
+        "limit_zero": (usage, {"start_time": 0, "limit": 0}),
+        "limit_over_1d_max": (usage, {"start_time": 0, "limit": 32}),
+        "limit_over_1m_max": (usage, {"start_time": 0, "bucket_width": "1m", "limit": 1441}),
+        "limit_text": (usage, {"start_time": 0, "limit": "many"}),
+        "page_garbage": (usage, {"start_time": 0, "page": "garbage"}),
+        "page_huge": (usage, {"start_time": 0, "page": "page_" + "9" * 30}),
+        "page_misaligned": (usage, {"start_time": 0, "page": "page_7"}),
+        "page_nul": (usage, {"start_time": 0, "page": "page_\x00"}),
+        "batch_maybe": (usage, {"start_time": 0, "batch": "maybe"}),
+        "models_nul": (usage, {"start_time": 0, "models[]": "a\x00"}),
+        "costs_hourly": ("/organization/costs", {"start_time": 0, "bucket_width": "1h"}),
+        "costs_limit_181": ("/organization/costs", {"start_time": 0, "limit": 181}),
+        "costs_group_by_model": ("/organization/costs", {"start_time": 0, "group_by[]": "model"}),
+        "costs_missing_start": ("/organization/costs", {}),
+        "admin_keys_limit_zero": ("/organization/admin_api_keys", {"limit": 0}),
+        "admin_keys_limit_101": ("/organization/admin_api_keys", {"limit": 101}),
+        "admin_keys_order_up": ("/organization/admin_api_keys", {"order": "up"}),
+        "admin_keys_after_nul": ("/organization/admin_api_keys", {"after": "key_\x00"}),
+    }
+    for endpoint in ("embeddings", "code_interpreter_sessions", "vector_stores", "file_search_calls"):
+        queries[f"{endpoint}_missing_start"] = (f"/organization/usage/{endpoint}", {})
+        queries[f"{endpoint}_group_by_model"] = (
+            f"/organization/usage/{endpoint}",
+            {"start_time": 0, "group_by": "model" if endpoint != "embeddings" else "vector_store_id"},
+        )
+    cases: list[Case] = [
+        (f"organization-{name}", "GET", path, {"params": params}, 400) for name, (path, params) in queries.items()
+    ]
+    bodies: dict[str, dict[str, Any]] = {
+        "missing_name": {},
+        "name_int": {"name": 5},
+        "name_too_long": {"name": "n" * 257},
+        "name_nul": {"name": "a\x00"},
+        "expires_zero": {"name": "k", "expires_in_seconds": 0},
+        "expires_over_a_year": {"name": "k", "expires_in_seconds": 31536001},
+        "expires_text": {"name": "k", "expires_in_seconds": "soon"},
+    }
+    cases += [
+        (f"create_admin_key-{name}", "POST", "/organization/admin_api_keys", {"json": body}, 400)
+        for name, body in bodies.items()
+    ]
+    cases += [
+        ("admin_key-get_unknown", "GET", "/organization/admin_api_keys/key_nope", {}, 404),
+        ("admin_key-delete_unknown", "DELETE", "/organization/admin_api_keys/key_nope", {}, 404),
+        ("usage_run-unknown", "GET", "/organization/usage/runs/run_nope", {}, 404),
+    ]
+    return cases
+
+
 CASES: list[Case] = (
     _malformed_cases()
     + _assistant_cases()
@@ -1324,6 +1405,7 @@ CASES: list[Case] = (
     + _size_cases()
     + _conversation_and_response_cases()
     + _container_cases()
+    + _organization_cases()
 )
 
 

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Body, Depends, Request
 from fastapi.responses import Response, StreamingResponse
 
 from ..ids import PREFIXES, has_prefix
+from ..services import response_compact as compaction
 from ..services import response_create as create
 from ..services import response_models as rm
 from ..services import responses as svc
@@ -55,6 +56,11 @@ def _starting_after(request: Request) -> int:
             code="invalid_value",
         )
     return value
+
+
+@router.post("/compact")
+async def compact_response(request: Request, body: compaction.CompactRequest) -> Response:
+    return json(await compaction.compact(runtime(request), body))
 
 
 @router.post("/{response_id}/cancel")

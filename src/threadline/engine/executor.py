@@ -24,7 +24,7 @@ from .responses import ResponsesProjection
 from .responses import Sink as ResponseSink
 from .runtime import EngineRuntime
 
-RESPONSE_PREFIX = "resp_"  # the queue's entries are run and response ids; the prefix says which
+RESPONSE_PREFIX = "resp_"  # execute() is given run and response ids; the prefix says which
 # This process's lease owner name in the execution tables.
 OWNER = f"{socket.gethostname()}:{secrets.token_hex(4)}"
 
@@ -59,6 +59,11 @@ class RunExecutor:
         """An execution for a (sync or streamed) response its creator starts in its own transaction; its events go
         to `sink`. Call on the event loop."""
         return self._response_execution("", sink, record=False)
+
+    def background_job(self) -> Execution:
+        """An execution for a queued (background) response a worker claims and starts in its claim's transaction;
+        its events are recorded for GET /v1/responses/{id}?stream=true. Call on the event loop."""
+        return self._response_execution("", NullSink(), record=True)
 
     def job(self, sink: Sink) -> Execution:
         """An execution for a run its creator starts in its own transaction (`Execution.start_in`), then passes to

@@ -260,7 +260,11 @@ class ResponsesContext:
         if used > budget:
             raise PromptTooLarge(CONTEXT_TOO_LONG)
         messages = [ChatMessage(role="system", content=turn.system_prompt)] if turn.system_prompt else []
-        messages += items_to_messages(prior + own, turn.images, lambda file_id: self._image(conn, file_id))
+        from ..services.response_compact import expand  # noqa: PLC0415 - services import the engine
+
+        # A compaction item (from POST /v1/responses/compact) stands for the history it summarised.
+        context = expand(self.rt.settings.data_dir, prior + own)
+        messages += items_to_messages(context, turn.images, lambda file_id: self._image(conn, file_id))
         request = ChatRequest(
             model=turn.upstream_model,
             messages=messages,

@@ -5,7 +5,7 @@ A response is created in one write transaction: its conversation is locked and c
 conversation's items or the previous_response_id chain, then the input) is validated (function calls and their
 outputs pair up; it fits the model's context window unless `truncation: auto`), and the row is inserted. A
 synchronous or streamed response is claimed by its execution in that same transaction and executed in this
-process; a background one is queued for the workers (the queue entry's kind is its id's `resp_` prefix) and its
+process; a background one is queued for the workers (queue entry `("response", id)`, claimed by any process) and its
 events are recorded (`response_events`), so a client can replay and resume its stream. A stored response on a
 conversation appends its input items and then its output items to the conversation's log when it completes.
 """
@@ -29,7 +29,7 @@ from ..providers.base import ProviderError
 from ..store import Store, executions, now, response_events, schema
 from ..store import items as log
 from ..store import responses as rows
-from . import containers, conversations
+from . import containers, conversations, response_compact
 from . import response_models as rm
 from . import responses as svc
 from .errors import Invalid, NotFound
@@ -228,6 +228,7 @@ def _prepare(conn: sa.Connection, rt: Runtime, body: rm.ResponseCreate, model: s
     else:
         prior, items = [], conversations.as_items(conn, models)
     check_pairs(prior, items)
+    response_compact.expand(rt.settings.data_dir, items)  # a compaction blob not ours is a 400 now
     _check_tool_choice(body)
     _check_length(rt, body, model, prior + items)
     response = svc.response_object(body, response_id=new_id("response"), created_at=now(), model=model)
@@ -274,6 +275,7 @@ async def create_response(rt: Runtime, body: rm.ResponseCreate) -> Created:
                 projection.emit("response.created", {"response": queued})
                 projection.emit("response.queued", {"response": queued})
                 projection.flush_events(conn)
+                rt.queue.queued_in(conn, ("response", response["id"]))
                 return response
             assert job is not None
             first = orjson.loads(orjson.dumps(response))
@@ -287,7 +289,7 @@ async def create_response(rt: Runtime, body: rm.ResponseCreate) -> Created:
             await containers.delete(rt, container_id)
         raise
     if background:
-        await rt.queue.put(response["id"])
+        await rt.queue.put(("response", response["id"]))
         return Created(response, _replay_or_none(rt, response["id"], bool(body.stream)), None, None)
     assert job is not None
     projection = job.projection
