@@ -7,6 +7,10 @@ the thread's in the order they were added) is placed as `<stem>-<file id><suffix
 changes in `/mnt/data` become Files with purpose `assistants_output`: images are shown as `image` outputs and
 `image_file` parts of the reply; `sandbox:/mnt/data/<name>` links in the reply become `file_path` annotations.
 Tracebacks and timeouts go back to the model as the tool's output, so it can fix its code.
+
+In a response (Responses API) the code runs in a container instead (`tool_config["container_id"]`, resolved when
+the response was created): its session holds the container's files, files the code writes become container files
+(`source: "assistant"`), and links to them become `container_file_citation` annotations over the markdown link.
 """
 
 from __future__ import annotations
@@ -24,7 +28,9 @@ import sqlalchemy as sa
 
 from .engine.tools import StepDelta, ToolContext, ToolFatal, ToolOutcome
 from .providers.base import ToolSpec
+from .services import containers
 from .services import files as services_files
+from .services.errors import DomainError
 from .store import Store, files, schema
 
 if TYPE_CHECKING:
@@ -32,6 +38,7 @@ if TYPE_CHECKING:
 
 if TYPE_CHECKING:
     from .sandbox import Sandbox
+    from .sandbox.result import ExecutionResult
 
 log = logging.getLogger("threadline.code_interpreter")
 
@@ -39,6 +46,7 @@ MAX_OUTPUT_CHARS = 20_000
 MAX_DROPPED_NAMES = 10  # dropped output files named in the tool output; the rest are counted
 SANDBOX_LINK = re.compile(r"sandbox:(/mnt/data/[^\s)\]\"'>]+)")
 LINK_PREFIX = "sandbox:/mnt/data/"
+MARKDOWN_LINK = re.compile(r"\[[^\[\]\n]*\]\(sandbox:(/mnt/data/[^\s)\]\"'>]+)\)")
 MAX_LINK_CHARS = 1024  # a longer run of link characters is released as is
 
 
@@ -151,21 +159,25 @@ class CodeInterpreterTool:
 
         code = self.code_of(arguments)
         await delta({"type": "code_interpreter", "code_interpreter": {"input": code}})
-        key = ctx.run["thread_id"]
-        inputs, input_ids = await asyncio.to_thread(self._inputs, ctx.run)
-        try:
-            result = await self.manager.execute(
-                key, code, input_files=inputs or None, sink=self._save_output, input_ids=input_ids or None
-            )
-        except SandboxUnavailable as exc:
-            raise ToolFatal(f"code_interpreter is unavailable: {exc}") from exc
-        if result.new_session and not result.notice and await asyncio.to_thread(self._ran_code_before, ctx.run):
-            # Another machine's sandbox service held the thread's session, or this machine's was restarted.
-            result.notice = (
-                "The Python session of this thread's earlier code is not available here (it ran on another server, "
-                "or the sandbox was restarted); this code ran in a new session: variables and files the earlier code "
-                "created are gone; the thread's input files were placed in /mnt/data again."
-            )
+        container_id = ctx.tool_config.get("container_id")
+        if container_id:
+            result = await self._run_in_container(container_id, code)
+        else:
+            key = ctx.run["thread_id"]
+            inputs, input_ids = await asyncio.to_thread(self._inputs, ctx.run)
+            try:
+                result = await self.manager.execute(
+                    key, code, input_files=inputs or None, sink=self._save_output, input_ids=input_ids or None
+                )
+            except SandboxUnavailable as exc:
+                raise ToolFatal(f"code_interpreter is unavailable: {exc}") from exc
+            if result.new_session and not result.notice and await asyncio.to_thread(self._ran_code_before, ctx.run):
+                # Another machine's sandbox service held the thread's session, or this machine's was restarted.
+                result.notice = (
+                    "The Python session of this thread's earlier code is not available here (it ran on another "
+                    "server, or the sandbox was restarted); this code ran in a new session: variables and files the "
+                    "earlier code created are gone; the thread's input files were placed in /mnt/data again."
+                )
         outputs: list[dict[str, Any]] = []
         parts: list[dict[str, Any]] = []
         links: dict[str, str] = {}
@@ -199,38 +211,90 @@ class CodeInterpreterTool:
             saved.append(f"/mnt/data/{out.name}")
             if out.is_image:
                 outputs.append({"type": "image", "image": {"file_id": obj["id"]}})
-                parts.append({"type": "image_file", "image_file": {"file_id": obj["id"], "detail": "auto"}})
+                if not container_id:  # a container file is no File: the reply shows no image_file part for it
+                    parts.append({"type": "image_file", "image_file": {"file_id": obj["id"], "detail": "auto"}})
         for i, output in enumerate(outputs):
             await delta({"type": "code_interpreter", "code_interpreter": {"outputs": [{"index": i, **output}]}})
         model_view = logs or "(no output)"
         if saved:
             model_view += "\n[files written: " + ", ".join(saved) + "]"
         call = {"id": call_id, "type": "code_interpreter", "code_interpreter": {"input": code, "outputs": outputs}}
-        return ToolOutcome(output=model_view, call=call, message_parts=parts, references={"files": links})
+        references: dict[str, Any] = {"files": links}
+        if container_id:
+            references["container_id"] = container_id
+        return ToolOutcome(output=model_view, call=call, message_parts=parts, references=references)
+
+    async def _run_in_container(self, container_id: str, code: str) -> ExecutionResult:
+        """Run `code` in a container's session (a Responses `code_interpreter` tool): the session is started with
+        the container's files when it has none, files the code writes become container files (`source:
+        "assistant"`), and the container is marked active. Raises ToolFatal (container expired or deleted
+        meanwhile, sandbox unavailable)."""
+        from .sandbox import SandboxUnavailable
+
+        try:
+            await containers.ready(self.rt, container_id)
+            result = await self.manager.execute(container_id, code, sink=containers.output_sink(self.rt, container_id))
+        except SandboxUnavailable as exc:
+            raise ToolFatal(f"code_interpreter is unavailable: {exc}") from exc
+        except DomainError as exc:
+            raise ToolFatal(exc.message) from exc
+        await asyncio.to_thread(containers.touch, self.rt, container_id)
+        return result
 
     def text_processor(self, references: list[dict[str, Any]]) -> SandboxLinks | None:
         files: dict[str, str] = {}
+        container_id = None
         for ref in references:
             files.update(ref.get("files", {}))
-        return SandboxLinks(files) if files else None
+            container_id = ref.get("container_id") or container_id
+        return SandboxLinks(files, container_id) if files else None
+
+
+def _may_become_markdown_link(text: str) -> bool:
+    """Whether `text` (starting with `[`) may still grow into `[label](sandbox:/mnt/data/<name>)`."""
+    close = text.find("]")
+    if close < 0:
+        return "\n" not in text
+    label, rest = text[1:close], text[close + 1 :]
+    if "[" in label or "\n" in label:
+        return False
+    if not rest:
+        return True
+    if rest[0] != "(":
+        return False
+    target = rest[1:]
+    if len(target) <= len(LINK_PREFIX):
+        return LINK_PREFIX.startswith(target)
+    return target.startswith(LINK_PREFIX) and not re.search(r"[\s)\]\"'>]", target[len(LINK_PREFIX) :])
 
 
 class SandboxLinks:
-    """Turns `sandbox:/mnt/data/<name>` links to files the code wrote into `file_path` annotations. A link still
-    being streamed (or the start of one) is held back until it ends, so each link arrives whole in one piece."""
+    """Turns `sandbox:/mnt/data/<name>` links to files the code wrote into annotations: `file_path` (the file is a
+    File, an Assistants run) or, with `container_id`, `container_file_citation` spanning the whole markdown link
+    `[label](sandbox:/mnt/data/<name>)` (a Responses code_interpreter in a container). A link still being streamed
+    (or the start of one) is held back until it ends, so each link arrives whole in one piece."""
 
-    def __init__(self, files: dict[str, str]) -> None:
+    def __init__(self, files: dict[str, str], container_id: str | None = None) -> None:
         self.files = files
+        self.container_id = container_id
         self.buffer = ""
 
     def _held_from(self, text: str) -> int:
+        held = len(text)
         for m in SANDBOX_LINK.finditer(text):
             if m.end() == len(text):
-                return m.start()  # the link may go on in the next piece
-        for k in range(min(len(LINK_PREFIX), len(text)), 0, -1):
-            if LINK_PREFIX.startswith(text[-k:]):
-                return len(text) - k
-        return len(text)
+                held = m.start()  # the link may go on in the next piece
+                break
+        else:
+            for k in range(min(len(LINK_PREFIX), len(text)), 0, -1):
+                if LINK_PREFIX.startswith(text[-k:]):
+                    held = len(text) - k
+                    break
+        if self.container_id is not None:
+            start = text.rfind("[")
+            if 0 <= start < held and _may_become_markdown_link(text[start:]):
+                held = start  # the citation spans the label too
+        return held
 
     def feed(self, text: str) -> str:
         self.buffer += text
@@ -245,6 +309,8 @@ class SandboxLinks:
         return out
 
     def annotations(self, text: str) -> list[dict[str, Any]]:
+        if self.container_id is not None:
+            return self._citations(text, self.container_id)
         out = []
         for m in SANDBOX_LINK.finditer(text):
             path = m.group(1).rstrip(".,;:")
@@ -262,3 +328,31 @@ class SandboxLinks:
                 }
             )
         return out
+
+    def _citations(self, text: str, container_id: str) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
+        covered: list[tuple[int, int]] = []
+        for m in MARKDOWN_LINK.finditer(text):
+            file_id = self.files.get(m.group(1))
+            if file_id is not None:
+                out.append(self._citation(container_id, file_id, m.group(1), m.start(), m.end()))
+                covered.append((m.start(), m.end()))
+        for m in SANDBOX_LINK.finditer(text):
+            path = m.group(1).rstrip(".,;:")
+            file_id = self.files.get(path)
+            if file_id is None or any(a <= m.start() < b for a, b in covered):
+                continue
+            out.append(self._citation(container_id, file_id, path, m.start(), m.start() + len("sandbox:") + len(path)))
+        out.sort(key=lambda a: a["start_index"])
+        return out
+
+    @staticmethod
+    def _citation(container_id: str, file_id: str, path: str, start: int, end: int) -> dict[str, Any]:
+        return {
+            "type": "container_file_citation",
+            "start_index": start,
+            "end_index": end,
+            "container_id": container_id,
+            "file_id": file_id,
+            "filename": PurePosixPath(path).name,
+        }

@@ -183,7 +183,8 @@ def test_containers_survive_a_restart(server_factory, backend, fake_llm):
         handle.stop()
 
 
-def test_expires_after_idle_minutes(client):
+def test_expires_after_idle_minutes(server, client, fake_llm):
+    require_responses(server.base_url)
     container = client.containers.create(name="idle", expires_after={"anchor": "last_active_at", "minutes": 1})
     cfile = client.containers.files.create(container_id=container.id, file=("gone.txt", b"soon gone"))
     refreshed = client.containers.retrieve(container.id)
@@ -201,6 +202,17 @@ def test_expires_after_idle_minutes(client):
         lambda: client.containers.files.create(container_id=container.id, file=("late.txt", b"late")),
         f"Container '{container.id}' is expired and can no longer be used.",
     )
+    # code_interpreter in a response refuses the expired container before anything runs
+    fake_llm.script(Reply(text="never"))
+    expect_error(
+        openai.BadRequestError,
+        lambda: client.responses.create(
+            model="gpt-4o", input="Hi.", tools=[{"type": "code_interpreter", "container": container.id}]
+        ),
+        f"Container '{container.id}' is expired and can no longer be used.",
+        param="tools[0].container",
+    )
+    assert fake_llm.requests == []
     client.containers.delete(container.id)  # an expired container can still be deleted
 
 

@@ -825,6 +825,10 @@ def _conversation_and_response_cases() -> list[Case]:
     base = {"model": "gpt-4o", "input": "x"}
     call = {"type": "function_call", "call_id": "call_1", "name": "f", "arguments": "{}"}
     output = {"type": "function_call_output", "call_id": "call_1", "output": "y"}
+
+    def ci(container: Any) -> dict[str, Any]:
+        return {"type": "code_interpreter", "container": container}
+
     create_bodies: dict[str, tuple[Any, int]] = {
         "missing_model": ({"input": "x"}, 400),
         "model_empty": ({"model": "", "input": "x"}, 400),
@@ -852,6 +856,25 @@ def _conversation_and_response_cases() -> list[Case]:
             404,
         ),
         "input_missing_reference": ({**base, "input": [{"type": "item_reference", "id": "msg_nope"}]}, 404),
+        "code_interpreter_container_unknown": ({**base, "tools": [ci("cntr_nope")]}, 404),
+        "code_interpreter_container_bad_prefix": ({**base, "tools": [ci("file-abc")]}, 400),
+        "code_interpreter_container_nul": ({**base, "tools": [ci("cntr_\x00")]}, 400),
+        "code_interpreter_container_int": ({**base, "tools": [ci(5)]}, 400),
+        "code_interpreter_auto_unknown_type": ({**base, "tools": [ci({"type": "manual"})]}, 400),
+        "code_interpreter_auto_file_bad_prefix": ({**base, "tools": [ci({"type": "auto", "file_ids": ["abc"]})]}, 400),
+        "code_interpreter_auto_file_unknown": (
+            {**base, "tools": [ci({"type": "auto", "file_ids": ["file-nope"]})]},
+            404,
+        ),
+        "code_interpreter_auto_51_files": ({**base, "tools": [ci({"type": "auto", "file_ids": ["file-a"] * 51})]}, 400),
+        "code_interpreter_auto_memory_2g": ({**base, "tools": [ci({"type": "auto", "memory_limit": "2g"})]}, 400),
+        "code_interpreter_auto_allowlist": (
+            {
+                **base,
+                "tools": [ci({"type": "auto", "network_policy": {"type": "allowlist", "allowed_domains": ["a.b"]}})],
+            },
+            400,
+        ),
     }
     for k, (v, status) in create_bodies.items():
         cases.append((f"create_response-{k}", "POST", "/responses", {"json": v}, status))

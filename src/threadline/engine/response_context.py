@@ -299,4 +299,7 @@ class ResponsesContext:
         # Server tools key per-conversation state (the code_interpreter session) by the run's thread: a response
         # without a conversation gets its own key, never a session shared with unrelated responses.
         run = {**spec.obj, "thread_id": self.thread.get("id") or spec.id, "assistant_id": None}
+        if tool_config.get("type") == "code_interpreter" and state.get("container_id"):
+            # The container resolved when the response was created (`container: {type: "auto"}` made one).
+            tool_config = {**tool_config, "container_id": state["container_id"]}
         return ToolContext(self.rt, run, thread, assistant, tool_config, state.get("include", []), prior)

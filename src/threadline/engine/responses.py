@@ -86,9 +86,19 @@ def output_annotation(a: dict[str, Any]) -> dict[str, Any] | None:
             "filename": a.get("filename") or "",
             "index": a["end_index"],
         }
+    if a.get("type") == "container_file_citation":
+        keys = ("container_id", "file_id", "filename", "start_index", "end_index")
+        return {"type": "container_file_citation", **{k: a[k] for k in keys}}
     if a.get("type") == "file_path":
         return {"type": "file_path", "file_id": a["file_path"]["file_id"], "index": a["start_index"]}
     return None
+
+
+def image_url(container_id: str, file_id: str) -> str:
+    """Where an image the code wrote is downloaded: its container file's content (a Files-API file's otherwise)."""
+    if file_id.startswith(ids.PREFIXES["container_file"]):
+        return f"/v1/containers/{container_id}/files/{file_id}/content"
+    return f"/v1/files/{file_id}/content"
 
 
 def file_search_item(call: dict[str, Any], arguments: str) -> dict[str, Any]:
@@ -464,6 +474,14 @@ class ResponsesProjection:
                 "response.code_interpreter_call_code.delta",
                 {"item_id": item["id"], "output_index": index, "delta": delta},
             )
+        if "input" in ci and item["status"] == "in_progress":  # the tool sends the code as it starts running it
+            self._interpreting(item, index)
+
+    def _interpreting(self, item: dict[str, Any], index: int) -> None:
+        where = {"item_id": item["id"], "output_index": index}
+        item["status"] = "interpreting"
+        self.emit("response.code_interpreter_call_code.done", {**where, "code": item["code"]})
+        self.emit("response.code_interpreter_call.interpreting", where)
 
     def _server_done(self, event: n.ServerToolDone) -> None:
         index = self.calls.get(event.index)
@@ -478,17 +496,17 @@ class ResponsesProjection:
         else:
             ci = event.call.get("code_interpreter") or {}
             item["code"] = ci.get("input", item.get("code") or "")
+            if item["status"] == "in_progress":
+                self._interpreting(item, index)
             outputs = []
             for o in ci.get("outputs") or []:
                 if o.get("type") == "logs":
                     outputs.append({"type": "logs", "logs": o.get("logs", "")})
                 elif o.get("type") == "image":
-                    outputs.append({"type": "image", "url": f"/v1/files/{o['image']['file_id']}/content"})
+                    outputs.append({"type": "image", "url": image_url(item["container_id"], o["image"]["file_id"])})
             item["outputs"] = outputs
             item["status"] = "completed"
             item.pop("_arguments", None)
-            self.emit("response.code_interpreter_call_code.done", {**where, "code": item["code"]})
-            self.emit("response.code_interpreter_call.interpreting", where)
             self.emit("response.code_interpreter_call.completed", where)
         item.pop("_call_id", None)
         self.emit("response.output_item.done", {"output_index": index, "item": self._item(item)})

@@ -315,6 +315,53 @@ async def delete(deps: Deps, container_id: str) -> None:
     await _drop_session_and_blobs(deps, container_id, keys)
 
 
+# -- code_interpreter in a response ---------------------------------------------------------------------------------
+
+
+async def for_response(deps: Deps, container: str | dict[str, Any], param: str) -> tuple[str, bool]:
+    """The container a response's code_interpreter tool runs in: `"cntr_…"` (it must be running), or
+    `{type: "auto", file_ids?, memory_limit?}` (a new container with copies of those files). (container id, whether
+    it was created here: the caller deletes it if the response is then refused). Raises Invalid (a bad id, an expired
+    container: named by `param`) / NotFound (no such container or File)."""
+    if isinstance(container, str):
+        check_id("container", container, param)
+        try:
+            await running(deps, container)
+        except Invalid as exc:
+            raise Invalid(exc.message, param=param) from None
+        return container, False
+    for i, file_id in enumerate(container.get("file_ids") or []):
+        check_id("file", file_id, f"{param}.file_ids[{i}]")
+    if (container.get("network_policy") or {}).get("type", "disabled") != "disabled":
+        raise Invalid(
+            "Invalid value for 'network_policy': code_interpreter has no network here; only 'disabled' is supported.",
+            param=f"{param}.network_policy",
+            code="invalid_value",
+        )
+    cmd = NewContainer(
+        name="code_interpreter",
+        file_ids=list(container.get("file_ids") or []),
+        memory_limit=container.get("memory_limit") or "1g",
+    )
+    obj = await create(deps, cmd)
+    return obj["id"], True
+
+
+def name_in(conn: Any, container_id: str, name: str) -> None:
+    """Rename a container inside the caller's write transaction (an auto container, after its response)."""
+    obj = repo.get(conn, container_id, lock=True)
+    if obj is not None:
+        obj["name"] = name
+        repo.update(conn, obj, _expires_at(obj) if obj["status"] == repo.RUNNING else None)
+
+
+async def ready(deps: Deps, container_id: str) -> None:
+    """Before code runs in the container: it must still be running (Invalid otherwise, NotFound when deleted), and
+    its session is started with every file if it has none. Raises SandboxUnavailable."""
+    await running(deps, container_id)
+    await ensure_session(deps, container_id)
+
+
 # -- container files -----------------------------------------------------------------------------------------------
 
 

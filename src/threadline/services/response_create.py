@@ -29,7 +29,7 @@ from ..providers.base import ProviderError
 from ..store import Store, executions, now, response_events, schema
 from ..store import items as log
 from ..store import responses as rows
-from . import conversations, response_compact
+from . import containers, conversations, response_compact
 from . import response_models as rm
 from . import responses as svc
 from .errors import Invalid, NotFound
@@ -239,6 +239,16 @@ def _replay_or_none(rt: Runtime, response_id: str, stream: bool) -> AsyncIterato
     return replay(rt, response_id, -1) if stream else None
 
 
+async def _container(rt: Runtime, body: rm.ResponseCreate) -> tuple[str, bool]:
+    """The container the request's code_interpreter tool runs in ("" without one) and whether it was created for
+    this response (`container: {type: "auto"}`). Raises Invalid / NotFound before anything runs."""
+    for i, tool in enumerate(body.tools or []):
+        if isinstance(tool, rm.CodeInterpreterTool):
+            spec = tool.container if isinstance(tool.container, str) else tool.container.model_dump(exclude_none=True)
+            return await containers.for_response(rt, spec, f"tools[{i}].container")
+    return "", False
+
+
 async def create_response(rt: Runtime, body: rm.ResponseCreate) -> Created:
     """Create a response and execute it: at once in this process (sync: the caller awaits `execution`; streamed:
     `stream`), or queued for the workers (background). Raises Invalid / NotFound before anything is stored."""
@@ -249,9 +259,15 @@ async def create_response(rt: Runtime, body: rm.ResponseCreate) -> Created:
     sink = EventSink(done=DONE) if body.stream and not background else NullSink()
     job: Execution | None = None if background else rt.executor.response_job(sink)
 
+    container_id, made = await _container(rt, body)
+
     def create() -> dict[str, Any]:
         with rt.store.write() as conn:
             response, items, state, thread_id = _prepare(conn, rt, body, model)
+            if container_id:
+                state["container_id"] = container_id
+                if made:
+                    containers.name_in(conn, container_id, response["id"])
             rows.insert(conn, response, items, thread_id=thread_id or None, state=state)
             if background:
                 projection = ResponsesProjection(rt, response["id"], NullSink(), "", record=True)
@@ -266,7 +282,12 @@ async def create_response(rt: Runtime, body: rm.ResponseCreate) -> Created:
             job.start_in(conn, response)
             return {**first, "status": "in_progress"}
 
-    response = await anyio.to_thread.run_sync(create)
+    try:
+        response = await anyio.to_thread.run_sync(create)
+    except BaseException:
+        if made:  # the request was refused: its auto container goes with it
+            await containers.delete(rt, container_id)
+        raise
     if background:
         await rt.queue.put(("response", response["id"]))
         return Created(response, _replay_or_none(rt, response["id"], bool(body.stream)), None, None)
