@@ -21,9 +21,13 @@ serve: setup
 
 test: setup
 	bash scripts/sdk-compat-venv.sh
+	bash scripts/client-venvs.sh
+	bash scripts/setup-node-clients.sh
 	bash scripts/setup-browser.sh
 	$(PY) -m pytest -q -p no:cacheprovider tests
 	.venv-sdk1/bin/python -m pytest -q -p no:cacheprovider tests/sdk tests/runs tests/file_search tests/code_interpreter
+	.venv-sdk1r/bin/python -m pytest -q -p no:cacheprovider tests/containers tests/clients
+	.venv-agents/bin/python -m pytest -q -p no:cacheprovider tests/clients/test_agents.py
 
 # The in-process tier only (tests/fast: no server subprocess, no sandbox, SQLite); `make test` runs it too.
 test-fast: $(STAMP)
@@ -42,4 +46,4 @@ bench: setup
 	$(PY) bench/run_all.py
 
 clean:
-	rm -rf $(VENV) .venv-sdk1 .venv-build .cache
+	rm -rf $(VENV) .venv-sdk1 .venv-sdk1r .venv-agents .venv-build .cache tests/clients/node/node_modules

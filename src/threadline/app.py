@@ -14,11 +14,14 @@ from . import console, metrics, tracing
 from . import vector_stores as vs
 from .api import (
     assistants,
+    containers,
     conversations,
     files,
     messages,
     model_list,
+    organization,
     responses,
+    responses_ws,
     runs,
     threads,
     uploads,
@@ -29,7 +32,13 @@ from .auth import KeyChecker
 from .clock import Clock, SystemClock
 from .code_interpreter import CodeInterpreterTool
 from .config import Settings
-from .engine.executor import RunExecutor
+from .engine import cancel, queue_pg, queue_sqlite
+from .engine.cancel import NotifiedCancelSignal, PolledCancelSignal
+from .engine.executor import OWNER, RunExecutor
+from .engine.owners import liveness, sqlite_dir
+from .engine.queue_pg import PostgresRunQueue
+from .engine.queue_sqlite import SqliteRunQueue
+from .engine.sweeper import Sweeper
 from .engine.tools import ServerTool
 from .engine.worker import InProcessQueue, RunQueue, Workers
 from .file_search import FileSearchTool, RetrievalService
@@ -37,11 +46,16 @@ from .middleware import APIMiddleware, BodyLimit
 from .providers import router as provider_router
 from .providers.listing import ModelLister
 from .readiness import readiness
-from .sandbox import Sandbox, SandboxManager
+from .sandbox import Sandbox
+from .sandbox.selection import open_sandbox
+from .services import containers as services_containers
 from .services import uploads as services_uploads
+from .services import usage as services_usage
 from .services import vector_stores as services_vector_stores
+from .services.prices import Prices
 from .store import Store
 from .store.blobs import BlobStore, open_blob_store
+from .store.listen import PgListener
 from .store.storage import StorageReserve, is_disk_full
 
 ORPHAN_MIN_AGE_S = 3600.0  # a blob is written just before its row commits; older unreferenced ones are orphans
@@ -74,38 +88,52 @@ class Runtime:
         self.reserve: StorageReserve = _storage_reserve(self.store, settings)
         self.reserve.ensure()
         self._maintenance: list[asyncio.Task[None]] = []
-        self.keys: KeyChecker = KeyChecker(self.store, settings.api_keys)
+        self.keys: KeyChecker = KeyChecker(self.store, settings.api_keys, settings.admin_keys)
+        self.prices: Prices = Prices.load(settings.prices_file)
+        # vector store sizes for usage: every 10 maintenance passes (5 min by default)
+        self.vector_store_snapshots = services_usage.VectorStoreSnapshots(10 * settings.maintenance_s)
         router = providers or provider_router.from_settings(settings)
         self.providers: metrics.InstrumentedRouter = metrics.InstrumentedRouter(router)
         self.model_lister: ModelLister = ModelLister.from_settings(router, settings)
         self.loop: asyncio.AbstractEventLoop | None = None
         self.retrieval: RetrievalService = RetrievalService(self.store, self.blobs, settings)
         self.ingestor: vs.Ingestor = vs.Ingestor(self)
-        self.sandbox: Sandbox = SandboxManager(
-            root_dir=settings.data_dir / "sandbox",
-            max_sessions=settings.sandbox_max_sessions,
-            idle_timeout_s=settings.sandbox_idle_s,
-            wall_clock_s=settings.sandbox_timeout_s,
-            memory_mb=settings.sandbox_memory_mb,
-            warm_pool=settings.sandbox_warm_pool,
-            max_output_files=settings.sandbox_max_output_files,
-            venv=settings.sandbox_venv,
-            unsafe=settings.code_interpreter_unsandboxed_unsafe,
-        )
+        # The machine's shared sandbox service (started on demand), or an in-process manager (sandbox/selection.py)
+        self.sandbox: Sandbox = open_sandbox(settings)
         self.server_tools: dict[str, ServerTool] = {
             "file_search": FileSearchTool(self),
             "code_interpreter": CodeInterpreterTool(self, self.sandbox),
         }
         if tracing.setup(settings):
             self.server_tools = {name: tracing.TracedTool(tool) for name, tool in self.server_tools.items()}
-        self.executor: RunExecutor = RunExecutor(self)
-        self.queue: RunQueue = InProcessQueue()
+        # Several processes may share the database (`serve --workers N`, `threadline worker`, other machines on
+        # PostgreSQL): the queue, the cancellation signal and the sweeper are the ones that work across them.
+        self.listener: PgListener | None = None
+        self.queue: RunQueue
+        if self.store.backend == "postgres":
+            self.listener = PgListener(self.store.engine)
+            self.queue = PostgresRunQueue(self, self.listener, settings.queue_poll_s or queue_pg.POLL_S)
+            signal: PolledCancelSignal = NotifiedCancelSignal(
+                self.store, self.listener, settings.cancel_poll_s or cancel.NOTIFIED_POLL_INTERVAL_S
+            )
+        else:
+            poll_s = settings.queue_poll_s or queue_sqlite.POLL_S
+            if sqlite_dir(self.store.engine) is None:  # in memory: this process alone
+                self.queue = InProcessQueue()
+            else:
+                self.queue = SqliteRunQueue(self, holds=settings.run_workers > 0, poll_s=poll_s)
+            signal = PolledCancelSignal(self.store, settings.cancel_poll_s or cancel.POLL_INTERVAL_S)
+        self.executor: RunExecutor = RunExecutor(self, signal)
         self.workers: Workers = Workers(self, self.executor, self.queue, settings.run_workers)
+        self.sweeper = Sweeper(self, self.workers, liveness(self.store.engine, OWNER))
 
     async def start(self) -> None:
         self.loop = asyncio.get_running_loop()
         self.keys.start()
-        await self.workers.start(recover_all=self.store.backend == "sqlite")
+        await self.sweeper.start()
+        if self.listener is not None:
+            await asyncio.to_thread(self.listener.start)
+        await self.workers.start()
         self._maintenance = [asyncio.create_task(self._sweep_orphans()), asyncio.create_task(self._maintain())]
         await self.ingestor.start()
         if self.settings.sandbox_warm_pool:
@@ -120,7 +148,10 @@ class Runtime:
         await self.sandbox.aclose()
         await self.ingestor.stop()
         await self.workers.stop()
+        await self.sweeper.stop()
         await self.executor.signal.aclose()
+        if self.listener is not None:
+            await asyncio.to_thread(self.listener.stop)
         self.keys.close()
         self.store.close()
         tracing.shutdown()
@@ -145,13 +176,16 @@ class Runtime:
 
     async def _maintain(self) -> None:
         """Every `maintenance_s` (30 s): take the storage reserve back once there is room again (deletes on a full disk
-        release it), and delete the parts of uploads that expired."""
+        release it), delete the parts of uploads that expired, expire idle containers, and take the day's vector
+        store sizes (usage)."""
         while True:
             await asyncio.sleep(self.settings.maintenance_s)
             try:
                 if self.reserve.held < self.reserve.size:
                     await asyncio.to_thread(self.reserve.ensure)
                 await asyncio.to_thread(services_uploads.expire_stale, self)
+                await services_containers.expire_due(self)
+                await asyncio.to_thread(self.vector_store_snapshots.maybe_take, self.store, self.clock.now())
             except Exception as exc:
                 if not is_disk_full(exc):
                     log.exception("storage maintenance failed")
@@ -206,8 +240,11 @@ def create_app(
         model_list,
         conversations,
         responses,
+        containers,
+        organization,
     ):  # runs before threads: /threads/runs
         app.include_router(module.router)
+    app.include_router(responses_ws.router)
 
     @app.get("/health")
     def health() -> dict:
@@ -232,3 +269,15 @@ def create_app(
     app.add_middleware(APIMiddleware, keys=runtime.keys)
     app.add_middleware(metrics.HTTPMetrics, routes=lambda: app.router.routes)
     return app
+
+
+def app_from_env() -> FastAPI:
+    """The app of one `threadline serve --workers N` process (uvicorn's factory): settings from the environment,
+    which the parent process filled from its command line; logs in the configured format."""
+    from .logs import configure
+
+    settings = Settings.load()
+    configure(logging.INFO, settings.log_format)
+    for noisy in ("alembic", "httpx", "httpx2"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    return create_app(settings)

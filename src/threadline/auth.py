@@ -13,6 +13,7 @@ every server process sharing the database:
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import enum
 import hashlib
 import hmac
@@ -28,6 +29,10 @@ from .store import Store, now, schema
 log = logging.getLogger("threadline.auth")
 
 CHANNEL = "threadline_api_keys"
+
+# The id of the key that made the current request (key_<sha256 prefix>; never the key), set by the middleware and
+# recorded with the usage the request causes.
+request_key_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_key_id", default=None)
 
 
 class Verdict(enum.Enum):
@@ -47,6 +52,18 @@ class StoredKey:
 
 def hash_key(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
+
+
+def key_id(key: str) -> str:
+    """The public id of a key: `key_` + the first 16 hex digits of its SHA-256 (tells keys apart, reveals nothing)."""
+    return "key_" + hash_key(key)[:16]
+
+
+class AdminVerdict(enum.Enum):
+    OK = "ok"  # an admin key, or no admin and no API key configured anywhere (an open server)
+    MISSING = "missing"
+    NOT_ADMIN = "not_admin"  # a valid API key that is not an admin key
+    INVALID = "invalid"
 
 
 @dataclass
@@ -101,9 +118,10 @@ class KeyListener:
 class KeyChecker:
     """Checks request keys against THREADLINE_API_KEYS and, per request, the api_keys table."""
 
-    def __init__(self, store: Store, env_keys: list[str]) -> None:
+    def __init__(self, store: Store, env_keys: list[str], admin_keys: list[str] | None = None) -> None:
         self.store = store
         self.env_hashes = {hash_key(k) for k in env_keys}
+        self.admin_hashes = {hash_key(k) for k in admin_keys or []}
         self._lock = threading.Lock()
         self._raw: Any = None  # DBAPI connection dedicated to lookups (autocommit)
         self._param = "%s" if store.backend == "postgres" else "?"
@@ -135,6 +153,26 @@ class KeyChecker:
             if stored and digest is not None:
                 cache.valid.add(digest)
         return self._verdict(key, stored, any_stored)
+
+    def verify_admin(self, key: str | None) -> AdminVerdict:
+        """The verdict for a `/v1/organization/*` request carrying `key`: admin keys come from THREADLINE_ADMIN_KEYS
+        and the `admin_api_keys` table (looked up per request, so a revoked key is refused at once everywhere)."""
+        digest = hash_key(key) if key else None
+        if digest is not None and any(hmac.compare_digest(digest, h) for h in self.admin_hashes):
+            return AdminVerdict.OK
+        t = schema.admin_api_keys
+        with self.store.read() as conn:
+            any_admin = bool(self.admin_hashes) or conn.execute(sa.select(t.c.seq).limit(1)).first() is not None
+            if digest is not None:
+                row = conn.execute(sa.select(t.c.expires_at).where(t.c.key_hash == digest)).first()
+                if row is not None and (row[0] is None or row[0] > now()):
+                    return AdminVerdict.OK
+        verdict = self.verify(key)
+        if not any_admin and verdict is Verdict.OPEN:
+            return AdminVerdict.OK
+        if key is None:
+            return AdminVerdict.MISSING
+        return AdminVerdict.NOT_ADMIN if verdict is Verdict.OK else AdminVerdict.INVALID
 
     def _current_cache(self) -> _Cache | None:
         listener = self._listener

@@ -1,12 +1,16 @@
-"""The `threadline` command: serve, migrate, keys."""
+"""The `threadline` command: serve, sandbox, migrate, keys."""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import logging
+import os
+import shutil
+import signal
 import sys
 
-from .config import Settings, SettingsError
+from .config import Settings, SettingsError, export
 
 log = logging.getLogger("threadline")
 
@@ -18,6 +22,8 @@ def _settings(args: argparse.Namespace) -> Settings:
         port=getattr(args, "port", None) or None,
         data_dir=getattr(args, "data_dir", None) or None,
         database_url=getattr(args, "database_url", None) or None,
+        sandbox_service_dir=getattr(args, "service_dir", None) or None,
+        workers=getattr(args, "workers", None),
     )
 
 
@@ -29,28 +35,119 @@ def _describe_store(url: str) -> str:
     return f"PostgreSQL ({make_url(url).render_as_string(hide_password=True)})"
 
 
-def serve(args: argparse.Namespace, settings: Settings) -> int:
-    import uvicorn
+def _describe_sandbox(settings: Settings) -> str:
+    if settings.sandbox_service == "off":
+        return "sandboxes in this process (THREADLINE_SANDBOX_SERVICE=off)"
+    from .sandbox.selection import service_dir
 
-    from .app import create_app
+    how = "started on demand" if settings.sandbox_service == "auto" else "run `threadline sandbox`"
+    return f"the machine's sandbox service at {service_dir(settings).socket_path} ({how})"
 
-    level = logging.getLevelName(args.log_level.upper())
-    if isinstance(level, int):  # uvicorn's own `trace` level has no logging name: leave the root at INFO
-        logging.getLogger().setLevel(level)
-    app = create_app(settings)
-    runtime = app.state.runtime
-    print(f"threadline serving on http://{settings.host}:{settings.port}/v1", flush=True)
+
+def process_count(settings: Settings) -> int:
+    """`serve` processes: --workers, else THREADLINE_WORKERS, else (0) one per core."""
+    return settings.workers or os.cpu_count() or 1
+
+
+def _announce(settings: Settings, keys_enabled: bool, processes: int) -> None:
+    plural = f" ({processes} processes)" if processes > 1 else ""
+    print(f"threadline serving on http://{settings.host}:{settings.port}/v1{plural}", flush=True)
     print(f"store: {_describe_store(settings.effective_database_url)}", flush=True)
     print(f"files: {settings.blob_url or settings.blob_dir}", flush=True)
-    if not runtime.keys.enabled:
+    print(f"code_interpreter: {_describe_sandbox(settings)}", flush=True)
+    if not keys_enabled:
         print(
             "WARNING: no API keys configured (THREADLINE_API_KEYS): the server is OPEN to anyone who can reach it.",
             flush=True,
         )
-    # log_config=None: uvicorn's own loggers go through the root handler, in the configured (JSON or text) format
+
+
+def serve(args: argparse.Namespace, settings: Settings) -> int:
+    import uvicorn
+
+    level = logging.getLevelName(args.log_level.upper())
+    if isinstance(level, int):  # uvicorn's own `trace` level has no logging name: leave the root at INFO
+        logging.getLogger().setLevel(level)
+    processes = process_count(settings)
+    if processes == 1:
+        from .app import create_app
+
+        app = create_app(settings)
+        _announce(settings, app.state.runtime.keys.enabled, 1)
+        # log_config=None: uvicorn's own loggers go through the root handler, in the configured (JSON or text) format
+        uvicorn.run(
+            app, host=settings.host, port=settings.port, log_level=args.log_level, access_log=False, log_config=None
+        )
+        return 0
+    # N processes on one port: uvicorn's supervisor binds the socket, spawns the processes (each builds its own
+    # Runtime from the environment, so the command line's settings go there) and restarts any that dies.
+    from .auth import KeyChecker
+    from .store import Store
+
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    settings.database_url = settings.effective_database_url
+    if settings.prometheus_multiproc_dir is None:
+        # /metrics on any of the processes aggregates the counters and histograms of all (docs/deployment.md)
+        metrics_dir = settings.data_dir / "prometheus"
+        shutil.rmtree(metrics_dir, ignore_errors=True)
+        metrics_dir.mkdir(parents=True)
+        settings.prometheus_multiproc_dir = metrics_dir.resolve()
+    export(settings, "host", "port", "data_dir", "database_url", "prometheus_multiproc_dir")
+    store = Store(settings.effective_database_url)
+    store.migrate()  # once, before the processes start (each would wait for the others' migration otherwise)
+    enabled = KeyChecker(store, settings.api_keys).enabled
+    store.close()
+    _announce(settings, enabled, processes)
     uvicorn.run(
-        app, host=settings.host, port=settings.port, log_level=args.log_level, access_log=False, log_config=None
+        "threadline.app:app_from_env",
+        factory=True,
+        workers=processes,
+        host=settings.host,
+        port=settings.port,
+        log_level=args.log_level,
+        access_log=False,
+        log_config=None,
     )
+    return 0
+
+
+def sandbox(args: argparse.Namespace, settings: Settings) -> int:
+    """Serve the machine's code_interpreter sandbox sessions to every threadline process (see sandbox/service.py)."""
+    from .sandbox.selection import manager_from_settings, service_dir
+    from .sandbox.service import run_service
+
+    where = service_dir(settings)
+    linger = settings.sandbox_service_linger_s if args.on_demand else None
+    print(f"threadline sandbox service on {where.socket_path}", flush=True)
+    return run_service(manager_from_settings(settings), where, linger_s=linger)
+
+
+def worker(args: argparse.Namespace, settings: Settings) -> int:
+    """Execute background runs and ingest vector-store files, without HTTP, until SIGTERM / SIGINT."""
+    if settings.run_workers <= 0:
+        print("error: THREADLINE_RUN_WORKERS is 0: this worker would execute no runs", file=sys.stderr)
+        return 2
+
+    async def main() -> None:
+        from .app import Runtime
+
+        runtime = Runtime(settings)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await runtime.start()
+        print(
+            f"threadline worker ready: {settings.run_workers} run workers on "
+            f"{_describe_store(settings.effective_database_url)}",
+            flush=True,
+        )
+        try:
+            await stop.wait()
+        finally:
+            await runtime.stop()
+
+    asyncio.run(main())
     return 0
 
 
@@ -120,6 +217,43 @@ def revoke_key(args: argparse.Namespace, settings: Settings) -> int:
         store.close()
 
 
+def keys_command(args: argparse.Namespace, settings: Settings) -> int:
+    """`threadline keys add-admin | list-admin | revoke-admin`: admin keys for /v1/organization (stored hashed)."""
+    import datetime
+
+    from .store import admin_keys
+
+    store, _ = _key_store(settings)
+    try:
+        if args.keys_command == "add-admin":
+            with store.write() as conn:
+                created = admin_keys.create(conn, args.name, value=args.key)
+            if created is None:
+                print("error: that key is stored already", file=sys.stderr)
+                return 1
+            print(created["value"])
+            return 0
+        if args.keys_command == "list-admin":
+            with store.read() as conn:
+                stored, _ = admin_keys.listed(conn, after=None, order="asc", limit=10_000)
+            if not stored:
+                print("no admin keys stored (keys in THREADLINE_ADMIN_KEYS are not listed)")
+            for k in stored:
+                created_at = datetime.datetime.fromtimestamp(k["created_at"], datetime.UTC)
+                when = created_at.strftime("%Y-%m-%d %H:%M:%S UTC")
+                print(f"{k['id']}\t{k['name'] or '-'}\t{when}\t{k['redacted_value']}")
+            return 0
+        with store.write() as conn:
+            deleted = admin_keys.delete(conn, args.id)
+        if not deleted:
+            print("error: no stored admin key has that id (see list-admin)", file=sys.stderr)
+            return 1
+        print(f"revoked {args.id}")
+        return 0
+    finally:
+        store.close()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="threadline", description="OpenAI Assistants API v2 server.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -132,8 +266,27 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--host", help="bind address (env THREADLINE_HOST, default 127.0.0.1)")
     p.add_argument("--port", type=int, help="port (env THREADLINE_PORT, default 8000)")
     p.add_argument("--log-level", default="info")
+    p.add_argument(
+        "--workers",
+        type=int,
+        help="processes serving the port (env THREADLINE_WORKERS; default 0: one per core)",
+    )
     common(p)
     p.set_defaults(func=serve)
+
+    p = sub.add_parser("sandbox", help="run the machine's code_interpreter sandbox service (shared by every process)")
+    p.add_argument("--service-dir", help="socket and token directory (env THREADLINE_SANDBOX_SERVICE_DIR)")
+    p.add_argument(
+        "--on-demand",
+        action="store_true",
+        help="exit once no threadline process is attached (THREADLINE_SANDBOX_SERVICE_LINGER_S); servers use this",
+    )
+    common(p)
+    p.set_defaults(func=sandbox)
+
+    p = sub.add_parser("worker", help="execute background runs and ingestion, without HTTP")
+    common(p)
+    p.set_defaults(func=worker)
 
     p = sub.add_parser("migrate", help="apply database migrations")
     common(p)
@@ -156,6 +309,19 @@ def main(argv: list[str] | None = None) -> int:
     which.add_argument("--name", help="every key with this name")
     common(p)
     p.set_defaults(func=revoke_key)
+
+    p = sub.add_parser("keys", help="admin keys for /v1/organization: add-admin, list-admin, revoke-admin")
+    keys_sub = p.add_subparsers(dest="keys_command", required=True)
+    k = keys_sub.add_parser("add-admin", help="create an admin key (stored hashed) and print it once")
+    k.add_argument("--key", help="use this key instead of a random one")
+    k.add_argument("--name")
+    common(k)
+    k = keys_sub.add_parser("list-admin", help="list stored admin keys (id, name, created, redacted value)")
+    common(k)
+    k = keys_sub.add_parser("revoke-admin", help="delete a stored admin key; running servers refuse it at once")
+    k.add_argument("--id", required=True, help="its id (key_..., see list-admin)")
+    common(k)
+    p.set_defaults(func=keys_command)
 
     args = parser.parse_args(argv)
     from .logs import configure

@@ -63,6 +63,17 @@ class Settings(BaseSettings):
         repr=False,
         description="comma-separated API keys; none and no stored key: the server is open (warned at start)",
     )
+    admin_keys: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        repr=False,
+        description="comma-separated admin keys for `/v1/organization/*` (usage, costs, admin keys); more are "
+        "added with `threadline keys add-admin` (docs/projects-and-costs.md)",
+    )
+    prices_file: Path | None = Field(
+        None,
+        description="JSON or TOML price file (USD per million tokens per model, tool prices) overriding the "
+        "`genai-prices` package's prices (docs/projects-and-costs.md)",
+    )
     poll_after_ms: int = Field(
         250,
         ge=0,
@@ -99,13 +110,38 @@ class Settings(BaseSettings):
     run_workers: int = Field(
         32,
         ge=0,
-        description="in-process workers executing non-streaming runs (0: none, runs only stream)",
+        description="runs one process executes at once from the queue (0: a pure API process; it still executes "
+        "the runs it streams)",
         json_schema_extra={"unit": "workers"},
     )
     run_lease_s: float = Field(
         30.0,
         gt=0,
-        description="run lease; a run whose executor stopped heartbeating is recovered after it",
+        description="run lease (renewed every third of it); a run whose executor stopped heartbeating is recovered "
+        "after it (at once when its process is known to be dead)",
+        json_schema_extra={"unit": "s"},
+    )
+
+    # -- processes -------------------------------------------------------------------------------------------------
+    workers: int = Field(
+        0,
+        ge=0,
+        description="`serve` processes on the port (`--workers`; 0: one per core); more machines: more `serve` "
+        "or `threadline worker` processes on one PostgreSQL database",
+        json_schema_extra={"unit": "processes"},
+    )
+    queue_poll_s: float | None = Field(
+        None,
+        gt=0,
+        description="poll for queued runs while a worker is idle (unset: 2 s on PostgreSQL, where NOTIFY wakes "
+        "workers at once and the poll is the fallback; 0.5 s on SQLite)",
+        json_schema_extra={"unit": "s"},
+    )
+    cancel_poll_s: float | None = Field(
+        None,
+        gt=0,
+        description="poll for cancels of the runs a process executes (unset: 2 s on PostgreSQL, where NOTIFY "
+        "delivers them at once; 0.5 s on SQLite)",
         json_schema_extra={"unit": "s"},
     )
 
@@ -257,6 +293,20 @@ class Settings(BaseSettings):
         False,
         description="`1`: run code_interpreter code WITHOUT a sandbox (development only; never with untrusted input)",
     )
+    sandbox_service: Literal["auto", "external", "off"] = Field(
+        "auto",
+        description="where sessions live: `auto` the machine's sandbox service, shared by every threadline process "
+        "and started on demand; `external` only a `threadline sandbox` the operator runs; `off` inside each process",
+    )
+    sandbox_service_dir: Path | None = Field(
+        None, description="the sandbox service's socket, token, lock and log; unset: `<data dir>/sandbox/service`"
+    )
+    sandbox_service_linger_s: float = Field(
+        60.0,
+        gt=0,
+        description="an on-demand sandbox service exits this long after the last threadline process detached",
+        json_schema_extra={"unit": "s"},
+    )
 
     # -- operations ------------------------------------------------------------------------------------------------
     log_format: Literal["json", "text"] | None = Field(
@@ -282,7 +332,7 @@ class Settings(BaseSettings):
     )
 
     # -- parsing ---------------------------------------------------------------------------------------------------
-    @field_validator("api_keys", mode="before")
+    @field_validator("api_keys", "admin_keys", mode="before")
     @classmethod
     def _split_keys(cls, value: Any) -> Any:
         if isinstance(value, str):
@@ -297,6 +347,7 @@ class Settings(BaseSettings):
         "tracing",
         "upstream_models",
         "otel_traces_exporter",
+        "sandbox_service",
         mode="before",
     )
     @classmethod
@@ -385,6 +436,23 @@ def describe_errors(exc: ValidationError, given: dict[str, Any] | None = None) -
             shown = f"={error['input']!r}"
         lines.append(f"invalid setting {where}{shown}: {error['msg']}")
     return "\n".join(lines)
+
+
+def child_environment(overrides: Mapping[str, str]) -> dict[str, str]:
+    """This process's environment with `overrides` on top: for a threadline process it starts (the sandbox
+    service), which reads its settings from it."""
+    return {**os.environ, **overrides}
+
+
+def export(settings: Settings, *names: str) -> None:
+    """Put fields `names` of `settings` into this process's environment (as their variables), for child processes
+    whose own Settings.load() must see them (`serve --workers N`); None values are removed."""
+    for name in names:
+        value = getattr(settings, name)
+        if value is None:
+            os.environ.pop(env_name(name), None)
+        else:
+            os.environ[env_name(name)] = ",".join(value) if isinstance(value, list) else str(value)
 
 
 def env_value(name: str) -> str | None:

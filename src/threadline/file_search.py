@@ -102,9 +102,12 @@ class RetrievalService:
 
         return dict(AUTO_CHUNKING if self.settings.embeddings == "local" else OPENAI_AUTO_CHUNKING)
 
-    def index_files(self, files: list[tuple[str, str, str, dict, dict | None]]) -> list[int]:
+    def index_files(
+        self, files: list[tuple[str, str, str, dict, dict | None]], tokens: list[int] | None = None
+    ) -> list[int]:
         """Chunk, embed and index files given as (store id, file id, text, chunking, attributes), replacing earlier
-        chunks of each; returns the bytes each uses. All chunks are embedded in one call (large batches)."""
+        chunks of each; returns the bytes each uses, and appends to `tokens` the tokens each file's chunks sent to
+        the embedder (usage). All chunks are embedded in one call (large batches)."""
         from .retrieval.chunking import chunk_text
         from .retrieval.index import ChunkRecord
 
@@ -122,6 +125,8 @@ class RetrievalService:
             for i, c in enumerate(chunks):
                 records.append(ChunkRecord(vs_id, file_id, i, c.text, c.token_count, vectors[at + i], attributes))
             at += len(chunks)
+            if tokens is not None:
+                tokens.append(sum(c.token_count for c in chunks))
             usages.append(sum(len(c.text.encode()) + 4 * dim for c in chunks))
         if records:
             self.index.add(records)
@@ -286,6 +291,8 @@ class FileSearchTool:
         def ids(obj: dict) -> list[str]:
             return ((obj.get("tool_resources") or {}).get("file_search") or {}).get("vector_store_ids") or []
 
+        if "vector_store_ids" in ctx.tool_config:  # a Responses file_search tool names its stores itself
+            return list(ctx.tool_config["vector_store_ids"]), []
         with self.rt.store.read() as conn:
             thread = threads.get(conn, ctx.run["thread_id"]) or {}
             assistant = Store.fetch(conn, schema.assistants, ctx.run["assistant_id"]) or {}

@@ -25,6 +25,8 @@ PREFIXES = {
     "file_search_call": "fs_",
     "code_interpreter_call": "ci_",
     "compaction": "cmp_",
+    "container": "cntr_",
+    "container_file": "cfile_",
 }
 # A thread is a conversation: one threads row, shown as thread_X by the Assistants API and conv_X by the
 # Conversations API (the same suffix), and either API accepts either id.

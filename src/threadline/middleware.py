@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 import secrets
 from typing import Any
@@ -9,12 +10,24 @@ from typing import Any
 import orjson
 
 from .api.errors import APIError, BodyError
-from .auth import KeyChecker, Verdict
+from .auth import AdminVerdict, KeyChecker, Verdict, key_id, request_key_id
 from .config import Settings
 from .logs import request_id as request_id_var
 from .services.errors import size_text
 
 BETA_PATHS = ("/v1/assistants", "/v1/threads")
+ORGANIZATION_PATH = "/v1/organization/"
+# What OpenAI answers when a project key calls an administration endpoint.
+NOT_ADMIN = (
+    "You have insufficient permissions for this operation. Missing scopes: api.management.read. "
+    "The /v1/organization endpoints need an admin key (THREADLINE_ADMIN_KEYS or `threadline keys add-admin`)."
+)
+_ADMIN_AS_VERDICT = {
+    AdminVerdict.OK: Verdict.OK,
+    AdminVerdict.MISSING: Verdict.MISSING,
+    AdminVerdict.NOT_ADMIN: Verdict.INVALID,
+    AdminVerdict.INVALID: Verdict.INVALID,
+}
 V1_DEPRECATED = (
     "The v1 Assistants API has been deprecated. Please try again by setting the header "
     "'OpenAI-Beta: assistants=v2'. See the migration guide for more information: "
@@ -53,8 +66,18 @@ class APIMiddleware:
         if self.keys is not None and path.startswith("/v1/"):
             auth = headers.get(b"authorization", b"").decode("latin-1")
             key = auth[7:].strip() if auth.lower().startswith("bearer ") else ""
-            verdict = self.keys.verify(key or None)  # looked up per request: key changes apply at once
-            if verdict is Verdict.MISSING:
+            if path.startswith(ORGANIZATION_PATH):
+                # a table lookup (a network round trip on PostgreSQL): off the event loop; admin calls are rare
+                admin = await asyncio.to_thread(self.keys.verify_admin, key or None)
+                verdict = _ADMIN_AS_VERDICT[admin]
+                if admin is AdminVerdict.NOT_ADMIN:
+                    failure = (401, NOT_ADMIN, None)
+            else:
+                verdict = self.keys.verify(key or None)  # looked up per request: key changes apply at once
+            request_key_id.set(key_id(key) if key else None)
+            if failure is not None:
+                pass
+            elif verdict is Verdict.MISSING:
                 failure = (
                     401,
                     "You didn't provide an API key. You need to provide your API key in an "
@@ -100,15 +123,16 @@ def conversation_ids_as_threads(scope: dict[str, Any]) -> None:
 # Multipart framing around an upload's bytes: boundaries, part headers and the few small form fields.
 MULTIPART_OVERHEAD = 1 << 20
 _PART_PATH = re.compile(r"^/v1/uploads/[^/]+/parts/?$")
+_CONTAINER_FILES_PATH = re.compile(r"^/v1/containers/[^/]+/files/?$")
 
 
 def body_limit(settings: Settings, method: str, path: str) -> tuple[int, APIError]:
     """The most bytes a request body may have on this route, and the 413 to answer when it has more.
 
-    Uploads (POST /v1/files, POST /v1/uploads/{id}/parts) get their file limit plus multipart framing; every
-    other route gets `max_body_bytes`.
+    Uploads (POST /v1/files, POST /v1/containers/{id}/files, POST /v1/uploads/{id}/parts) get their file limit
+    plus multipart framing; every other route gets `max_body_bytes`.
     """
-    if method == "POST" and path.rstrip("/") == "/v1/files":
+    if method == "POST" and (path.rstrip("/") == "/v1/files" or _CONTAINER_FILES_PATH.match(path)):
         limit = settings.max_file_bytes
         message = f"File is too large. The maximum file size is {size_text(limit)}."
         return limit + MULTIPART_OVERHEAD, APIError(413, message, param="file", headers={"Connection": "close"})

@@ -3,7 +3,10 @@
 Ingestion never runs in the request: attaching a file writes a `vector_store_files` row in `in_progress`, and the
 Ingestor (bounded concurrency, CPU work in threads) parses, chunks, embeds and indexes it, then marks it
 `completed` or `failed` with `last_error`. Counts and statuses are computed from those rows on every read, so
-they are always true. Rows still `in_progress` after a restart are picked up again (indexing is idempotent).
+they are always true. Several server processes may ingest: each claims the rows it takes (claim_owner /
+claim_until, FOR UPDATE SKIP LOCKED on PostgreSQL, renewed while it works), so no file is embedded twice; the
+claim of a process that died runs out (or the sweeper frees it at once, engine.sweeper) and another process takes
+the file. Rows still `in_progress` after a restart are picked up again (indexing is idempotent).
 """
 
 from __future__ import annotations
@@ -13,7 +16,9 @@ import contextlib
 import logging
 from typing import TYPE_CHECKING
 
+from .engine.executor import OWNER
 from .store import files
+from .store import usage as usage_records
 from .store import vector_stores as repo
 from .store.blobs_s3 import BlobStoreError
 from .store.storage import is_disk_full
@@ -39,6 +44,7 @@ class Ingestor:
         self._wake = asyncio.Event()
         self._sem = asyncio.Semaphore(concurrency)
         self._task: asyncio.Task | None = None
+        self._renew_task: asyncio.Task | None = None
         self._jobs: set[asyncio.Task] = set()
 
     def wake(self) -> None:
@@ -46,16 +52,44 @@ class Ingestor:
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._loop())
+        self._renew_task = asyncio.create_task(self._renew_forever())
 
     async def stop(self) -> None:
-        tasks = [t for t in [self._task, *self._jobs] if t is not None]
+        tasks = [t for t in [self._task, self._renew_task, *self._jobs] if t is not None]
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
 
     def _pending(self) -> list[tuple[str, str]]:
-        with self.rt.store.read() as conn:
-            return repo.pending(conn)
+        """Claim the files waiting for ingestion that no other process is ingesting (oldest first); they are this
+        process's until their claim runs out (renewed every third of the lease while the work goes on)."""
+        ts = self.rt.clock.now()
+        with self.rt.store.read() as conn:  # the common case, nothing to do, costs no write transaction
+            if not repo.any_claimable(conn, ts):
+                return []
+        until = ts + self.rt.settings.run_lease_s
+        skip_locked = self.rt.store.backend == "postgres"
+        with self.rt.store.write() as conn:
+            return repo.claim_pending(conn, OWNER, ts, until, GROUP_FILES * self.concurrency, skip_locked=skip_locked)
+
+    def _unclaim(self, group: list[tuple[str, str]]) -> None:
+        with self.rt.store.write() as conn:
+            repo.unclaim(conn, OWNER, group)
+
+    def _renew(self) -> None:
+        until = self.rt.clock.now() + self.rt.settings.run_lease_s
+        with self.rt.store.write() as conn:
+            repo.renew_claims(conn, OWNER, until)
+
+    async def _renew_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self.rt.settings.run_lease_s / 3)
+            if not self.active:
+                continue
+            try:
+                await asyncio.to_thread(self._renew)
+            except Exception:  # retried at the next beat; the claim is generous
+                log.warning("renewing ingestion claims failed", exc_info=True)
 
     async def _loop(self) -> None:
         while True:
@@ -89,6 +123,10 @@ class Ingestor:
             for vs_id, file_id in group:
                 await asyncio.to_thread(self._finish, vs_id, file_id, "failed", 0, error)
         finally:
+            try:
+                await asyncio.to_thread(self._unclaim, group)
+            except Exception:  # the claims run out by themselves
+                log.warning("releasing ingestion claims failed", exc_info=True)
             self.active.difference_update(group)
 
     def _load(self, vs_id: str, file_id: str) -> tuple[dict, str, bytes] | None:
@@ -114,6 +152,7 @@ class Ingestor:
             if loaded is None:
                 continue
             vsf, filename, data = loaded
+            log.info("ingesting %s into %s", file_id, vs_id)
             try:
                 text = extract_text(data, filename)
             except UnsupportedFile as exc:
@@ -123,13 +162,24 @@ class Ingestor:
                 self._finish(vs_id, file_id, "failed", 0, {"code": "invalid_file", "message": exc.message})
                 continue
             ready.append((vs_id, file_id, text, vsf["chunking_strategy"], vsf.get("attributes")))
-        usages = self.rt.retrieval.index_files(ready) if ready else []
-        for (vs_id, file_id, *_), usage in zip(ready, usages, strict=True):
-            self._finish(vs_id, file_id, "completed", usage, None)
+        tokens: list[int] = []
+        usages = self.rt.retrieval.index_files(ready, tokens) if ready else []
+        for (vs_id, file_id, *_), usage, embedded in zip(ready, usages, tokens, strict=True):
+            self._finish(vs_id, file_id, "completed", usage, None, embedded)
 
-    def _finish(self, vs_id: str, file_id: str, status: str, usage: int, error: dict | None) -> None:
+    def _finish(self, vs_id: str, file_id: str, status: str, usage: int, error: dict | None, embedded: int = 0) -> None:
         with self.rt.store.write() as conn:
             if not repo.finish_file(conn, vs_id, file_id, status, usage, error):
                 return  # cancelled or removed meanwhile
+            if status == "completed":  # usage: the tokens of the file's chunks sent to the embedder
+                usage_records.record(
+                    conn,
+                    "embedding",
+                    self.rt.clock.now(),
+                    model=self.rt.retrieval.embedder.model_name,
+                    vector_store_id=vs_id,
+                    input_tokens=embedded,
+                    quantity=1,
+                )
         if status != "completed":
             self.rt.retrieval.delete_file(vs_id, file_id)

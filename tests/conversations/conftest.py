@@ -1,5 +1,5 @@
 """Fixtures for the Conversations and Responses tests: a server on the scripted fake LLM (for the Assistants runs
-that share the store), and the server's own database for inserting response rows the way the engine will."""
+that share the store), and the server's own database for inserting response rows the way the engine does."""
 
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ def _fresh_fake(fake_llm: FakeOpenAI) -> None:
 
 @pytest.fixture(scope="module")
 def db(server: ServerHandle) -> Iterator[Store]:
-    """The server's database, for writing what only the (not yet wired) execution of responses writes."""
+    """The server's database, for writing response rows directly (in any state a test needs)."""
     store = Store(server.database_url)
     yield store
     store.close()

@@ -49,7 +49,7 @@ def test_migration_keeps_messages_and_adds_responses(backend: str, server_factor
                 ),
                 messages,
             )
-        upgrade(engine)
+        upgrade(engine, "0004")
         assert current(engine) == "0004"
         with engine.connect() as conn:
             types = dict(conn.execute(sa.text("SELECT id, type FROM messages")).all())

@@ -1,6 +1,6 @@
 """Stored responses through the official SDK: retrieve (with include[]), delete, input items, input token counts
 (contract §1.1, §2.2, §4.1, §5.2, §5.3). Response rows are written into the server's database the way the
-execution of POST /v1/responses will write them (services/responses.py builds the object)."""
+execution of POST /v1/responses writes them (services/responses.py builds the object)."""
 
 from __future__ import annotations
 

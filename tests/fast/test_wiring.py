@@ -14,7 +14,14 @@ from threadline import readiness
 from threadline.clock import Clock, ManualClock, SystemClock
 from threadline.code_interpreter import CodeInterpreterTool, SandboxLinks
 from threadline.config import Settings
-from threadline.engine.cancel import CancelSignal, PolledCancelSignal
+from threadline.engine.assistants import AssistantsProjection
+from threadline.engine.cancel import CancelSignal, NotifiedCancelSignal, PolledCancelSignal
+from threadline.engine.context import ContextSource, ThreadContext
+from threadline.engine.projection import Projection
+from threadline.engine.queue_pg import PostgresRunQueue
+from threadline.engine.queue_sqlite import SqliteRunQueue
+from threadline.engine.response_context import ResponsesContext
+from threadline.engine.responses import ResponsesProjection
 from threadline.engine.runtime import EngineRuntime
 from threadline.engine.tools import ServerTool, TextProcessor
 from threadline.engine.worker import InProcessQueue, RunQueue
@@ -26,7 +33,7 @@ from threadline.retrieval.embeddings import Embedder, OnnxEmbedder, OpenAIEmbedd
 from threadline.retrieval.index import ChunkIndex
 from threadline.retrieval.index_postgres import PostgresChunkIndex
 from threadline.retrieval.index_sqlite import SqliteChunkIndex
-from threadline.sandbox import Sandbox, SandboxManager
+from threadline.sandbox import RemoteSandbox, Sandbox, SandboxManager
 from threadline.services.deps import Deps
 from threadline.store import Store
 from threadline.store.blobs import BlobStore, LocalBlobStore
@@ -41,13 +48,15 @@ PLUG_POINTS: dict[str, tuple[type, list[type]]] = {
     "store.blobs.BlobStore": (BlobStore, [LocalBlobStore, S3BlobStore]),
     "providers.base.ChatProvider": (ChatProvider, [OpenAICompatProvider, AnthropicProvider]),
     "clock.Clock": (Clock, [SystemClock, ManualClock]),
-    "engine.worker.RunQueue": (RunQueue, [InProcessQueue]),
-    "engine.cancel.CancelSignal": (CancelSignal, [PolledCancelSignal]),
+    "engine.worker.RunQueue": (RunQueue, [InProcessQueue, SqliteRunQueue, PostgresRunQueue]),
+    "engine.cancel.CancelSignal": (CancelSignal, [PolledCancelSignal, NotifiedCancelSignal]),
     "engine.tools.ServerTool": (ServerTool, [FileSearchTool, CodeInterpreterTool, TracedTool]),
     "engine.tools.TextProcessor": (TextProcessor, [CitationProcessor, SandboxLinks]),
     "retrieval.embeddings.Embedder": (Embedder, [OnnxEmbedder, OpenAIEmbedder]),
     "retrieval.index.ChunkIndex": (ChunkIndex, [SqliteChunkIndex, PostgresChunkIndex]),
-    "sandbox.Sandbox": (Sandbox, [SandboxManager]),
+    "sandbox.Sandbox": (Sandbox, [SandboxManager, RemoteSandbox]),
+    "engine.context.ContextSource": (ContextSource, [ThreadContext, ResponsesContext]),
+    "engine.projection.Projection": (Projection, [AssistantsProjection, ResponsesProjection]),
 }
 PARTS = [Deps, readiness.ReadinessParts, EngineRuntime]
 
@@ -139,4 +148,5 @@ async def test_the_runtime_has_what_its_parts_protocols_ask(app) -> None:  # noq
                 assert isinstance(getattr(rt, name), want), f"Runtime.{name} is not a {want.__name__}"
     for name, tool in rt.server_tools.items():
         assert tool.type == name and callable(tool.execute)
-    assert isinstance(rt.sandbox, SandboxManager) and rt.sandbox.last_status is None  # nothing probed yet
+    # the machine's sandbox service (not started: nothing asked for it yet)
+    assert isinstance(rt.sandbox, RemoteSandbox) and rt.sandbox.last_status is None

@@ -42,6 +42,11 @@ JSON_ENDPOINTS = [
     ("update_conversation", "POST", "/conversations/{conv}"),
     ("create_conversation_items", "POST", "/conversations/{conv}/items"),
     ("count_input_tokens", "POST", "/responses/input_tokens"),
+    ("create_container", "POST", "/containers"),
+    ("create_container_file", "POST", "/containers/{cntr}/files"),
+    ("create_response", "POST", "/responses"),
+    ("compact_response", "POST", "/responses/compact"),
+    ("create_admin_key", "POST", "/organization/admin_api_keys"),
 ]
 BODY_OPTIONAL = ("create_thread", "modify_thread", "modify_assistant", "modify_message", "create_conversation")
 MALFORMED_BODIES = {
@@ -277,6 +282,14 @@ def _id_cases() -> list[Case]:
         ("GET", "/responses/{}", "resp"),
         ("DELETE", "/responses/{}", "resp"),
         ("GET", "/responses/{}/input_items", "resp"),
+        ("GET", "/containers/{}", "cntr"),
+        ("DELETE", "/containers/{}", "cntr"),
+        ("GET", "/containers/{}/files", "cntr"),
+        ("POST", "/containers/{}/files", "cntr"),
+        ("GET", "/containers/{}/files/{cfile}", "cntr"),
+        ("GET", "/containers/{cntr}/files/{}", "cfile"),
+        ("DELETE", "/containers/{cntr}/files/{}", "cfile"),
+        ("GET", "/containers/{cntr}/files/{}/content", "cfile"),
     ]
     prefixes = {
         "asst": "asst_",
@@ -286,6 +299,8 @@ def _id_cases() -> list[Case]:
         "upload": "upload_",
         "conv": "conv_",
         "resp": "resp_",
+        "cntr": "cntr_",
+        "cfile": "cfile_",
     }
     wrong = {
         "asst": "thread_abc",
@@ -295,6 +310,8 @@ def _id_cases() -> list[Case]:
         "upload": "part_abc",
         "conv": "asst_abc",
         "resp": "run_abc",
+        "cntr": "conv_abc",
+        "cfile": "file-abc",
     }
     bodies = {
         "/messages": {"role": "user", "content": "x"},
@@ -304,6 +321,7 @@ def _id_cases() -> list[Case]:
         "/messages/{}": {"metadata": {}},
         "/conversations/{}": {"metadata": {}},
         "/items": {"items": [{"role": "user", "content": "x"}]},
+        "/containers/{}/files": {"file_id": "file-abc"},
     }
     cases: list[Case] = []
     for method, template, kind in paths:
@@ -801,6 +819,68 @@ def _conversation_and_response_cases() -> list[Case]:
     }
     for k, (v, status) in token_bodies.items():
         cases.append((f"count_input_tokens-{k}", "POST", "/responses/input_tokens", {"json": v}, status))
+        if k != "stream_field":  # the same context fields, checked the same way, on POST /v1/responses
+            body = {"model": "gpt-4o", "input": "x", **v}
+            cases.append((f"create_response-{k}", "POST", "/responses", {"json": body}, status))
+    base = {"model": "gpt-4o", "input": "x"}
+    call = {"type": "function_call", "call_id": "call_1", "name": "f", "arguments": "{}"}
+    output = {"type": "function_call_output", "call_id": "call_1", "output": "y"}
+    create_bodies: dict[str, tuple[Any, int]] = {
+        "missing_model": ({"input": "x"}, 400),
+        "model_empty": ({"model": "", "input": "x"}, 400),
+        "background_without_store": ({**base, "background": True, "store": False}, 400),
+        "stream_options_without_stream": ({**base, "stream_options": {"include_obfuscation": False}}, 400),
+        "max_output_tokens_15": ({**base, "max_output_tokens": 15}, 400),
+        "max_output_tokens_string": ({**base, "max_output_tokens": "many"}, 400),
+        "temperature_3": ({**base, "temperature": 3}, 400),
+        "top_p_2": ({**base, "top_p": 2}, 400),
+        "top_logprobs_21": ({**base, "top_logprobs": 21}, 400),
+        "include_unknown": ({**base, "include": ["everything"]}, 400),
+        "metadata_17_keys": ({**base, "metadata": META_17}, 400),
+        "metadata_513_value": ({**base, "metadata": META_LONG_VALUE}, 400),
+        "store_string": ({**base, "store": "yes"}, 400),
+        "json_schema_no_name": ({**base, "text": {"format": {"type": "json_schema", "schema": {}}}}, 400),
+        "tool_choice_function_no_name": ({**base, "tool_choice": {"type": "function"}}, 400),
+        "tool_choice_unknown_function": ({**base, "tool_choice": {"type": "function", "name": "nope"}}, 400),
+        "tool_choice_hosted_without_tool": ({**base, "tool_choice": {"type": "file_search"}}, 400),
+        "call_without_output": ({**base, "input": [call]}, 400),
+        "output_without_call": ({**base, "input": [output]}, 400),
+        "output_call_id_null": ({**base, "input": [{**output, "call_id": None}]}, 400),
+        "input_too_long_for_context": ({**base, "input": "word " * 300_000}, 400),
+        "input_missing_image_file": (
+            {**base, "input": [{"role": "user", "content": [{"type": "input_image", "file_id": "file-nope"}]}]},
+            404,
+        ),
+        "input_missing_reference": ({**base, "input": [{"type": "item_reference", "id": "msg_nope"}]}, 404),
+    }
+    for k, (v, status) in create_bodies.items():
+        cases.append((f"create_response-{k}", "POST", "/responses", {"json": v}, status))
+    forged = {"type": "compaction", "encrypted_content": "tlc1.eyJ2IjoxLCJzdW1tYXJ5IjoieCJ9.AAAA"}
+    compact_bodies: dict[str, dict[str, Any]] = {
+        "missing_model": {"input": "hi"},
+        "model_empty": {"model": "", "input": "hi"},
+        "prompt_cache_key_65": {**base, "input": "hi", "prompt_cache_key": "k" * 65},
+        "prompt_cache_retention_bad": {**base, "input": "hi", "prompt_cache_retention": "1y"},
+        "service_tier_bad": {**base, "input": "hi", "service_tier": "premium"},
+        "input_number": {**base, "input": 5},
+        "forged_compaction": {**base, "input": [forged]},
+        "compaction_not_base64": {**base, "input": [{"type": "compaction", "encrypted_content": "%%%"}]},
+        "compaction_no_content": {**base, "input": [{"type": "compaction"}]},
+        "previous_unknown": {**base, "previous_response_id": "resp_nope"},
+        "input_too_long_for_context": {**base, "input": "word " * 300_000},
+    }
+    for k, v in compact_bodies.items():
+        cases.append((f"compact_response-{k}", "POST", "/responses/compact", {"json": v}, 400))
+    cases += [
+        ("create_response-forged_compaction", "POST", "/responses", {"json": {**base, "input": [forged]}}, 400),
+        ("cancel_response-unknown", "POST", "/responses/resp_nope/cancel", {}, 404),
+        ("cancel_response-not_background", "POST", "/responses/{resp}/cancel", {}, 400),
+        ("cancel_response-nul", "POST", "/responses/resp_%00/cancel", {}, 400),
+        ("cancel_response-bad_prefix", "POST", "/responses/run_abc/cancel", {}, 400),
+        ("get_response-stream_unknown", "GET", "/responses/resp_nope?stream=true", {}, 404),
+        ("get_response-starting_after_text", "GET", "/responses/{resp}?stream=true&starting_after=x", {}, 400),
+        ("get_response-starting_after_negative", "GET", "/responses/{resp}?stream=true&starting_after=-5", {}, 400),
+    ]
     return cases
 
 
@@ -927,6 +1007,13 @@ def _surrogate_cases() -> list[Case]:
                     }
                 ]
             },
+        },
+        ("create_response", "POST", "/responses"): {
+            **{f"input_{k}": {"model": "gpt-4o", "input": [v]} for k, v in _item_variants().items()},
+            "input_string_surrogate": {"model": "gpt-4o", "input": "a\ud800"},
+            "instructions_surrogate": {"model": "gpt-4o", "instructions": "\udfff"},
+            "model_surrogate": {"model": "gpt-\ud800"},
+            "metadata_surrogate": {"model": "gpt-4o", "metadata": {"k": "\ud800"}},
         },
         ("complete_upload", "POST", "/uploads/{upload}/complete"): {
             "part_ids_surrogate": {"part_ids": ["part_\ud800"]},
@@ -1116,6 +1203,8 @@ def _size_cases() -> list[Case]:
         ("POST", "/conversations/{conv}"),
         ("POST", "/conversations/{conv}/items"),
         ("POST", "/responses/input_tokens"),
+        ("POST", "/containers"),
+        ("POST", "/responses"),
         ("GET", "/assistants"),
         ("DELETE", "/threads/{thread}"),
         ("POST", "/nothing-here"),
@@ -1124,6 +1213,155 @@ def _size_cases() -> list[Case]:
         (f"declared_9MB-{m.lower()}_{p.strip('/').replace('/', '_')}", m, p, {"declared_length": 9 * 1024 * 1024}, 413)
         for m, p in routes
     ]
+
+
+def _container_cases() -> list[Case]:
+    bodies: dict[str, Any] = {
+        "missing_name": {},
+        "name_null": {"name": None},
+        "name_int": {"name": 5},
+        "name_empty": {"name": ""},
+        "name_too_long": {"name": "n" * 257},
+        "file_ids_string": {"name": "c", "file_ids": "file-abc"},
+        "file_ids_int_item": {"name": "c", "file_ids": [5]},
+        "file_ids_wrong_prefix": {"name": "c", "file_ids": ["asst_abc"]},
+        "file_ids_51": {"name": "c", "file_ids": ["file-abc"] * 51},
+        "expires_after_anchor": {"name": "c", "expires_after": {"anchor": "created_at", "minutes": 5}},
+        "expires_after_no_minutes": {"name": "c", "expires_after": {"anchor": "last_active_at"}},
+        "expires_after_minutes_0": {"name": "c", "expires_after": {"anchor": "last_active_at", "minutes": 0}},
+        "expires_after_minutes_str": {"name": "c", "expires_after": {"anchor": "last_active_at", "minutes": "5"}},
+        "expires_after_minutes_huge": {"name": "c", "expires_after": {"anchor": "last_active_at", "minutes": 10**9}},
+        "expires_after_string": {"name": "c", "expires_after": "20m"},
+        "memory_limit_2g": {"name": "c", "memory_limit": "2g"},
+        "network_policy_allowlist": {
+            "name": "c",
+            "network_policy": {"type": "allowlist", "allowed_domains": ["example.com"]},
+        },
+        "skills": {"name": "c", "skills": [{"type": "skill_reference", "skill_id": "s"}]},
+        "metadata": {"name": "c", "metadata": {"k": "v"}},  # containers take no metadata
+    }
+    cases: list[Case] = [(f"create_container-{k}", "POST", "/containers", {"json": v}, 400) for k, v in bodies.items()]
+    cases.append(
+        (
+            "create_container-missing_file",
+            "POST",
+            "/containers",
+            {"json": {"name": "c", "file_ids": ["file-nope"]}},
+            404,
+        )
+    )
+    files_path = "/containers/{cntr}/files"
+    cases += [
+        ("create_container_file-file_id_int", "POST", files_path, {"json": {"file_id": 5}}, 400),
+        ("create_container_file-file_id_wrong_prefix", "POST", files_path, {"json": {"file_id": "asst_x"}}, 400),
+        ("create_container_file-file_id_missing", "POST", files_path, {"json": {"file_id": "file-nope"}}, 404),
+        (
+            "create_container_file-form_file_id_missing",
+            "POST",
+            files_path,
+            {"data": {"file_id": "file-nope"}, "files": {"x": ("x", b"x")}},
+            404,
+        ),
+        (
+            "create_container_file-form_file_id_bad",
+            "POST",
+            files_path,
+            {"data": {"file_id": "vs_1"}, "files": {"x": ("x", b"x")}},
+            400,
+        ),
+        ("create_container_file-both", "POST", files_path, {"json": {"file_id": "{file}", "file": "x"}}, 400),
+        (
+            "create_container_file-multipart_no_file",
+            "POST",
+            files_path,
+            {"data": {"file_id": "x"}, "files": {"other": ("a.txt", b"a")}},
+            400,
+        ),
+        ("create_container_file-multipart_empty", "POST", files_path, {"files": {"file": ("e.txt", b"")}}, 400),
+        ("create_container_file-multipart_no_name", "POST", files_path, {"files": {"file": ("", b"x")}}, 400),
+        ("create_container_file-multipart_slash", "POST", files_path, {"files": {"file": ("../x.txt", b"x")}}, 400),
+        (
+            "create_container_file-multipart_garbled",
+            "POST",
+            files_path,
+            {"content": b"--x\r\nbroken", "headers": {"content-type": "multipart/form-data; boundary=x"}},
+            400,
+        ),
+    ]
+    for path in ("/containers", "/containers/{cntr}/files"):
+        name = path.strip("/").replace("/", "_").replace("{cntr}", "C")
+        for label, params in {
+            "limit_0": {"limit": "0"},
+            "limit_abc": {"limit": "abc"},
+            "limit_101": {"limit": "101"},
+            "order_sideways": {"order": "sideways"},
+            "after_nul": {"after": "x\x00"},
+        }.items():
+            cases.append((f"list_{name}-{label}", "GET", path, {"params": params}, 400))
+    cases.append(("list_containers-name_nul", "GET", "/containers", {"params": {"name": "a\x00"}}, 400))
+    return cases
+
+
+def _organization_cases() -> list[Case]:
+    """Usage, costs and admin keys (the table's server has no keys at all, so /v1/organization is open)."""
+    usage = "/organization/usage/completions"
+    queries: dict[str, tuple[str, dict[str, Any]]] = {
+        "missing_start_time": (usage, {}),
+        "start_time_text": (usage, {"start_time": "yesterday"}),
+        "start_time_negative": (usage, {"start_time": -5}),
+        "start_time_huge": (usage, {"start_time": 10**30}),
+        "start_time_nul": (usage, {"start_time": "1\x00"}),
+        "end_before_start": (usage, {"start_time": 1000, "end_time": 10}),
+        "bucket_width_2d": (usage, {"start_time": 0, "bucket_width": "2d"}),
+        "group_by_unknown": (usage, {"start_time": 0, "group_by[]": "colour"}),
+        "group_by_other_endpoint": (usage, {"start_time": 0, "group_by": "vector_store_id"}),
+        "limit_zero": (usage, {"start_time": 0, "limit": 0}),
+        "limit_over_1d_max": (usage, {"start_time": 0, "limit": 32}),
+        "limit_over_1m_max": (usage, {"start_time": 0, "bucket_width": "1m", "limit": 1441}),
+        "limit_text": (usage, {"start_time": 0, "limit": "many"}),
+        "page_garbage": (usage, {"start_time": 0, "page": "garbage"}),
+        "page_huge": (usage, {"start_time": 0, "page": "page_" + "9" * 30}),
+        "page_misaligned": (usage, {"start_time": 0, "page": "page_7"}),
+        "page_nul": (usage, {"start_time": 0, "page": "page_\x00"}),
+        "batch_maybe": (usage, {"start_time": 0, "batch": "maybe"}),
+        "models_nul": (usage, {"start_time": 0, "models[]": "a\x00"}),
+        "costs_hourly": ("/organization/costs", {"start_time": 0, "bucket_width": "1h"}),
+        "costs_limit_181": ("/organization/costs", {"start_time": 0, "limit": 181}),
+        "costs_group_by_model": ("/organization/costs", {"start_time": 0, "group_by[]": "model"}),
+        "costs_missing_start": ("/organization/costs", {}),
+        "admin_keys_limit_zero": ("/organization/admin_api_keys", {"limit": 0}),
+        "admin_keys_limit_101": ("/organization/admin_api_keys", {"limit": 101}),
+        "admin_keys_order_up": ("/organization/admin_api_keys", {"order": "up"}),
+        "admin_keys_after_nul": ("/organization/admin_api_keys", {"after": "key_\x00"}),
+    }
+    for endpoint in ("embeddings", "code_interpreter_sessions", "vector_stores", "file_search_calls"):
+        queries[f"{endpoint}_missing_start"] = (f"/organization/usage/{endpoint}", {})
+        queries[f"{endpoint}_group_by_model"] = (
+            f"/organization/usage/{endpoint}",
+            {"start_time": 0, "group_by": "model" if endpoint != "embeddings" else "vector_store_id"},
+        )
+    cases: list[Case] = [
+        (f"organization-{name}", "GET", path, {"params": params}, 400) for name, (path, params) in queries.items()
+    ]
+    bodies: dict[str, dict[str, Any]] = {
+        "missing_name": {},
+        "name_int": {"name": 5},
+        "name_too_long": {"name": "n" * 257},
+        "name_nul": {"name": "a\x00"},
+        "expires_zero": {"name": "k", "expires_in_seconds": 0},
+        "expires_over_a_year": {"name": "k", "expires_in_seconds": 31536001},
+        "expires_text": {"name": "k", "expires_in_seconds": "soon"},
+    }
+    cases += [
+        (f"create_admin_key-{name}", "POST", "/organization/admin_api_keys", {"json": body}, 400)
+        for name, body in bodies.items()
+    ]
+    cases += [
+        ("admin_key-get_unknown", "GET", "/organization/admin_api_keys/key_nope", {}, 404),
+        ("admin_key-delete_unknown", "DELETE", "/organization/admin_api_keys/key_nope", {}, 404),
+        ("usage_run-unknown", "GET", "/organization/usage/runs/run_nope", {}, 404),
+    ]
+    return cases
 
 
 CASES: list[Case] = (
@@ -1143,6 +1381,8 @@ CASES: list[Case] = (
     + _query_and_path_cases()
     + _size_cases()
     + _conversation_and_response_cases()
+    + _container_cases()
+    + _organization_cases()
 )
 
 
@@ -1190,6 +1430,8 @@ def objs(server: ServerHandle) -> dict[str, str]:
         ids["conv"] = post("/conversations", json={"items": [{"role": "user", "content": "hi"}]})["id"]
         ids["conv_item"] = http.get(f"/conversations/{ids['conv']}/items").json()["data"][0]["id"]
         ids["resp"] = _stored_response(server)
+        ids["cntr"] = post("/containers", json={"name": "bad input"})["id"]
+        ids["cfile"] = post(f"/containers/{ids['cntr']}/files", json={"file_id": ids["file"]})["id"]
         return ids
 
 

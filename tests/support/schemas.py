@@ -77,7 +77,7 @@ def _translate_nullable(node: Any) -> Any:
     return _null_or(node) if nullable else node
 
 
-def _allow_null(*pointer: str) -> Callable[[dict[str, Any]], None]:
+def _allow_null(*pointer: str | int) -> Callable[[dict[str, Any]], None]:
     def patch(spec: dict[str, Any]) -> None:
         parent = spec["components"]["schemas"]
         for key in pointer[:-1]:
@@ -92,6 +92,8 @@ def _list_ids_nullable(spec: dict[str, Any]) -> None:
         if (name.startswith("List") and name.endswith("Response")) or name in (
             "ConversationItemList",
             "ResponseItemList",
+            "ContainerListResource",
+            "ContainerFileListResource",
         ):
             props = schema.get("properties", {})
             for key in ("first_id", "last_id"):
@@ -116,6 +118,27 @@ def _response_delete_body(spec: dict[str, Any]) -> None:
     }
 
 
+def _container_delete_bodies(spec: dict[str, Any]) -> None:
+    for path, name in (
+        ("/containers/{container_id}", "container.deleted"),
+        ("/containers/{container_id}/files/{file_id}", "container.file.deleted"),
+    ):
+        ok = spec["paths"][path]["delete"]["responses"]["200"]
+        ok["content"] = {
+            "application/json": {
+                "schema": {
+                    "type": "object",
+                    "required": ["id", "object", "deleted"],
+                    "properties": {
+                        "id": {"type": "string"},
+                        "object": {"type": "string", "enum": [name]},
+                        "deleted": {"type": "boolean", "enum": [True]},
+                    },
+                }
+            }
+        }
+
+
 # Each entry: why the spec is wrong relative to the contract, and the narrow fix.
 SPEC_PATCHES: list[tuple[str, Callable[[dict[str, Any]], None]]] = [
     # Contract §4.1 / §8 (and responses-contract §9): an empty page has no first or last item, so first_id/last_id
@@ -125,8 +148,16 @@ SPEC_PATCHES: list[tuple[str, Callable[[dict[str, Any]], None]]] = [
     ("OpenAIFile.expires_at may be null", _allow_null("OpenAIFile", "properties", "expires_at")),
     # Deprecated field, Optional[str] in the SDK; null when there are no details.
     ("OpenAIFile.status_details may be null", _allow_null("OpenAIFile", "properties", "status_details")),
+    # responses-contract §2.2 / §3.3 (a) / §5.1: usage is null until the response ends (live `response.created`
+    # and `in_progress` carry `usage: null`; the SDK types it Optional).
+    ("Response.usage may be null before the end", _allow_null("Response", "allOf", 2, "properties", "usage")),
     # responses-contract §1.1 / §8.14: DELETE /responses/{id} declares no body; its example is this object.
     ("DELETE /responses/{id} answers the example's {id, object: response, deleted}", _response_delete_body),
+    # responses-contract §1.3 / §2.7: the container deletes declare no body; their examples are these objects.
+    (
+        "DELETE /containers/{id} (and its files) answer {id, object: container(.file).deleted, deleted}",
+        _container_delete_bodies,
+    ),
 ]
 
 _lock = threading.Lock()

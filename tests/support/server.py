@@ -12,7 +12,8 @@ A PostgreSQL server's database is a clone (CREATE DATABASE ... TEMPLATE) of one 
 The server runs with the project's main virtualenv (env THREADLINE_TEST_PYTHON, default <repo>/.venv/bin/python),
 whatever interpreter runs the tests, so the same suite can run from a venv with an older openai SDK. Its environment
 is the test process's minus THREADLINE_*, OPENAI_* and ANTHROPIC_* variables, plus THREADLINE_SANDBOX_WARM_POOL=0
-(servers that run code pass THREADLINE_SANDBOX_WARM_POOL=1), plus the `env` given to start().
+(servers that run code pass THREADLINE_SANDBOX_WARM_POOL=1), THREADLINE_WORKERS=1 (one process) and a 5 s linger
+for the sandbox service a server starts on demand (in <data dir>/sandbox/service), plus the `env` given to start().
 The log (stdout+stderr of every start) is at handle.log_path; pytest shows its tail when a test fails.
 """
 
@@ -141,6 +142,10 @@ class ServerHandle:
         env.update({"PYTHONUNBUFFERED": "1", "PYTHONDONTWRITEBYTECODE": "1"})
         # Most servers never run code: no warm sandbox (the suites that run code ask for one; a cold one still works).
         env["THREADLINE_SANDBOX_WARM_POOL"] = "0"
+        # The machine's sandbox service a server starts on demand exits soon after its servers stop.
+        env["THREADLINE_SANDBOX_SERVICE_LINGER_S"] = "5"
+        # One process per server unless a test asks for more (`serve` defaults to one per core).
+        env["THREADLINE_WORKERS"] = "1"
         if self.settings_via_env:
             env.update(self.settings_env())
         env.update(self.env)

@@ -1,19 +1,20 @@
-"""/v1/responses: stored responses (retrieve, delete, input items) and input token counts.
-
-`POST /v1/responses` (creating and executing a response) is registered by the execution work; its request model is
-api/response_models.ResponseCreate.
-"""
+"""/v1/responses: create (sync, streamed, background), retrieve (and replay a background response's stream),
+cancel, delete, input items, and input token counts."""
 
 from __future__ import annotations
 
+import anyio.to_thread
 from fastapi import APIRouter, Body, Depends, Request
-from fastapi.responses import Response
+from fastapi.responses import Response, StreamingResponse
 
 from ..ids import PREFIXES, has_prefix
+from ..services import response_compact as compaction
+from ..services import response_create as create
 from ..services import response_models as rm
 from ..services import responses as svc
+from ..store import response_events
 from ..store import responses as table
-from .common import ListParams, frees_storage, json, store
+from .common import ListParams, frees_storage, json, runtime, store
 from .conversations import include_param, item_list_params
 from .errors import bad_request, invalid_id
 from .jsonbody import JSONRoute
@@ -27,6 +28,47 @@ def check_response_id(value: str) -> str:
     return value
 
 
+SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+
+
+@router.post("")
+async def create_response(request: Request, body: rm.ResponseCreate) -> Response:
+    created = await create.create_response(runtime(request), body)
+    if created.stream is not None:
+        return StreamingResponse(created.stream, media_type="text/event-stream", headers=SSE_HEADERS)
+    if created.execution is None:  # background: queued
+        return json(created.response)
+    return json(await create.finish_sync(created))
+
+
+def _starting_after(request: Request) -> int:
+    raw = request.query_params.get("starting_after")
+    if raw is None:
+        return -1
+    try:
+        value = int(raw)
+    except ValueError:
+        value = -2
+    if value < -1 or value > 2**31:
+        raise bad_request(
+            f"Invalid 'starting_after': expected a non-negative integer, got '{raw[:64]}'.",
+            param="starting_after",
+            code="invalid_value",
+        )
+    return value
+
+
+@router.post("/compact")
+async def compact_response(request: Request, body: compaction.CompactRequest) -> Response:
+    return json(await compaction.compact(runtime(request), body))
+
+
+@router.post("/{response_id}/cancel")
+def cancel_response(response_id: str, request: Request) -> Response:
+    check_response_id(response_id)
+    return json(create.cancel_response(runtime(request), response_id))
+
+
 @router.post("/input_tokens")
 def count_input_tokens(request: Request, body: rm.InputTokensRequest | None = Body(None)) -> Response:
     with store(request).read() as conn:
@@ -35,20 +77,22 @@ def count_input_tokens(request: Request, body: rm.InputTokensRequest | None = Bo
 
 
 @router.get("/{response_id}")
-def get_response(response_id: str, request: Request) -> Response:
+async def get_response(response_id: str, request: Request) -> Response:
     check_response_id(response_id)
     include = include_param(request)
     if request.query_params.get("stream", "false").lower() not in ("false", "0", ""):
-        # Replaying a response's events needs its stored stream, which only executed responses have.
-        raise bad_request(
-            "Invalid value for 'stream': this response has no stored event stream to replay (only background "
-            "responses keep one).",
-            param="stream",
-            code="invalid_value",
-        )
-    with store(request).read() as conn:
-        response = svc.load_stored(conn, response_id)
-    return json(svc.with_include(response, include))
+        # A background response's recorded events, from `starting_after` on (then live until it ends).
+        starting_after = _starting_after(request)
+        rt = runtime(request)
+        await anyio.to_thread.run_sync(create.check_replayable, rt, response_id)
+        stream = create.replay(rt, response_id, starting_after)
+        return StreamingResponse(stream, media_type="text/event-stream", headers=SSE_HEADERS)
+
+    def load() -> dict:
+        with store(request).read() as conn:
+            return svc.load_stored(conn, response_id)
+
+    return json(svc.with_include(await anyio.to_thread.run_sync(load), include))
 
 
 @router.delete("/{response_id}")
@@ -59,6 +103,7 @@ def delete_response(response_id: str, request: Request) -> Response:
     with s.write() as conn:
         svc.load_stored(conn, response_id)
         table.delete(conn, response_id)
+        response_events.delete(conn, response_id)
     return json({"id": response_id, "object": "response", "deleted": True})
 
 

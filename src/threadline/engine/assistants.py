@@ -22,11 +22,16 @@ from typing import Any, Protocol, TypeVar
 import sqlalchemy as sa
 
 from .. import metrics
+from ..ids import new_id
 from ..store import Store, executions, now, runs, schema
+from ..store import items as log
+from ..store import usage as usage_records
+from ..tokens import count_tokens
 from . import neutral as n
 from .events import NullSink, error_payload
 from .objects import assistant_message, step_object, strip_content, usage
 from .projection import Prepare
+from .responses import file_search_item
 from .runtime import EngineRuntime
 
 # A run nobody streams saves its open reply message at once only when the reply takes at least this long.
@@ -67,6 +72,61 @@ def merge_owned(current: dict[str, Any] | None, ours: dict[str, Any], fields: tu
 def _finish_step(step: dict, status: str, ts: int) -> None:
     step["status"] = status
     step[runs.STEP_STAMP[status]] = ts
+
+
+def tool_call_item(call: dict[str, Any], run: dict[str, Any]) -> log.ItemRow | None:
+    """The conversation item of an Assistants tool call (contract §7.3); the call's id is the item's call_id."""
+    kind = call.get("type")
+    if kind == "function":
+        if call["function"].get("output") is None:
+            return None  # appended with its output when the outputs are submitted: never a call left unanswered
+        item = {
+            "id": new_id("function_call"),
+            "type": "function_call",
+            "status": "completed",
+            "call_id": call["id"],
+            "name": call["function"]["name"],
+            "arguments": call["function"]["arguments"],
+        }
+    elif kind == "file_search":
+        item = {"id": new_id("file_search_call"), "type": "file_search_call", "status": "completed"}
+        item.update(file_search_item(call, "{}"))
+    elif kind == "code_interpreter":
+        ci = call.get("code_interpreter") or {}
+        outputs = []
+        for o in ci.get("outputs") or []:
+            if o.get("type") == "logs":
+                outputs.append({"type": "logs", "logs": o.get("logs", "")})
+            elif o.get("type") == "image":
+                outputs.append({"type": "image", "url": f"/v1/files/{o['image']['file_id']}/content"})
+        item = {
+            "id": new_id("code_interpreter_call"),
+            "type": "code_interpreter_call",
+            "status": "completed",
+            "code": ci.get("input", ""),
+            "container_id": container_of(run["thread_id"]),
+            "outputs": outputs,
+        }
+    else:
+        return None
+    return log.ItemRow(id=item["id"], type=item["type"], data=item)
+
+
+def function_output_item(call_id: str, output: str) -> log.ItemRow:
+    """The `function_call_output` item of a submitted tool output."""
+    item = {
+        "id": new_id("function_call_output"),
+        "type": "function_call_output",
+        "status": "completed",
+        "call_id": call_id,
+        "output": output,
+    }
+    return log.ItemRow(id=item["id"], type=item["type"], data=item)
+
+
+def container_of(thread_id: str) -> str:
+    """The container id a thread's code_interpreter session is shown as (one session per thread)."""
+    return "cntr_" + thread_id.removeprefix("thread_")
 
 
 def _usage(u: n.Usage | None) -> dict[str, int] | None:
@@ -307,7 +367,14 @@ class AssistantsProjection:
 
     async def _close_message(self, done: n.TextDone) -> None:
         message, step = self._close_in_memory(done)
-        message = await self.owned_write(lambda conn: self._save_closed(conn, message, step))
+
+        def save(conn: sa.Connection) -> dict:
+            saved = self._save_closed(conn, message, step)
+            if done.usage is not None:  # the reply ended the turn (length, content_filter)
+                self._record_usage(conn, done.usage)
+            return saved
+
+        message = await self.owned_write(save)
         self.message = self.step = None
         self.unsaved = False
         self._emit_closed(message, step)
@@ -351,11 +418,15 @@ class AssistantsProjection:
         return step
 
     def _append_conversation_items(self, conn: sa.Connection, step: dict[str, Any]) -> None:
-        """HOOK (docs/architecture.md, "one store"): append the conversation items equivalent to the tool calls
-        `step` records (function_call + function_call_output, file_search_call, code_interpreter_call) to the
-        thread's `messages` log, in the transaction that saves the step. Called when a tool step completes or the
-        run waits for function outputs (services/runs.submit_tool_outputs adds the function_call_output items).
-        Not done yet: it needs the `messages.type` column."""
+        """Append the conversation items equivalent to the tool calls `step` records to the thread's log, in the
+        transaction that saves the step (docs/architecture.md, "one store"): function calls as `function_call`
+        items with their `function_call_output` items, once the outputs are submitted (services/runs.py; a run
+        cancelled or expired while waiting leaves no unanswered call in the log), a file_search
+        call as a `file_search_call` item with its results, a code_interpreter call as a `code_interpreter_call`
+        item with its code and outputs."""
+        rows = [row for call in step["step_details"]["tool_calls"] if (row := tool_call_item(call, self.run))]
+        if rows:
+            log.append(conn, self.run["thread_id"], rows, now())
 
     async def _tool_turn_done(self, event: n.ToolTurnDone) -> None:
         step = self._record_calls(event.usage)
@@ -364,6 +435,7 @@ class AssistantsProjection:
         def save(conn: sa.Connection) -> None:
             Store.update(conn, schema.run_steps, step)
             self._append_conversation_items(conn, step)
+            self._record_usage(conn, event.usage)
             executions.save_state(conn, schema.runs, self.execution_id, self.state)
 
         await self.owned_write(save)
@@ -383,6 +455,7 @@ class AssistantsProjection:
             run["usage"] = _usage(event.total)
             Store.update(conn, schema.run_steps, step)
             self._append_conversation_items(conn, step)
+            self._record_usage(conn, event.usage)
             return executions.state_columns(self.state, release=True)
 
         run = await self._transition(("in_progress",), mutate)
@@ -392,6 +465,73 @@ class AssistantsProjection:
         self.run = run
         self.emit("thread.run.requires_action", run)
         self.step = None
+
+    # -- usage ----------------------------------------------------------------------------------------------------
+
+    def _usage_ids(self) -> dict[str, Any]:
+        run = self.run
+        return {
+            "api_key_id": self.state.get("api_key_id"),
+            "assistant_id": run.get("assistant_id"),
+            "thread_id": run.get("thread_id"),
+            "run_id": self.execution_id,
+        }
+
+    def _provider_name(self) -> str | None:
+        try:
+            return self.rt.providers.route_for(self.run["model"]).provider
+        except Exception:  # an unroutable model never reaches a provider; the name is only informative
+            return None
+
+    def _record_usage(self, conn: sa.Connection, turn: n.Usage | None, *, estimated: bool = False) -> None:
+        """One usage row for the model call that ended a turn, in the transaction that saves the turn, with what
+        its prompt was made of (the context source's `prompt_parts`); plus the turn's file_search calls and the
+        thread's code-interpreter session (store/usage.py)."""
+        parts = self.state.pop("prompt_parts", None)
+        if turn is None:
+            return
+        if not (turn.prompt_tokens or turn.completion_tokens) and parts:
+            # The provider reported no usage: count what was sent and the reply, as for an interrupted call.
+            reply = count_tokens(self.text) if self.message is not None else 0
+            turn = n.Usage(sum(parts.values()), reply, turn.latency_ms)
+            estimated = True
+        at = self.rt.clock.now()
+        ids = self._usage_ids()
+        data: dict[str, Any] = {"prompt": parts} if parts else {}
+        if estimated:
+            data["estimated"] = True
+        usage_records.record(
+            conn,
+            "completion",
+            at,
+            model=self.run.get("model"),
+            provider=self._provider_name(),
+            input_tokens=turn.prompt_tokens,
+            output_tokens=turn.completion_tokens,
+            latency_ms=turn.latency_ms,
+            data=data or None,
+            **ids,
+        )
+        tool_step = self.step is not None and self.step.get("type") == "tool_calls"
+        kinds = [call.get("type") for call in self.records.values()] if tool_step else []
+        if searches := kinds.count("file_search"):
+            usage_records.record(conn, "file_search_call", at, quantity=searches, **ids)
+        if "code_interpreter" in kinds:
+            usage_records.open_session(conn, ids.pop("thread_id"), at, **ids)
+
+    def _record_interrupted(self, conn: sa.Connection, ending: str) -> None:
+        """A model call cut short (cancel, expiry, or a failure once the reply or calls had begun) never reports
+        its usage: record its estimate (the prompt as counted when built, the reply so far), flagged `estimated`."""
+        parts = self.state.get("prompt_parts")
+        if not parts:
+            return
+        if ending not in ("cancelled", "expired", "failed") or (
+            ending == "failed" and self.message is None and self.step is None
+        ):
+            self.state.pop("prompt_parts", None)
+            return
+        reply = count_tokens(self.text) if self.message is not None else 0
+        self._record_usage(conn, n.Usage(sum(parts.values()), reply), estimated=True)
 
     # -- endings -------------------------------------------------------------------------------------------------
 
@@ -424,6 +564,7 @@ class AssistantsProjection:
 
         def mutate(run: dict, conn: sa.Connection) -> dict[str, Any]:
             ts = now()
+            self._record_interrupted(conn, status)
             self._close_open(conn, status, ts, events)
             cols = runs.end(conn, run, status, ts, events, usage=_usage(total), **fields)
             return {**cols, **executions.state_columns(self.state)}
@@ -484,6 +625,7 @@ class AssistantsProjection:
 
         def save(conn: sa.Connection) -> tuple[dict, dict]:
             merged = self._save_closed(conn, message, step)
+            self._record_usage(conn, done.usage)
             run = Store.fetch(conn, schema.runs, self.execution_id, lock=True)
             assert run is not None  # owned_write found it in_progress under our lease
             self.message = self.step = None  # saved above: the run's ending must not close them again

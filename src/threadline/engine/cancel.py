@@ -2,8 +2,9 @@
 
 The cancel request persists `cancelling` on the run first (the source of truth), then calls `notify`. The request
 may reach any server process, so the executor cannot rely on the in-process call alone: `PolledCancelSignal` also
-polls the status of the runs it watches (one indexed query per interval for all of them). A PostgreSQL
-LISTEN/NOTIFY implementation can replace it behind the same interface.
+polls the status of the runs it watches (one indexed query per interval for all of them). On PostgreSQL,
+`NotifiedCancelSignal` sends `pg_notify('threadline_cancel', run_id)` after the commit and every process LISTENs,
+so the executing process hears of it within milliseconds; its poll only covers a listener that was reconnecting.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from collections.abc import Callable
 from typing import Protocol
 
 from ..store import Store, executions, schema
+from ..store.listen import PgListener
+from ..store.listen import notify as pg_notify
 
 log = logging.getLogger("threadline.engine")
 
@@ -86,25 +89,81 @@ class PolledCancelSignal:
             callback()
 
     def _cancelling(self, run_ids: list[str]) -> list[str]:
+        # A run being cancelled is `cancelling` until its executor ends it; a response is `cancelled` at once.
+        responses = [i for i in run_ids if i.startswith("resp_")]
+        runs = [i for i in run_ids if not i.startswith("resp_")]
         with self.store.read() as conn:
-            return executions.with_status(conn, schema.runs, run_ids, "cancelling")
+            found = executions.with_status(conn, schema.runs, runs, "cancelling") if runs else []
+            if responses:
+                found += executions.with_status(conn, schema.responses, responses, "cancelled")
+            return found
 
     async def _poll_forever(self) -> None:
         while self._callbacks:
-            await asyncio.sleep(self.interval_s)
-            ids = list(self._callbacks)
-            if not ids:
-                continue
-            try:
-                found = await asyncio.to_thread(self._cancelling, ids)
-            except Exception:  # a failed poll is retried at the next interval
-                log.warning("polling for cancelled runs failed", exc_info=True)
-                continue
-            for run_id in found:
-                self._fire(run_id)
+            await self._poll_once()
+
+    def _interval(self) -> float:
+        return self.interval_s
+
+    async def _poll_once(self) -> None:
+        await asyncio.sleep(self._interval())
+        ids = list(self._callbacks)
+        if not ids:
+            return
+        try:
+            found = await asyncio.to_thread(self._cancelling, ids)
+        except Exception:  # a failed poll is retried at the next interval
+            log.warning("polling for cancelled runs failed", exc_info=True)
+            return
+        for run_id in found:
+            self._fire(run_id)
 
     async def aclose(self) -> None:
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+
+
+CHANNEL = "threadline_cancel"
+NOTIFIED_POLL_INTERVAL_S = 2.0
+
+
+class NotifiedCancelSignal(PolledCancelSignal):
+    """PostgreSQL: cancels announced with NOTIFY and heard through the process's LISTEN connection, plus a slower
+    poll of the watched runs (`poll_s`) in case a notification was missed while the listener reconnected."""
+
+    def __init__(self, store: Store, listener: PgListener, interval_s: float = NOTIFIED_POLL_INTERVAL_S) -> None:
+        super().__init__(store, interval_s)
+        self.listener = listener
+        self._sends: set[asyncio.Task] = set()
+        listener.subscribe(CHANNEL, self._notified)
+
+    def _notified(self, run_id: str) -> None:
+        loop = self._loop
+        if run_id in self._callbacks and loop is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(self._fire, run_id)
+
+    def notify(self, run_id: str) -> None:
+        if self.watching(run_id):  # executed here: delivered at once, nobody else needs to hear of it
+            super().notify(run_id)
+            return
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            self._send(run_id)
+        else:  # on the event loop: the database call goes to a thread
+            task = asyncio.get_running_loop().create_task(asyncio.to_thread(self._send, run_id))
+            self._sends.add(task)
+            task.add_done_callback(self._sends.discard)
+
+    def _send(self, run_id: str) -> None:
+        try:
+            with self.store.write() as conn:
+                pg_notify(conn, CHANNEL, run_id)
+        except Exception:  # the executing process's poll still finds the cancel
+            log.warning("announcing the cancel of %s failed", run_id, exc_info=True)
+
+    def _interval(self) -> float:
+        # While the listener is down, poll at the base rate rather than the slow fallback one.
+        return self.interval_s if self.listener.live else POLL_INTERVAL_S

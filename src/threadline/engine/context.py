@@ -208,8 +208,13 @@ def thread_message_to_chat(
     return ChatMessage(role=message["role"], content=content)
 
 
-def run_transcript(conn: sa.Connection, run: dict[str, Any], state: dict[str, Any]) -> tuple[list[ChatMessage], int]:
-    """This run's own turns so far, rebuilt from its steps in order."""
+def run_transcript(
+    conn: sa.Connection, run: dict[str, Any], state: dict[str, Any], parts: dict[str, int] | None = None
+) -> tuple[list[ChatMessage], int]:
+    """This run's own turns so far, rebuilt from its steps in order. `parts`, if given, gets the tokens of the
+    run's own replies and calls (`run_output`), file_search outputs (`retrieved_chunks`) and other tool outputs
+    (`tool_outputs`) added."""
+    parts = parts if parts is not None else {}
     steps = runs_repo.steps(conn, run["id"])
     out: list[ChatMessage] = []
     tokens = 0
@@ -224,6 +229,7 @@ def run_transcript(conn: sa.Connection, run: dict[str, Any], state: dict[str, An
             if text:
                 out.append(ChatMessage(role="assistant", content=text))
                 tokens += count_tokens(text) + MESSAGE_OVERHEAD_TOKENS
+                parts["run_output"] = parts.get("run_output", 0) + count_tokens(text) + MESSAGE_OVERHEAD_TOKENS
             continue
         calls, results = [], []
         for call in details["tool_calls"]:
@@ -239,7 +245,11 @@ def run_transcript(conn: sa.Connection, run: dict[str, Any], state: dict[str, An
                 continue  # not answered yet: the model sees only completed calls
             calls.append(ToolCall(id=call["id"], name=name, arguments=args))
             results.append(ChatMessage(role="tool", content=output, tool_call_id=call["id"]))
-            tokens += count_tokens(args) + count_tokens(output) + 2 * MESSAGE_OVERHEAD_TOKENS
+            call_tokens, output_tokens = count_tokens(args) + MESSAGE_OVERHEAD_TOKENS, count_tokens(output)
+            tokens += call_tokens + output_tokens + MESSAGE_OVERHEAD_TOKENS
+            kind = "retrieved_chunks" if call["type"] == "file_search" else "tool_outputs"
+            parts["run_output"] = parts.get("run_output", 0) + call_tokens
+            parts[kind] = parts.get(kind, 0) + output_tokens + MESSAGE_OVERHEAD_TOKENS
         if calls:
             out.append(ChatMessage(role="assistant", content=None, tool_calls=calls))
             out.extend(results)
@@ -279,7 +289,8 @@ def build_context(
     prompt_budget: int | None,
     max_tokens: int | None,
 ) -> RunContext:
-    transcript, transcript_tokens = run_transcript(conn, run, state)
+    parts: dict[str, int] = {}
+    transcript, transcript_tokens = run_transcript(conn, run, state, parts)
     truncation = run.get("truncation_strategy") or {"type": "auto"}
     last = truncation.get("last_messages") if truncation.get("type") == "last_messages" else None
     limit = min(last, MAX_THREAD_MESSAGES) if last else MAX_THREAD_MESSAGES
@@ -315,6 +326,11 @@ def build_context(
     if used > budget:
         raise PromptTooLarge(f"The prompt needs {used} tokens, over the budget of {budget}.")
     kept = [thread_message_to_chat(conn, runtime, m, images) for m, _ in reversed(window)]
+    # What this prompt is made of, in estimated tokens (recorded with the turn's usage: the hidden cost per run).
+    system_tokens = count_tokens(system_prompt) + MESSAGE_OVERHEAD_TOKENS if system_prompt else 0
+    parts["instructions"] = system_tokens + tool_tokens
+    parts["history"] = sum(tokens for _, tokens in window)
+    state["prompt_parts"] = parts
     messages = ([ChatMessage(role="system", content=system_prompt)] if system_prompt else []) + kept + transcript
     request = ChatRequest(
         model=upstream_model,

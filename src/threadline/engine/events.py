@@ -26,9 +26,10 @@ class EventSink:
     """Events of one run for one HTTP response. Encoded when emitted, so later mutations don't leak in; never
     blocks the executor, and is simply dropped if the client went away."""
 
-    def __init__(self) -> None:
+    def __init__(self, done: bytes = DONE) -> None:
         self._queue: asyncio.Queue[bytes | None] = asyncio.Queue()
         self.attached = True
+        self.done = done  # the stream's last bytes (Responses streams end with a bare `data: [DONE]`)
 
     def emit(self, event: str, data: Any) -> None:
         if self.attached:
@@ -47,7 +48,7 @@ class EventSink:
                     yield KEEPALIVE
                     continue
                 if item is None:
-                    yield DONE
+                    yield self.done
                     return
                 yield item
         finally:

@@ -1,5 +1,6 @@
 """The run executor: executes Assistants runs with the wire-neutral loop (engine/loop.py), a thread's context
-(engine/context.ThreadContext) and the Assistants projection (engine/assistants.py).
+(engine/context.ThreadContext) and the Assistants projection (engine/assistants.py), and responses with the same
+loop, a response's context and the Responses projection (engine/responses.py).
 
 It is what the rest of the server calls: `job()` for a run its creator starts in its own transaction,
 `execute()` to drive a run, `signal_cancel()` after a cancel was committed. It keeps the set of runs this process
@@ -18,8 +19,12 @@ from .cancel import CancelSignal, PolledCancelSignal
 from .context import ThreadContext
 from .events import NullSink
 from .loop import Execution
+from .response_context import ResponsesContext
+from .responses import ResponsesProjection
+from .responses import Sink as ResponseSink
 from .runtime import EngineRuntime
 
+RESPONSE_PREFIX = "resp_"  # execute() is given run and response ids; the prefix says which
 # This process's lease owner name in the execution tables.
 OWNER = f"{socket.gethostname()}:{secrets.token_hex(4)}"
 
@@ -45,6 +50,21 @@ class RunExecutor:
         projection = AssistantsProjection(self.rt, run_id, sink, OWNER)
         return Execution(self.rt, projection, ThreadContext(self.rt), self.keep_unwinding)
 
+    def _response_execution(self, response_id: str, sink: ResponseSink, record: bool) -> Execution:
+        projection = ResponsesProjection(self.rt, response_id, sink, OWNER, record=record)
+        source = ResponsesContext(self.rt, lambda: projection.output)
+        return Execution(self.rt, projection, source, self.keep_unwinding)
+
+    def response_job(self, sink: ResponseSink) -> Execution:
+        """An execution for a (sync or streamed) response its creator starts in its own transaction; its events go
+        to `sink`. Call on the event loop."""
+        return self._response_execution("", sink, record=False)
+
+    def background_job(self) -> Execution:
+        """An execution for a queued (background) response a worker claims and starts in its claim's transaction;
+        its events are recorded for GET /v1/responses/{id}?stream=true. Call on the event loop."""
+        return self._response_execution("", NullSink(), record=True)
+
     def job(self, sink: Sink) -> Execution:
         """An execution for a run its creator starts in its own transaction (`Execution.start_in`), then passes to
         execute(); its events go to `sink`. Call on the event loop."""
@@ -54,7 +74,12 @@ class RunExecutor:
         """Drive `run_id` until it ends or needs tool outputs; `job`: the one from job() that started it (its
         sink is used), else the events go to `sink` (none: nobody listens)."""
         logs.run_id.set(run_id)
-        execution = job or self._execution(run_id, sink or NullSink())
+        if job is not None:
+            execution = job
+        elif run_id.startswith(RESPONSE_PREFIX):  # a queued response: a background one, its events recorded
+            execution = self._response_execution(run_id, sink or NullSink(), record=True)
+        else:
+            execution = self._execution(run_id, sink or NullSink())
         self.active.add(run_id)
         self.signal.watch(run_id, execution.on_cancel)
         try:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -410,6 +411,7 @@ class Execution:
         finish = "stop"
         turn_usage = n.Usage(0, 0)
         self.processor = self._text_processor(plan.server)
+        called = time.monotonic()
         stream = plan.provider.stream(request)
         events: asyncio.Queue = asyncio.Queue()
         reader = asyncio.create_task(_read_stream(stream, events))
@@ -453,6 +455,7 @@ class Execution:
             else:
                 self._keep_unwinding(reader)
         await self.checkpoint()
+        turn_usage = n.Usage(turn_usage.prompt_tokens, turn_usage.completion_tokens, _ms_since(called))
         self.state["prompt_tokens"] = self.state.get("prompt_tokens", 0) + turn_usage.prompt_tokens
         self.state["completion_tokens"] = self.state.get("completion_tokens", 0) + turn_usage.completion_tokens
         if plan.choice not in ("auto", "none", "required"):
@@ -583,3 +586,7 @@ class Execution:
             return False
         await self.projection.handle(n.ToolTurnDone(turn_usage))
         return True
+
+
+def _ms_since(started: float) -> int:
+    return int((time.monotonic() - started) * 1000)

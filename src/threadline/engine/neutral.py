@@ -37,6 +37,7 @@ class Usage:
 
     prompt_tokens: int
     completion_tokens: int
+    latency_ms: int | None = None  # of one turn: from the request to the end of the provider's stream
 
 
 @dataclass(frozen=True)

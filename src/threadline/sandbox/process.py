@@ -440,6 +440,7 @@ class Session:
                 fs.write_inputs(dir_fd, input_files, self.uid)
             except OSError as exc:
                 result.error = f"Could not place the input files in /mnt/data: {exc}"
+                result.inputs_placed = False
                 return result
             before = fs.snapshot(dir_fd)
             reply, result.timed_out, result.error = self._roundtrip(code, timeout_s, cancel)

@@ -44,6 +44,10 @@ class ExecutionResult:
     files_dropped: list[str] = field(default_factory=list)
     # One line per changed file that could not be handed out (too large, or the sink failed), for the model.
     file_notes: list[str] = field(default_factory=list)
+    # True when this was the first execution in its session (a fresh interpreter, whether or not the key had one).
+    new_session: bool = False
+    # False when the input files could not be placed in /mnt/data (``error`` says why; the code did not run).
+    inputs_placed: bool = True
 
 
 class SandboxUnavailable(Exception):

@@ -28,7 +28,11 @@ each streamed in chunks to the ``sink`` given to ``execute`` (default: read into
 names of the rest in ``files_dropped``.
 
 Input files: ``execute(..., input_files={name: bytes or opener})`` writes each file at ``/mnt/data/<name>`` before
-the code runs (an opener's stream is copied in chunks). Names must be plain file names (no "/"); the caller
+the code runs (an opener's stream is copied in chunks). With ``input_ids={name: identity}`` (the engine passes File
+ids) a file whose (name, identity) was already placed in the key's live session is not written again, so code that
+changed or deleted it is not undone; the record belongs to the session (a new session gets every file again) and
+is made only when the execution returns (a cancelled one may or may not have placed its files: they are placed
+again next time). Names must be plain file names (no "/"); the caller
 resolves collisions before calling (the engine's rule: a later file whose name is taken becomes
 ``stem (file-id suffix).ext``). An existing file of the same name in the session is replaced.
 """
@@ -44,7 +48,6 @@ from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
 
 from .bwrap import CgroupV1, Limits, find_bwrap, path_is_world_traversable, seccomp_filter_bpf
 from .process import Session, SessionDead, SpawnConfig
@@ -63,50 +66,13 @@ WARM_PRELUDE = (
 SETUP_HINT = "run scripts/setup-sandbox.sh"
 
 
-class Sandbox(Protocol):
-    """Stateful Python sessions keyed by thread, as code_interpreter, readiness and metrics use them.
-
-    Implementation: SandboxManager (bubblewrap sessions, or the explicit unsafe subprocess mode)."""
-
-    max_output_files: int  # files one execution may return
-
-    @property
-    def last_status(self) -> tuple[bool, str] | None:
-        """(available, reason) from the last probe; None before the first. Never starts a sandbox."""
-        ...
-
-    async def start(self) -> tuple[bool, str]:
-        """Probe and fill the warm pool now; (available, reason)."""
-        ...
-
-    async def execute(
-        self,
-        session_key: str,
-        code: str,
-        *,
-        input_files: dict[str, InputData] | None = None,
-        timeout_s: float | None = None,
-        sink: OutputSink | None = None,
-    ) -> ExecutionResult:
-        """Run `code` in the session of `session_key` (created on first use). Raises SandboxUnavailable."""
-        ...
-
-    def has_session(self, session_key: str) -> bool: ...
-
-    async def close_session(self, session_key: str) -> None: ...
-
-    def stats(self) -> dict[str, int]:
-        """At least `sessions` (live) and `warm_pool` (started ahead of use)."""
-        ...
-
-    async def aclose(self) -> None: ...
-
-
 @dataclass
 class _Live:
     session: Session
     last_used: float = field(default_factory=time.monotonic)
     busy: bool = False
+    placed: set[tuple[str, str]] = field(default_factory=set)  # (name, identity) of input files in /mnt/data
+    executions: int = 0  # cells sent to this session
 
 
 class SandboxManager:
@@ -438,6 +404,7 @@ class SandboxManager:
         input_files: dict[str, InputData] | None = None,
         timeout_s: float | None = None,
         sink: OutputSink | None = None,
+        input_ids: dict[str, str] | None = None,
     ) -> ExecutionResult:
         """Run ``code`` in the session for ``session_key`` (created on first use).
 
@@ -458,9 +425,11 @@ class SandboxManager:
                 live = await self._live_session(session_key)
                 why = self._restarted.pop(session_key, None)
                 live.busy = True
+                first = live.executions == 0
                 cancel = threading.Event()
+                files = _unplaced(input_files, input_ids, live.placed)
                 try:
-                    fut = loop.run_in_executor(self._io, live.session.execute, code, input_files, timeout, sink, cancel)
+                    fut = loop.run_in_executor(self._io, live.session.execute, code, files, timeout, sink, cancel)
                     try:
                         result = await asyncio.shield(fut)
                     except asyncio.CancelledError:
@@ -475,7 +444,13 @@ class SandboxManager:
                 finally:
                     live.busy = False
                     live.last_used = time.monotonic()
+                    live.executions += 1
                 break
+            result.new_session = first
+            if result.inputs_placed and input_ids and files:
+                names = {name for name in files if name in input_ids}
+                live.placed = {entry for entry in live.placed if entry[0] not in names}  # a name holds one file
+                live.placed.update((name, input_ids[name]) for name in names)
             if why:
                 result.session_restarted = True
                 result.notice = (
@@ -558,6 +533,15 @@ class SandboxManager:
         await asyncio.gather(*(self._dispose(s) for s in sessions), return_exceptions=True)
         self._io.shutdown(wait=False)
         self._spawner.shutdown(wait=False)
+
+
+def _unplaced(
+    files: dict[str, InputData] | None, ids: dict[str, str] | None, placed: set[tuple[str, str]]
+) -> dict[str, InputData] | None:
+    """The input files not yet in the session: those without an identity, or whose (name, identity) is new."""
+    if not files or not ids:
+        return files
+    return {name: data for name, data in files.items() if name not in ids or (name, ids[name]) not in placed}
 
 
 def _retrieve(fut: asyncio.Future) -> None:

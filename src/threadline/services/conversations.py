@@ -192,6 +192,8 @@ def _other_row(item: Any) -> log.ItemRow:
         out.update(status=item.status, container_id=item.container_id, code=item.code, outputs=outputs)
     elif kind == "compaction":
         out["encrypted_content"] = item.encrypted_content
+        if item.created_by is not None:
+            out["created_by"] = item.created_by
     return log.ItemRow(id=out["id"], type=kind, data=out)
 
 

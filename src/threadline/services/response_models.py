@@ -243,6 +243,7 @@ class CompactionItem(Strict):
     type: Literal["compaction"]
     id: Id | None = None
     encrypted_content: Annotated[str, Field(max_length=2 * MAX_TEXT)]
+    created_by: Annotated[str, Field(max_length=256)] | None = None
 
 
 class ItemReference(Strict):

@@ -222,9 +222,8 @@ def item_tokens(item: dict[str, Any]) -> int:
     return tokens
 
 
-def input_tokens(conn: sa.Connection, body: rm.ContextFields) -> int:
-    """Input tokens of a request as a response would be prompted: instructions, tools, the text format's schema,
-    the conversation's items or the previous responses' chain, and this request's input."""
+def request_tokens(body: rm.ContextFields) -> int:
+    """Input tokens of a request's instructions, tools and text format schema."""
     tokens = 0
     if body.instructions:
         tokens += ITEM_OVERHEAD_TOKENS + count_tokens(body.instructions)
@@ -232,6 +231,18 @@ def input_tokens(conn: sa.Connection, body: rm.ContextFields) -> int:
         tokens += count_tokens(orjson.dumps(tool_echo(tool)).decode())
     if body.text is not None and isinstance(body.text.format, rm.TextFormatJsonSchema):
         tokens += count_tokens(orjson.dumps(body.text.format.schema_).decode())
+    return tokens
+
+
+def input_tokens_of(body: rm.ContextFields, items: list[dict[str, Any]]) -> int:
+    """Input tokens of a request whose whole context (conversation or chain, then input) is `items`."""
+    return request_tokens(body) + sum(item_tokens(i) for i in items)
+
+
+def input_tokens(conn: sa.Connection, body: rm.ContextFields) -> int:
+    """Input tokens of a request as a response would be prompted: instructions, tools, the text format's schema,
+    the conversation's items or the previous responses' chain, and this request's input."""
+    tokens = request_tokens(body)
     conv = body.conversation_id
     if conv is not None:
         if not conv.startswith(("conv_", "thread_")) or "\x00" in conv:

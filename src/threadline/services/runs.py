@@ -15,9 +15,12 @@ import anyio.to_thread
 import sqlalchemy as sa
 
 from .. import metrics
+from ..auth import request_key_id
+from ..engine.assistants import function_output_item, tool_call_item
 from ..engine.events import EventSink
 from ..engine.objects import run_object
 from ..store import Store, dumps, executions, loads, now, runs, schema
+from ..store import items as log
 from .errors import Invalid, NotFound, check_id
 
 if TYPE_CHECKING:
@@ -134,10 +137,12 @@ class _Job:
         self.execution.start_in(conn, run)
 
 
-def _start_in(conn: sa.Connection, run: dict[str, Any], job: _Job | None) -> dict[str, Any]:
-    """Start a run executed at once (`job` given) in the transaction that queued it. Returns the run as queued,
-    which is what thread.run.created / .queued report (thread.run.in_progress follows them)."""
+def _start_in(conn: sa.Connection, rt: Runtime, run: dict[str, Any], job: _Job | None) -> dict[str, Any]:
+    """Start a run executed at once (`job` given) in the transaction that queued it, or tell the run queue of it
+    (`job` None: a background run). Returns the run as queued, which is what thread.run.created / .queued report
+    (thread.run.in_progress follows them)."""
     if job is None:
+        rt.queue.queued_in(conn, ("run", run["id"]))
         return run
     queued = loads(dumps(run))
     job.start_in(conn, run)
@@ -147,7 +152,7 @@ def _start_in(conn: sa.Connection, run: dict[str, Any], job: _Job | None) -> dic
 async def _dispatch(rt: Runtime, started: Started, job: _Job | None, before: list[tuple[str, Any]]) -> Started:
     """Queue the run for the workers, or (streamed) emit `before` and execute it in this process."""
     if job is None:
-        await rt.queue.put(started.run["id"])
+        await rt.queue.put(("run", started.run["id"]))
         return started
     for event, data in before:
         job.sink.emit(event, data)
@@ -169,6 +174,7 @@ async def create_run(
     """Create a run on `thread_id` (its additional messages added by `add_messages` in the same transaction) and
     queue or stream it. Raises NotFound (thread, assistant), Invalid, Invalid."""
     job = _job(rt, stream)
+    key = request_key_id.get()  # recorded with the run's usage
 
     def create() -> dict[str, Any]:
         with rt.store.write() as conn:
@@ -178,8 +184,8 @@ async def create_run(
             run = new_run(conn, rt, thread_id, opts)
             if add_messages is not None:
                 add_messages(conn, thread, run["created_at"])
-            runs.insert(conn, run, {"include": opts.include})
-            return _start_in(conn, run, job)
+            runs.insert(conn, run, {"include": opts.include, "api_key_id": key})
+            return _start_in(conn, rt, run, job)
 
     run = await anyio.to_thread.run_sync(create)
     before = [("thread.run.created", run), ("thread.run.queued", run)]
@@ -189,13 +195,14 @@ async def create_run(
 async def create_thread_and_run(rt: Runtime, opts: RunOptions, *, stream: bool, create_thread: CreateThread) -> Started:
     """Create a thread (by `create_thread`) and a run on it in one transaction, and queue or stream the run."""
     job = _job(rt, stream)
+    key = request_key_id.get()
 
     def create() -> tuple[dict, dict]:
         with rt.store.write() as conn:
             thread = create_thread(conn)
             run = new_run(conn, rt, thread["id"], opts)
-            runs.insert(conn, run, {"include": []})
-            return thread, _start_in(conn, run, job)
+            runs.insert(conn, run, {"include": [], "api_key_id": key})
+            return thread, _start_in(conn, rt, run, job)
 
     thread, run = await anyio.to_thread.run_sync(create)
     before = [("thread.created", thread), ("thread.run.created", run), ("thread.run.queued", run)]
@@ -271,14 +278,19 @@ async def submit_tool_outputs(
             step = runs.waiting_tool_step(conn, run_id)
             if step is None:
                 raise Invalid(f"Run {run_id} has no tool call step waiting for outputs.")
+            calls, answered = [], []
             for call in step["step_details"]["tool_calls"]:
                 if call["type"] == "function" and call["id"] in answers:
                     call["function"]["output"] = answers[call["id"]]
+                    calls.append(tool_call_item(call, run))
+                    answered.append(function_output_item(call["id"], answers[call["id"]]))
+            # the calls and their outputs as conversation items too (engine/assistants.py)
+            log.append(conn, run["thread_id"], [c for c in calls if c is not None] + answered, now())
             step.update(status="completed", completed_at=now())
             Store.update(conn, schema.run_steps, step)
             run.update(status="queued", required_action=None)
             executions.save(conn, schema.runs, run)
-            return _start_in(conn, run, job), step
+            return _start_in(conn, rt, run, job), step
 
     run, step = await anyio.to_thread.run_sync(submit)
     before = [("thread.run.step.completed", step), ("thread.run.queued", run)]

@@ -1,4 +1,4 @@
-"""Executions: the SQL of anything the engine drives to an end under a lease (today `runs`; next `responses`).
+"""Executions: the SQL of anything the engine drives to an end under a lease (`runs` and `responses`).
 
 An execution table is a document table (`id`, `data`, `seq`) with the execution columns `status`, `expires_at`,
 `state` (the engine's JSON working state), `lease_owner` and `lease_until` (a process's claim on driving it,
@@ -10,7 +10,7 @@ Statuses are the Assistants run's: `queued`, `in_progress`, `requires_action`, `
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
@@ -33,7 +33,7 @@ class LeaseLost(Exception):
 def save(conn: sa.Connection, table: sa.Table, obj: dict[str, Any], **cols: Any) -> None:
     """Write the execution's wire object and its queried columns (status, expires_at), plus `cols` (e.g.
     lease_owner=None, state=...), in one UPDATE."""
-    Store.update(conn, table, obj, status=obj["status"], expires_at=obj["expires_at"], **cols)
+    Store.update(conn, table, obj, status=obj["status"], expires_at=obj.get("expires_at"), **cols)
 
 
 def transition(
@@ -94,28 +94,126 @@ def save_state(conn: sa.Connection, table: sa.Table, object_id: str, state: dict
     driver.run(conn, f"UPDATE {table.name} SET state = ? WHERE id = ?", (dumps(state), object_id))
 
 
-def queued_ids(conn: sa.Connection, table: sa.Table) -> list[str]:
-    """Executions waiting in `queued`, oldest first (re-queued at start-up)."""
-    query = sa.select(table.c.id).where(table.c.status == "queued").order_by(table.c.seq)
+def unheld(table: sa.Table, ts: float) -> sa.ColumnElement[bool]:
+    """No process holds the execution (or its hold / lease ran out before `ts`)."""
+    return sa.or_(table.c.lease_owner.is_(None), table.c.lease_until.is_(None), table.c.lease_until < ts)
+
+
+def queued_ids(conn: sa.Connection, table: sa.Table, ts: float | None = None, limit: int | None = None) -> list[str]:
+    """Executions waiting in `queued`, oldest first: all of them, or (`ts` given) those nobody holds at `ts`;
+    at most `limit`."""
+    query = sa.select(table.c.id).where(table.c.status == "queued")
+    if ts is not None:
+        query = query.where(unheld(table, ts))
+    query = query.order_by(table.c.seq)
+    if limit is not None:
+        query = query.limit(limit)
     return list(conn.execute(query).scalars())
 
 
-def orphaned_ids(conn: sa.Connection, table: sa.Table, ts: float, every: bool) -> list[str]:
-    """Executions left `in_progress` / `cancelling` by an executor that stopped: all of them (`every`, one
-    process owns the store) or those whose lease ran out before `ts`."""
-    cond = table.c.status.in_(EXECUTING)
-    if not every:
-        cond = cond & sa.or_(table.c.lease_until.is_(None), table.c.lease_until < ts)
-    return list(conn.execute(sa.select(table.c.id).where(cond)).scalars())
+def lock_queued(conn: sa.Connection, table: sa.Table, object_id: str) -> dict[str, Any] | None:
+    """Lock `object_id` and return it if it is `queued` (None otherwise)."""
+    query = sa.select(table.c.data).where(table.c.id == object_id, table.c.status == "queued").with_for_update()
+    raw = conn.execute(query).scalar()
+    return None if raw is None else loads(raw)
 
 
-def expirable_ids(conn: sa.Connection, table: sa.Table, ts: float) -> list[str]:
-    """Executions past expires_at that no live lease holder is driving (it expires its own)."""
-    cond = (table.c.expires_at <= ts) & sa.or_(
-        table.c.status.in_(("queued", "requires_action")),
-        table.c.status.in_(EXECUTING) & sa.or_(table.c.lease_until.is_(None), table.c.lease_until < ts),
+def lock_oldest_claimable(conn: sa.Connection, table: sa.Table, ts: float) -> dict[str, Any] | None:
+    """PostgreSQL: lock and return the oldest `queued` execution nobody holds at `ts`, skipping rows other
+    transactions have locked (never waiting for them); None if there is none."""
+    query = (
+        sa.select(table.c.data)
+        .where(table.c.status == "queued", unheld(table, ts))
+        .order_by(table.c.seq)
+        .limit(1)
+        .with_for_update(skip_locked=True)
     )
-    return list(conn.execute(sa.select(table.c.id).where(cond)).scalars())
+    raw = conn.execute(query).scalar()
+    return None if raw is None else loads(raw)
+
+
+def claimable_by(
+    conn: sa.Connection, table: sa.Table, ts: float, owner: str, object_id: str | None = None
+) -> dict[str, Any] | None:
+    """SQLite (the write transaction already serialises writers): the oldest `queued` execution (or `object_id`)
+    that nobody holds at `ts` or that `owner` holds; None if there is none."""
+    query = sa.select(table.c.data).where(
+        table.c.status == "queued", sa.or_(unheld(table, ts), table.c.lease_owner == owner)
+    )
+    if object_id is not None:
+        query = query.where(table.c.id == object_id)
+    raw = conn.execute(query.order_by(table.c.seq).limit(1)).scalar()
+    return None if raw is None else loads(raw)
+
+
+def hold(conn: sa.Connection, table: sa.Table, object_id: str, owner: str, until: float) -> None:
+    """Reserve a queued execution for `owner` until `until` (clock seconds), in the caller's transaction."""
+    conn.execute(table.update().where(table.c.id == object_id).values(lease_owner=owner, lease_until=until))
+
+
+def lease_gone(table: sa.Table, ts: float, dead_owners: Iterable[str] = ()) -> sa.ColumnElement[bool]:
+    """The execution's lease ran out before `ts`, or its owner is one of `dead_owners` (processes known gone)."""
+    dead = list(dead_owners)
+    cond = sa.or_(table.c.lease_until.is_(None), table.c.lease_until < ts)
+    return sa.or_(cond, table.c.lease_owner.in_(dead)) if dead else cond
+
+
+def orphaned(table: sa.Table, ts: float, every: bool, dead_owners: Iterable[str] = ()) -> sa.ColumnElement[bool]:
+    """Left `in_progress` / `cancelling` by an executor that stopped: all of them (`every`, one process owns the
+    store), or those whose lease ran out before `ts` or whose owner is dead."""
+    cond = table.c.status.in_(EXECUTING)
+    return cond if every else cond & lease_gone(table, ts, dead_owners)
+
+
+def orphaned_ids(
+    conn: sa.Connection, table: sa.Table, ts: float, every: bool, dead_owners: Iterable[str] = ()
+) -> list[str]:
+    """The executions `orphaned(...)` selects."""
+    return list(conn.execute(sa.select(table.c.id).where(orphaned(table, ts, every, dead_owners))).scalars())
+
+
+def expirable(table: sa.Table, ts: float, dead_owners: Iterable[str] = ()) -> sa.ColumnElement[bool]:
+    """Past expires_at at `ts` and driven by no live lease holder (it expires its own)."""
+    return (table.c.expires_at <= ts) & sa.or_(
+        table.c.status.in_(("queued", "requires_action")),
+        table.c.status.in_(EXECUTING) & lease_gone(table, ts, dead_owners),
+    )
+
+
+def expirable_ids(conn: sa.Connection, table: sa.Table, ts: float, dead_owners: Iterable[str] = ()) -> list[str]:
+    """The executions `expirable(...)` selects."""
+    return list(conn.execute(sa.select(table.c.id).where(expirable(table, ts, dead_owners))).scalars())
+
+
+def lock_where(conn: sa.Connection, table: sa.Table, object_id: str, cond: sa.ColumnElement[bool]) -> dict | None:
+    """Lock `object_id` and return it if it still matches `cond` (a sweep re-checking under the row lock that
+    nobody took the execution meanwhile); None otherwise."""
+    raw = conn.execute(sa.select(table.c.data).where(table.c.id == object_id, cond).with_for_update()).scalar()
+    return None if raw is None else loads(raw)
+
+
+def live_lease_owners(conn: sa.Connection, table: sa.Table, ts: float) -> set[str]:
+    """Owners of holds and leases not run out at `ts` on unfinished executions."""
+    query = (
+        sa.select(table.c.lease_owner)
+        .distinct()
+        .where(
+            table.c.status.in_(("queued", *EXECUTING)),
+            table.c.lease_owner.is_not(None),
+            table.c.lease_until >= ts,
+        )
+    )
+    return set(conn.execute(query).scalars())
+
+
+def release_holds(conn: sa.Connection, table: sa.Table, owners: list[str]) -> int:
+    """Queued executions held by `owners` (dead processes) become free for the others; how many."""
+    query = (
+        table.update()
+        .where(table.c.status == "queued", table.c.lease_owner.in_(owners))
+        .values(lease_owner=None, lease_until=None)
+    )
+    return conn.execute(query).rowcount
 
 
 def with_status(conn: sa.Connection, table: sa.Table, ids: list[str], status: str) -> list[str]:

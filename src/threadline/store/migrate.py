@@ -1,5 +1,11 @@
-"""Run the numbered Alembic migrations in store/migrations/versions against a database."""
+"""Run the numbered Alembic migrations in store/migrations/versions against a database.
 
+Every server process migrates at start, so processes starting together serialise on a lock first: a PostgreSQL
+advisory lock held by the migrating transaction, or for SQLite an flock on a file next to the database. The first
+one applies the revisions; the others then find the database at head.
+"""
+
+import contextlib
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -16,8 +22,15 @@ def _config() -> Config:
 
 
 def upgrade(engine: sa.Engine, revision: str = "head") -> None:
+    """Apply the migrations up to `revision`, one process at a time."""
+    from ..engine.owners import LOCK_NS, MIGRATE_KEY, file_lock, sqlite_dir
+
     cfg = _config()
-    with engine.begin() as conn:
+    directory = sqlite_dir(engine) if engine.dialect.name == "sqlite" else None
+    outer = file_lock(directory / "threadline-migrate.lock") if directory else contextlib.nullcontext()
+    with outer, engine.begin() as conn:
+        if engine.dialect.name == "postgresql":
+            conn.execute(sa.text("SELECT pg_advisory_xact_lock(:ns, :key)"), {"ns": LOCK_NS, "key": MIGRATE_KEY})
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, revision)
 

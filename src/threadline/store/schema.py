@@ -63,6 +63,28 @@ responses = _doc_table(
     sa.Index("ix_responses_thread_status", "thread_id", "status"),
     sa.Index("ix_responses_status", "status"),
 )
+containers = _doc_table(
+    "containers",
+    sa.Column("name", sa.String(256), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),  # running / expired
+    sa.Column("expires_at", sa.BigInteger),  # clock seconds: last_active_at + expires_after.minutes
+    sa.Index("ix_containers_status_expires", "status", "expires_at"),
+)
+container_files = _doc_table(
+    "container_files",
+    sa.Column("container_id", sa.String(64), nullable=False),
+    sa.Column("path", sa.String(1024), nullable=False),
+    sa.Column("blob_key", sa.String(128), nullable=False),
+    sa.Index("ix_container_files_container", "container_id", "seq"),
+)
+# The events of a background response in order (its SSE stream, replayable by GET ?stream=true).
+response_events = sa.Table(
+    "response_events",
+    metadata,
+    sa.Column("response_id", sa.String(64), primary_key=True),
+    sa.Column("sequence_number", sa.Integer, primary_key=True),
+    sa.Column("data", sa.Text, nullable=False),
+)
 run_steps = _doc_table(
     "run_steps",
     sa.Column("run_id", sa.String(64), nullable=False),
@@ -101,9 +123,12 @@ vector_store_files = sa.Table(
     sa.Column("status", sa.String(16), nullable=False),
     sa.Column("created_at", sa.BigInteger, nullable=False),
     sa.Column("data", sa.Text, nullable=False),
+    sa.Column("claim_owner", sa.String(64)),  # the process ingesting the file (vector_stores.Ingestor)
+    sa.Column("claim_until", sa.Float),
     sa.UniqueConstraint("vector_store_id", "file_id", name="uq_vector_store_files"),
     sa.Index("ix_vector_store_files_file", "file_id"),
     sa.Index("ix_vector_store_files_batch", "batch_id"),
+    sa.Index("ix_vector_store_files_status", "status", "seq"),
 )
 file_batches = _doc_table(
     "file_batches",
@@ -116,4 +141,43 @@ api_keys = sa.Table(
     sa.Column("key_hash", sa.String(128), nullable=False, unique=True),
     sa.Column("name", sa.String(256)),
     sa.Column("created_at", sa.BigInteger, nullable=False),
+)
+# One row per billable happening: a model call (`completion`: one per turn), embedding of chunks (`embedding`),
+# file_search calls (`file_search_call`), a code-interpreter session opened (`code_interpreter_session`), a vector
+# store's size on a day (`vector_store_bytes`). Aggregated by store/usage.py into OpenAI's usage buckets.
+usage_records = sa.Table(
+    "usage_records",
+    metadata,
+    sa.Column("seq", Seq, primary_key=True, autoincrement=True),
+    sa.Column("kind", sa.String(32), nullable=False),
+    sa.Column("created_at", sa.BigInteger, nullable=False),  # Unix seconds (the runtime's clock)
+    sa.Column("project_id", sa.String(64), nullable=False, server_default="proj_default"),
+    sa.Column("api_key_id", sa.String(64)),  # key_<sha256 prefix> of the key that made the call; never the key
+    sa.Column("model", sa.String(256)),
+    sa.Column("provider", sa.String(64)),
+    sa.Column("assistant_id", sa.String(64)),
+    sa.Column("thread_id", sa.String(64)),
+    sa.Column("run_id", sa.String(64)),
+    sa.Column("vector_store_id", sa.String(64)),
+    sa.Column("input_tokens", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("cached_input_tokens", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("output_tokens", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("quantity", sa.BigInteger, nullable=False, server_default="1"),  # requests, calls, sessions, bytes
+    sa.Column("latency_ms", sa.Integer),
+    sa.Column("data", sa.Text),  # JSON extras: the prompt's parts (history, retrieved chunks, ...), `estimated`
+    sa.Index("ix_usage_records_kind_time", "kind", "created_at"),
+    sa.Index("ix_usage_records_run", "run_id"),
+    sa.Index("ix_usage_records_thread_kind", "thread_id", "kind", "created_at"),
+)
+admin_api_keys = sa.Table(
+    "admin_api_keys",
+    metadata,
+    sa.Column("seq", Seq, primary_key=True, autoincrement=True),
+    sa.Column("id", sa.String(64), nullable=False, unique=True),
+    sa.Column("key_hash", sa.String(128), nullable=False, unique=True),
+    sa.Column("name", sa.String(256)),
+    sa.Column("redacted_value", sa.String(64), nullable=False),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+    sa.Column("expires_at", sa.BigInteger),
+    sa.Column("last_used_at", sa.BigInteger),
 )

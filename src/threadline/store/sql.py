@@ -272,11 +272,11 @@ class Store:
         return Page(items=[r[1] for r in rows], ids=[r[0] for r in rows], has_more=has_more)
 
     def referenced_blob_keys(self, keys: list[str]) -> set[str]:
-        """The subset of `keys` that a File or an upload part still references."""
+        """The subset of `keys` that a File, an upload part or a container file still references."""
         wanted = set(keys)
         found: set[str] = set()
         with self.read() as conn:
-            for table in (schema.files, schema.upload_parts):
+            for table in (schema.files, schema.upload_parts, schema.container_files):
                 # Blobs are keyed by their object's id: look up by the primary key first; only the rest (orphan
                 # candidates, normally none) costs a scan of blob_key.
                 rows = conn.execute(sa.select(table.c.blob_key).where(table.c.id.in_(keys))).scalars()

@@ -66,7 +66,14 @@ def upsert_file(conn: sa.Connection, obj: dict[str, Any], batch_id: str | None) 
         conn.execute(
             F.update()
             .where(F.c.seq == existing)
-            .values(status="in_progress", data=dumps(obj), batch_id=batch_id, created_at=obj["created_at"])
+            .values(
+                status="in_progress",
+                data=dumps(obj),
+                batch_id=batch_id,
+                created_at=obj["created_at"],
+                claim_owner=None,
+                claim_until=None,
+            )
         )
     else:
         conn.execute(
@@ -157,10 +164,62 @@ def cancel_batch_files(conn: sa.Connection, batch_id: str) -> None:
 # -- ingestion -------------------------------------------------------------------------------------------------------
 
 
-def pending(conn: sa.Connection) -> list[tuple[str, str]]:
-    """(store id, file id) of every file waiting for ingestion, oldest first."""
-    query = sa.select(F.c.vector_store_id, F.c.file_id).where(F.c.status == "in_progress").order_by(F.c.seq)
-    return [(r[0], r[1]) for r in conn.execute(query).all()]
+def _unclaimed(ts: float) -> sa.ColumnElement[bool]:
+    """Waiting for ingestion and claimed by no process (or its claim ran out before `ts`)."""
+    return (F.c.status == "in_progress") & sa.or_(
+        F.c.claim_owner.is_(None), F.c.claim_until.is_(None), F.c.claim_until < ts
+    )
+
+
+def any_claimable(conn: sa.Connection, ts: float) -> bool:
+    """Whether some file waits for ingestion that no process has claimed at `ts`."""
+    return conn.execute(sa.select(F.c.seq).where(_unclaimed(ts)).limit(1)).first() is not None
+
+
+def claim_pending(
+    conn: sa.Connection, owner: str, ts: float, until: float, limit: int, *, skip_locked: bool
+) -> list[tuple[str, str]]:
+    """Claim for `owner` until `until` (clock seconds) up to `limit` files waiting for ingestion that nobody has
+    claimed at `ts`, oldest first; (store id, file id) of each. `skip_locked` (PostgreSQL): rows other
+    transactions are claiming are skipped, not waited for."""
+    query = sa.select(F.c.seq, F.c.vector_store_id, F.c.file_id).where(_unclaimed(ts)).order_by(F.c.seq).limit(limit)
+    if skip_locked:
+        query = query.with_for_update(skip_locked=True)
+    rows = conn.execute(query).all()
+    if rows:
+        conn.execute(F.update().where(F.c.seq.in_([r[0] for r in rows])).values(claim_owner=owner, claim_until=until))
+    return [(r[1], r[2]) for r in rows]
+
+
+def unclaim(conn: sa.Connection, owner: str, group: list[tuple[str, str]]) -> None:
+    """Give up `owner`'s claims on these (store id, file id) files."""
+    for vs_id, file_id in group:
+        conn.execute(
+            F.update()
+            .where(F.c.vector_store_id == vs_id, F.c.file_id == file_id, F.c.claim_owner == owner)
+            .values(claim_owner=None, claim_until=None)
+        )
+
+
+def renew_claims(conn: sa.Connection, owner: str, until: float) -> None:
+    """Extend `owner`'s claims on files still being ingested to `until`."""
+    conn.execute(F.update().where(F.c.claim_owner == owner, F.c.status == "in_progress").values(claim_until=until))
+
+
+def live_claim_owners(conn: sa.Connection, ts: float) -> set[str]:
+    """Owners of ingestion claims not run out at `ts`."""
+    query = (
+        sa.select(F.c.claim_owner)
+        .distinct()
+        .where(F.c.status == "in_progress", F.c.claim_owner.is_not(None), F.c.claim_until >= ts)
+    )
+    return set(conn.execute(query).scalars())
+
+
+def release_claims(conn: sa.Connection, owners: list[str]) -> int:
+    """The ingestion claims of `owners` (dead processes) become free for the others; how many."""
+    query = F.update().where(F.c.claim_owner.in_(owners)).values(claim_owner=None, claim_until=None)
+    return conn.execute(query).rowcount
 
 
 def pending_count(conn: sa.Connection, vs_ids: list[str]) -> int:
