@@ -34,7 +34,12 @@ THREAD_PREFIXES = (PREFIXES["thread"], PREFIXES["conversation"])
 
 
 def new_id(kind: str) -> str:
-    return PREFIXES[kind] + "".join(secrets.choice(_ALPHABET) for _ in range(24))
+    # One read of the OS's random source instead of 24 secrets.choice calls (one each); bytes >= 248 are dropped
+    # so that every character stays equally likely (248 = 4 * 62).
+    chars: list[str] = []
+    while len(chars) < 24:
+        chars += [_ALPHABET[b % 62] for b in secrets.token_bytes(32) if b < 248]
+    return PREFIXES[kind] + "".join(chars[:24])
 
 
 def has_prefix(kind: str, value: str) -> bool:

@@ -18,6 +18,7 @@ from .common import (
     list_params,
     page_response,
     runtime,
+    short_read,
     store,
 )
 from .jsonbody import JSONRoute
@@ -31,7 +32,7 @@ def create_message(thread_id: str, body: models.MessageCreate, request: Request)
 
 
 @router.get("")
-def list_messages(
+async def list_messages(
     thread_id: str,
     request: Request,
     params: ListParams = Depends(list_params),
@@ -39,7 +40,9 @@ def list_messages(
 ) -> Response:
     check_id("thread", thread_id, "thread_id")  # before the query's checks, as the service checks it
     check_no_nul("run_id", run_id)
-    return page_response(messages.list_messages(store(request), thread_id, params, run_id=run_id))
+    s = store(request)
+    page = await short_read(request, lambda: messages.list_messages(s, thread_id, params, run_id=run_id))
+    return page_response(page)
 
 
 @router.get("/{message_id}")

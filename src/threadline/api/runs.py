@@ -13,7 +13,17 @@ from ..engine.objects import INCLUDE_FILE_SEARCH_CONTENT, strip_content
 from ..services import runs as svc
 from ..store import Store, loads, schema
 from . import models
-from .common import ListParams, check_id, json, list_params, page_response, poll_headers, runtime, store
+from .common import (
+    ListParams,
+    check_id,
+    json,
+    list_params,
+    page_response,
+    poll_headers,
+    runtime,
+    short_read,
+    store,
+)
 from .errors import bad_request, not_found
 from .jsonbody import JSONRoute
 from .resources import add_messages, response_format_object, tool_object
@@ -113,10 +123,12 @@ def list_runs(thread_id: str, request: Request, params: ListParams = Depends(lis
 
 
 @router.get("/{thread_id}/runs/{run_id}")
-def get_run(thread_id: str, run_id: str, request: Request) -> Response:
-    with store(request).read() as conn:
-        run = svc.load_run(conn, thread_id, run_id)
-    return json(run, headers=poll_headers(request))
+async def get_run(thread_id: str, run_id: str, request: Request) -> Response:
+    def read() -> dict[str, Any]:
+        with store(request).read() as conn:
+            return svc.load_run(conn, thread_id, run_id)
+
+    return json(await short_read(request, read), headers=poll_headers(request))
 
 
 @router.post("/{thread_id}/runs/{run_id}")

@@ -17,6 +17,8 @@ import sqlalchemy as sa
 
 from ..providers.base import ChatMessage, ChatRequest, ToolCall, ToolSpec
 from ..store import Store, loads, schema
+from ..store import messages as messages_repo
+from ..store import runs as runs_repo
 from ..tokens import count_tokens, message_text_tokens
 from .neutral import ExecutionSpec
 from .tools import ToolContext
@@ -213,9 +215,7 @@ def run_transcript(
     run's own replies and calls (`run_output`), file_search outputs (`retrieved_chunks`) and other tool outputs
     (`tool_outputs`) added."""
     parts = parts if parts is not None else {}
-    t = schema.run_steps
-    query = sa.select(t.c.data).where(t.c.run_id == run["id"]).order_by(t.c.seq)
-    steps = [loads(r) for r in conn.execute(query).scalars()]
+    steps = runs_repo.steps(conn, run["id"])
     out: list[ChatMessage] = []
     tokens = 0
     outputs = state.get("tool_outputs", {})
@@ -261,22 +261,10 @@ def newest_thread_messages(
 ) -> Iterator[tuple[dict[str, Any], int | None]]:
     """The thread's messages newest first (other runs' and users'; not `run_id`'s own), at most `limit`, each with
     its stored text token count. Read in growing pages, so a caller that stops early reads little of a long thread."""
-    t = schema.messages
     page, before = FIRST_PAGE, None
     while limit > 0:
-        query = (
-            sa.select(t.c.seq, t.c.data, t.c.token_count)
-            .where(
-                t.c.thread_id == thread_id,
-                t.c.type == "message",  # conversation items of other kinds are not Assistants messages
-                sa.or_(t.c.run_id.is_(None), t.c.run_id != run_id),
-            )
-            .order_by(t.c.seq.desc())
-            .limit(min(page, limit))
-        )
-        if before is not None:
-            query = query.where(t.c.seq < before)
-        rows = conn.execute(query).all()
+        # only `message` rows: conversation items of other kinds are not Assistants messages
+        rows = messages_repo.older_than(conn, thread_id, run_id, min(page, limit), before)
         for _, data, tokens in rows:
             yield loads(data), tokens
         if len(rows) < min(page, limit):

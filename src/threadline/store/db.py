@@ -8,6 +8,8 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
 
+from . import driver
+
 
 def normalize_url(url: str) -> str:
     if url.startswith("postgres://"):
@@ -53,6 +55,6 @@ def _sqlite_engine(url: str) -> sa.Engine:
     def _begin(conn: sa.Connection) -> None:
         # Writers take the write lock up front: a deferred transaction that later upgrades to a writer can fail
         # with SQLITE_BUSY instead of waiting.
-        conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.info.get("write") else "BEGIN")
+        driver.run(conn, "BEGIN IMMEDIATE" if conn.info.get("write") else "BEGIN")
 
     return engine

@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 
 import sqlalchemy as sa
 
+from . import driver
 from .sql import Store, dumps, loads
 
 T = TypeVar("T")
@@ -58,9 +59,8 @@ def owned_write(store: Store, table: sa.Table, object_id: str, owner: str, fn: C
     """Run `fn(conn)` in a write transaction holding the execution's row lock, only while it is `in_progress` under
     `owner`'s lease. Raises LeaseLost otherwise (nothing is written). Blocking."""
     with store.write() as conn:
-        row = conn.execute(
-            sa.select(table.c.status, table.c.lease_owner).where(table.c.id == object_id).with_for_update()
-        ).first()
+        sql = f"SELECT status, lease_owner FROM {table.name} WHERE id = ?" + driver.for_update(conn)
+        row = driver.one(conn, sql, (object_id,))
         if row is None or row[0] != "in_progress" or row[1] != owner:
             raise LeaseLost
         return fn(conn)
@@ -69,17 +69,17 @@ def owned_write(store: Store, table: sa.Table, object_id: str, owner: str, fn: C
 def take_lease(conn: sa.Connection, table: sa.Table, object_id: str, owner: str, until: float) -> dict[str, Any]:
     """Claim the execution for `owner` until `until` (clock seconds) inside the caller's transaction (the caller
     moves it to in_progress in the same one); returns its stored working state."""
-    conn.execute(table.update().where(table.c.id == object_id).values(lease_owner=owner, lease_until=until))
-    raw = conn.execute(sa.select(table.c.state).where(table.c.id == object_id)).scalar()
+    sql = f"UPDATE {table.name} SET lease_owner = ?, lease_until = ? WHERE id = ?"
+    driver.run(conn, sql, (owner, until, object_id))
+    raw = driver.scalar(conn, f"SELECT state FROM {table.name} WHERE id = ?", (object_id,))
     return loads(raw or "{}")
 
 
 def renew_lease(store: Store, table: sa.Table, object_id: str, owner: str, until: float) -> None:
     """The heartbeat: extend `owner`'s lease to `until` (a no-op once another owner or nobody holds it). Blocking."""
     with store.write() as conn:
-        conn.execute(
-            table.update().where(table.c.id == object_id, table.c.lease_owner == owner).values(lease_until=until)
-        )
+        sql = f"UPDATE {table.name} SET lease_until = ? WHERE id = ? AND lease_owner = ?"
+        driver.run(conn, sql, (until, object_id, owner))
 
 
 def state_columns(state: dict[str, Any], *, release: bool = False) -> dict[str, Any]:
@@ -91,7 +91,7 @@ def state_columns(state: dict[str, Any], *, release: bool = False) -> dict[str, 
 
 
 def save_state(conn: sa.Connection, table: sa.Table, object_id: str, state: dict[str, Any]) -> None:
-    conn.execute(table.update().where(table.c.id == object_id).values(state=dumps(state)))
+    driver.run(conn, f"UPDATE {table.name} SET state = ? WHERE id = ?", (dumps(state), object_id))
 
 
 def unheld(table: sa.Table, ts: float) -> sa.ColumnElement[bool]:

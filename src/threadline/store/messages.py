@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from . import schema
+from . import driver, schema
 from .sql import MESSAGE, ListParams, Page, Store, loads
 
 T = schema.messages
@@ -35,10 +35,11 @@ def page(
     run_id: str | None,
 ) -> Page:
     """A page of a thread's messages (only those `run_id` created, when given), by cursor as in Store.page."""
-    where = (T.c.thread_id == thread_id) & (T.c.type == MESSAGE)
     if run_id:
-        where = where & (T.c.run_id == run_id)
-    return store.page(T, where=where, conn=conn, **params.__dict__)
+        return Store.text_page(
+            conn, T, "thread_id = ? AND type = ? AND run_id = ?", (thread_id, MESSAGE, run_id), **params.__dict__
+        )
+    return Store.text_page(conn, T, "thread_id = ? AND type = ?", (thread_id, MESSAGE), **params.__dict__)
 
 
 def newest(conn: sa.Connection, thread_id: str, limit: int) -> list[dict]:
@@ -47,3 +48,20 @@ def newest(conn: sa.Connection, thread_id: str, limit: int) -> list[dict]:
         sa.select(T.c.data).where(T.c.thread_id == thread_id, T.c.type == MESSAGE).order_by(T.c.seq.desc()).limit(limit)
     )
     return [loads(raw) for raw in conn.execute(query).scalars()]
+
+
+def older_than(
+    conn: sa.Connection, thread_id: str, not_run_id: str, limit: int, before_seq: int | None
+) -> list[tuple[int, str, int | None]]:
+    """Up to `limit` of the thread's messages newest first, except those `not_run_id` created, older than
+    `before_seq` (a `seq`; None: from the newest): (seq, data JSON text, token_count) rows."""
+    sql = (
+        "SELECT seq, data, token_count FROM messages "
+        "WHERE thread_id = ? AND type = ? AND (run_id IS NULL OR run_id != ?)"
+    )
+    args: list = [thread_id, MESSAGE, not_run_id]
+    if before_seq is not None:
+        sql += " AND seq < ?"
+        args.append(before_seq)
+    args.append(limit)
+    return driver.all_rows(conn, sql + " ORDER BY seq DESC LIMIT ?", args)

@@ -12,7 +12,7 @@ from typing import Any
 import orjson
 import sqlalchemy as sa
 
-from . import executions, schema
+from . import driver, executions, schema
 from .sql import Store, dumps, loads
 
 TERMINAL = ("completed", "failed", "cancelled", "expired", "incomplete")
@@ -52,8 +52,8 @@ def close_out(
     step_status, reason = CLOSE_OUT[ending]
     t = schema.run_steps
     field = STEP_STAMP[step_status]
-    query = t.select().with_only_columns(t.c.data).where(t.c.run_id == run_id).with_for_update()
-    for raw in conn.execute(query).scalars():
+    lock = driver.for_update(conn)
+    for (raw,) in driver.all_rows(conn, "SELECT data FROM run_steps WHERE run_id = ?" + lock, (run_id,)):
         step = orjson.loads(raw)
         if step["status"] != "in_progress":
             continue
@@ -67,8 +67,7 @@ def close_out(
     if reason is None:
         return
     t = schema.messages
-    query = t.select().with_only_columns(t.c.data).where(t.c.run_id == run_id).with_for_update()
-    for raw in conn.execute(query).scalars():
+    for (raw,) in driver.all_rows(conn, "SELECT data FROM messages WHERE run_id = ?" + lock, (run_id,)):
         message = orjson.loads(raw)
         if message["status"] != "in_progress":
             continue
@@ -113,3 +112,9 @@ def waiting_tool_step(conn: sa.Connection, run_id: str) -> dict[str, Any] | None
         if step["type"] == "tool_calls" and step["status"] == "in_progress":
             return step
     return None
+
+
+def steps(conn: sa.Connection, run_id: str) -> list[dict[str, Any]]:
+    """The run's steps in creation order."""
+    rows = driver.all_rows(conn, "SELECT data FROM run_steps WHERE run_id = ? ORDER BY seq", (run_id,))
+    return [loads(raw) for (raw,) in rows]

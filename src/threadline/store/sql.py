@@ -6,6 +6,7 @@ Writes happen inside `store.write()`; everything a response reports is committed
 from __future__ import annotations
 
 import contextlib
+import functools
 import threading
 import time
 from collections.abc import Iterator
@@ -17,7 +18,7 @@ import orjson
 import sqlalchemy as sa
 
 from ..tokens import item_text_tokens, message_text_tokens
-from . import schema
+from . import driver, schema
 from .db import create_engine
 
 ACTIVE_RUN_STATUSES = ("queued", "in_progress", "requires_action", "cancelling")
@@ -44,6 +45,31 @@ def _derived(table: sa.Table, obj: dict[str, Any]) -> dict[str, Any]:
         tokens = message_text_tokens(obj) if obj.get("object") == "thread.message" else item_text_tokens(obj)
         return {"token_count": tokens}
     return {}
+
+
+_ACTIVE_RUN_SQL = (
+    f"SELECT id FROM runs WHERE thread_id = ? AND status IN ({','.join('?' * len(ACTIVE_RUN_STATUSES))}) LIMIT 1"
+)
+_ACTIVE_RESPONSE_SQL = (
+    f"SELECT id FROM responses WHERE thread_id = ? AND status IN ({','.join('?' * len(ACTIVE_RESPONSE_STATUSES))}) "
+    "LIMIT 1"
+)
+
+
+@functools.lru_cache(maxsize=256)
+def _insert_sql(table: sa.Table, names: tuple[str, ...]) -> str | None:
+    """INSERT of `names` into `table` as driver SQL, or None when a name is not one of its columns."""
+    if not all(name in table.c for name in names):
+        return None
+    return f"INSERT INTO {table.name} ({', '.join(names)}) VALUES ({', '.join('?' * len(names))})"
+
+
+@functools.lru_cache(maxsize=256)
+def _update_sql(table: sa.Table, names: tuple[str, ...]) -> str | None:
+    """UPDATE of `names` of the row with a given id, as driver SQL, or None when a name is not a column."""
+    if not all(name in table.c for name in names):
+        return None
+    return f"UPDATE {table.name} SET {', '.join(f'{name} = ?' for name in names)} WHERE id = ?"
 
 
 @dataclass
@@ -116,12 +142,22 @@ class Store:
     @staticmethod
     def insert(conn: sa.Connection, table: sa.Table, obj: dict[str, Any], **cols: Any) -> None:
         cols.update(_derived(table, obj))
-        conn.execute(table.insert().values(id=obj["id"], created_at=obj["created_at"], data=dumps(obj), **cols))
+        values = {"id": obj["id"], "created_at": obj["created_at"], "data": dumps(obj), **cols}
+        sql = _insert_sql(table, tuple(values))
+        if sql is not None and driver.primitive(values.values()):
+            driver.run(conn, sql, tuple(values.values()))
+        else:  # a column the table lacks raises SQLAlchemy's own error
+            conn.execute(table.insert().values(**values))
 
     @staticmethod
     def update(conn: sa.Connection, table: sa.Table, obj: dict[str, Any], **cols: Any) -> None:
         cols.update(_derived(table, obj))
-        conn.execute(table.update().where(table.c.id == obj["id"]).values(data=dumps(obj), **cols))
+        values = {"data": dumps(obj), **cols}
+        sql = _update_sql(table, tuple(values))
+        if sql is not None and driver.primitive(values.values()) and type(obj["id"]) is str:
+            driver.run(conn, sql, (*values.values(), obj["id"]))
+        else:
+            conn.execute(table.update().where(table.c.id == obj["id"]).values(**values))
 
     @staticmethod
     def delete(conn: sa.Connection, table: sa.Table, object_id: str) -> bool:
@@ -129,11 +165,17 @@ class Store:
 
     @staticmethod
     def fetch(conn: sa.Connection, table: sa.Table, object_id: str, *, lock: bool = False) -> dict | None:
-        query = sa.select(table.c.data).where(table.c.id == object_id)
-        if lock:
-            query = query.with_for_update()
-        raw = conn.execute(query).scalar()
+        raw = Store.fetch_raw(conn, table, object_id, lock=lock)
         return loads(raw) if raw is not None else None
+
+    @staticmethod
+    def fetch_raw(conn: sa.Connection, table: sa.Table, object_id: str, *, lock: bool = False) -> str | None:
+        """The stored JSON text of an object, or None."""
+        if type(object_id) is not str:
+            query = sa.select(table.c.data).where(table.c.id == object_id)
+            return conn.execute(query.with_for_update() if lock else query).scalar()
+        sql = f"SELECT data FROM {table.name} WHERE id = ?"
+        return driver.scalar(conn, sql + driver.for_update(conn) if lock else sql, (object_id,))
 
     def get(self, table: sa.Table, object_id: str) -> dict | None:
         with self.read() as conn:
@@ -141,10 +183,12 @@ class Store:
 
     def get_raw(self, table: sa.Table, object_id: str) -> str | None:
         with self.read() as conn:
-            return conn.execute(sa.select(table.c.data).where(table.c.id == object_id)).scalar()
+            return self.fetch_raw(conn, table, object_id)
 
     def exists(self, conn: sa.Connection, table: sa.Table, object_id: str) -> bool:
-        return conn.execute(sa.select(table.c.seq).where(table.c.id == object_id)).first() is not None
+        if type(object_id) is not str:
+            return conn.execute(sa.select(table.c.seq).where(table.c.id == object_id)).first() is not None
+        return driver.one(conn, f"SELECT seq FROM {table.name} WHERE id = ?", (object_id,)) is not None
 
     def page(
         self,
@@ -191,6 +235,42 @@ class Store:
             rows.reverse()
         return Page(items=[r[1] for r in rows], ids=[r[0] for r in rows], has_more=has_more)
 
+    @staticmethod
+    def text_page(
+        conn: sa.Connection,
+        table: sa.Table,
+        where: str,
+        args: tuple[Any, ...],
+        *,
+        limit: int = 20,
+        order: str = "desc",
+        after: str | None = None,
+        before: str | None = None,
+    ) -> Page:
+        """`page` for the hottest lists, as driver SQL: `where` is a condition with `?` placeholders for `args`
+        (e.g. "thread_id = ? AND type = ?"); the cursors are looked up under the same condition."""
+        sql = f"SELECT id, data FROM {table.name} WHERE {where}"
+        params: list[Any] = list(args)
+        cursor_seq = f"(SELECT seq FROM {table.name} WHERE id = ? AND {where})"
+        asc = order == "asc"
+        if after:
+            sql += f" AND seq {'>' if asc else '<'} {cursor_seq}"
+            params += [after, *args]
+        reverse = False
+        if before:
+            sql += f" AND seq {'<' if asc else '>'} {cursor_seq}"
+            params += [before, *args]
+            reverse = not after  # take the page nearest the cursor, then restore the requested order
+        ascending = asc != reverse
+        sql += f" ORDER BY seq {'ASC' if ascending else 'DESC'} LIMIT ?"
+        params.append(limit + 1)
+        rows = driver.all_rows(conn, sql, params)
+        has_more = len(rows) > limit
+        rows = rows[:limit]
+        if reverse:
+            rows.reverse()
+        return Page(items=[r[1] for r in rows], ids=[r[0] for r in rows], has_more=has_more)
+
     def referenced_blob_keys(self, keys: list[str]) -> set[str]:
         """The subset of `keys` that a File, an upload part or a container file still references."""
         wanted = set(keys)
@@ -211,16 +291,10 @@ class Store:
     @staticmethod
     def active_run_id(conn: sa.Connection, thread_id: str) -> str | None:
         """The id of the run (or response: the thread is its conversation) that holds the thread's lock, or None."""
-        t = schema.runs
-        run_id = conn.execute(
-            sa.select(t.c.id).where(t.c.thread_id == thread_id, t.c.status.in_(ACTIVE_RUN_STATUSES)).limit(1)
-        ).scalar()
+        run_id = driver.scalar(conn, _ACTIVE_RUN_SQL, (thread_id, *ACTIVE_RUN_STATUSES))
         if run_id is not None:
             return run_id
-        r = schema.responses
-        return conn.execute(
-            sa.select(r.c.id).where(r.c.thread_id == thread_id, r.c.status.in_(ACTIVE_RESPONSE_STATUSES)).limit(1)
-        ).scalar()
+        return driver.scalar(conn, _ACTIVE_RESPONSE_SQL, (thread_id, *ACTIVE_RESPONSE_STATUSES))
 
     def lock_thread(self, conn: sa.Connection, thread_id: str) -> dict | None:
         """Load a thread, holding its row lock (PostgreSQL) for the rest of the write transaction."""
