@@ -275,6 +275,7 @@ class ResponsesContext:
             top_p=response.get("top_p"),
             max_tokens=turn.max_tokens,
             response_format=response_format_for_provider(text_format(response)),
+            reasoning_effort=(response.get("reasoning") or {}).get("effort"),
         )
         return RunContext(request=request, prompt_tokens=used, truncated=truncated)
 
