@@ -335,6 +335,13 @@ class Execution:
                 return name
         return "auto"
 
+    def _server_calls_left(self, started: int = 0) -> int | None:
+        """How many more server tool calls `max_tool_calls` allows (None: no cap), `started` of this turn's
+        counted as made."""
+        assert self.spec is not None
+        cap = self.spec.max_tool_calls
+        return None if cap is None else max(0, cap - self.state.get("server_tool_calls", 0) - started)
+
     def _plan(self) -> _Turn | tuple[str, ...]:
         """What the next model call needs (no I/O): the resolved provider, tools and prompt settings; or how the
         execution ends instead: ("fail", code, message) / ("incomplete", reason)."""
@@ -350,6 +357,10 @@ class Execution:
             specs = []
         if self.state.get("forced_done") and choice not in ("auto", "none"):
             choice = "auto"  # a forced tool is called once; afterwards the model answers
+        if self._server_calls_left() == 0:  # max_tool_calls reached: the model answers with what it has
+            specs = [s for s in specs if s.name not in server]
+            if choice in server or (choice == "required" and not specs):
+                choice = "auto"
         used_prompt = self.state.get("prompt_tokens", 0)
         used_completion = self.state.get("completion_tokens", 0)
         completion_left = None if spec.max_completion_tokens is None else spec.max_completion_tokens - used_completion
@@ -409,6 +420,7 @@ class Execution:
         assert spec is not None
         calls: dict[int, _Call] = {}  # provider index -> call
         finish = "stop"
+        ignored = False
         turn_usage = n.Usage(0, 0)
         self.processor = self._text_processor(plan.server)
         called = time.monotonic()
@@ -430,6 +442,9 @@ class Execution:
                         await self.on_text(event.text, bool(calls))
                 elif isinstance(event, ToolCallStart):
                     if not spec.parallel_tool_calls and calls:
+                        continue
+                    if event.name in plan.server and self._server_calls_left(_servers(calls)) == 0:
+                        ignored = True  # beyond max_tool_calls: ignored (contract §2.1), never shown or run
                         continue
                     await self.on_tool_start(event, calls, plan.server)
                 elif isinstance(event, ToolCallDelta):
@@ -462,6 +477,9 @@ class Execution:
             self.state["forced_done"] = True
         if calls:
             return await self.tool_turn(calls, plan, turn_usage)
+        if ignored and not self.replying and finish not in ("length", "content_filter"):
+            await self.projection.handle(n.ToolTurnDone(turn_usage))
+            return True  # only ignored calls: the next turn, without server tools, answers
         limit = spec.max_completion_tokens
         if finish == "length":
             await self.close_text("incomplete", "max_tokens", turn_usage)
@@ -562,6 +580,7 @@ class Execution:
                 continue
             self.state["call_arguments"][call.id] = call.args
             self.state["call_names"][call.id] = call.name
+            self.state["server_tool_calls"] = self.state.get("server_tool_calls", 0) + 1
             prior = self.state.get("references", {}).get(impl.type, [])
             ctx = self.source.tool_context(spec, self.state, plan.configs[call.name], prior)
 
@@ -586,6 +605,10 @@ class Execution:
             return False
         await self.projection.handle(n.ToolTurnDone(turn_usage))
         return True
+
+
+def _servers(calls: dict[int, _Call]) -> int:
+    return sum(1 for c in calls.values() if c.server is not None)
 
 
 def _ms_since(started: float) -> int:

@@ -59,6 +59,7 @@ class ExecutionSpec:
     max_completion_tokens: int | None
     expires_at: int | None  # clock seconds; None: never
     obj: dict[str, Any]
+    max_tool_calls: int | None = None  # server tool calls across the execution; None: no cap
 
 
 # -- text ---------------------------------------------------------------------------------------------------------

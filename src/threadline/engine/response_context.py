@@ -91,6 +91,7 @@ def execution_spec(response: dict[str, Any]) -> n.ExecutionSpec:
         max_completion_tokens=response.get("max_output_tokens"),
         expires_at=None,
         obj=response,
+        max_tool_calls=response.get("max_tool_calls"),
     )
 
 
@@ -211,6 +212,38 @@ def chain_items(conn: sa.Connection, previous_response_id: str, max_tokens: int 
     return [item for segment in reversed(segments) for item in segment]
 
 
+SERVER_ITEMS = ("file_search_call", "code_interpreter_call")
+
+
+def server_turns(output: list[dict[str, Any]], state: dict[str, Any]) -> list[dict[str, Any]]:
+    """This response's output so far with each answered server tool call (file_search, code_interpreter) as the
+    function_call and function_call_output the model made and got, so that the next turn sees the results. The
+    loop records calls (`call_names`, `call_arguments`, `tool_outputs`, by provider call id) in the order their
+    items were output; a call not answered yet is left out."""
+    names: dict[str, str] = state.get("call_names") or {}
+    args: dict[str, str] = state.get("call_arguments") or {}
+    outputs: dict[str, str] = state.get("tool_outputs") or {}
+    ids = iter(names)
+    out: list[dict[str, Any]] = []
+    for item in output:
+        if item.get("type") not in SERVER_ITEMS:
+            out.append(item)
+            continue
+        call_id = next(ids, None)
+        if call_id is None or outputs.get(call_id) is None:
+            continue
+        out.append(
+            {
+                "type": "function_call",
+                "call_id": call_id,
+                "name": names[call_id],
+                "arguments": args.get(call_id) or "{}",
+            }
+        )
+        out.append({"type": "function_call_output", "call_id": call_id, "output": outputs[call_id]})
+    return out
+
+
 class ResponsesContext:
     """A response's prompt: its instructions, then the conversation's items (or the previous_response_id chain's
     inputs and outputs), then this request's input, then what this response has output so far (server tool
@@ -236,7 +269,7 @@ class ResponsesContext:
 
     def build(self, conn: sa.Connection, spec: n.ExecutionSpec, state: dict[str, Any], turn: TurnPrompt) -> RunContext:
         response = spec.obj
-        own = self.input + self.output()
+        own = self.input + server_turns(self.output(), state)
         used = sum(count_tokens(str(t.parameters or "")) + count_tokens(t.description or "") + 8 for t in turn.tools)
         if turn.system_prompt:
             used += count_tokens(turn.system_prompt) + MESSAGE_OVERHEAD_TOKENS
@@ -275,6 +308,7 @@ class ResponsesContext:
             top_p=response.get("top_p"),
             max_tokens=turn.max_tokens,
             response_format=response_format_for_provider(text_format(response)),
+            reasoning_effort=(response.get("reasoning") or {}).get("effort"),
         )
         return RunContext(request=request, prompt_tokens=used, truncated=truncated)
 

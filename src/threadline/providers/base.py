@@ -61,6 +61,7 @@ class ChatRequest:
     top_p: float | None = None
     max_tokens: int | None = None
     response_format: dict | None = None  # {"type":"json_object"} | {"type":"json_schema","json_schema":{...}}
+    reasoning_effort: str | None = None  # "none" | "minimal" | "low" | "medium" | "high" | ...; None: not sent
 
 
 @dataclass

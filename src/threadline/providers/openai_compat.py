@@ -158,6 +158,8 @@ class OpenAICompatProvider:
             body["temperature"] = request.temperature
         if request.top_p is not None:
             body["top_p"] = request.top_p
+        if request.reasoning_effort is not None:
+            body["reasoning_effort"] = request.reasoning_effort
         if request.max_tokens is not None:
             body[self.max_tokens_param] = request.max_tokens
         fmt = request.response_format

@@ -29,7 +29,7 @@ from ..providers.base import ProviderError
 from ..store import Store, executions, now, response_events, schema
 from ..store import items as log
 from ..store import responses as rows
-from . import containers, conversations, response_compact
+from . import containers, conversations, response_compact, response_prompt
 from . import response_models as rm
 from . import responses as svc
 from .errors import Invalid, NotFound
@@ -252,6 +252,8 @@ async def _container(rt: Runtime, body: rm.ResponseCreate) -> tuple[str, bool]:
 async def create_response(rt: Runtime, body: rm.ResponseCreate) -> Created:
     """Create a response and execute it: at once in this process (sync: the caller awaits `execution`; streamed:
     `stream`), or queued for the workers (background). Raises Invalid / NotFound before anything is stored."""
+    if body.prompt is not None:
+        body = await anyio.to_thread.run_sync(response_prompt.with_assistant, rt.store, body)
     if not body.model:
         raise Invalid("Missing required parameter: 'model'.", param="model", code="missing_required_parameter")
     model = body.model
