@@ -48,6 +48,16 @@ def _run(client: OpenAI, thread_id: str, assistant_id: str):  # noqa: ANN202
     return run
 
 
+def _run_here(client: OpenAI, thread_id: str, assistant_id: str):  # noqa: ANN202
+    """A run executed by the process `client` talks to: a streamed run is executed by the process holding its stream
+    (a background run may be claimed by any process sharing the database)."""
+    with client.beta.threads.runs.stream(thread_id=thread_id, assistant_id=assistant_id) as stream:
+        stream.until_done()
+        run = stream.get_final_run()
+    assert run.status == "completed", run.last_error
+    return run
+
+
 def test_state_survives_across_processes(servers: list[ServerHandle], clients: list[OpenAI], fake_llm) -> None:  # noqa: ANN001
     a, b = clients
     assert servers[0].process.pid != servers[1].process.pid
@@ -130,14 +140,14 @@ def test_another_machine_recreates_the_session_with_the_input_files(
         )
         code = "secret = 1\nopen('/mnt/data/made.txt', 'w').write('x')\nopen('/mnt/data/data.csv', 'a').write('3\\n')"
         fake_llm.script(*run_code(code, "done"))
-        _run(a, thread.id, assistant.id)
+        _run_here(a, thread.id, assistant.id)
 
         c.beta.threads.messages.create(thread_id=thread.id, role="user", content="again")
         code = (
             "import os\nprint('secret' in globals(), sorted(os.listdir('/mnt/data')), open('data.csv').read().split())"
         )
         fake_llm.script(*run_code(code, "done"))
-        run = _run(c, thread.id, assistant.id)
+        run = _run_here(c, thread.id, assistant.id)
         notice, logs = _logs(c, thread.id, run.id).split("\n", 1)
         # A new session: variables and the files the code made are gone, the input file is there as uploaded, and
         # the model is told so.
