@@ -11,11 +11,12 @@ import orjson
 import sqlalchemy as sa
 from fastapi import Request
 from fastapi.responses import Response
+from starlette.datastructures import FormData
 
 from ..services import errors as services_errors
 from ..store import Page, Store
 from ..store.sql import ListParams
-from .errors import APIError, bad_request, not_found
+from .errors import APIError, BodyError, bad_request, not_found
 
 if TYPE_CHECKING:
     from ..app import Runtime
@@ -76,6 +77,17 @@ async def short_read(request: Request, fn: Callable[[], T]) -> T:
     if store(request).dialect == "sqlite":
         return fn()
     return await anyio.to_thread.run_sync(fn)
+
+
+async def read_form(request: Request, max_fields: int) -> FormData:
+    """The request's multipart form (at most one file part); a body over its size cap stays a 413, a malformed one
+    is a 400 saying why."""
+    try:
+        return await request.form(max_files=1, max_fields=max_fields)
+    except BodyError:
+        raise
+    except Exception as exc:  # malformed multipart bodies
+        raise bad_request(f"Could not parse multipart form: {exc}") from None
 
 
 def check_id(kind: str, value: str, param: str) -> str:

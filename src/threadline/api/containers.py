@@ -14,8 +14,8 @@ from starlette.datastructures import UploadFile
 
 from ..fields import Strict
 from ..services import containers as svc
-from .common import ListParams, _list_params, check_no_nul, json, page_response, runtime
-from .errors import INVALID_JSON, APIError, BodyError, bad_request
+from .common import ListParams, _list_params, check_no_nul, json, page_response, read_form, runtime
+from .errors import INVALID_JSON, APIError, bad_request
 from .files import _attachment, _stream
 from .jsonbody import JSONRoute
 
@@ -86,12 +86,7 @@ async def create_container_file(container_id: str, request: Request) -> Response
     with the field `file`."""
     rt = runtime(request)
     if request.headers.get("content-type", "").startswith("multipart/form-data"):
-        try:
-            form = await request.form(max_files=1, max_fields=16)
-        except BodyError:
-            raise
-        except Exception as exc:  # malformed multipart bodies
-            raise bad_request(f"Could not parse multipart form: {exc}") from None
+        form = await read_form(request, max_fields=16)
         try:
             upload = form.get("file")
             file_id = form.get("file_id")

@@ -22,10 +22,11 @@ from .common import (
     json,
     page_response,
     poll_headers,
+    read_form,
     runtime,
     store,
 )
-from .errors import BodyError, bad_request
+from .errors import bad_request
 from .jsonbody import JSONRoute
 
 router = APIRouter(prefix="/v1/files", tags=["files"], route_class=JSONRoute)
@@ -60,12 +61,7 @@ async def upload_file(request: Request) -> Response:
     content_type = request.headers.get("content-type", "")
     if not content_type.startswith("multipart/form-data"):
         raise bad_request("Invalid request: expected a multipart/form-data body with 'file' and 'purpose' fields.")
-    try:
-        form = await request.form(max_files=1, max_fields=16)
-    except BodyError:
-        raise
-    except Exception as exc:  # malformed multipart bodies
-        raise bad_request(f"Could not parse multipart form: {exc}") from None
+    form = await read_form(request, max_fields=16)
     try:
         purpose = form.get("purpose")
         upload = form.get("file")

@@ -9,8 +9,8 @@ from starlette.datastructures import UploadFile
 
 from ..services import uploads
 from . import models
-from .common import frees_storage, json, runtime
-from .errors import BodyError, bad_request
+from .common import frees_storage, json, read_form, runtime
+from .errors import bad_request
 from .jsonbody import JSONRoute
 
 router = APIRouter(prefix="/v1/uploads", tags=["uploads"], route_class=JSONRoute)
@@ -28,12 +28,7 @@ async def add_part(upload_id: str, request: Request) -> Response:
     await run_in_threadpool(uploads.check_pending, rt, upload_id)
     if not request.headers.get("content-type", "").startswith("multipart/form-data"):
         raise bad_request("Invalid request: expected a multipart/form-data body with a 'data' field.")
-    try:
-        form = await request.form(max_files=1, max_fields=4)
-    except BodyError:
-        raise
-    except Exception as exc:
-        raise bad_request(f"Could not parse multipart form: {exc}") from None
+    form = await read_form(request, max_fields=4)
     try:
         data = form.get("data")
         if not isinstance(data, UploadFile):
