@@ -14,6 +14,7 @@ from .auth import AdminVerdict, KeyChecker, Verdict, key_id, request_key_id
 from .config import Settings
 from .logs import request_id as request_id_var
 from .services.errors import size_text
+from .tenancy import DEFAULT_PROJECT_ID, current_project
 
 BETA_PATHS = ("/v1/assistants", "/v1/threads")
 ORGANIZATION_PATH = "/v1/organization/"
@@ -63,6 +64,8 @@ class APIMiddleware:
         headers = dict(scope["headers"])
         path = scope["path"]
         failure = None
+        if path.startswith("/v1/"):
+            current_project.set(DEFAULT_PROJECT_ID)
         if self.keys is not None and path.startswith("/v1/"):
             auth = headers.get(b"authorization", b"").decode("latin-1")
             key = auth[7:].strip() if auth.lower().startswith("bearer ") else ""

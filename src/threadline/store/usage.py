@@ -13,10 +13,10 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from ..tenancy import project_id
 from . import schema
 from .sql import dumps
 
-DEFAULT_PROJECT = "proj_default"
 SESSION_S = 3600  # a code-interpreter session is billed per hour of a thread's use, as OpenAI does
 DAY_S = 86400
 KINDS = ("completion", "embedding", "file_search_call", "code_interpreter_session", "vector_store_bytes")
@@ -28,7 +28,7 @@ def record(conn: sa.Connection, kind: str, at: int, *, data: dict[str, Any] | No
     """Insert one usage row of `kind` at `at` (Unix seconds) in `conn`'s transaction; `cols` are usage_records
     columns (tokens, ids, model, quantity, latency_ms); `data` is kept as JSON (e.g. the prompt's parts)."""
     assert kind in KINDS, kind
-    cols.setdefault("project_id", DEFAULT_PROJECT)
+    cols.setdefault("project_id", project_id())
     conn.execute(
         schema.usage_records.insert().values(
             kind=kind, created_at=at, data=dumps(data) if data is not None else None, **cols
