@@ -1393,6 +1393,34 @@ def _organization_cases() -> list[Case]:
     return cases
 
 
+def _foreign_cases() -> list[Case]:
+    """Another project's objects (made in a second project of this open server, through its OpenAI-Project header):
+    in the path or in a body they are unknown ids, 404 in the envelope (tests/isolation compares every endpoint's
+    answer with an unknown id's)."""
+    att = {
+        "role": "user",
+        "content": "x",
+        "attachments": [{"file_id": "{foreign_file}", "tools": [{"type": "file_search"}]}],
+    }
+    return [
+        ("foreign_assistant", "GET", "/assistants/{foreign_asst}", {}, 404),
+        ("foreign_assistant_delete", "DELETE", "/assistants/{foreign_asst}", {}, 404),
+        ("foreign_thread_messages", "GET", "/threads/{foreign_thread}/messages", {}, 404),
+        ("foreign_file_content", "GET", "/files/{foreign_file}/content", {}, 404),
+        ("foreign_vector_store", "POST", "/vector_stores/{foreign_vs}", {"json": {"name": "x"}}, 404),
+        ("foreign_run_assistant", "POST", "/threads/{thread}/runs", {"json": {"assistant_id": "{foreign_asst}"}}, 404),
+        ("foreign_attachment", "POST", "/threads/{thread}/messages", {"json": att}, 404),
+        (
+            "foreign_tool_resources_store",
+            "POST",
+            "/threads",
+            {"json": {"tool_resources": {"file_search": {"vector_store_ids": ["{foreign_vs}"]}}}},
+            404,
+        ),
+        ("foreign_store_file", "POST", "/vector_stores/{vs}/files", {"json": {"file_id": "{foreign_file}"}}, 404),
+    ]
+
+
 CASES: list[Case] = (
     _malformed_cases()
     + _assistant_cases()
@@ -1412,6 +1440,7 @@ CASES: list[Case] = (
     + _conversation_and_response_cases()
     + _container_cases()
     + _organization_cases()
+    + _foreign_cases()
 )
 
 
@@ -1461,7 +1490,24 @@ def objs(server: ServerHandle) -> dict[str, str]:
         ids["resp"] = _stored_response(server)
         ids["cntr"] = post("/containers", json={"name": "bad input"})["id"]
         ids["cfile"] = post(f"/containers/{ids['cntr']}/files", json={"file_id": ids["file"]})["id"]
+        ids.update(_foreign_objects(server))
         return ids
+
+
+def _foreign_objects(server: ServerHandle) -> dict[str, str]:
+    """An assistant, a thread, a file and a vector store of a second project (this server is open: the
+    OpenAI-Project header picks the project)."""
+    with raw_http_client(server.base_url) as http:
+        project = http.post("/organization/projects", json={"name": "bad input elsewhere"}).json()["id"]
+        http.headers["OpenAI-Project"] = project
+        return {
+            "foreign_asst": http.post("/assistants", json={"model": "m"}).json()["id"],
+            "foreign_thread": http.post("/threads", json={}).json()["id"],
+            "foreign_file": http.post("/files", files={"file": ("f.txt", b"x")}, data={"purpose": "assistants"}).json()[
+                "id"
+            ],
+            "foreign_vs": http.post("/vector_stores", json={"name": "elsewhere"}).json()["id"],
+        }
 
 
 def _stored_response(server: ServerHandle) -> str:

@@ -12,7 +12,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from ..tenancy import project_id
+from ..tenancy import current_project
 from ..tokens import item_text_tokens, message_text_tokens
 from . import schema
 from .sql import ACTIVE_RESPONSE_STATUSES, ACTIVE_RUN_STATUSES, MESSAGE, Store, dumps, loads, owned
@@ -31,7 +31,7 @@ class ItemRow:
 def append(conn: sa.Connection, thread_id: str, rows: list[ItemRow], created_at: int) -> None:
     """Append rows to a thread's log in order (in the current project), each with its stored token count."""
     t = schema.messages
-    project = project_id()
+    project = {"project_id": p} if (p := current_project.get()) is not None else {}  # else the column default
     for row in rows:
         message = row.type == MESSAGE
         conn.execute(
@@ -43,7 +43,7 @@ def append(conn: sa.Connection, thread_id: str, rows: list[ItemRow], created_at:
                 type=row.type,
                 item=dumps(row.item) if row.item is not None else None,
                 token_count=message_text_tokens(row.data) if message else item_text_tokens(row.data),
-                project_id=project,
+                **project,
             )
         )
 

@@ -23,7 +23,7 @@ from typing import Any
 import orjson
 import sqlalchemy as sa
 
-from ..tenancy import current_project, project_id
+from ..tenancy import current_project
 from ..tokens import item_text_tokens, message_text_tokens
 from . import driver, schema
 from .db import create_engine
@@ -181,8 +181,10 @@ class Store:
     def insert(conn: sa.Connection, table: sa.Table, obj: dict[str, Any], **cols: Any) -> None:
         """Insert a document row (in the current project, for an owned table); `cols` are its other columns."""
         cols.update(_derived(table, obj))
-        if table.info.get("owned"):
-            cols.setdefault("project_id", project_id())
+        if table.info.get("owned") and "project_id" not in cols:
+            project = current_project.get()
+            if project is not None:  # else the column's default: the default project (system scope, as project_id())
+                cols["project_id"] = project
         values = {"id": obj["id"], "created_at": obj["created_at"], "data": dumps(obj), **cols}
         sql = _insert_sql(table, tuple(values))
         if sql is not None and driver.primitive(values.values()):

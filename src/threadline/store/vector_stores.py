@@ -7,7 +7,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from ..tenancy import project_id
+from ..tenancy import current_project
 from . import schema
 from .sql import ListParams, Page, Store, dumps, loads, owned
 
@@ -77,9 +77,10 @@ def upsert_file(conn: sa.Connection, obj: dict[str, Any], batch_id: str | None) 
             )
         )
     else:
+        project = current_project.get()  # None (system scope): the column default, the default project
         conn.execute(
             F.insert().values(
-                project_id=project_id(),
+                **({"project_id": project} if project is not None else {}),
                 vector_store_id=vs_id,
                 file_id=file_id,
                 batch_id=batch_id,
