@@ -10,14 +10,15 @@ import time
 from pathlib import Path
 
 import sqlalchemy as sa
+from alembic.script import ScriptDirectory
 
 from support.server import INHERIT_NOT, ServerFactory
 from threadline.store.db import create_engine
-from threadline.store.migrate import current
+from threadline.store.migrate import _config, current
 
 from .conftest import Cluster, http_client
 
-HEAD = "0008"
+HEAD = ScriptDirectory.from_config(_config()).get_current_head()  # the newest revision
 FILES = 6
 
 
