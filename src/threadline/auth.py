@@ -225,17 +225,18 @@ class KeyChecker:
     def _access(self, key: str | None, found: Access | None, any_stored: bool) -> Access:
         if found is not None:
             return _unexpired(found)
-        if not any_stored and not self.env_hashes:
+        if not any_stored and not self.env_hashes and not self.admin_hashes:
             return Access(Verdict.OPEN)
         return Access(Verdict.MISSING if key is None else Verdict.INVALID)
 
     def _lookup(self, digest: str | None) -> tuple[Access | None, bool]:
-        """(what the stored key with this digest allows, or None; any project key is stored): one query over the
-        unique key_hash indexes of the three key tables."""
+        """(what the stored key with this digest allows, or None; any key is stored, so the server is not open): one
+        query over the unique key_hash indexes of the three key tables."""
         p = self._param
         anything = (
             "SELECT 'any', CAST(NULL AS VARCHAR(64)), CAST(NULL AS BIGINT) "
-            "WHERE EXISTS (SELECT 1 FROM api_keys) OR EXISTS (SELECT 1 FROM project_api_keys)"
+            "WHERE EXISTS (SELECT 1 FROM api_keys) OR EXISTS (SELECT 1 FROM project_api_keys) "
+            "OR EXISTS (SELECT 1 FROM admin_api_keys)"
         )
         if digest is None:
             sql, args = anything, ()
@@ -302,13 +303,14 @@ class KeyChecker:
 
     @property
     def enabled(self) -> bool:
-        """Whether any key is configured right now (env, legacy or project keys)."""
-        if self.env_hashes:
+        """Whether any key is configured right now (env, legacy, project or admin keys); without any, the server
+        is open."""
+        if self.env_hashes or self.admin_hashes:
             return True
         with self.store.read() as conn:
             return any(
                 conn.execute(sa.select(t.c.seq).limit(1)).first() is not None
-                for t in (schema.api_keys, schema.project_api_keys)
+                for t in (schema.api_keys, schema.project_api_keys, schema.admin_api_keys)
             )
 
     def add(self, key: str, name: str | None = None) -> bool:
