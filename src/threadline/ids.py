@@ -27,6 +27,7 @@ PREFIXES = {
     "compaction": "cmp_",
     "container": "cntr_",
     "container_file": "cfile_",
+    "spend_alert": "alert_",
 }
 # A thread is a conversation: one threads row, shown as thread_X by the Assistants API and conv_X by the
 # Conversations API (the same suffix), and either API accepts either id.
