@@ -65,23 +65,24 @@ def period_of(at: int) -> tuple[str, int, int]:
 
 
 def spend_cents(rows: list[records.SpendRow], prices: Prices) -> float:
-    """What usage rows cost at `prices`, in cents (the line items of /v1/organization/costs)."""
-    usd = 0.0
+    """What usage rows cost at `prices`, in cents (the line items of /v1/organization/costs), rounded to 10⁻⁶ cent
+    so float noise never puts a spend a hair below a limit it has reached."""
+    micro_usd = 0.0  # tokens x USD per million tokens
     for r in rows:
         price = prices.model(r.model)
         if r.kind == "completion":
             uncached = r.input_tokens - r.cached_input_tokens
-            usd += uncached * price.input_per_mtok + r.cached_input_tokens * price.cached_input_per_mtok
-            usd += r.output_tokens * price.output_per_mtok
+            micro_usd += uncached * price.input_per_mtok + r.cached_input_tokens * price.cached_input_per_mtok
+            micro_usd += r.output_tokens * price.output_per_mtok
         elif r.kind == "embedding":
-            usd += r.input_tokens * price.input_per_mtok
+            micro_usd += r.input_tokens * price.input_per_mtok
         elif r.kind == "code_interpreter_session":
-            usd += r.quantity * prices.tool("code_interpreter_session") * 1e6
+            micro_usd += r.quantity * prices.tool("code_interpreter_session") * 1e6
         elif r.kind == "file_search_call":
-            usd += r.quantity * prices.tool("file_search_call") * 1e6
+            micro_usd += r.quantity * prices.tool("file_search_call") * 1e6
         elif r.kind == "vector_store_bytes":
-            usd += r.quantity * 1e-9 * prices.tool("vector_store_gb_day") * 1e6
-    return usd / 1e6 * 100
+            micro_usd += r.quantity * prices.tool("vector_store_gb_day") * 1e-3  # bytes / 10⁹ GB x 10⁶
+    return round(micro_usd / 1e4, 6)
 
 
 def _dollars(cents: float) -> str:

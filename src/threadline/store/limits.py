@@ -165,7 +165,8 @@ def record_firing(conn: sa.Connection, alert_id: str, period: str, at: int, spen
     """Record that `alert_id` fired in `period`; False when it had fired there already (by any process)."""
     t = schema.spend_alert_firings
     stmt = _insert(conn, t).values(alert_id=alert_id, period=period, fired_at=at, spend_amount=spend_cents)
-    return conn.execute(stmt.on_conflict_do_nothing()).rowcount > 0
+    # RETURNING says whether the row went in on both backends (the row count did not, on PostgreSQL)
+    return conn.execute(stmt.on_conflict_do_nothing().returning(t.c.alert_id)).first() is not None
 
 
 def firings(conn: sa.Connection, alert_id: str) -> list[dict[str, Any]]:
