@@ -21,6 +21,7 @@ from .api import (
     messages,
     model_list,
     organization,
+    projects,
     responses,
     responses_ws,
     runs,
@@ -254,6 +255,7 @@ def create_app(
         containers,
         limits,
         organization,
+        projects,
     ):  # runs before threads: /threads/runs
         app.include_router(module.router)
     app.include_router(responses_ws.router)

@@ -95,7 +95,7 @@ def serve(args: argparse.Namespace, settings: Settings) -> int:
     export(settings, "host", "port", "data_dir", "database_url", "prometheus_multiproc_dir")
     store = Store(settings.effective_database_url)
     store.migrate()  # once, before the processes start (each would wait for the others' migration otherwise)
-    enabled = KeyChecker(store, settings.api_keys).enabled
+    enabled = KeyChecker(store, settings.api_keys, settings.admin_keys).enabled
     store.close()
     _announce(settings, enabled, processes)
     uvicorn.run(

@@ -27,6 +27,9 @@ PREFIXES = {
     "compaction": "cmp_",
     "container": "cntr_",
     "container_file": "cfile_",
+    "project": "proj_",
+    "service_account": "svc_acct_",
+    "audit_log": "audit_log-",
     "spend_alert": "alert_",
 }
 # A thread is a conversation: one threads row, shown as thread_X by the Assistants API and conv_X by the

@@ -17,9 +17,8 @@ from pydantic import Field
 
 from ..fields import Strict
 from ..ids import new_id
+from ..store import audit, now, projects
 from ..store import limits as records
-from ..store import now
-from ..tenancy import DEFAULT_PROJECT_ID
 from .common import check_no_nul, json, runtime
 from .errors import APIError, bad_request
 from .jsonbody import JSONRoute
@@ -37,6 +36,7 @@ RATE_FIELDS = (
     "batch_1_day_max_input_tokens",
 )
 ORGANIZATION = records.ORGANIZATION
+AUDIT_ORGANIZATION_ID = "org-threadline"  # the one organization of a server, as its audit log names it
 Count = Annotated[int, Field(ge=0, le=2**53)]
 
 
@@ -69,7 +69,7 @@ class SpendAlertBody(Strict):
 
 
 def _project_exists(conn: sa.Connection, project_id: str) -> bool:
-    return project_id == DEFAULT_PROJECT_ID
+    return projects.get_project(conn, project_id) is not None
 
 
 async def _in_project(request: Request, project_id: str, fn: Any) -> Any:
@@ -161,7 +161,9 @@ async def update_rate_limit(
         fields = {**records.rate_limits(conn, project_id).get(model, {}), **given}
         fields = {k: v for k, v in fields.items() if v}
         records.set_rate_limit(conn, project_id, model, fields, now())
-        _audit(conn, "rate_limit.updated", project_id, {"id": rate_limit_id, "changes_requested": given})
+        audit.record(
+            conn, "rate_limit.updated", project_id=project_id, details={"id": rate_limit_id, "changes_requested": given}
+        )
         return _rate_object(model, fields)
 
     return json(await _in_project(request, project_id, update))
@@ -192,7 +194,7 @@ async def _get_spend_limit(request: Request, scope: str, kind: str) -> Response:
 async def _put_spend_limit(request: Request, scope: str, kind: str, body: SpendLimitBody) -> Response:
     def put(conn: sa.Connection) -> dict[str, Any]:
         records.put_spend_limit(conn, scope, body.threshold_amount, body.currency, body.interval, now())
-        _audit(conn, "spend_limit.updated", _project_of(scope), body.model_dump())
+        _audit_setting(conn, scope, {"spend_limit": body.model_dump()})
         return records.spend_limit(conn, scope) or {}
 
     return json(_spend_limit_object(kind, await _scoped(request, scope, put)))
@@ -202,16 +204,12 @@ async def _delete_spend_limit(request: Request, scope: str, kind: str) -> Respon
     def delete(conn: sa.Connection) -> bool:
         gone = records.delete_spend_limit(conn, scope)
         if gone:
-            _audit(conn, "spend_limit.deleted", _project_of(scope), {})
+            _audit_setting(conn, scope, {"spend_limit": None})
         return gone
 
     if not await _scoped(request, scope, delete):
         raise _no_spend_limit(scope)
     return json({"object": f"{kind}.spend_limit.deleted", "deleted": True})
-
-
-def _project_of(scope: str) -> str | None:
-    return None if scope == ORGANIZATION else scope
 
 
 async def _scoped(request: Request, scope: str, fn: Any) -> Any:
@@ -297,7 +295,7 @@ async def _create_alert(request: Request, scope: str, kind: str, body: SpendAler
     def create(conn: sa.Connection) -> dict[str, Any]:
         alert = _alert_object(kind, new_id("spend_alert"), body)
         records.insert_alert(conn, scope, alert, now())
-        _audit(conn, "spend_alert.created", _project_of(scope), {"id": alert["id"], "data": body.model_dump()})
+        _audit_setting(conn, scope, {"spend_alert": {"action": "created", **alert}})
         return alert
 
     return json(await _scoped(request, scope, create))
@@ -318,9 +316,7 @@ async def _update_alert(request: Request, scope: str, kind: str, alert_id: str, 
         alert = _alert_object(kind, alert_id, body)
         if not records.update_alert(conn, scope, alert):
             return None
-        _audit(
-            conn, "spend_alert.updated", _project_of(scope), {"id": alert_id, "changes_requested": body.model_dump()}
-        )
+        _audit_setting(conn, scope, {"spend_alert": {"action": "updated", **alert}})
         return alert
 
     found = await _scoped(request, scope, update)
@@ -335,7 +331,7 @@ async def _delete_alert(request: Request, scope: str, kind: str, alert_id: str) 
     def delete(conn: sa.Connection) -> bool:
         gone = records.delete_alert(conn, scope, alert_id)
         if gone:
-            _audit(conn, "spend_alert.deleted", _project_of(scope), {"id": alert_id})
+            _audit_setting(conn, scope, {"spend_alert": {"action": "deleted", "id": alert_id}})
         return gone
 
     if not await _scoped(request, scope, delete):
@@ -400,5 +396,12 @@ async def delete_project_spend_alert(project_id: str, alert_id: str, request: Re
 # -- audit ------------------------------------------------------------------------------------------------------------
 
 
-def _audit(conn: sa.Connection, event: str, project_id: str | None, details: dict[str, Any]) -> None:
-    """Record a change of limits in the audit log, in the transaction that makes it."""
+def _audit_setting(conn: sa.Connection, scope: str, changes: dict[str, Any]) -> None:
+    """Record a change of a spend limit or alert in the audit log, in the transaction that makes it. OpenAI's event
+    types have none for them: they are recorded as what they change, `project.updated` (a project's) or
+    `organization.updated` (the organization's), with the change under `changes_requested`."""
+    if scope == ORGANIZATION:
+        details = {"id": AUDIT_ORGANIZATION_ID, "changes_requested": changes}
+        audit.record(conn, "organization.updated", details=details)
+    else:
+        audit.record(conn, "project.updated", project_id=scope, details={"id": scope, "changes_requested": changes})

@@ -6,7 +6,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0011"
-down_revision = "0008"
+down_revision = "0009"
 
 Seq = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 
