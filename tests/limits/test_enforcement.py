@@ -15,6 +15,7 @@ import openai
 import pytest
 
 from fakes import Reply
+from support.sdk import make_client
 
 PROJECT = "/organization/projects/proj_default"
 LIMIT = {"currency": "USD", "interval": "month"}
@@ -178,3 +179,49 @@ def test_spend_alerts_fire_once_per_period(client, admin, webhook, server, fake_
     finally:
         for alert, base in ((made[0], PROJECT), (made[1], "/organization"), (above, PROJECT)):
             admin.delete(f"{base}/spend_alerts/{alert['id']}")
+
+
+def streamed_run(client, model: str):  # noqa: ANN001, ANN201
+    """A run streamed to its end (executed by the request's process, in the request's project)."""
+    assistant = client.beta.assistants.create(model=model)
+    thread = client.beta.threads.create(messages=[{"role": "user", "content": "Hello"}])
+    for _ in client.beta.threads.runs.create(thread_id=thread.id, assistant_id=assistant.id, stream=True):
+        pass
+    runs = client.beta.threads.runs.list(thread_id=thread.id).data
+    assert len(runs) == 1
+    return runs[0]
+
+
+def test_a_projects_limits_are_its_own(client, admin, http, server, fake_llm, validator) -> None:  # noqa: ANN001
+    project = admin.post("/organization/projects", json={"name": "Limited"}).json()
+    pid = project["id"]
+    account = admin.post(f"/organization/projects/{pid}/service_accounts", json={"name": "svc"}).json()
+    other = make_client(server.base_url, api_key=account["api_key"]["value"], validator=validator)
+    try:
+        assert admin.post(f"/organization/projects/{pid}/spend_limit", json={**LIMIT, "threshold_amount": 1}).is_success
+        fake_llm.script(Reply(text="ok", prompt_tokens=100, completion_tokens=10))
+        assert streamed_run(other, "priced-model").status == "completed"  # 12 cents: over its 1 cent
+        calls = len(fake_llm.requests)
+        failed = streamed_run(other, "priced-model")
+        assert failed.status == "failed" and failed.last_error.code == "rate_limit_exceeded"
+        assert f"Spend limit reached for project {pid}: $0.12 spent" in failed.last_error.message
+        assert len(fake_llm.requests) == calls
+        assert streamed_run(client, "free-model").status == "completed"  # the default project is not limited
+        assert admin.delete(f"/organization/projects/{pid}/spend_limit").is_success
+        # The project's rate limit of a model is not the default project's.
+        rpm = {"max_requests_per_1_minute": 1}
+        assert admin.post(f"/organization/projects/{pid}/rate_limits/rl-free-model", json=rpm).is_success
+        done = streamed_run(other, "free-model")
+        assert done.status == "completed"
+        with pytest.raises(openai.RateLimitError):
+            other.beta.threads.runs.create(thread_id=done.thread_id, assistant_id=done.assistant_id)
+        assert streamed_run(client, "free-model").status == "completed"
+        assert streamed_run(client, "free-model").status == "completed"
+        # Every change is in the audit log.
+        logs = admin.get("/organization/audit_logs", params={"project_ids[]": pid, "limit": 100}).json()["data"]
+        types = [(e["type"], e[e["type"]].get("changes_requested")) for e in logs]
+        assert ("rate_limit.updated", {"max_requests_per_1_minute": 1}) in types
+        assert ("project.updated", {"spend_limit": {**LIMIT, "threshold_amount": 1}}) in types
+        assert ("project.updated", {"spend_limit": None}) in types
+    finally:
+        other.close()
