@@ -275,6 +275,12 @@ def list_api_keys(
     return _with_owners(conn, rows[:limit]), len(rows) > limit
 
 
+def project_of_key(conn: sa.Connection, key_id: str) -> str | None:
+    """The project of the API key `key_id`, or None if there is no such key."""
+    t = schema.project_api_keys
+    return conn.execute(sa.select(t.c.project_id).where(t.c.id == key_id)).scalar()
+
+
 def delete_api_key(conn: sa.Connection, project_id: str, key_id: str) -> bool:
     """Delete a project's key (refused from the commit on, in every process). False if the project has no such
     key."""
