@@ -47,7 +47,9 @@ def next_month(clock: ManualClock) -> None:
 
 async def a_run(client, assistant_id: str):  # noqa: ANN001, ANN201
     thread = await client.beta.threads.create(messages=[{"role": "user", "content": "hi"}])
-    return await client.beta.threads.runs.create_and_poll(thread_id=thread.id, assistant_id=assistant_id)
+    return await client.beta.threads.runs.create_and_poll(
+        thread_id=thread.id, assistant_id=assistant_id, poll_interval_ms=10
+    )
 
 
 async def firings(runtime, alert_id: str, count: int) -> list[dict]:  # noqa: ANN001
