@@ -72,13 +72,14 @@ def _project_exists(conn: sa.Connection, project_id: str) -> bool:
     return projects.get_project(conn, project_id) is not None
 
 
-async def _in_project(request: Request, project_id: str, fn: Any) -> Any:
-    """`fn(conn)` in a write transaction, once `project_id` is known to exist (404 otherwise)."""
+async def _in_project(request: Request, project_id: str, fn: Any, *, write: bool = True) -> Any:
+    """`fn(conn)` in a transaction (a read one unless `write`), once `project_id` is known to exist (404
+    otherwise)."""
     check_no_nul("project_id", project_id)
     rt = runtime(request)
 
     def run() -> Any:
-        with rt.store.write() as conn:
+        with rt.store.write() if write else rt.store.read() as conn:
             if not _project_exists(conn, project_id):
                 raise APIError(404, f"No project found with id '{project_id}'.", code="not_found")
             return fn(conn)
@@ -124,7 +125,7 @@ async def list_rate_limits(project_id: str, request: Request) -> Response:
     q = request.query_params
     limit = _limit_param(request, 100, 100)
     after, before = check_no_nul("after", q.get("after")), check_no_nul("before", q.get("before"))
-    stored = await _in_project(request, project_id, lambda conn: records.rate_limits(conn, project_id))
+    stored = await _in_project(request, project_id, lambda conn: records.rate_limits(conn, project_id), write=False)
     models = {m["id"] for m in await runtime(request).model_lister.list()} | set(stored)
     ids = [RATE_PREFIX + m for m in sorted(models)]
     start, end = 0, len(ids)
@@ -185,7 +186,7 @@ async def _get_spend_limit(request: Request, scope: str, kind: str) -> Response:
     def read(conn: sa.Connection) -> dict[str, Any] | None:
         return records.spend_limit(conn, scope)
 
-    stored = await _scoped(request, scope, read)
+    stored = await _scoped(request, scope, read, write=False)
     if stored is None:
         raise _no_spend_limit(scope)
     return json(_spend_limit_object(kind, stored))
@@ -212,14 +213,14 @@ async def _delete_spend_limit(request: Request, scope: str, kind: str) -> Respon
     return json({"object": f"{kind}.spend_limit.deleted", "deleted": True})
 
 
-async def _scoped(request: Request, scope: str, fn: Any) -> Any:
+async def _scoped(request: Request, scope: str, fn: Any, *, write: bool = True) -> Any:
     """`fn(conn)` for the organization, or in the project `scope` (404 when it does not exist)."""
     if scope != ORGANIZATION:
-        return await _in_project(request, scope, fn)
+        return await _in_project(request, scope, fn, write=write)
     rt = runtime(request)
 
     def run() -> Any:
-        with rt.store.write() as conn:
+        with rt.store.write() if write else rt.store.read() as conn:
             return fn(conn)
 
     return await anyio.to_thread.run_sync(run)
@@ -279,7 +280,7 @@ async def _list_alerts(request: Request, scope: str) -> Response:
     def read(conn: sa.Connection) -> tuple[list, bool]:
         return records.list_alerts(conn, scope, limit=limit, order=order, after=after, before=before)
 
-    data, has_more = await _scoped(request, scope, read)
+    data, has_more = await _scoped(request, scope, read, write=False)
     return json(
         {
             "object": "list",
@@ -303,7 +304,7 @@ async def _create_alert(request: Request, scope: str, kind: str, body: SpendAler
 
 async def _get_alert(request: Request, scope: str, alert_id: str) -> Response:
     check_no_nul("alert_id", alert_id)
-    found = await _scoped(request, scope, lambda conn: records.get_alert(conn, scope, alert_id))
+    found = await _scoped(request, scope, lambda conn: records.get_alert(conn, scope, alert_id), write=False)
     if found is None:
         raise _no_alert(alert_id)
     return json(found)
