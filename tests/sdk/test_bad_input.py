@@ -47,6 +47,9 @@ JSON_ENDPOINTS = [
     ("create_response", "POST", "/responses"),
     ("compact_response", "POST", "/responses/compact"),
     ("create_admin_key", "POST", "/organization/admin_api_keys"),
+    ("create_project", "POST", "/organization/projects"),
+    ("modify_project", "POST", "/organization/projects/{proj}"),
+    ("create_service_account", "POST", "/organization/projects/{proj}/service_accounts"),
 ]
 BODY_OPTIONAL = ("create_thread", "modify_thread", "modify_assistant", "modify_message", "create_conversation")
 MALFORMED_BODIES = {
@@ -1390,6 +1393,75 @@ def _organization_cases() -> list[Case]:
         ("admin_key-delete_unknown", "DELETE", "/organization/admin_api_keys/key_nope", {}, 404),
         ("usage_run-unknown", "GET", "/organization/usage/runs/run_nope", {}, 404),
     ]
+    return cases + _project_cases()
+
+
+def _project_cases() -> list[Case]:
+    """Projects, service accounts, project keys, users and the audit log. No case may create a key: the table's
+    server is open, and a project key would close it."""
+    queries: dict[str, tuple[str, dict[str, Any]]] = {
+        "projects_limit_zero": ("/organization/projects", {"limit": 0}),
+        "projects_limit_101": ("/organization/projects", {"limit": 101}),
+        "projects_limit_text": ("/organization/projects", {"limit": "many"}),
+        "projects_include_archived_maybe": ("/organization/projects", {"include_archived": "maybe"}),
+        "projects_after_nul": ("/organization/projects", {"after": "proj_\x00"}),
+        "service_accounts_limit_zero": ("/organization/projects/{proj}/service_accounts", {"limit": 0}),
+        "api_keys_limit_101": ("/organization/projects/{proj}/api_keys", {"limit": 101}),
+        "api_keys_owner_access_bad": ("/organization/projects/{proj}/api_keys", {"owner_project_access": "all"}),
+        "users_limit_zero": ("/organization/projects/{proj}/users", {"limit": 0}),
+        "audit_effective_at_text": ("/organization/audit_logs", {"effective_at[gt]": "soon"}),
+        "audit_effective_at_negative": ("/organization/audit_logs", {"effective_at[lte]": -1}),
+        "audit_limit_zero": ("/organization/audit_logs", {"limit": 0}),
+        "audit_after_and_before": ("/organization/audit_logs", {"after": "audit_log-a", "before": "audit_log-b"}),
+        "audit_event_types_nul": ("/organization/audit_logs", {"event_types[]": "project.created\x00"}),
+        "audit_after_nul": ("/organization/audit_logs", {"after": "audit_log-\x00"}),
+    }
+    cases: list[Case] = [
+        (f"organization-{name}", "GET", path, {"params": params}, 400) for name, (path, params) in queries.items()
+    ]
+    project_bodies: dict[str, dict[str, Any]] = {
+        "name_int": {"name": 5},
+        "name_empty": {"name": ""},
+        "name_too_long": {"name": "n" * 257},
+        "name_nul": {"name": "a\x00"},
+        "name_list": {"name": ["a"]},
+    }
+    cases += [
+        (f"create_project-{name}", "POST", "/organization/projects", {"json": body}, 400)
+        for name, body in {**project_bodies, "missing_name": {}, "residency_int": {"name": "p", "residency": 1}}.items()
+    ]
+    cases += [
+        (f"modify_project-{name}", "POST", "/organization/projects/{proj}", {"json": body}, 400)
+        for name, body in project_bodies.items()
+    ]
+    account_bodies = {
+        **project_bodies,
+        "missing_name": {},
+        "only_text": {"name": "s", "create_service_account_only": "yes"},
+    }
+    cases += [
+        (f"create_service_account-{name}", "POST", "/organization/projects/{proj}/service_accounts", {"json": b}, 400)
+        for name, b in account_bodies.items()
+    ]
+    unknown = "/organization/projects/proj_nope"
+    proj = "/organization/projects/{proj}"
+    cases += [
+        ("project-get_unknown", "GET", unknown, {}, 404),
+        ("project-modify_unknown", "POST", unknown, {"json": {"name": "x"}}, 404),
+        ("project-archive_unknown", "POST", f"{unknown}/archive", {}, 404),
+        ("project-service_accounts_unknown", "GET", f"{unknown}/service_accounts", {}, 404),
+        ("project-create_service_account_unknown", "POST", f"{unknown}/service_accounts", {"json": {"name": "s"}}, 404),
+        ("project-api_keys_unknown", "GET", f"{unknown}/api_keys", {}, 404),
+        ("project-users_unknown", "GET", f"{unknown}/users", {}, 404),
+        ("project-service_account_unknown", "GET", proj + "/service_accounts/svc_acct_x", {}, 404),
+        ("project-delete_service_account_unknown", "DELETE", proj + "/service_accounts/x", {}, 404),
+        ("project-api_key_unknown", "GET", proj + "/api_keys/key_nope", {}, 404),
+        ("project-delete_api_key_unknown", "DELETE", proj + "/api_keys/key_nope", {}, 404),
+        ("project-user_unknown", "GET", proj + "/users/user_nope", {}, 404),
+        ("project-modify_default", "POST", "/organization/projects/proj_default", {"json": {"name": "x"}}, 400),
+        ("project-archive_default", "POST", "/organization/projects/proj_default/archive", {}, 400),
+        ("project-id_nul", "GET", "/organization/projects/proj_%00", {}, 400),
+    ]
     return cases
 
 
@@ -1527,6 +1599,7 @@ def objs(server: ServerHandle) -> dict[str, str]:
         ids["resp"] = _stored_response(server)
         ids["cntr"] = post("/containers", json={"name": "bad input"})["id"]
         ids["cfile"] = post(f"/containers/{ids['cntr']}/files", json={"file_id": ids["file"]})["id"]
+        ids["proj"] = post("/organization/projects", json={"name": "bad input"})["id"]  # no key: the server stays open
         return ids
 
 
