@@ -17,7 +17,7 @@ from threadline.store.migrate import current
 
 from .conftest import Cluster, http_client
 
-HEAD = "0009"
+HEAD = "0011"
 FILES = 6
 
 

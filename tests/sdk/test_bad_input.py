@@ -1465,6 +1465,71 @@ def _project_cases() -> list[Case]:
     return cases
 
 
+def _limits_cases() -> list[Case]:
+    """Rate limits, spend limits and spend alerts (organization and project paths)."""
+    project = "/organization/projects/proj_default"
+    lists = {
+        "rate_limits_limit_zero": (f"{project}/rate_limits", {"limit": 0}),
+        "rate_limits_limit_101": (f"{project}/rate_limits", {"limit": 101}),
+        "rate_limits_limit_text": (f"{project}/rate_limits", {"limit": "all"}),
+        "rate_limits_after_nul": (f"{project}/rate_limits", {"after": "rl-\x00"}),
+        "alerts_limit_101": ("/organization/spend_alerts", {"limit": 101}),
+        "alerts_order_up": ("/organization/spend_alerts", {"order": "up"}),
+        "alerts_before_nul": (f"{project}/spend_alerts", {"before": "alert_\x00"}),
+    }
+    cases: list[Case] = [(f"limits-{n}", "GET", path, {"params": q}, 400) for n, (path, q) in lists.items()]
+    limit_ok = {"threshold_amount": 100, "currency": "USD", "interval": "month"}
+    alert_ok = {**limit_ok, "notification_channel": {"type": "email", "recipients": ["a@b.c"]}}
+    spends = {
+        "missing": {},
+        "zero": {**limit_ok, "threshold_amount": 0},
+        "float": {**limit_ok, "threshold_amount": 1.5},
+        "text": {**limit_ok, "threshold_amount": "100"},
+        "huge": {**limit_ok, "threshold_amount": 10**30},
+        "euro": {**limit_ok, "currency": "EUR"},
+        "weekly": {**limit_ok, "interval": "week"},
+        "unknown_field": {**limit_ok, "hard": True},
+    }.items()
+    alerts = {
+        "missing_channel": limit_ok,
+        "negative": {**alert_ok, "threshold_amount": -1},
+        "channel_sms": {**alert_ok, "notification_channel": {"type": "sms", "recipients": []}},
+        "recipients_text": {**alert_ok, "notification_channel": {"type": "email", "recipients": "a@b.c"}},
+        "recipients_101": {**alert_ok, "notification_channel": {"type": "email", "recipients": ["a@b.c"] * 101}},
+        "subject_int": {**alert_ok, "notification_channel": {"type": "email", "recipients": [], "subject_prefix": 5}},
+    }.items()
+    rates = {
+        "negative": {"max_requests_per_1_minute": -1},
+        "float": {"max_tokens_per_1_minute": 2.5},
+        "text": {"max_tokens_per_1_minute": "many"},
+        "unknown_field": {"max_requests_per_1_hour": 5},
+        "array": [],
+    }.items()
+    for base in ("/organization", project):
+        scope = "org" if base == "/organization" else "project"
+        cases += [(f"spend_limit-{scope}-{n}", "POST", f"{base}/spend_limit", {"json": b}, 400) for n, b in spends]
+        cases += [(f"spend_alert-{scope}-{n}", "POST", f"{base}/spend_alerts", {"json": b}, 400) for n, b in alerts]
+        cases += [
+            (f"spend_alert-{scope}-get_unknown", "GET", f"{base}/spend_alerts/alert_nope", {}, 404),
+            (f"spend_alert-{scope}-update_unknown", "POST", f"{base}/spend_alerts/alert_nope", {"json": alert_ok}, 404),
+            (f"spend_alert-{scope}-delete_unknown", "DELETE", f"{base}/spend_alerts/alert_nope", {}, 404),
+            (f"spend_alert-{scope}-id_nul", "GET", f"{base}/spend_alerts/alert_%00", {}, 400),
+            (f"spend_limit-{scope}-malformed", "POST", f"{base}/spend_limit", {"content": b'{"currency": '}, 400),
+        ]
+    cases += [(f"rate_limit-{n}", "POST", f"{project}/rate_limits/rl-m", {"json": b}, 400) for n, b in rates]
+    cases += [
+        ("rate_limit-unknown_model", "POST", f"{project}/rate_limits/rl-no-such-model", {"json": {}}, 404),
+        ("rate_limit-not_an_id", "POST", f"{project}/rate_limits/limit-7", {"json": {}}, 404),
+        ("rate_limit-id_nul", "POST", f"{project}/rate_limits/rl-%00", {"json": {}}, 400),
+        ("limits-unknown_project", "GET", "/organization/projects/proj_nope/rate_limits", {}, 404),
+        ("limits-unknown_project_spend", "GET", "/organization/projects/proj_nope/spend_limit", {}, 404),
+        ("limits-project_nul", "GET", "/organization/projects/proj_%00/spend_alerts", {}, 400),
+        ("spend_limit-org-none_set", "GET", "/organization/spend_limit", {}, 404),
+        ("spend_limit-org-delete_none", "DELETE", "/organization/spend_limit", {}, 404),
+    ]
+    return cases
+
+
 CASES: list[Case] = (
     _malformed_cases()
     + _assistant_cases()
@@ -1484,6 +1549,7 @@ CASES: list[Case] = (
     + _conversation_and_response_cases()
     + _container_cases()
     + _organization_cases()
+    + _limits_cases()
 )
 
 

@@ -12,7 +12,7 @@ from fastapi.responses import Response
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from ..services.errors import DomainError, NotFound
+from ..services.errors import DomainError, NotFound, RateLimited
 from ..store.blobs_s3 import BlobStoreError
 from ..store.storage import is_disk_full
 
@@ -287,7 +287,17 @@ def validation_error(err: dict[str, Any], body: Any = _NO_BODY) -> APIError:
 
 
 def domain_error(exc: DomainError) -> APIError:
-    """The wire form of a service's error: 404 for NotFound, 400 for the rest (Invalid, Conflict, ThreadLocked)."""
+    """The wire form of a service's error: 404 for NotFound, 429 for RateLimited (with OpenAI's retry-after and
+    x-ratelimit-* headers), 400 for the rest (Invalid, Conflict, ThreadLocked)."""
+    if isinstance(exc, RateLimited):
+        kind = exc.limit_type
+        headers = {
+            "retry-after": str(exc.retry_after_s),
+            f"x-ratelimit-limit-{kind}": str(exc.limit),
+            f"x-ratelimit-remaining-{kind}": str(exc.remaining),
+            f"x-ratelimit-reset-{kind}": f"{exc.retry_after_s}s",
+        }
+        return APIError(429, exc.message, type=kind, code=exc.code, headers=headers)
     return APIError(404 if isinstance(exc, NotFound) else 400, exc.message, param=exc.param, code=exc.code)
 
 

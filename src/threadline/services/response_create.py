@@ -29,6 +29,7 @@ from ..providers.base import ProviderError
 from ..store import Store, executions, now, owned, response_events, schema
 from ..store import items as log
 from ..store import responses as rows
+from ..tenancy import project_id
 from . import containers, conversations, response_compact, response_prompt
 from . import response_models as rm
 from . import responses as svc
@@ -267,6 +268,7 @@ async def create_response(rt: Runtime, body: rm.ResponseCreate) -> Created:
     def create() -> dict[str, Any]:
         with rt.store.write() as conn:
             response, items, state, thread_id = _prepare(conn, rt, body, model)
+            rt.limits.check_request(conn, project_id(), model)  # 429 while the model's RPM limit is reached
             if container_id:
                 state["container_id"] = container_id
                 if made:
