@@ -1,15 +1,16 @@
 """Console routes: the page and its static files, and the read-only extension endpoints the /v1 API lacks.
 
-Extensions (all GET, all under /v1 so the API-key check and, later, project scoping apply to them as to any call):
+Extensions (all GET, all under /v1 so the API-key check and project scoping apply to them as to any call):
 
-    /v1/console/session   what the console may show: auth mode, store backend, projects and cost (not there yet)
-    /v1/console/threads   list and search threads, with message/run counts, last run and token totals
-    /v1/console/usage     tokens per day by model and assistant, and the threads and runs that used the most
+    /v1/console/session                         what the console may show: auth mode, store backend, projects
+    /v1/console/threads                         list and search threads, with counts, last run and token totals
+    /v1/console/usage                           tokens and spend per day by model, assistant and project, and the
+                                                threads and runs that cost the most
+    /v1/console/threads/{t}/runs/{r}/cost       one run's cost per turn, per step and per tool
 """
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 from fastapi import APIRouter, FastAPI, Query, Request
@@ -19,8 +20,10 @@ from fastapi.staticfiles import StaticFiles
 from ..api.common import check_id, check_no_nul, json, runtime
 from ..api.errors import bad_request, invalid_id
 from ..ids import PREFIXES, has_prefix
+from ..services import runs as run_service
+from ..services import spend
 from ..store import console as queries
-from ..store import loads
+from ..tenancy import DEFAULT_PROJECT_ID, current_project
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 DAY_S = 86_400
@@ -80,8 +83,8 @@ def _timestamp(param: str, value: str | None) -> int | None:
 
 @api.get("/session")
 def session(request: Request) -> Response:
-    """What this key may see. `projects`/`project` and `cost_available` are placeholders for project tenancy and
-    cost accounting: null/false until those exist, so the console shows tokens only and no project switcher."""
+    """What this key may see: its project, the projects it may switch between (admin keys), whether cost is
+    reported (always: priced from the usage records, services/prices.py)."""
     rt = runtime(request)
     return json(
         {
@@ -90,7 +93,7 @@ def session(request: Request) -> Response:
             "backend": rt.store.backend,
             "project": None,
             "projects": None,
-            "cost_available": False,
+            "cost_available": True,
         }
     )
 
@@ -146,57 +149,35 @@ def list_threads(
     )
 
 
+def _projects(request: Request) -> list[str]:
+    """The projects whose usage this request may see: the request's project (its key's, or for an admin key the one
+    its OpenAI-Project header names)."""
+    return [current_project.get() or DEFAULT_PROJECT_ID]
+
+
 @api.get("/usage")
 def usage(
     request: Request,
     days: int = Query(30, ge=1, le=MAX_USAGE_DAYS),
     end: str | None = Query(None),
 ) -> Response:
-    """Run tokens per UTC day by model and assistant over the `days` days ending at `end` (default: now), plus the
-    TOP_N threads and runs that used the most tokens. `cost` is null until cost accounting exists."""
+    """Usage and spend per UTC day over the `days` days ending at `end` (default: today), from the usage records
+    that /v1/organization/usage and /costs sum, priced as /costs prices them (USD): one bucket per day, kind,
+    project, assistant and model; the TOP_N threads and runs that cost the most, then used the most tokens."""
     rt = runtime(request)
-    until = _timestamp("end", end) or int(time.time())
+    until = _timestamp("end", end) or rt.clock.now()
     until = until - until % DAY_S + DAY_S  # through the end of that UTC day
     since = until - days * DAY_S
     with rt.store.read() as conn:
-        found = queries.usage(conn, since, until, DAY_S)
-    runs_out = []
-    for row in found.top_runs:
-        run = loads(row.data)
-        runs_out.append(
-            {
-                "id": row.id,
-                "thread_id": row.thread_id,
-                "assistant_id": row.assistant_id,
-                "status": row.status,
-                "model": run.get("model"),
-                "created_at": row.created_at,
-                "usage": run.get("usage") or queries.usage_of(None),
-                "cost": None,
-            }
-        )
-    return json(
-        {
-            "object": "console.usage",
-            "start": since,
-            "end": until,
-            "cost_available": False,
-            "buckets": [
-                {
-                    "day": int(b.day),
-                    "model": b.model or "",
-                    "assistant_id": b.assistant_id,
-                    "project_id": None,
-                    "runs": int(b.runs),
-                    **queries.usage_of(b),
-                    "cost": None,
-                }
-                for b in found.buckets
-            ],
-            "top_threads": [
-                {"thread_id": row.thread_id, "runs": int(row.runs), "usage": queries.usage_of(row), "cost": None}
-                for row in found.top_threads
-            ],
-            "top_runs": runs_out,
-        }
-    )
+        found = spend.usage(conn, since, until, _projects(request), rt.prices)
+    return json({"object": "console.usage", "start": since, "end": until, "cost_available": True, **found})
+
+
+@api.get("/threads/{thread_id}/runs/{run_id}/cost")
+def run_cost(thread_id: str, run_id: str, request: Request) -> Response:
+    """What one run cost: each turn (tokens, what its prompt was made of, USD), each step's usage priced at the run's
+    model, and its tool use (file_search calls, code-interpreter sessions). 404 as the run itself."""
+    rt = runtime(request)
+    with rt.store.read() as conn:
+        run = run_service.load_run(conn, thread_id, run_id)
+        return json(spend.run_cost(conn, run, rt.prices))

@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from ..store import Store
 from ..store import usage as records
 from .errors import Invalid, NotFound
-from .prices import Prices
+from .prices import ModelPrice, Prices
 
 WIDTHS = {"1m": 60, "1h": 3600, "1d": 86400}
 # (default, max) buckets per page, per bucket width (OpenAI's).
@@ -197,6 +197,30 @@ def _amounts(endpoint: str, s: records.Sums) -> dict[str, int]:
 # -- costs ------------------------------------------------------------------------------------------------------------
 
 
+# Tool usage kinds -> (costs line item, price name in Prices.tool, quantity scale, quantity unit).
+TOOL_ITEMS = {
+    "code_interpreter_session": ("code interpreter sessions", "code_interpreter_session", 1.0, "sessions"),
+    "file_search_call": ("file search tool calls", "file_search_call", 1.0, "calls"),
+    "vector_store_bytes": ("vector store storage", "vector_store_gb_day", 1e-9, "gigabyte_days"),
+}
+
+
+def token_cost(price: ModelPrice, input_tokens: int, cached_input_tokens: int, output_tokens: int) -> float:
+    """USD for `input_tokens` (of which `cached_input_tokens` were cached) and `output_tokens` at `price`."""
+    uncached = input_tokens - cached_input_tokens
+    return (
+        uncached * price.input_per_mtok
+        + cached_input_tokens * price.cached_input_per_mtok
+        + output_tokens * price.output_per_mtok
+    ) / 1e6
+
+
+def tool_cost(prices: Prices, kind: str, quantity: int) -> float:
+    """USD for `quantity` of a tool usage kind (sessions, calls, or bytes stored for a day)."""
+    _, tool, scale, _ = TOOL_ITEMS[kind]
+    return quantity * scale * prices.tool(tool)
+
+
 @dataclass
 class _Item:
     amount: float = 0.0
@@ -215,31 +239,27 @@ def _line_items(conn: sa.Connection, q: UsageQuery, first: int, stop: int, width
             flag = model if price.source is None else None
             uncached = s.input_tokens - s.cached_input_tokens
             group = {k: s.group[k] for k in keys}
-            yield start, group, f"{model}, input", uncached * price.input_per_mtok / 1e6, uncached, "tokens", flag
+            amount = token_cost(price, uncached, 0, 0)
+            yield start, group, f"{model}, input", amount, uncached, "tokens", flag
             if s.cached_input_tokens:
-                amount = s.cached_input_tokens * price.cached_input_per_mtok / 1e6
+                amount = token_cost(price, s.cached_input_tokens, s.cached_input_tokens, 0)
                 yield start, group, f"{model}, cached input", amount, s.cached_input_tokens, "tokens", flag
-            amount = s.output_tokens * price.output_per_mtok / 1e6
+            amount = token_cost(price, 0, 0, s.output_tokens)
             yield start, group, f"{model}, output", amount, s.output_tokens, "tokens", flag
     for start, groups in _sums(conn, ("embedding",), q, first, stop, width, [*keys, "model"]).items():
         for s in groups:
             price = prices.model(s.group["model"])
             flag = s.group["model"] if price.source is None else None
-            amount = s.input_tokens * price.input_per_mtok / 1e6
+            amount = token_cost(price, s.input_tokens, 0, 0)
             group = {k: s.group[k] for k in keys}
             yield start, group, f"{s.group['model']}, embeddings", amount, s.input_tokens, "tokens", flag
-    tools = (
-        ("code_interpreter_session", "code interpreter sessions", "code_interpreter_session", 1.0, "sessions"),
-        ("file_search_call", "file search tool calls", "file_search_call", 1.0, "calls"),
-        ("vector_store_bytes", "vector store storage", "vector_store_gb_day", 1e-9, "gigabyte_days"),
-    )
-    for kind, item, tool, scale, unit in tools:
+    for kind, (item, _, scale, unit) in TOOL_ITEMS.items():
         cols = [k for k in keys if k != "api_key_id" or kind != "vector_store_bytes"]
         for start, groups in _sums(conn, (kind,), q, first, stop, width, cols).items():
             for s in groups:
                 quantity = s.quantity * scale
                 group = {k: s.group.get(k) for k in keys}
-                yield start, group, item, quantity * prices.tool(tool), quantity, unit, None
+                yield start, group, item, tool_cost(prices, kind, s.quantity), quantity, unit, None
 
 
 def costs(conn: sa.Connection, q: UsageQuery, now: int, prices: Prices) -> dict[str, Any]:
