@@ -6,7 +6,9 @@ Ingestor (bounded concurrency, CPU work in threads) parses, chunks, embeds and i
 they are always true. Several server processes may ingest: each claims the rows it takes (claim_owner /
 claim_until, FOR UPDATE SKIP LOCKED on PostgreSQL, renewed while it works), so no file is embedded twice; the
 claim of a process that died runs out (or the sweeper frees it at once, engine.sweeper) and another process takes
-the file. Rows still `in_progress` after a restart are picked up again (indexing is idempotent).
+the file. Rows still `in_progress` after a restart are picked up again (indexing is idempotent). Files are
+ingested in groups of one project, acting for it (`tenancy.current_project`): the File read and the embedding
+usage recorded are that project's.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from .store import usage as usage_records
 from .store import vector_stores as repo
 from .store.blobs_s3 import BlobStoreError
 from .store.storage import is_disk_full
+from .tenancy import current_project
 
 if TYPE_CHECKING:
     from .services.deps import Deps
@@ -60,9 +63,10 @@ class Ingestor:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
 
-    def _pending(self) -> list[tuple[str, str]]:
+    def _pending(self) -> list[tuple[str, str, str]]:
         """Claim the files waiting for ingestion that no other process is ingesting (oldest first); they are this
-        process's until their claim runs out (renewed every third of the lease while the work goes on)."""
+        process's until their claim runs out (renewed every third of the lease while the work goes on). (store id,
+        file id, project id) of each."""
         ts = self.rt.clock.now()
         with self.rt.store.read() as conn:  # the common case, nothing to do, costs no write transaction
             if not repo.any_claimable(conn, ts):
@@ -94,20 +98,25 @@ class Ingestor:
     async def _loop(self) -> None:
         while True:
             try:
-                pending = [key for key in await asyncio.to_thread(self._pending) if key not in self.active]
-                for i in range(0, len(pending), GROUP_FILES):
-                    group = pending[i : i + GROUP_FILES]
-                    self.active.update(group)
-                    job = asyncio.create_task(self._ingest(group))
-                    self._jobs.add(job)
-                    job.add_done_callback(self._jobs.discard)
+                by_project: dict[str, list[tuple[str, str]]] = {}
+                for vs_id, file_id, project in await asyncio.to_thread(self._pending):
+                    if (vs_id, file_id) not in self.active:
+                        by_project.setdefault(project, []).append((vs_id, file_id))
+                for project, pending in by_project.items():
+                    for i in range(0, len(pending), GROUP_FILES):
+                        group = pending[i : i + GROUP_FILES]
+                        self.active.update(group)
+                        job = asyncio.create_task(self._ingest(project, group))
+                        self._jobs.add(job)
+                        job.add_done_callback(self._jobs.discard)
             except Exception:
                 log.exception("ingestion scan failed")
             self._wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self.poll_s)
 
-    async def _ingest(self, group: list[tuple[str, str]]) -> None:
+    async def _ingest(self, project: str, group: list[tuple[str, str]]) -> None:
+        current_project.set(project)  # this task's own context: what it reads and records is the project's
         try:
             async with self._sem:
                 await asyncio.to_thread(self.ingest_now, group)

@@ -26,6 +26,7 @@ from ..ids import new_id
 from ..store import Store, executions, now, runs, schema
 from ..store import items as log
 from ..store import usage as usage_records
+from ..tenancy import current_project
 from ..tokens import count_tokens
 from . import neutral as n
 from .events import NullSink, error_payload
@@ -144,6 +145,7 @@ class AssistantsProjection:
         self.sink = sink
         self.owner = owner  # the lease owner this process writes as
         self.state: dict[str, Any] = {}
+        self.project: str | None = None  # the run's project, known once it is claimed
         self.run: dict[str, Any] = {}
         self.step: dict[str, Any] | None = None  # open step
         self.message: dict[str, Any] | None = None  # open assistant message
@@ -218,7 +220,8 @@ class AssistantsProjection:
         run["status"] = "in_progress"
         run["started_at"] = now()
         lease_until = self.rt.clock.now() + self.rt.settings.run_lease_s
-        self.state = executions.take_lease(conn, schema.runs, run["id"], self.owner, lease_until)
+        self.state, self.project = executions.take_lease(conn, schema.runs, run["id"], self.owner, lease_until)
+        current_project.set(self.project)  # the first turn's context is read as the run's project
         self.run = run
         prepare(conn, self.spec(), self.state)
 

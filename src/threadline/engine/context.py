@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import sqlalchemy as sa
 
 from ..providers.base import ChatMessage, ChatRequest, ToolCall, ToolSpec
-from ..store import Store, loads, schema
+from ..store import Store, loads, owned, schema
 from ..store import messages as messages_repo
 from ..store import runs as runs_repo
 from ..tokens import count_tokens, message_text_tokens
@@ -136,9 +136,8 @@ def attachments_note(conn: sa.Connection, run: dict[str, Any], messages: list[di
     if not attachments:
         return ""
     names = {}
-    for file_id, raw in conn.execute(
-        sa.select(schema.files.c.id, schema.files.c.data).where(schema.files.c.id.in_(list(attachments)))
-    ):
+    f = schema.files
+    for file_id, raw in conn.execute(sa.select(f.c.id, f.c.data).where(owned(f, f.c.id.in_(list(attachments))))):
         names[file_id] = loads(raw)["filename"]
     placed: dict[str, str] = {}
     if any(t.get("type") == "code_interpreter" for t in run.get("tools") or []):
@@ -172,7 +171,7 @@ def message_tokens(conn: sa.Connection, message: dict[str, Any], text_tokens: in
             tokens += 8
         elif kind == "image_url":
             tokens += IMAGE_TOKENS
-        elif conn.execute(sa.select(files.c.seq).where(files.c.id == part["image_file"]["file_id"])).first():
+        elif Store.exists(conn, files, part["image_file"]["file_id"]):
             tokens += IMAGE_TOKENS  # a deleted file is sent as a short note, not counted
     return tokens
 
@@ -187,9 +186,8 @@ def thread_message_to_chat(
             parts.append({"type": "text", "text": part["text"]["value"]})
         elif kind == "image_file" and images and message["role"] == "user":
             file_id = part["image_file"]["file_id"]
-            row = conn.execute(
-                sa.select(schema.files.c.blob_key, schema.files.c.data).where(schema.files.c.id == file_id)
-            ).first()
+            f = schema.files
+            row = conn.execute(sa.select(f.c.blob_key, f.c.data).where(owned(f, f.c.id == file_id))).first()
             if row is None:
                 parts.append({"type": "text", "text": f"[image {file_id} was deleted]"})
                 continue

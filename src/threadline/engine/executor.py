@@ -14,6 +14,7 @@ import secrets
 import socket
 
 from .. import logs
+from ..tenancy import current_project
 from .assistants import AssistantsProjection, Sink
 from .cancel import CancelSignal, PolledCancelSignal
 from .context import ThreadContext
@@ -82,9 +83,13 @@ class RunExecutor:
             execution = self._execution(run_id, sink or NullSink())
         self.active.add(run_id)
         self.signal.watch(run_id, execution.on_cancel)
+        # drive() acts for the execution's project (its row's); restored after, so a worker claims the next one
+        # in system scope again
+        token = current_project.set(current_project.get())
         try:
             await execution.run(OWNER)
         finally:
+            current_project.reset(token)
             self.signal.unwatch(run_id)
             self.active.discard(run_id)
             execution.projection.close()

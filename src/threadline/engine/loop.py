@@ -35,6 +35,7 @@ from ..providers.base import (
 from ..providers.base import Usage as ProviderUsage
 from ..store import executions
 from ..store.storage import is_disk_full
+from ..tenancy import current_project
 from . import neutral as n
 from .context import ContextSource, PromptTooLarge, RunContext, TurnPrompt
 from .projection import Projection
@@ -269,6 +270,7 @@ class Execution:
         """Run the execution's turns until it ends or waits for function outputs."""
         if not self.started and await self.projection.claim(self._prepare) is None:
             return
+        current_project.set(self.projection.project)  # the caller (RunExecutor.execute) restores its own after
         self._arm_expiry()
         await self.projection.started()
         first, self.first = self.first, None

@@ -29,6 +29,9 @@ class Projection(Protocol):
     # The execution's working state, loaded when it is claimed: a JSON-able dict the loop mutates (token totals,
     # tool outputs and arguments, server tools' references) and the projection saves with its writes.
     state: dict[str, Any]
+    # The project the execution belongs to (its row's project_id), known once it is claimed: the loop acts for it
+    # (tenancy.current_project), so its tools reach only that project's files and vector stores.
+    project: str | None
 
     def start_in(self, conn: sa.Connection, obj: dict[str, Any], prepare: Prepare) -> None:
         """Claim `obj`, just inserted `queued` by the caller in `conn`'s write transaction, so an execution run at

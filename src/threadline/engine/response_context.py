@@ -13,7 +13,7 @@ import orjson
 import sqlalchemy as sa
 
 from ..providers.base import ChatMessage, ChatRequest, ToolCall
-from ..store import Store, schema
+from ..store import Store, owned, schema
 from ..store import items as log
 from ..tokens import count_tokens
 from . import neutral as n
@@ -313,9 +313,8 @@ class ResponsesContext:
         return RunContext(request=request, prompt_tokens=used, truncated=truncated)
 
     def _image(self, conn: sa.Connection, file_id: str) -> dict[str, Any] | None:
-        row = conn.execute(
-            sa.select(schema.files.c.blob_key, schema.files.c.data).where(schema.files.c.id == file_id)
-        ).first()
+        f = schema.files
+        row = conn.execute(sa.select(f.c.blob_key, f.c.data).where(owned(f, f.c.id == file_id))).first()
         if row is None:
             return None
         mime = mimetypes.guess_type(orjson.loads(row[1])["filename"])[0] or "image/png"

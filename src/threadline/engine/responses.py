@@ -25,6 +25,7 @@ import sqlalchemy as sa
 
 from .. import ids
 from ..store import Store, executions, now, response_events, schema
+from ..tenancy import current_project
 from . import neutral as n
 from .projection import Prepare
 from .response_context import execution_spec
@@ -180,6 +181,7 @@ class ResponsesProjection:
         self.owner = owner
         self.record = record
         self.state: dict[str, Any] = {}
+        self.project: str | None = None  # the response's project, known once it is claimed
         self.response: dict[str, Any] = {}
         self.output: list[dict[str, Any]] = []
         self.seq = 0  # the next sequence_number
@@ -263,7 +265,10 @@ class ResponsesProjection:
     def _claim(self, response: dict, conn: sa.Connection, prepare: Prepare) -> None:
         response["status"] = "in_progress"
         lease_until = self.rt.clock.now() + self.rt.settings.run_lease_s
-        self.state = executions.take_lease(conn, schema.responses, response["id"], self.owner, lease_until)
+        self.state, self.project = executions.take_lease(
+            conn, schema.responses, response["id"], self.owner, lease_until
+        )
+        current_project.set(self.project)  # the first turn's context is read as the response's project
         self.response = response
         self.output = list(response.get("output") or [])
         if self.record:

@@ -24,7 +24,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from ..ids import PREFIXES, conversation_id, new_id
-from ..store import Store, loads, now, schema
+from ..store import Store, loads, now, owned, schema
 from ..store import items as log
 from ..store.sql import MESSAGE
 from . import response_models as rm
@@ -258,7 +258,7 @@ def filenames(conn: sa.Connection, rows: Iterable[log.ItemRow]) -> dict[str, str
         return {}
     f = schema.files
     out = {}
-    for file_id, raw in conn.execute(sa.select(f.c.id, f.c.data).where(f.c.id.in_(sorted(ids)))):
+    for file_id, raw in conn.execute(sa.select(f.c.id, f.c.data).where(owned(f, f.c.id.in_(sorted(ids))))):
         out[file_id] = loads(raw)["filename"]
     return out
 

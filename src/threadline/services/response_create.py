@@ -26,7 +26,7 @@ from ..engine.response_context import CONTEXT_TOO_LONG, chain_items, conversatio
 from ..engine.responses import INCLUDE_FILE_SEARCH_CONTENT, TERMINAL, ResponsesProjection, close_output
 from ..ids import new_id, thread_row_id
 from ..providers.base import ProviderError
-from ..store import Store, executions, now, response_events, schema
+from ..store import Store, executions, now, owned, response_events, schema
 from ..store import items as log
 from ..store import responses as rows
 from . import containers, conversations, response_compact, response_prompt
@@ -137,7 +137,8 @@ def _window(rt: Runtime, model: str) -> int | None:
 
 def _previous(conn: sa.Connection, previous_id: str, window: int | None) -> list[dict[str, Any]]:
     items = chain_items(conn, previous_id, window)
-    status = conn.execute(sa.select(schema.responses.c.status).where(schema.responses.c.id == previous_id)).scalar()
+    t = schema.responses
+    status = conn.execute(sa.select(t.c.status).where(owned(t, t.c.id == previous_id))).scalar()
     if status in ("queued", "in_progress"):
         raise Invalid(
             f"Previous response with id '{previous_id}' is still {status.replace('_', ' ')}; wait for it to "

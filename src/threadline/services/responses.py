@@ -10,7 +10,7 @@ import orjson
 import sqlalchemy as sa
 
 from ..ids import conversation_id, thread_row_id
-from ..store import Store, schema
+from ..store import Store, owned, schema
 from ..store import items as log
 from ..store import responses as table
 from ..tokens import count_tokens, item_text_tokens
@@ -181,7 +181,8 @@ def chain_segments(conn: sa.Connection, previous_response_id: str) -> Iterator[l
     current: str | None = previous_response_id
     hops = 0
     while current is not None and hops < MAX_CHAIN:
-        row = conn.execute(sa.select(t.c.data, t.c.input, t.c.previous_response_id).where(t.c.id == current)).first()
+        query = sa.select(t.c.data, t.c.input, t.c.previous_response_id).where(owned(t, t.c.id == current))
+        row = conn.execute(query).first()
         if row is None:
             if hops == 0:
                 raise previous_not_found(previous_response_id)

@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB
 
 from . import schema
-from .sql import loads
+from .sql import loads, owned
 
 TOP_N = 10
 
@@ -72,13 +72,13 @@ class ThreadFilter:
 def threads(conn: sa.Connection, where: ThreadFilter, limit: int) -> tuple[list[tuple[str, dict]], bool]:
     """Threads matching `where`, newest first: up to `limit` (id, thread object) pairs, and whether more match."""
     t = schema.threads
-    conds: list[sa.ColumnElement] = []
+    conds: list[sa.ColumnElement] = [owned(t)]
     if where.id_prefix:
         escaped = where.id_prefix.strip().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
         conds.append(t.c.id.like(escaped + "%", escape="\\"))
     if where.assistant_id:
         r = schema.runs
-        conds.append(t.c.id.in_(sa.select(r.c.thread_id).where(r.c.assistant_id == where.assistant_id)))
+        conds.append(t.c.id.in_(sa.select(r.c.thread_id).where(owned(r, r.c.assistant_id == where.assistant_id))))
     if where.metadata_key:
         conds.append(_metadata_equals(conn, t.c.data, where.metadata_key, where.metadata_value))
     if where.since is not None:
@@ -86,7 +86,7 @@ def threads(conn: sa.Connection, where: ThreadFilter, limit: int) -> tuple[list[
     if where.until is not None:
         conds.append(t.c.created_at < where.until)
     if where.after:
-        seq = conn.execute(sa.select(t.c.seq).where(t.c.id == where.after)).scalar()
+        seq = conn.execute(sa.select(t.c.seq).where(owned(t, t.c.id == where.after))).scalar()
         if seq is not None:
             conds.append(t.c.seq < seq)
     rows = conn.execute(sa.select(t.c.id, t.c.data).where(*conds).order_by(t.c.seq.desc()).limit(limit + 1)).all()
@@ -94,7 +94,8 @@ def threads(conn: sa.Connection, where: ThreadFilter, limit: int) -> tuple[list[
 
 
 def thread_summaries(conn: sa.Connection, ids: list[str]) -> dict[str, dict[str, Any]]:
-    """thread id -> message_count, run_count, last_run, assistant_ids and summed run usage."""
+    """thread id -> message_count, run_count, last_run, assistant_ids and summed run usage (of threads of the current
+    project: `threads` found them)."""
     if not ids:
         return {}
     m, r = schema.messages, schema.runs
@@ -244,7 +245,7 @@ def run_facts(conn: sa.Connection, ids: list[str]) -> dict[str, dict[str, Any]]:
     if not ids:
         return {}
     r = schema.runs
-    rows = conn.execute(sa.select(r.c.id, r.c.status, r.c.created_at, r.c.data).where(r.c.id.in_(ids))).all()
+    rows = conn.execute(sa.select(r.c.id, r.c.status, r.c.created_at, r.c.data).where(owned(r, r.c.id.in_(ids)))).all()
     return {
         row.id: {"status": row.status, "created_at": row.created_at, "model": loads(row.data).get("model")}
         for row in rows

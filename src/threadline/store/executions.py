@@ -66,13 +66,16 @@ def owned_write(store: Store, table: sa.Table, object_id: str, owner: str, fn: C
         return fn(conn)
 
 
-def take_lease(conn: sa.Connection, table: sa.Table, object_id: str, owner: str, until: float) -> dict[str, Any]:
+def take_lease(
+    conn: sa.Connection, table: sa.Table, object_id: str, owner: str, until: float
+) -> tuple[dict[str, Any], str]:
     """Claim the execution for `owner` until `until` (clock seconds) inside the caller's transaction (the caller
-    moves it to in_progress in the same one); returns its stored working state."""
+    moves it to in_progress in the same one); returns its stored working state and the project it belongs to."""
     sql = f"UPDATE {table.name} SET lease_owner = ?, lease_until = ? WHERE id = ?"
     driver.run(conn, sql, (owner, until, object_id))
-    raw = driver.scalar(conn, f"SELECT state FROM {table.name} WHERE id = ?", (object_id,))
-    return loads(raw or "{}")
+    row = driver.one(conn, f"SELECT state, project_id FROM {table.name} WHERE id = ?", (object_id,))
+    assert row is not None, object_id  # the caller has just locked or inserted it
+    return loads(row[0] or "{}"), row[1]
 
 
 def renew_lease(store: Store, table: sa.Table, object_id: str, owner: str, until: float) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 from . import schema
-from .sql import ListParams, Page, Store, dumps, loads
+from .sql import ListParams, Page, Store, dumps, loads, owned
 
 T = schema.files
 
@@ -19,23 +19,23 @@ def get(conn: sa.Connection, file_id: str) -> dict | None:
 
 
 def get_raw(conn: sa.Connection, file_id: str) -> str | None:
-    return conn.execute(sa.select(T.c.data).where(T.c.id == file_id)).scalar()
+    return Store.fetch_raw(conn, T, file_id)
 
 
 def blob_key(conn: sa.Connection, file_id: str) -> str | None:
-    """Where the file's bytes are; None when there is no such file."""
-    return conn.execute(sa.select(T.c.blob_key).where(T.c.id == file_id)).scalar()
+    """Where the file's bytes are; None when there is no such file (in the current project)."""
+    return conn.execute(sa.select(T.c.blob_key).where(owned(T, T.c.id == file_id))).scalar()
 
 
 def with_blob_keys(conn: sa.Connection, file_ids: list[str]) -> dict[str, tuple[dict, str]]:
-    """file id -> (File object, blob key) for those of `file_ids` that exist."""
-    rows = conn.execute(sa.select(T.c.id, T.c.data, T.c.blob_key).where(T.c.id.in_(file_ids))).all()
+    """file id -> (File object, blob key) for those of `file_ids` that exist (in the current project)."""
+    rows = conn.execute(sa.select(T.c.id, T.c.data, T.c.blob_key).where(owned(T, T.c.id.in_(file_ids)))).all()
     return {r[0]: (loads(r[1]), r[2]) for r in rows}
 
 
 def filenames(conn: sa.Connection, file_ids: list[str] | set[str]) -> dict[str, str]:
-    """file id -> filename for those of `file_ids` that exist."""
-    rows = conn.execute(sa.select(T.c.id, T.c.data).where(T.c.id.in_(list(file_ids)))).all()
+    """file id -> filename for those of `file_ids` that exist (in the current project)."""
+    rows = conn.execute(sa.select(T.c.id, T.c.data).where(owned(T, T.c.id.in_(list(file_ids))))).all()
     return {r[0]: loads(r[1])["filename"] for r in rows}
 
 
@@ -51,7 +51,7 @@ def page(store: Store, params: ListParams, *, purpose: str | None) -> Page:
 def strip_code_interpreter_file(conn: sa.Connection, table: sa.Table, file_id: str) -> None:
     """Remove `file_id` from `tool_resources.code_interpreter.file_ids` of every object of `table` (assistants or
     threads) that lists it."""
-    query = sa.select(table.c.id, table.c.data).where(table.c.data.contains(file_id)).with_for_update()
+    query = sa.select(table.c.id, table.c.data).where(owned(table, table.c.data.contains(file_id))).with_for_update()
     for object_id, raw in conn.execute(query).all():
         obj = loads(raw)
         ci = (obj.get("tool_resources") or {}).get("code_interpreter")

@@ -12,9 +12,10 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from ..tenancy import project_id
 from ..tokens import item_text_tokens, message_text_tokens
 from . import schema
-from .sql import ACTIVE_RESPONSE_STATUSES, ACTIVE_RUN_STATUSES, MESSAGE, Store, dumps, loads
+from .sql import ACTIVE_RESPONSE_STATUSES, ACTIVE_RUN_STATUSES, MESSAGE, Store, dumps, loads, owned
 
 
 @dataclass
@@ -28,8 +29,9 @@ class ItemRow:
 
 
 def append(conn: sa.Connection, thread_id: str, rows: list[ItemRow], created_at: int) -> None:
-    """Append rows to a thread's log in order, each with its stored token count."""
+    """Append rows to a thread's log in order (in the current project), each with its stored token count."""
     t = schema.messages
+    project = project_id()
     for row in rows:
         message = row.type == MESSAGE
         conn.execute(
@@ -41,6 +43,7 @@ def append(conn: sa.Connection, thread_id: str, rows: list[ItemRow], created_at:
                 type=row.type,
                 item=dumps(row.item) if row.item is not None else None,
                 token_count=message_text_tokens(row.data) if message else item_text_tokens(row.data),
+                project_id=project,
             )
         )
 
@@ -56,10 +59,11 @@ def page(
 
     An `after` that is not an item of this thread gives an empty page, as in the other lists."""
     t = schema.messages
-    query = sa.select(t.c.id, t.c.type, t.c.data, t.c.item).where(t.c.thread_id == thread_id)
+    scope = owned(t, t.c.thread_id == thread_id)
+    query = sa.select(t.c.id, t.c.type, t.c.data, t.c.item).where(scope)
     asc = order == "asc"
     if after:
-        cursor = sa.select(t.c.seq).where(t.c.id == after, t.c.thread_id == thread_id).scalar_subquery()
+        cursor = sa.select(t.c.seq).where(t.c.id == after, scope).scalar_subquery()
         query = query.where(t.c.seq > cursor if asc else t.c.seq < cursor)
     query = query.order_by(t.c.seq.asc() if asc else t.c.seq.desc()).limit(limit + 1)
     rows = conn.execute(query).all()
@@ -68,7 +72,9 @@ def page(
 
 def get(conn: sa.Connection, thread_id: str, item_id: str, *, lock: bool = False) -> ItemRow | None:
     t = schema.messages
-    query = sa.select(t.c.id, t.c.type, t.c.data, t.c.item).where(t.c.id == item_id, t.c.thread_id == thread_id)
+    query = sa.select(t.c.id, t.c.type, t.c.data, t.c.item).where(
+        owned(t, t.c.id == item_id, t.c.thread_id == thread_id)
+    )
     if lock:
         query = query.with_for_update()
     r = conn.execute(query).first()
@@ -78,20 +84,22 @@ def get(conn: sa.Connection, thread_id: str, item_id: str, *, lock: bool = False
 def find(conn: sa.Connection, item_id: str) -> ItemRow | None:
     """An item of any conversation, by id (for `item_reference`)."""
     t = schema.messages
-    r = conn.execute(sa.select(t.c.id, t.c.type, t.c.data, t.c.item).where(t.c.id == item_id)).first()
+    r = conn.execute(sa.select(t.c.id, t.c.type, t.c.data, t.c.item).where(owned(t, t.c.id == item_id))).first()
     return _row(r) if r is not None else None
 
 
 def delete(conn: sa.Connection, thread_id: str, item_id: str) -> bool:
     t = schema.messages
-    return conn.execute(t.delete().where(t.c.id == item_id, t.c.thread_id == thread_id)).rowcount > 0
+    return conn.execute(t.delete().where(owned(t, t.c.id == item_id, t.c.thread_id == thread_id))).rowcount > 0
 
 
 def token_total(conn: sa.Connection, thread_id: str, overhead: int) -> int:
     """Stored text tokens of every row of a thread's log, plus `overhead` per row."""
     t = schema.messages
     total, count = conn.execute(
-        sa.select(sa.func.coalesce(sa.func.sum(t.c.token_count), 0), sa.func.count()).where(t.c.thread_id == thread_id)
+        sa.select(sa.func.coalesce(sa.func.sum(t.c.token_count), 0), sa.func.count()).where(
+            owned(t, t.c.thread_id == thread_id)
+        )
     ).one()
     return int(total) + overhead * int(count)
 

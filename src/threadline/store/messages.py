@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 from . import driver, schema
-from .sql import MESSAGE, ListParams, Page, Store, loads
+from .sql import MESSAGE, ListParams, Page, Store, loads, owned, owned_sql
 
 T = schema.messages
 
@@ -45,7 +45,10 @@ def page(
 def newest(conn: sa.Connection, thread_id: str, limit: int) -> list[dict]:
     """The thread's `limit` newest messages, newest first."""
     query = (
-        sa.select(T.c.data).where(T.c.thread_id == thread_id, T.c.type == MESSAGE).order_by(T.c.seq.desc()).limit(limit)
+        sa.select(T.c.data)
+        .where(owned(T, T.c.thread_id == thread_id, T.c.type == MESSAGE))
+        .order_by(T.c.seq.desc())
+        .limit(limit)
     )
     return [loads(raw) for raw in conn.execute(query).scalars()]
 
@@ -55,11 +58,11 @@ def older_than(
 ) -> list[tuple[int, str, int | None]]:
     """Up to `limit` of the thread's messages newest first, except those `not_run_id` created, older than
     `before_seq` (a `seq`; None: from the newest): (seq, data JSON text, token_count) rows."""
-    sql = (
-        "SELECT seq, data, token_count FROM messages "
-        "WHERE thread_id = ? AND type = ? AND (run_id IS NULL OR run_id != ?)"
+    where, found = owned_sql(
+        T, "thread_id = ? AND type = ? AND (run_id IS NULL OR run_id != ?)", (thread_id, MESSAGE, not_run_id)
     )
-    args: list = [thread_id, MESSAGE, not_run_id]
+    sql = "SELECT seq, data, token_count FROM messages WHERE " + where
+    args: list = list(found)
     if before_seq is not None:
         sql += " AND seq < ?"
         args.append(before_seq)

@@ -8,7 +8,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from . import schema
-from .sql import Store, dumps, loads
+from .sql import Store, dumps, loads, owned
 
 
 def insert(
@@ -41,7 +41,7 @@ def fetch(conn: sa.Connection, response_id: str, *, lock: bool = False) -> dict[
 def input_items(conn: sa.Connection, response_id: str) -> list[dict[str, Any]] | None:
     """The input items a response was created with, in request order (None: no such response)."""
     t = schema.responses
-    raw = conn.execute(sa.select(t.c.input).where(t.c.id == response_id)).scalar()
+    raw = conn.execute(sa.select(t.c.input).where(owned(t, t.c.id == response_id))).scalar()
     return loads(raw) if raw is not None else None
 
 

@@ -10,7 +10,13 @@ metadata = sa.MetaData()
 Seq = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 
 
-def _doc_table(name: str, *extra: object) -> sa.Table:
+def _project_column() -> sa.Column:
+    return sa.Column("project_id", sa.String(64), nullable=False, server_default="proj_default")
+
+
+def _doc_table(name: str, *extra: object, owned: bool = False) -> sa.Table:
+    """A document table; `owned`: each row belongs to a project (a `project_id` column, and `info["owned"]`, by
+    which the store filters it by the current project: store/sql.py `owned`)."""
     return sa.Table(
         name,
         metadata,
@@ -18,12 +24,14 @@ def _doc_table(name: str, *extra: object) -> sa.Table:
         sa.Column("id", sa.String(64), nullable=False, unique=True),
         sa.Column("created_at", sa.BigInteger, nullable=False),
         sa.Column("data", sa.Text, nullable=False),
+        *([_project_column()] if owned else []),
         *extra,
+        info={"owned": owned},
     )
 
 
-assistants = _doc_table("assistants")
-threads = _doc_table("threads")
+assistants = _doc_table("assistants", sa.Index("ix_assistants_project", "project_id", "seq"), owned=True)
+threads = _doc_table("threads", sa.Index("ix_threads_project", "project_id", "seq"), owned=True)
 messages = _doc_table(
     "messages",
     sa.Column("thread_id", sa.String(64), nullable=False),
@@ -37,6 +45,7 @@ messages = _doc_table(
     sa.Column("item", sa.Text),
     sa.Index("ix_messages_thread", "thread_id", "seq"),
     sa.Index("ix_messages_thread_type", "thread_id", "type", "seq"),
+    owned=True,
 )
 runs = _doc_table(
     "runs",
@@ -49,6 +58,7 @@ runs = _doc_table(
     sa.Column("lease_until", sa.Float),
     sa.Index("ix_runs_thread_status", "thread_id", "status"),
     sa.Index("ix_runs_status", "status"),
+    owned=True,
 )
 responses = _doc_table(
     "responses",
@@ -62,6 +72,7 @@ responses = _doc_table(
     sa.Column("lease_until", sa.Float),
     sa.Index("ix_responses_thread_status", "thread_id", "status"),
     sa.Index("ix_responses_status", "status"),
+    owned=True,
 )
 containers = _doc_table(
     "containers",
@@ -69,6 +80,8 @@ containers = _doc_table(
     sa.Column("status", sa.String(16), nullable=False),  # running / expired
     sa.Column("expires_at", sa.BigInteger),  # clock seconds: last_active_at + expires_after.minutes
     sa.Index("ix_containers_status_expires", "status", "expires_at"),
+    sa.Index("ix_containers_project", "project_id", "seq"),
+    owned=True,
 )
 container_files = _doc_table(
     "container_files",
@@ -90,17 +103,22 @@ run_steps = _doc_table(
     sa.Column("run_id", sa.String(64), nullable=False),
     sa.Column("thread_id", sa.String(64), nullable=False),
     sa.Index("ix_run_steps_run", "run_id", "seq"),
+    owned=True,
 )
 files = _doc_table(
     "files",
     sa.Column("purpose", sa.String(32), nullable=False),
     sa.Column("blob_key", sa.String(128), nullable=False),
     sa.Index("ix_files_purpose", "purpose", "seq"),
+    sa.Index("ix_files_project", "project_id", "seq"),
+    sa.Index("ix_files_project_purpose", "project_id", "purpose", "seq"),
+    owned=True,
 )
 uploads = _doc_table(
     "uploads",
     sa.Column("status", sa.String(16), nullable=False),
     sa.Column("expires_at", sa.BigInteger, nullable=False),
+    owned=True,
 )
 upload_parts = _doc_table(
     "upload_parts",
@@ -112,6 +130,8 @@ upload_parts = _doc_table(
 vector_stores = _doc_table(
     "vector_stores",
     sa.Column("expires_at", sa.BigInteger),
+    sa.Index("ix_vector_stores_project", "project_id", "seq"),
+    owned=True,
 )
 vector_store_files = sa.Table(
     "vector_store_files",
@@ -125,14 +145,17 @@ vector_store_files = sa.Table(
     sa.Column("data", sa.Text, nullable=False),
     sa.Column("claim_owner", sa.String(64)),  # the process ingesting the file (vector_stores.Ingestor)
     sa.Column("claim_until", sa.Float),
+    _project_column(),
     sa.UniqueConstraint("vector_store_id", "file_id", name="uq_vector_store_files"),
     sa.Index("ix_vector_store_files_file", "file_id"),
     sa.Index("ix_vector_store_files_batch", "batch_id"),
     sa.Index("ix_vector_store_files_status", "status", "seq"),
+    info={"owned": True},
 )
 file_batches = _doc_table(
     "file_batches",
     sa.Column("vector_store_id", sa.String(64), nullable=False),
+    owned=True,
 )
 api_keys = sa.Table(
     "api_keys",

@@ -1,6 +1,12 @@
 """The store: SQL access shared by the SQLite and PostgreSQL backends (SQLAlchemy Core).
 
 Writes happen inside `store.write()`; everything a response reports is committed when that block exits.
+
+Projects: the rows of an owned table (schema `info["owned"]`: every object table) belong to one project. Inserts
+record `tenancy.project_id()`; every read, update and delete here (and the repositories' own queries, through
+`owned` / `owned_sql`) sees only the rows of `tenancy.current_project` when one is set, so another project's id
+is exactly as absent as an id that never existed. With no current project (system scope: start-up, the sweeper,
+the CLI) they see every row.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ from typing import Any
 import orjson
 import sqlalchemy as sa
 
+from ..tenancy import current_project, project_id
 from ..tokens import item_text_tokens, message_text_tokens
 from . import driver, schema
 from .db import create_engine
@@ -36,6 +43,28 @@ def dumps(obj: Any) -> str:
 
 def loads(text: str | bytes) -> Any:
     return orjson.loads(text)
+
+
+def scope(table: sa.Table) -> str | None:
+    """The project whose rows of `table` the current work may see: the current project for an owned table; None
+    (every row) in system scope or for a table no project owns."""
+    return current_project.get() if table.info.get("owned") else None
+
+
+def owned(table: sa.Table, *conds: sa.ColumnElement[bool]) -> sa.ColumnElement[bool]:
+    """`conds` (and-ed) restricted to the current project's rows of `table` (see `scope`)."""
+    project = scope(table)
+    if project is not None:
+        conds = (*conds, table.c.project_id == project)
+    return sa.and_(sa.true(), *conds)
+
+
+def owned_sql(table: sa.Table, where: str, args: tuple[Any, ...]) -> tuple[str, tuple[Any, ...]]:
+    """A driver SQL condition (`?` placeholders for `args`) restricted to the current project's rows of `table`."""
+    project = scope(table)
+    if project is None:
+        return where, args
+    return f"{where} AND project_id = ?", (*args, project)
 
 
 def _derived(table: sa.Table, obj: dict[str, Any]) -> dict[str, Any]:
@@ -65,11 +94,20 @@ def _insert_sql(table: sa.Table, names: tuple[str, ...]) -> str | None:
 
 
 @functools.lru_cache(maxsize=256)
-def _update_sql(table: sa.Table, names: tuple[str, ...]) -> str | None:
-    """UPDATE of `names` of the row with a given id, as driver SQL, or None when a name is not a column."""
+def _update_sql(table: sa.Table, names: tuple[str, ...], scoped: bool) -> str | None:
+    """UPDATE of `names` of the row with a given id (`scoped`: and project), as driver SQL, or None when a name is
+    not a column."""
     if not all(name in table.c for name in names):
         return None
-    return f"UPDATE {table.name} SET {', '.join(f'{name} = ?' for name in names)} WHERE id = ?"
+    sql = f"UPDATE {table.name} SET {', '.join(f'{name} = ?' for name in names)} WHERE id = ?"
+    return sql + " AND project_id = ?" if scoped else sql
+
+
+@functools.lru_cache(maxsize=256)
+def _by_id_sql(table: sa.Table, columns: str, scoped: bool, lock: str) -> str:
+    """SELECT `columns` of the row with a given id (`scoped`: and project), as driver SQL; `lock`: FOR UPDATE or ''."""
+    sql = f"SELECT {columns} FROM {table.name} WHERE id = ?"
+    return (sql + " AND project_id = ?" if scoped else sql) + lock
 
 
 @dataclass
@@ -141,7 +179,10 @@ class Store:
 
     @staticmethod
     def insert(conn: sa.Connection, table: sa.Table, obj: dict[str, Any], **cols: Any) -> None:
+        """Insert a document row (in the current project, for an owned table); `cols` are its other columns."""
         cols.update(_derived(table, obj))
+        if table.info.get("owned"):
+            cols.setdefault("project_id", project_id())
         values = {"id": obj["id"], "created_at": obj["created_at"], "data": dumps(obj), **cols}
         sql = _insert_sql(table, tuple(values))
         if sql is not None and driver.primitive(values.values()):
@@ -153,15 +194,17 @@ class Store:
     def update(conn: sa.Connection, table: sa.Table, obj: dict[str, Any], **cols: Any) -> None:
         cols.update(_derived(table, obj))
         values = {"data": dumps(obj), **cols}
-        sql = _update_sql(table, tuple(values))
+        project = scope(table)
+        sql = _update_sql(table, tuple(values), project is not None)
         if sql is not None and driver.primitive(values.values()) and type(obj["id"]) is str:
-            driver.run(conn, sql, (*values.values(), obj["id"]))
+            key = (obj["id"],) if project is None else (obj["id"], project)
+            driver.run(conn, sql, (*values.values(), *key))
         else:
-            conn.execute(table.update().where(table.c.id == obj["id"]).values(**values))
+            conn.execute(table.update().where(owned(table, table.c.id == obj["id"])).values(**values))
 
     @staticmethod
     def delete(conn: sa.Connection, table: sa.Table, object_id: str) -> bool:
-        return conn.execute(table.delete().where(table.c.id == object_id)).rowcount > 0
+        return conn.execute(table.delete().where(owned(table, table.c.id == object_id))).rowcount > 0
 
     @staticmethod
     def fetch(conn: sa.Connection, table: sa.Table, object_id: str, *, lock: bool = False) -> dict | None:
@@ -170,12 +213,13 @@ class Store:
 
     @staticmethod
     def fetch_raw(conn: sa.Connection, table: sa.Table, object_id: str, *, lock: bool = False) -> str | None:
-        """The stored JSON text of an object, or None."""
+        """The stored JSON text of an object (of the current project), or None."""
         if type(object_id) is not str:
-            query = sa.select(table.c.data).where(table.c.id == object_id)
+            query = sa.select(table.c.data).where(owned(table, table.c.id == object_id))
             return conn.execute(query.with_for_update() if lock else query).scalar()
-        sql = f"SELECT data FROM {table.name} WHERE id = ?"
-        return driver.scalar(conn, sql + driver.for_update(conn) if lock else sql, (object_id,))
+        project = scope(table)
+        sql = _by_id_sql(table, "data", project is not None, driver.for_update(conn) if lock else "")
+        return driver.scalar(conn, sql, (object_id,) if project is None else (object_id, project))
 
     def get(self, table: sa.Table, object_id: str) -> dict | None:
         with self.read() as conn:
@@ -185,10 +229,14 @@ class Store:
         with self.read() as conn:
             return self.fetch_raw(conn, table, object_id)
 
-    def exists(self, conn: sa.Connection, table: sa.Table, object_id: str) -> bool:
+    @staticmethod
+    def exists(conn: sa.Connection, table: sa.Table, object_id: str) -> bool:
+        """Whether the object exists (in the current project)."""
         if type(object_id) is not str:
-            return conn.execute(sa.select(table.c.seq).where(table.c.id == object_id)).first() is not None
-        return driver.one(conn, f"SELECT seq FROM {table.name} WHERE id = ?", (object_id,)) is not None
+            return conn.execute(sa.select(table.c.seq).where(owned(table, table.c.id == object_id))).first() is not None
+        project = scope(table)
+        sql = _by_id_sql(table, "seq", project is not None, "")
+        return driver.one(conn, sql, (object_id,) if project is None else (object_id, project)) is not None
 
     def page(
         self,
@@ -202,14 +250,13 @@ class Store:
         id_column: str = "id",
         conn: sa.Connection | None = None,
     ) -> Page:
+        """A cursor page of `table`'s rows matching `where` (of the current project), by `seq`."""
         idc = table.c[id_column]
-        query = sa.select(idc, table.c.data)
-        if where is not None:
-            query = query.where(where)
-        scope = where if where is not None else sa.true()
+        where = owned(table, *([where] if where is not None else []))
+        query = sa.select(idc, table.c.data).where(where)
 
         def cursor_seq(cursor: str) -> sa.ScalarSelect:
-            return sa.select(table.c.seq).where(idc == cursor, scope).scalar_subquery()
+            return sa.select(table.c.seq).where(idc == cursor, where).scalar_subquery()
 
         asc = order == "asc"
         if after:
@@ -248,7 +295,9 @@ class Store:
         before: str | None = None,
     ) -> Page:
         """`page` for the hottest lists, as driver SQL: `where` is a condition with `?` placeholders for `args`
-        (e.g. "thread_id = ? AND type = ?"); the cursors are looked up under the same condition."""
+        (e.g. "thread_id = ? AND type = ?"); the cursors are looked up under the same condition, both restricted to
+        the current project's rows."""
+        where, args = owned_sql(table, where, args)
         sql = f"SELECT id, data FROM {table.name} WHERE {where}"
         params: list[Any] = list(args)
         cursor_seq = f"(SELECT seq FROM {table.name} WHERE id = ? AND {where})"

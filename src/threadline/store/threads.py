@@ -17,11 +17,11 @@ def get(conn: sa.Connection, thread_id: str, *, lock: bool = False) -> dict | No
 
 def get_raw(conn: sa.Connection, thread_id: str) -> str | None:
     """The stored JSON text of the thread, or None."""
-    return conn.execute(sa.select(T.c.data).where(T.c.id == thread_id)).scalar()
+    return Store.fetch_raw(conn, T, thread_id)
 
 
 def exists(conn: sa.Connection, thread_id: str) -> bool:
-    return conn.execute(sa.select(T.c.seq).where(T.c.id == thread_id)).first() is not None
+    return Store.exists(conn, T, thread_id)
 
 
 def insert(conn: sa.Connection, thread: dict) -> None:
@@ -36,6 +36,8 @@ def delete(conn: sa.Connection, thread_id: str) -> bool:
     """Delete a thread (= its conversation) with every row of its log (messages and other items), its runs and
     steps. False when there was no such thread. Responses that used it as their conversation are kept: they hold
     their own input and output."""
+    if not Store.delete(conn, T, thread_id):
+        return False
     for table in (schema.messages, schema.run_steps, schema.runs):
         conn.execute(table.delete().where(table.c.thread_id == thread_id))
-    return Store.delete(conn, T, thread_id)
+    return True

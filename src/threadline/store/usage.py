@@ -64,7 +64,9 @@ def snapshot_vector_stores(conn: sa.Connection, at: int) -> int:
             sa.select(t.c.vector_store_id, t.c.quantity).where(t.c.kind == "vector_store_bytes", t.c.created_at == day)
         ).all()
     )
-    sizes = dict.fromkeys(conn.execute(sa.select(schema.vector_stores.c.id)).scalars(), 0)
+    v = schema.vector_stores
+    projects = dict(conn.execute(sa.select(v.c.id, v.c.project_id)).all())  # each row is its store's project's
+    sizes = dict.fromkeys(projects, 0)
     f = schema.vector_store_files
     for store_id, raw in conn.execute(sa.select(f.c.vector_store_id, f.c.data).where(f.c.status == "completed")):
         if store_id in sizes:  # a store's size is its completed files' (as the API reports it)
@@ -72,7 +74,9 @@ def snapshot_vector_stores(conn: sa.Connection, at: int) -> int:
     changed = 0
     for store_id, size in sizes.items():
         if store_id not in today:
-            record(conn, "vector_store_bytes", day, vector_store_id=store_id, quantity=size)
+            record(
+                conn, "vector_store_bytes", day, vector_store_id=store_id, quantity=size, project_id=projects[store_id]
+            )
         elif size > today[store_id]:
             conn.execute(
                 t.update()

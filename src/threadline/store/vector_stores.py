@@ -7,8 +7,9 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from ..tenancy import project_id
 from . import schema
-from .sql import ListParams, Page, Store, dumps, loads
+from .sql import ListParams, Page, Store, dumps, loads, owned
 
 S, F, B = schema.vector_stores, schema.vector_store_files, schema.file_batches
 STATUSES = ("in_progress", "completed", "failed", "cancelled")
@@ -78,6 +79,7 @@ def upsert_file(conn: sa.Connection, obj: dict[str, Any], batch_id: str | None) 
     else:
         conn.execute(
             F.insert().values(
+                project_id=project_id(),
                 vector_store_id=vs_id,
                 file_id=file_id,
                 batch_id=batch_id,
@@ -89,7 +91,7 @@ def upsert_file(conn: sa.Connection, obj: dict[str, Any], batch_id: str | None) 
 
 
 def get_file(conn: sa.Connection, vs_id: str, file_id: str, *, lock: bool = False) -> dict[str, Any] | None:
-    query = sa.select(F.c.data).where(F.c.vector_store_id == vs_id, F.c.file_id == file_id)
+    query = sa.select(F.c.data).where(owned(F, F.c.vector_store_id == vs_id, F.c.file_id == file_id))
     raw = conn.execute(query.with_for_update() if lock else query).scalar()
     return loads(raw) if raw is not None else None
 
@@ -178,17 +180,22 @@ def any_claimable(conn: sa.Connection, ts: float) -> bool:
 
 def claim_pending(
     conn: sa.Connection, owner: str, ts: float, until: float, limit: int, *, skip_locked: bool
-) -> list[tuple[str, str]]:
+) -> list[tuple[str, str, str]]:
     """Claim for `owner` until `until` (clock seconds) up to `limit` files waiting for ingestion that nobody has
-    claimed at `ts`, oldest first; (store id, file id) of each. `skip_locked` (PostgreSQL): rows other
+    claimed at `ts`, oldest first; (store id, file id, project id) of each. `skip_locked` (PostgreSQL): rows other
     transactions are claiming are skipped, not waited for."""
-    query = sa.select(F.c.seq, F.c.vector_store_id, F.c.file_id).where(_unclaimed(ts)).order_by(F.c.seq).limit(limit)
+    query = (
+        sa.select(F.c.seq, F.c.vector_store_id, F.c.file_id, F.c.project_id)
+        .where(_unclaimed(ts))
+        .order_by(F.c.seq)
+        .limit(limit)
+    )
     if skip_locked:
         query = query.with_for_update(skip_locked=True)
     rows = conn.execute(query).all()
     if rows:
         conn.execute(F.update().where(F.c.seq.in_([r[0] for r in rows])).values(claim_owner=owner, claim_until=until))
-    return [(r[1], r[2]) for r in rows]
+    return [(r[1], r[2], r[3]) for r in rows]
 
 
 def unclaim(conn: sa.Connection, owner: str, group: list[tuple[str, str]]) -> None:
@@ -224,7 +231,7 @@ def release_claims(conn: sa.Connection, owners: list[str]) -> int:
 
 def pending_count(conn: sa.Connection, vs_ids: list[str]) -> int:
     """How many files of these stores are still being ingested."""
-    query = sa.select(sa.func.count()).where(F.c.vector_store_id.in_(vs_ids), F.c.status == "in_progress")
+    query = sa.select(sa.func.count()).where(owned(F, F.c.vector_store_id.in_(vs_ids), F.c.status == "in_progress"))
     return int(conn.execute(query).scalar() or 0)
 
 
