@@ -20,6 +20,7 @@ from .api import (
     messages,
     model_list,
     organization,
+    projects,
     responses,
     responses_ws,
     runs,
@@ -242,6 +243,7 @@ def create_app(
         responses,
         containers,
         organization,
+        projects,
     ):  # runs before threads: /threads/runs
         app.include_router(module.router)
     app.include_router(responses_ws.router)

@@ -1,13 +1,15 @@
-"""API-key checking. With no keys configured the server is open (and says so at start-up).
+"""API-key checking, and the project a request acts in.
 
-Keys come from THREADLINE_API_KEYS (fixed for the process) and from the `api_keys` table (SHA-256 hashes, added
-and revoked with `threadline add-key` / `revoke-key`, possibly while servers run). A change takes effect at once in
-every server process sharing the database:
+Keys come from THREADLINE_API_KEYS (fixed for the process; the default project), the legacy `api_keys` table
+(`threadline add-key`; the default project), `project_api_keys` (service-account and user keys of one project;
+store/projects.py) and admin keys (THREADLINE_ADMIN_KEYS and `admin_api_keys`: `/v1/organization/*`, and any project
+through the `OpenAI-Project` header). A change takes effect at once in every server process sharing the database:
 
-- SQLite: every request looks its key up in the table (one indexed query on a connection kept for it, ~30 µs).
-- PostgreSQL, where that query is a network round trip: key changes are announced with NOTIFY in the transaction
-  that makes them; each server LISTENs on its own connection and keeps the keys it has verified in memory until
-  the next announcement. While that connection is down, requests fall back to the per-request lookup.
+- SQLite: every request looks its key up (one query on a connection kept for it, over the unique key_hash indexes).
+- PostgreSQL, where that query is a network round trip: key changes (a key added or deleted, a service account
+  deleted, a project archived) are announced with NOTIFY in the transaction that makes them; each server LISTENs on
+  its own connection and keeps the keys it has verified in memory until the next announcement. While that
+  connection is down, requests fall back to the per-request lookup.
 """
 
 from __future__ import annotations
@@ -25,10 +27,12 @@ from typing import Any
 import sqlalchemy as sa
 
 from .store import Store, now, schema
+from .store.projects import KEY_CHANNEL, announce_key_change
+from .tenancy import DEFAULT_PROJECT_ID
 
 log = logging.getLogger("threadline.auth")
 
-CHANNEL = "threadline_api_keys"
+CHANNEL = KEY_CHANNEL
 
 # The id of the key that made the current request (key_<sha256 prefix>; never the key), set by the middleware and
 # recorded with the usage the request causes.
@@ -40,6 +44,18 @@ class Verdict(enum.Enum):
     OK = "ok"
     MISSING = "missing"  # keys are configured but the request carries none
     INVALID = "invalid"
+    ARCHIVED = "archived"  # a key of an archived project
+
+
+@dataclass(frozen=True)
+class Access:
+    """What a request's key allows: the verdict, the key's project (project, legacy and env keys; None for admin
+    keys and open servers, which choose theirs with `OpenAI-Project`) and whether it is an admin key."""
+
+    verdict: Verdict
+    project_id: str | None = None
+    admin: bool = False
+    expires_at: int | None = None  # admin keys: when the key stops working (None: never)
 
 
 @dataclass
@@ -69,7 +85,8 @@ class AdminVerdict(enum.Enum):
 @dataclass
 class _Cache:
     generation: int
-    valid: set[str] = field(default_factory=set)  # digests verified as stored keys
+    valid: dict[str, Access] = field(default_factory=dict)  # digests verified as stored keys
+    projects: dict[str, str | None] = field(default_factory=dict)  # project id -> its status (None: no project)
     any_stored: bool | None = None
 
 
@@ -138,21 +155,42 @@ class KeyChecker:
     def verify(self, key: str | None) -> Verdict:
         """The verdict for a request carrying `key` (None: no key). Raises the driver's error if the database
         cannot be reached twice in a row."""
+        return self.resolve(key).verdict
+
+    def resolve(self, key: str | None) -> Access:
+        """What a request carrying `key` (None: no key) may do, and in which project. One indexed query, or none
+        (THREADLINE_API_KEYS, THREADLINE_ADMIN_KEYS, or a key verified since the last announced change). Raises
+        the driver's error if the database cannot be reached twice in a row."""
         digest = hash_key(key) if key else None
-        if digest is not None and any(hmac.compare_digest(digest, h) for h in self.env_hashes):
-            return Verdict.OK
+        if digest is not None:
+            if any(hmac.compare_digest(digest, h) for h in self.env_hashes):
+                return Access(Verdict.OK, DEFAULT_PROJECT_ID)
+            if any(hmac.compare_digest(digest, h) for h in self.admin_hashes):
+                return Access(Verdict.OK, None, admin=True)
         cache = self._current_cache()
         if cache is not None:
             if digest is not None and digest in cache.valid:
-                return Verdict.OK
+                return _unexpired(cache.valid[digest])
             if cache.any_stored is False or (digest is None and cache.any_stored is not None):
-                return self._verdict(key, False, cache.any_stored)
-        stored, any_stored = self._lookup(digest)
+                return self._access(key, None, cache.any_stored)
+        found, any_stored = self._lookup(digest)
         if cache is not None and self._current_cache() is cache:  # no change announced during the lookup
             cache.any_stored = any_stored
-            if stored and digest is not None:
-                cache.valid.add(digest)
-        return self._verdict(key, stored, any_stored)
+            if found is not None and digest is not None:
+                cache.valid[digest] = found
+        return self._access(key, found, any_stored)
+
+    def project_status(self, project_id: str) -> str | None:
+        """`active` or `archived` for an existing project, None for an unknown id: what an admin key's (or an open
+        server's) `OpenAI-Project` header may name. Cached on PostgreSQL like the keys (archiving announces)."""
+        cache = self._current_cache()
+        if cache is not None and project_id in cache.projects:
+            return cache.projects[project_id]
+        rows = self._query(f"SELECT status FROM projects WHERE id = {self._param}", (project_id,))
+        status = rows[0][0] if rows else None
+        if cache is not None and self._current_cache() is cache and len(cache.projects) < 10_000:
+            cache.projects[project_id] = status
+        return status
 
     def verify_admin(self, key: str | None) -> AdminVerdict:
         """The verdict for a `/v1/organization/*` request carrying `key`: admin keys come from THREADLINE_ADMIN_KEYS
@@ -168,6 +206,8 @@ class KeyChecker:
                 if row is not None and (row[0] is None or row[0] > now()):
                     return AdminVerdict.OK
         verdict = self.verify(key)
+        if verdict is Verdict.ARCHIVED:
+            verdict = Verdict.OK  # still a project key: the permission error says more than "incorrect key"
         if not any_admin and verdict is Verdict.OPEN:
             return AdminVerdict.OK
         if key is None:
@@ -182,22 +222,45 @@ class KeyChecker:
             self._cache = _Cache(generation=listener.generation)
         return self._cache
 
-    def _verdict(self, key: str | None, stored: bool, any_stored: bool) -> Verdict:
-        if stored:
-            return Verdict.OK
+    def _access(self, key: str | None, found: Access | None, any_stored: bool) -> Access:
+        if found is not None:
+            return _unexpired(found)
         if not any_stored and not self.env_hashes:
-            return Verdict.OPEN
-        return Verdict.MISSING if key is None else Verdict.INVALID
+            return Access(Verdict.OPEN)
+        return Access(Verdict.MISSING if key is None else Verdict.INVALID)
 
-    def _lookup(self, digest: str | None) -> tuple[bool, bool]:
-        """(digest is a stored key, any key is stored): one query; the unique index on key_hash serves it."""
+    def _lookup(self, digest: str | None) -> tuple[Access | None, bool]:
+        """(what the stored key with this digest allows, or None; any project key is stored): one query over the
+        unique key_hash indexes of the three key tables."""
         p = self._param
-        sql = (
-            f"SELECT EXISTS (SELECT 1 FROM api_keys WHERE key_hash = {p}), EXISTS (SELECT 1 FROM api_keys)"
-            if digest is not None
-            else "SELECT 0, EXISTS (SELECT 1 FROM api_keys)"
+        anything = (
+            "SELECT 'any', CAST(NULL AS VARCHAR(64)), CAST(NULL AS BIGINT) "
+            "WHERE EXISTS (SELECT 1 FROM api_keys) OR EXISTS (SELECT 1 FROM project_api_keys)"
         )
-        args = (digest,) if digest is not None else ()
+        if digest is None:
+            sql, args = anything, ()
+        else:
+            sql = (
+                "SELECT 'legacy', CAST(NULL AS VARCHAR(64)), CAST(NULL AS BIGINT) FROM api_keys "
+                f"WHERE key_hash = {p} "
+                "UNION ALL SELECT 'project', k.project_id, p.archived_at FROM project_api_keys k "
+                f"JOIN projects p ON p.id = k.project_id WHERE k.key_hash = {p} "
+                f"UNION ALL SELECT 'admin', CAST(NULL AS VARCHAR(64)), expires_at FROM admin_api_keys "
+                f"WHERE key_hash = {p} UNION ALL " + anything
+            )
+            args = (digest, digest, digest)
+        rows = self._query(sql, args)
+        found = None
+        for kind, project, when in rows:
+            if kind == "legacy":
+                found = Access(Verdict.OK, DEFAULT_PROJECT_ID)
+            elif kind == "project":
+                found = Access(Verdict.OK if when is None else Verdict.ARCHIVED, project)
+            elif kind == "admin":
+                found = Access(Verdict.OK, None, admin=True, expires_at=when)
+        return found, any(row[0] == "any" for row in rows)
+
+    def _query(self, sql: str, args: tuple[Any, ...]) -> list[tuple[Any, ...]]:
         with self._lock:
             for attempt in (1, 2):
                 try:
@@ -206,10 +269,9 @@ class KeyChecker:
                     cur = self._raw.cursor()
                     try:
                         cur.execute(sql, args)
-                        row = cur.fetchone()
+                        return list(cur.fetchall())
                     finally:
                         cur.close()
-                    return bool(row[0]), bool(row[1])
                 except Exception:
                     self._close_raw()  # e.g. the database restarted: reconnect once
                     if attempt == 2:
@@ -240,11 +302,14 @@ class KeyChecker:
 
     @property
     def enabled(self) -> bool:
-        """Whether any key is configured right now (env or table)."""
+        """Whether any key is configured right now (env, legacy or project keys)."""
         if self.env_hashes:
             return True
         with self.store.read() as conn:
-            return conn.execute(sa.select(schema.api_keys.c.seq).limit(1)).first() is not None
+            return any(
+                conn.execute(sa.select(t.c.seq).limit(1)).first() is not None
+                for t in (schema.api_keys, schema.project_api_keys)
+            )
 
     def add(self, key: str, name: str | None = None) -> bool:
         """Store a key (hashed). False if it is stored already."""
@@ -258,8 +323,7 @@ class KeyChecker:
 
     def _announce(self, conn: sa.Connection) -> None:
         """Tell the servers following changes (delivered at commit)."""
-        if self.store.backend == "postgres":
-            conn.execute(sa.text(f"NOTIFY {CHANNEL}"))
+        announce_key_change(conn)
 
     def list(self) -> list[StoredKey]:
         t = schema.api_keys
@@ -282,3 +346,9 @@ class KeyChecker:
             count = conn.execute(t.delete().where(cond)).rowcount
             self._announce(conn)
             return count
+
+
+def _unexpired(access: Access) -> Access:
+    if access.expires_at is not None and access.expires_at <= now():
+        return Access(Verdict.INVALID)
+    return access

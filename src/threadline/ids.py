@@ -27,6 +27,9 @@ PREFIXES = {
     "compaction": "cmp_",
     "container": "cntr_",
     "container_file": "cfile_",
+    "project": "proj_",
+    "service_account": "svc_acct_",
+    "audit_log": "audit_log-",
 }
 # A thread is a conversation: one threads row, shown as thread_X by the Assistants API and conv_X by the
 # Conversations API (the same suffix), and either API accepts either id.

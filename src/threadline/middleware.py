@@ -10,7 +10,7 @@ from typing import Any
 import orjson
 
 from .api.errors import APIError, BodyError
-from .auth import AdminVerdict, KeyChecker, Verdict, key_id, request_key_id
+from .auth import Access, AdminVerdict, KeyChecker, Verdict, key_id, request_key_id
 from .config import Settings
 from .logs import request_id as request_id_var
 from .services.errors import size_text
@@ -29,6 +29,8 @@ _ADMIN_AS_VERDICT = {
     AdminVerdict.NOT_ADMIN: Verdict.INVALID,
     AdminVerdict.INVALID: Verdict.INVALID,
 }
+# What OpenAI answers when a project key's request names another project.
+MISMATCHED_PROJECT = "OpenAI-Project header should match project for API key"
 V1_DEPRECATED = (
     "The v1 Assistants API has been deprecated. Please try again by setting the header "
     "'OpenAI-Beta: assistants=v2'. See the migration guide for more information: "
@@ -75,8 +77,10 @@ class APIMiddleware:
                 verdict = _ADMIN_AS_VERDICT[admin]
                 if admin is AdminVerdict.NOT_ADMIN:
                     failure = (401, NOT_ADMIN, None)
+                access = None
             else:
-                verdict = self.keys.verify(key or None)  # looked up per request: key changes apply at once
+                access = self.keys.resolve(key or None)  # looked up per request: key changes apply at once
+                verdict = access.verdict
             request_key_id.set(key_id(key) if key else None)
             if failure is not None:
                 pass
@@ -88,8 +92,14 @@ class APIMiddleware:
                     None,
                 )
             elif verdict is Verdict.INVALID:
-                shown = key[:3] + "*" * 4 + key[-4:] if len(key) > 8 else "*" * len(key)
-                failure = (401, f"Incorrect API key provided: {shown}.", "invalid_api_key")
+                failure = (401, f"Incorrect API key provided: {shown_key(key)}.", "invalid_api_key")
+            elif verdict is Verdict.ARCHIVED:
+                assert access is not None
+                failure = archived_project(access.project_id or "")
+            elif access is not None:
+                header = headers.get(b"openai-project", b"").decode("latin-1").strip()
+                project, failure = request_project(self.keys, access, header)
+                current_project.set(project)
         if failure is None and path.startswith(BETA_PATHS):
             beta = headers.get(b"openai-beta", b"").decode("latin-1")
             if "assistants=v1" in beta.replace(" ", ""):
@@ -107,6 +117,35 @@ class APIMiddleware:
             await send(message)
 
         await self.app(scope, receive, send_with_id)
+
+
+def shown_key(key: str) -> str:
+    """A key as error messages show it: its first 3 and last 4 characters."""
+    return key[:3] + "*" * 4 + key[-4:] if len(key) > 8 else "*" * len(key)
+
+
+def archived_project(project_id: str) -> tuple[int, str, str]:
+    return (401, f"The project '{project_id}' is archived: its API keys no longer work.", "project_archived")
+
+
+def request_project(keys: KeyChecker, access: Access, header: str) -> tuple[str, tuple[int, str, str] | None]:
+    """The project a resource request acts in, or the error to answer: a project key (and THREADLINE_API_KEYS or a
+    legacy key: the default project) acts in its own project, and an `OpenAI-Project` header naming another one is
+    refused as OpenAI refuses it; an admin key (or anyone on an open server) acts in the project the header names,
+    by default the default project. Looks the named project up (cached on PostgreSQL)."""
+    if access.project_id is not None:
+        if header and header != access.project_id:
+            return access.project_id, (401, MISMATCHED_PROJECT, "mismatched_project")
+        return access.project_id, None
+    if not header or header == DEFAULT_PROJECT_ID:
+        return DEFAULT_PROJECT_ID, None
+    status = keys.project_status(header) if len(header) <= 64 else None
+    if status is None:
+        message = f"No project found with id '{header[:64]}' (the OpenAI-Project header)."
+        return DEFAULT_PROJECT_ID, (404, message, "project_not_found")
+    if status != "active":
+        return DEFAULT_PROJECT_ID, archived_project(header)
+    return header, None
 
 
 _CONV_IN_THREAD_PATH = "/v1/threads/conv_"

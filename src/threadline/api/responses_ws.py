@@ -16,12 +16,13 @@ import orjson
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from pydantic import ValidationError
 
-from ..auth import Verdict
+from ..auth import Verdict, key_id, request_key_id
 from ..config import Settings
-from ..middleware import body_limit
+from ..middleware import archived_project, body_limit, request_project, shown_key
 from ..services import response_create as create
 from ..services import response_models as rm
 from ..services.errors import DomainError
+from ..tenancy import DEFAULT_PROJECT_ID, current_project
 from .errors import APIError, _most_specific, domain_error, validation_error
 
 router = APIRouter()
@@ -47,18 +48,29 @@ def _key(websocket: WebSocket) -> str:
 
 
 def _auth_error(websocket: WebSocket) -> APIError | None:
+    """The error to answer the socket's key with, or None; sets the project the socket acts in (as the API
+    middleware does for HTTP requests)."""
     key = _key(websocket)
-    verdict = websocket.app.state.runtime.keys.verify(key or None)
-    if verdict is Verdict.MISSING:
+    access = websocket.app.state.runtime.keys.resolve(key or None)
+    request_key_id.set(key_id(key) if key else None)
+    current_project.set(DEFAULT_PROJECT_ID)
+    if access.verdict is Verdict.MISSING:
         return APIError(
             401,
             "You didn't provide an API key. You need to provide your API key in an Authorization header using "
             "Bearer auth (i.e. Authorization: Bearer YOUR_KEY).",
             code="missing_api_key",
         )
-    if verdict is Verdict.INVALID:
-        shown = key[:3] + "*" * 4 + key[-4:] if len(key) > 8 else "*" * len(key)
-        return APIError(401, f"Incorrect API key provided: {shown}.", code="invalid_api_key")
+    if access.verdict is Verdict.INVALID:
+        return APIError(401, f"Incorrect API key provided: {shown_key(key)}.", code="invalid_api_key")
+    failure = archived_project(access.project_id or "") if access.verdict is Verdict.ARCHIVED else None
+    if failure is None:
+        header = websocket.headers.get("openai-project", "").strip()
+        project, failure = request_project(websocket.app.state.runtime.keys, access, header)
+        current_project.set(project)
+    if failure is not None:
+        status, message, code = failure
+        return APIError(status, message, code=code)
     return None
 
 

@@ -204,3 +204,56 @@ admin_api_keys = sa.Table(
     sa.Column("expires_at", sa.BigInteger),
     sa.Column("last_used_at", sa.BigInteger),
 )
+
+# Projects and their keys (migration 0009; store/projects.py) and the audit log (store/audit.py).
+projects = sa.Table(
+    "projects",
+    metadata,
+    sa.Column("seq", Seq, primary_key=True, autoincrement=True),
+    sa.Column("id", sa.String(64), nullable=False, unique=True),
+    sa.Column("name", sa.String(256)),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+    sa.Column("archived_at", sa.BigInteger),
+    sa.Column("status", sa.String(16), nullable=False, server_default="active"),
+)
+project_service_accounts = sa.Table(
+    "project_service_accounts",
+    metadata,
+    sa.Column("seq", Seq, primary_key=True, autoincrement=True),
+    sa.Column("id", sa.String(64), nullable=False, unique=True),
+    sa.Column("project_id", sa.String(64), nullable=False),
+    sa.Column("name", sa.String(256), nullable=False),
+    sa.Column("role", sa.String(16), nullable=False),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+    sa.Index("ix_project_service_accounts_project", "project_id", "seq"),
+)
+project_api_keys = sa.Table(
+    "project_api_keys",
+    metadata,
+    sa.Column("seq", Seq, primary_key=True, autoincrement=True),
+    sa.Column("id", sa.String(64), nullable=False, unique=True),
+    sa.Column("key_hash", sa.String(128), nullable=False, unique=True),
+    sa.Column("project_id", sa.String(64), nullable=False),
+    sa.Column("name", sa.String(256), nullable=False),
+    sa.Column("redacted_value", sa.String(64), nullable=False),
+    sa.Column("owner_type", sa.String(32), nullable=False),  # service_account | user
+    sa.Column("owner_id", sa.String(64), nullable=False),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+    sa.Column("last_used_at", sa.BigInteger),
+    sa.Index("ix_project_api_keys_project", "project_id", "seq"),
+    sa.Index("ix_project_api_keys_owner", "owner_id"),
+)
+audit_logs = sa.Table(
+    "audit_logs",
+    metadata,
+    sa.Column("seq", Seq, primary_key=True, autoincrement=True),
+    sa.Column("id", sa.String(64), nullable=False, unique=True),
+    sa.Column("type", sa.String(64), nullable=False),
+    sa.Column("effective_at", sa.BigInteger, nullable=False),
+    sa.Column("project_id", sa.String(64)),
+    sa.Column("actor_id", sa.String(64)),
+    sa.Column("resource_id", sa.String(64)),
+    sa.Column("data", sa.Text, nullable=False),
+    sa.Index("ix_audit_logs_effective_at", "effective_at", "seq"),
+    sa.Index("ix_audit_logs_project", "project_id", "seq"),
+)
