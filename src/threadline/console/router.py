@@ -19,15 +19,18 @@ from fastapi.staticfiles import StaticFiles
 
 from ..api.common import check_id, check_no_nul, json, runtime
 from ..api.errors import bad_request, invalid_id
+from ..auth import Verdict
 from ..ids import PREFIXES, has_prefix
 from ..services import runs as run_service
 from ..services import spend
 from ..store import console as queries
+from ..store import projects
 from ..tenancy import DEFAULT_PROJECT_ID, current_project
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 DAY_S = 86_400
 MAX_USAGE_DAYS = 366
+MAX_PROJECTS = 1000  # the switcher lists at most this many (active) projects
 MAX_TIMESTAMP = 253_402_300_799  # 9999-12-31T23:59:59Z: beyond it, times overflow the BIGINT columns' comparisons
 
 # The page loads nothing from elsewhere; images are blob: URLs made from /v1/files/{id}/content.
@@ -83,16 +86,26 @@ def _timestamp(param: str, value: str | None) -> int | None:
 
 @api.get("/session")
 def session(request: Request) -> Response:
-    """What this key may see: its project, the projects it may switch between (admin keys), whether cost is
-    reported (always: priced from the usage records, services/prices.py)."""
+    """What this key may see: its project (`{id, name}`), and for an admin key (or anyone on an open server) the
+    active projects it may switch between with `OpenAI-Project` (`projects`, else null). Cost is always reported
+    (priced from the usage records, services/prices.py)."""
     rt = runtime(request)
+    auth = request.headers.get("authorization", "")
+    key = auth[7:].strip() if auth.lower().startswith("bearer ") else ""
+    access = rt.keys.resolve(key or None)
+    switches = access.admin or access.verdict is Verdict.OPEN
+    current = current_project.get() or DEFAULT_PROJECT_ID
+    with rt.store.read() as conn:
+        found = projects.get_project(conn, current)
+        listed = projects.list_projects(conn, after=None, limit=MAX_PROJECTS, include_archived=False)[0]
     return json(
         {
             "object": "console.session",
-            "auth": "api_key" if rt.keys.enabled else "open",
+            "auth": "api_key" if rt.keys.enabled or access.admin else "open",
+            "admin": access.admin,
             "backend": rt.store.backend,
-            "project": None,
-            "projects": None,
+            "project": {"id": current, "name": found["name"] if found else current},
+            "projects": [{"id": p["id"], "name": p["name"]} for p in listed] if switches else None,
             "cost_available": True,
         }
     )
