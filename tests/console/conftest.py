@@ -109,7 +109,11 @@ class Console:
         return self.server.root_url + "/"
 
     def go(self, hash_path: str) -> None:
+        """Open `hash_path` and wait until the page shows it (not the previous page's content)."""
         self.page.goto(self.url + hash_path)
+        self.page.wait_for_function(
+            "h => document.getElementById('main').dataset.route === h", arg=hash_path, timeout=WAIT_MS
+        )
         self.page.wait_for_selector("main h1", timeout=WAIT_MS)
 
     def shot(self, name: str, full_page: bool = True) -> Path:

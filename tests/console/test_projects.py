@@ -112,7 +112,7 @@ def test_a_project_key_sees_only_its_project(browser, server, shots, backend, te
     try:
         console.go("#/threads")
         assert page.locator("#project-slot").text_content() == "Project: Alpha"
-        listed = page.locator("main tbody").text_content()
+        listed = page.locator("main table").text_content()
         assert alpha.thread_id in listed and beta.thread_id not in listed
         console.go("#/usage?by=project")
         assert page.locator("dd.total-spend").text_content() == f"${alpha.cost:,.2f}"
@@ -121,11 +121,14 @@ def test_a_project_key_sees_only_its_project(browser, server, shots, backend, te
         assert "Beta" not in body
         # Beta's thread and run, asked for by id, are as absent as ids that never existed.
         console.go(f"#/threads/{beta.thread_id}")
+        page.wait_for_selector("main h1:has-text('Not found')")
         assert f"No thread found with id '{beta.thread_id}'." in page.locator("main").text_content()
         assert beta.marker not in page.content()
         console.go(f"#/threads/{beta.thread_id}/runs/{beta.run_id}")
+        page.wait_for_selector(f"main .error:has-text(\"No thread found with id '{beta.thread_id}'\")")
         assert beta.marker not in page.content() and f"${beta.cost:,.2f}" not in page.content()
         console.go(f"#/threads/{alpha.thread_id}")
+        page.wait_for_selector(".messages .text")
         assert page.locator(".messages .text").first.text_content() == alpha.marker
         console.shot("project-key")
         assert console.errors == []
@@ -152,13 +155,14 @@ def test_admin_key_switches_projects(browser, server, shots, backend, tenants): 
                 "p => sessionStorage.getItem('threadline.console.project') === p", arg=tenant.project_id
             )
             console.go("#/threads")
-            rows = page.locator("main tbody")
-            wait_until(lambda t=tenant: t.thread_id in rows.text_content(), what=f"{tenant.name}'s threads")
+            rows = page.locator("main table")
+            wait_until(lambda t=tenant, r=rows: t.thread_id in r.text_content(), what=f"{tenant.name}'s threads")
             assert other.thread_id not in rows.text_content()
             console.go("#/usage")
             assert page.locator("dd.total-spend").text_content() == f"${tenant.cost:,.2f}"
             assert other.run_id not in page.locator("main").text_content()
             console.go(f"#/threads/{other.thread_id}")
+            page.wait_for_selector(f"main .error:has-text(\"No thread found with id '{other.thread_id}'\")")
             assert other.marker not in page.content()
             if tenant is beta:
                 console.go("#/usage")

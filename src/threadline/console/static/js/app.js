@@ -56,10 +56,12 @@ async function render() {
       await view(page, ...m.slice(1).map((x) => (x === undefined ? x : decodeURIComponent(x))), params);
     } catch (err) {
       if (err instanceof ApiError && err.status === 401) return signIn(err);
+      if (!page.querySelector("h1")) page.append(h("h1", {}, err instanceof ApiError && err.status === 404 ? "Not found" : "Error"));
       page.append(errorBox(err));
     }
     if (id !== renderId) return; // a newer navigation won
     clear(main).append(page);
+    main.dataset.route = location.hash; // which navigation the content shows (the browser tests wait for it)
     markNav(path);
     const title = page.querySelector("h1");
     document.title = `${title ? title.textContent : "Console"} · threadline`;
@@ -68,6 +70,7 @@ async function render() {
     return;
   }
   clear(main).append(h("h1", {}, "Not found"), h("p", {}, h("a", { href: "#/playground" }, "Back to the playground")));
+  main.dataset.route = location.hash;
 }
 
 function markNav(path) {
