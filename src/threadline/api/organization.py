@@ -14,7 +14,7 @@ from pydantic import Field
 from ..fields import Strict
 from ..services import usage as usage_service
 from ..services.prices import Prices
-from ..store import admin_keys
+from ..store import admin_keys, audit
 from .common import check_no_nul, json, runtime
 from .errors import APIError, bad_request
 from .jsonbody import JSONRoute
@@ -165,6 +165,10 @@ async def costs(request: Request) -> Response:
 # -- admin keys -------------------------------------------------------------------------------------------------------
 
 
+# What an admin key may do, as the audit log shows it.
+ADMIN_SCOPES = ["api.management.read", "api.management.write"]
+
+
 def _admin_key_not_found(key_id: str) -> APIError:
     return APIError(404, f"No admin API key found with id '{key_id}'.", code="not_found")
 
@@ -206,6 +210,7 @@ async def create_admin_key(request: Request, body: AdminKeyCreate = Body(...)) -
         with rt.store.write() as conn:
             created = admin_keys.create(conn, name, expires_in_s=expires)
             assert created is not None  # a fresh random key
+            audit.record(conn, "api_key.created", details={"id": created["id"], "data": {"scopes": ADMIN_SCOPES}})
             return created
 
     return json(await anyio.to_thread.run_sync(create))
@@ -233,8 +238,56 @@ async def delete_admin_key(key_id: str, request: Request) -> Response:
 
     def delete() -> bool:
         with rt.store.write() as conn:
-            return admin_keys.delete(conn, key_id)
+            if not admin_keys.delete(conn, key_id):
+                return False
+            audit.record(conn, "api_key.deleted", details={"id": key_id})
+            return True
 
     if not await anyio.to_thread.run_sync(delete):
         raise _admin_key_not_found(key_id)
     return json({"id": key_id, "object": "organization.admin_api_key.deleted", "deleted": True})
+
+
+# -- audit log --------------------------------------------------------------------------------------------------------
+
+_BOUNDS = ("gt", "gte", "lt", "lte")
+
+
+@router.get("/audit_logs")
+async def list_audit_logs(request: Request) -> Response:
+    """OpenAI's audit log list: newest first, `effective_at[gt|gte|lt|lte]`, the `event_types[]`,
+    `project_ids[]`, `actor_ids[]`, `actor_emails[]` and `resource_ids[]` filters, `limit`, `after`, `before`."""
+    q = request.query_params
+    bounds = {}
+    for bound in _BOUNDS:
+        value = _int(request, f"effective_at[{bound}]")
+        if value is not None:
+            bounds[bound] = value
+    limit = _int(request, "limit", minimum=-(2**53))
+    limit = 20 if limit is None else limit
+    if not 1 <= limit <= 100:
+        raise bad_request(f"Invalid 'limit': {limit} is not between 1 and 100.", param="limit", code="invalid_value")
+    after = check_no_nul("after", q.get("after")) or None
+    before = check_no_nul("before", q.get("before")) or None
+    if after and before:
+        raise bad_request("Only one of 'after' and 'before' may be given.", param="before", code="invalid_value")
+    emails = _values(request, "actor_emails")
+    filters = {name: _values(request, name) for name in ("event_types", "project_ids", "actor_ids", "resource_ids")}
+    rt = runtime(request)
+
+    def read() -> tuple[list, bool]:
+        if emails and admin_keys.OPERATOR["email"] not in emails:
+            return [], False  # every change here is the operator's
+        with rt.store.read() as conn:
+            return audit.listed(conn, effective_at=bounds, after=after, before=before, limit=limit, **filters)
+
+    data, has_more = await anyio.to_thread.run_sync(read)
+    return json(
+        {
+            "object": "list",
+            "data": data,
+            "first_id": data[0]["id"] if data else None,
+            "last_id": data[-1]["id"] if data else None,
+            "has_more": has_more,
+        }
+    )
