@@ -13,6 +13,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from ..ids import conversation_id
 from ..store import Store
 from ..store import usage as records
 from .errors import Invalid, NotFound
@@ -24,6 +25,7 @@ LIMITS = {"1m": (60, 1440), "1h": (24, 168), "1d": (7, 31)}
 COSTS_LIMITS = (7, 180)
 PAGE_PREFIX = "page_"
 PROMPT_PARTS = ("instructions", "history", "retrieved_chunks", "tool_outputs", "run_output")
+RESPONSE_PROMPT_PARTS = ("instructions", "history", "input", "retrieved_chunks", "tool_outputs", "response_output")
 
 
 @dataclass(frozen=True)
@@ -278,27 +280,72 @@ def costs(conn: sa.Connection, q: UsageQuery, now: int, prices: Prices) -> dict[
 
 def run_usage(conn: sa.Connection, run_id: str, prices: Prices) -> dict[str, Any]:
     """Each turn of a run with its tokens, latency and what its prompt was made of (estimated tokens per part, as
-    the context source counted them), priced at the model's input price. Raises NotFound for a run with no usage."""
-    rows = records.run_rows(conn, run_id)
-    if not rows:
+    the context source counted them), priced at the model's input price; its tool use priced too. Raises NotFound
+    for a run with no usage."""
+    rows = records.execution_rows(conn, "run_id", run_id, USAGE_KINDS)
+    if not any(r["kind"] == "completion" for r in rows):
         raise NotFound("run", run_id)
+    first = next(r for r in rows if r["kind"] == "completion")
+    return {
+        "object": "organization.usage.run",
+        "run_id": run_id,
+        "thread_id": first["thread_id"],
+        "assistant_id": first["assistant_id"],
+        "project_id": first["project_id"],
+        "api_key_id": first["api_key_id"],
+        **_breakdown(rows, PROMPT_PARTS, prices),
+    }
+
+
+def response_usage(conn: sa.Connection, response_id: str, prices: Prices) -> dict[str, Any]:
+    """Each model call of a response (or of a compaction) with its tokens, latency and what its prompt was made
+    of, priced; its file_search calls and code-interpreter container sessions priced too (the shape of
+    run_usage). Raises NotFound for a response with no usage."""
+    rows = records.execution_rows(conn, "response_id", response_id, USAGE_KINDS)
+    if not any(r["kind"] == "completion" for r in rows):
+        raise NotFound("response", response_id)
+    first = next(r for r in rows if r["kind"] == "completion")
+    thread_id = first["thread_id"]
+    return {
+        "object": "organization.usage.response",
+        "response_id": response_id,
+        "conversation_id": conversation_id(thread_id) if thread_id else None,
+        "assistant_id": first["assistant_id"],
+        "project_id": first["project_id"],
+        "api_key_id": first["api_key_id"],
+        **_breakdown(rows, RESPONSE_PROMPT_PARTS, prices),
+    }
+
+
+USAGE_KINDS = ("completion", "file_search_call", "code_interpreter_session")
+
+
+def _breakdown(rows: list[dict[str, Any]], part_names: tuple[str, ...], prices: Prices) -> dict[str, Any]:
+    """The turns (completion rows), their totals, the tool use and the cost of an execution's usage rows."""
     turns = []
-    total_parts = dict.fromkeys(PROMPT_PARTS, 0)
-    total_cost = {**dict.fromkeys(PROMPT_PARTS, 0.0), "input": 0.0, "output": 0.0}
+    total_parts = dict.fromkeys(part_names, 0)
+    total_cost = {**dict.fromkeys(part_names, 0.0), "input": 0.0, "output": 0.0}
     totals = {"input_tokens": 0, "input_cached_tokens": 0, "output_tokens": 0}
+    tools = {"file_search_calls": 0, "code_interpreter_sessions": 0}
     unpriced: set[str] = set()
     for row in rows:
+        if row["kind"] == "file_search_call":
+            tools["file_search_calls"] += row["quantity"]
+            continue
+        if row["kind"] == "code_interpreter_session":
+            tools["code_interpreter_sessions"] += row["quantity"]
+            continue
         price = prices.model(row["model"])
         if price.source is None and row["model"]:
             unpriced.add(row["model"])
-        parts = {p: int((row["data"].get("prompt") or {}).get(p, 0)) for p in PROMPT_PARTS}
+        parts = {p: int((row["data"].get("prompt") or {}).get(p, 0)) for p in part_names}
         uncached = row["input_tokens"] - row["cached_input_tokens"]
-        cost = {p: parts[p] * price.input_per_mtok / 1e6 for p in PROMPT_PARTS}
+        cost = {p: parts[p] * price.input_per_mtok / 1e6 for p in part_names}
         cost["input"] = (
             uncached * price.input_per_mtok + row["cached_input_tokens"] * price.cached_input_per_mtok
         ) / 1e6
         cost["output"] = row["output_tokens"] * price.output_per_mtok / 1e6
-        for p in PROMPT_PARTS:
+        for p in part_names:
             total_parts[p] += parts[p]
         for k, v in cost.items():
             total_cost[k] += v
@@ -319,20 +366,20 @@ def run_usage(conn: sa.Connection, run_id: str, prices: Prices) -> dict[str, Any
                 "cost": {k: round(v, 10) for k, v in cost.items()},
             }
         )
-    first = rows[0]
+    tool_cost = {
+        "file_search_calls": tools["file_search_calls"] * prices.tool("file_search_call"),
+        "code_interpreter_sessions": tools["code_interpreter_sessions"] * prices.tool("code_interpreter_session"),
+    }
+    total = total_cost["input"] + total_cost["output"] + sum(tool_cost.values())
     return {
-        "object": "organization.usage.run",
-        "run_id": run_id,
-        "thread_id": first["thread_id"],
-        "assistant_id": first["assistant_id"],
-        "project_id": first["project_id"],
-        "api_key_id": first["api_key_id"],
         "turns": turns,
         **totals,
         "prompt_tokens_by_source": total_parts,
+        "tools": tools,
         "cost": {
             **{k: round(v, 10) for k, v in total_cost.items()},
-            "total": round(total_cost["input"] + total_cost["output"], 10),
+            "tools": {k: round(v, 10) for k, v in tool_cost.items()},
+            "total": round(total, 10),
             "currency": "usd",
         },
         "unpriced_models": sorted(unpriced),
