@@ -8,6 +8,7 @@ of the next bucket (opaque to clients).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -207,41 +208,68 @@ class _Item:
     unpriced: set[str] = field(default_factory=set)
 
 
-def _line_items(conn: sa.Connection, q: UsageQuery, first: int, stop: int, width: int, prices: Prices) -> Any:
-    """Yield (bucket start, group dict, line item, amount USD, quantity, unit, unpriced model or None)."""
-    keys = [g for g in q.group_by if g in ("project_id", "api_key_id")]
-    for start, groups in _sums(conn, ("completion",), q, first, stop, width, [*keys, "model"]).items():
+@dataclass(frozen=True)
+class LineItem:
+    """One priced line of the costs in one bucket and group: `kind` is "input", "cached_input", "output",
+    "embeddings" (tokens) or a tool (code_interpreter_session, file_search_call, vector_store_gb_day)."""
+
+    start: int  # the bucket's start (Unix seconds)
+    group: dict[str, Any]  # usage_records column -> value, per the `keys` asked for
+    name: str  # OpenAI's line item: "<model>, input", "file search tool calls", ...
+    kind: str
+    amount: float  # USD
+    quantity: float
+    unit: str  # tokens, sessions, calls, gigabyte_days
+    unpriced: str | None  # the model, when it has no price (counted as 0)
+
+
+TOKEN_KINDS = ("input", "cached_input", "output", "embeddings")
+
+
+def line_items(
+    conn: sa.Connection, q: UsageQuery, first: int, stop: int, width: int, prices: Prices, keys: list[str]
+) -> Iterator[LineItem]:
+    """The priced line items of the usage rows in [first, stop), per bucket of `width` seconds and per value of
+    the usage_records columns `keys` (project_id, api_key_id, assistant_id, thread_id, model): the figures of
+    /v1/organization/costs, and of the `threadline usage` report."""
+    cols = list(dict.fromkeys([*keys, "model"]))
+    for start, groups in _sums(conn, ("completion",), q, first, stop, width, cols).items():
         for s in groups:
             model = s.group["model"]
             price = prices.model(model)
             flag = model if price.source is None else None
             uncached = s.input_tokens - s.cached_input_tokens
             group = {k: s.group[k] for k in keys}
-            yield start, group, f"{model}, input", uncached * price.input_per_mtok / 1e6, uncached, "tokens", flag
+            amount = uncached * price.input_per_mtok / 1e6
+            yield LineItem(start, group, f"{model}, input", "input", amount, uncached, "tokens", flag)
             if s.cached_input_tokens:
                 amount = s.cached_input_tokens * price.cached_input_per_mtok / 1e6
-                yield start, group, f"{model}, cached input", amount, s.cached_input_tokens, "tokens", flag
+                cached = s.cached_input_tokens
+                yield LineItem(start, group, f"{model}, cached input", "cached_input", amount, cached, "tokens", flag)
             amount = s.output_tokens * price.output_per_mtok / 1e6
-            yield start, group, f"{model}, output", amount, s.output_tokens, "tokens", flag
-    for start, groups in _sums(conn, ("embedding",), q, first, stop, width, [*keys, "model"]).items():
+            yield LineItem(start, group, f"{model}, output", "output", amount, s.output_tokens, "tokens", flag)
+    for start, groups in _sums(conn, ("embedding",), q, first, stop, width, cols).items():
         for s in groups:
-            price = prices.model(s.group["model"])
-            flag = s.group["model"] if price.source is None else None
+            model = s.group["model"]
+            price = prices.model(model)
+            flag = model if price.source is None else None
             amount = s.input_tokens * price.input_per_mtok / 1e6
             group = {k: s.group[k] for k in keys}
-            yield start, group, f"{s.group['model']}, embeddings", amount, s.input_tokens, "tokens", flag
-    tools = (
-        ("code_interpreter_session", "code interpreter sessions", "code_interpreter_session", 1.0, "sessions"),
-        ("file_search_call", "file search tool calls", "file_search_call", 1.0, "calls"),
-        ("vector_store_bytes", "vector store storage", "vector_store_gb_day", 1e-9, "gigabyte_days"),
-    )
-    for kind, item, tool, scale, unit in tools:
-        cols = [k for k in keys if k != "api_key_id" or kind != "vector_store_bytes"]
-        for start, groups in _sums(conn, (kind,), q, first, stop, width, cols).items():
+            yield LineItem(start, group, f"{model}, embeddings", "embeddings", amount, s.input_tokens, "tokens", flag)
+    for kind, name, tool, scale, unit in TOOL_ITEMS:
+        for start, groups in _sums(conn, (kind,), q, first, stop, width, list(keys)).items():
             for s in groups:
                 quantity = s.quantity * scale
                 group = {k: s.group.get(k) for k in keys}
-                yield start, group, item, quantity * prices.tool(tool), quantity, unit, None
+                yield LineItem(start, group, name, tool, quantity * prices.tool(tool), quantity, unit, None)
+
+
+# (usage record kind, line item, tool price, quantity scale, unit)
+TOOL_ITEMS = (
+    ("code_interpreter_session", "code interpreter sessions", "code_interpreter_session", 1.0, "sessions"),
+    ("file_search_call", "file search tool calls", "file_search_call", 1.0, "calls"),
+    ("vector_store_bytes", "vector store storage", "vector_store_gb_day", 1e-9, "gigabyte_days"),
+)
 
 
 def costs(conn: sa.Connection, q: UsageQuery, now: int, prices: Prices) -> dict[str, Any]:
@@ -249,13 +277,14 @@ def costs(conn: sa.Connection, q: UsageQuery, now: int, prices: Prices) -> dict[
     first, stop, width, has_more = _window(q, now, COSTS_LIMITS)
     by_line = "line_item" in q.group_by
     totals: dict[int, dict[tuple, _Item]] = {}
-    for start, group, item, amount, quantity, unit, unpriced in _line_items(conn, q, first, stop, width, prices):
-        key = (*(group.get(k) for k in ("project_id", "api_key_id")), item if by_line else None)
-        entry = totals.setdefault(start, {}).setdefault(key, _Item(unit=unit))
-        entry.amount += amount
-        entry.quantity += quantity
-        if unpriced:
-            entry.unpriced.add(unpriced)
+    keys = [g for g in q.group_by if g in ("project_id", "api_key_id")]
+    for line in line_items(conn, q, first, stop, width, prices, keys):
+        key = (line.group.get("project_id"), line.group.get("api_key_id"), line.name if by_line else None)
+        entry = totals.setdefault(line.start, {}).setdefault(key, _Item(unit=line.unit))
+        entry.amount += line.amount
+        entry.quantity += line.quantity
+        if line.unpriced:
+            entry.unpriced.add(line.unpriced)
     results: dict[int, list[dict]] = {}
     for start, entries in totals.items():
         out = results.setdefault(start, [])
