@@ -302,7 +302,7 @@ def test_usage_and_cost_page(console, client, fake_llm, api, server):  # noqa: A
     usage = api.get("/console/usage", params={"days": 7}).json()
     assert usage["cost_available"] is True and "gpt-4o" not in usage["unpriced_models"]
     mine = [b for b in usage["buckets"] if b["assistant_id"] == assistant.id]
-    assert len(mine) == 1 and mine[0]["model"] == "gpt-4o" and mine[0]["requests"] == 1
+    assert len(mine) == 1 and mine[0]["model"] == "gpt-4o" and mine[0]["kind"] == "completion"
     tokens = (mine[0]["prompt_tokens"], mine[0]["completion_tokens"], mine[0]["total_tokens"])
     assert tokens == (120_000, 30_000, 150_000)
     assert mine[0]["cost"] == pytest.approx(180.0) and mine[0]["project_id"] == "proj_default"
@@ -332,7 +332,7 @@ def test_usage_and_cost_page(console, client, fake_llm, api, server):  # noqa: A
     row = page.locator(f"tr[data-group='Usage ({assistant.id})']")
     row.wait_for()
     assert row.locator("td.spend").text_content() == "$180.00"
-    assert row.locator("td").nth(5).text_content() == "150,000"
+    assert row.locator("td").nth(4).text_content() == "150,000"
     console.assert_labelled()
     console.shot("usage")
     page.get_by_label("Group by").select_option("project")
@@ -348,6 +348,25 @@ def test_usage_and_cost_page(console, client, fake_llm, api, server):  # noqa: A
     console.shot("run-cost")
     turn = page.locator("main table").last.locator("tbody tr")
     assert turn.count() == 1 and turn.locator("td").last.text_content() == "$180.00"
+
+
+def test_responses_api_traffic_is_counted(console, api, fake_llm):  # noqa: ANN001
+    """A Responses-API call is spend too: in the daily buckets (no assistant) and among the costliest."""
+    fake_llm.script(Reply(text="Answered.", prompt_tokens=50_000, completion_tokens=10_000))
+    response = api.post("/responses", json={"model": "gpt-4o", "input": "What does this cost?"})
+    assert response.status_code == 200, response.text
+    response_id = response.json()["id"]
+    usage = api.get("/console/usage", params={"days": 7}).json()
+    top = {r["id"]: r for r in usage["top_runs"]}
+    assert top[response_id]["object"] == "response" and top[response_id]["cost"] == pytest.approx(70.0)
+    assert top[response_id]["usage"]["total_tokens"] == 60_000 and top[response_id]["status"] == "completed"
+    no_assistant = [b for b in usage["buckets"] if b["kind"] == "completion" and b["assistant_id"] is None]
+    assert sum(b["cost"] for b in no_assistant) >= 70.0
+    console.go("#/usage?by=assistant")
+    row = console.page.locator("tr[data-group='(no assistant: Responses API)']")
+    assert row.locator("td.spend").text_content().startswith("$7")
+    listed = console.page.locator(f"tr:has-text('{response_id}')")
+    assert listed.locator("td.spend").text_content() == "$70.00"
 
 
 def test_run_cost_counts_tools_and_steps(api, client, fake_llm, knowledge):  # noqa: ANN001

@@ -1,9 +1,9 @@
-"""Spend for the console: usage records per day by model, assistant and project with their cost in USD, the threads
-and runs that cost the most, and one run's cost per turn and per step.
+"""Spend for the console: usage records per day by model, assistant and project with their cost in USD, the threads,
+runs and responses that cost the most, and one run's cost per model call and per step.
 
-Prices are applied exactly as `/v1/organization/costs` applies them (services/usage.py: `token_cost` for tokens,
-`tool_cost` for code-interpreter sessions, file_search calls and vector storage), so the console's daily totals
-equal that endpoint's for the same project and days.
+The daily figures are `/v1/organization/costs`' own line items (services/usage.py `line_items`, the same prices and
+the same arithmetic) regrouped by day, project, assistant and model, so the console's totals equal that endpoint's
+for the same project and days. Runs and Assistants-API traffic, and Responses-API traffic, are both included.
 """
 
 from __future__ import annotations
@@ -16,10 +16,13 @@ from ..store import console as queries
 from ..store import runs as run_store
 from .errors import NotFound
 from .prices import Prices
-from .usage import TOOL_ITEMS, run_usage, token_cost, tool_cost
+from .usage import TOOL_ITEMS, UsageQuery, line_items, run_usage
 
 DAY_S = 86_400
 DIGITS = 10  # as /v1/organization/costs rounds its amounts
+# LineItem.kind -> the usage record kind it prices
+_RECORD_KIND = {"input": "completion", "cached_input": "completion", "output": "completion", "embeddings": "embedding"}
+_RECORD_KIND.update({tool: kind for kind, _, tool, _, _ in TOOL_ITEMS})
 
 
 def _tokens(input_tokens: int, cached: int, output: int) -> dict[str, int]:
@@ -38,81 +41,81 @@ def _row_tokens(row: sa.Row) -> dict[str, int]:
 def usage(conn: sa.Connection, since: int, until: int, projects: list[str] | None, prices: Prices) -> dict[str, Any]:
     """Usage and spend of the `projects` (None: every project) in [since, until) (Unix seconds, whole UTC days).
 
-    Returns `buckets` (one per day, kind, project, assistant and model: tokens, `quantity` and `cost` in USD),
-    `top_threads` and `top_runs` (the TOP_N that cost the most, then used the most tokens) and `unpriced_models`
-    (models with no price in the price file or genai-prices, counted at 0 as /costs does).
+    Returns `buckets` (one per day, usage kind, project, assistant and model: tokens, `quantity` of tool use and
+    `cost` in USD), `total_cost`, `top_threads` and `top_runs` (the TOP_N that cost the most, then used the most
+    tokens; `top_runs` holds responses too, `object` "response") and `unpriced_models` (models with no price in the
+    price file or genai-prices, counted at 0 as /costs does).
     """
-    buckets = []
+    q = UsageQuery(start_time=since, end_time=until, filters={"project_id": projects} if projects is not None else {})
+    found: dict[tuple, dict[str, Any]] = {}
     unpriced: set[str] = set()
-    for row in queries.usage_groups(conn, since, until, DAY_S, projects):
-        kind = row.kind
-        input_tokens, cached, output = int(row.input_tokens or 0), int(row.cached_input_tokens or 0), 0
-        quantity = int(row.quantity or 0)
-        if kind in ("completion", "embedding"):
-            price = prices.model(row.model)
-            if price.source is None and row.model:
-                unpriced.add(row.model)
-            if kind == "completion":
-                output = int(row.output_tokens or 0)
-            else:
-                cached = 0
-            cost = token_cost(price, input_tokens, cached, output)
-            line_item = row.model or "(unknown model)"
-            if kind == "embedding":
-                line_item += ", embeddings"
-            unit = "tokens"
-        elif kind in TOOL_ITEMS:
-            line_item, _, _, unit = TOOL_ITEMS[kind]
-            cost = tool_cost(prices, kind, quantity)
-            input_tokens = cached = 0
-        else:  # a kind this version does not price
-            continue
-        buckets.append(
-            {
-                "day": int(row.day),
+    for item in line_items(conn, q, since, until, DAY_S, prices, ["project_id", "assistant_id", "model"]):
+        kind = _RECORD_KIND[item.kind]
+        model = item.group.get("model")
+        key = (item.start, kind, item.group["project_id"], item.group.get("assistant_id"), model)
+        bucket = found.get(key)
+        if bucket is None:
+            label = item.name if kind != "completion" else model or "(unknown model)"
+            bucket = found[key] = {
+                "day": item.start,
                 "kind": kind,
-                "line_item": line_item,
-                "model": row.model,
-                "assistant_id": row.assistant_id,
-                "project_id": row.project_id,
-                "requests": int(row.requests),
-                **_tokens(input_tokens, cached, output),
-                "quantity": quantity,
-                "quantity_unit": unit,
-                "cost": round(cost, DIGITS),
+                "line_item": label,
+                "model": model,
+                "assistant_id": key[3],
+                "project_id": key[2],
+                "prompt_tokens": 0,
+                "cached_tokens": 0,
+                "completion_tokens": 0,
+                "quantity": 0.0,
+                "quantity_unit": item.unit,
+                "cost": 0.0,
             }
-        )
-    models = queries.window_models(conn, since, until, projects)
+        if item.kind in ("input", "cached_input", "embeddings"):
+            bucket["prompt_tokens"] += int(item.quantity)
+            if item.kind == "cached_input":
+                bucket["cached_tokens"] += int(item.quantity)
+        elif item.kind == "output":
+            bucket["completion_tokens"] += int(item.quantity)
+        bucket["quantity"] += item.quantity
+        bucket["cost"] += item.amount
+        if item.unpriced:
+            unpriced.add(item.unpriced)
+    buckets = sorted(found.values(), key=lambda b: (b["day"], b["kind"], b["project_id"], b["line_item"]))
+    for b in buckets:
+        b["total_tokens"] = b["prompt_tokens"] + b["completion_tokens"]
+        b["quantity"] = round(b["quantity"], DIGITS)
+        b["cost"] = round(b["cost"], DIGITS)
     model_prices = {}
-    for model in models:
+    for model in queries.window_models(conn, since, until, projects):
         p = prices.model(model)
         model_prices[model] = (p.input_per_mtok, p.cached_input_per_mtok, p.output_per_mtok)
-    tool_prices = {kind: tool_cost(prices, kind, 1) for kind in ("code_interpreter_session", "file_search_call")}
+    tool_prices = {
+        kind: scale * prices.tool(tool) for kind, _, tool, scale, _ in TOOL_ITEMS if kind != "vector_store_bytes"
+    }
     top_threads = [
         {
             "thread_id": row.id,
             "assistant_id": row.assistant_id,
             "requests": int(row.requests or 0),
-            "usage": _tokens(
-                int(row.input_tokens or 0), int(row.cached_input_tokens or 0), int(row.output_tokens or 0)
-            ),
+            "usage": _row_tokens(row),
             "cost": round(float(row.cost or 0), DIGITS),
         }
         for row in queries.costliest(conn, "thread_id", since, until, projects, model_prices, tool_prices)
     ]
-    top = queries.costliest(conn, "run_id", since, until, projects, model_prices, tool_prices)
-    facts = queries.run_facts(conn, [row.id for row in top])
+    top = queries.costliest(conn, "execution", since, until, projects, model_prices, tool_prices)
+    facts = queries.execution_facts(conn, [row.id for row in top])
     top_runs = []
     for row in top:
-        found = facts.get(row.id, {})
+        known = facts.get(row.id, {})
         top_runs.append(
             {
                 "id": row.id,
+                "object": "response" if row.id.startswith("resp_") else "thread.run",
                 "thread_id": row.thread_id,
                 "assistant_id": row.assistant_id,
-                "model": found.get("model") or row.model,
-                "status": found.get("status"),  # None: the run (or its thread) was deleted since
-                "created_at": found.get("created_at"),
+                "model": known.get("model") or row.model,
+                "status": known.get("status"),  # None: deleted since
+                "created_at": known.get("created_at"),
                 "requests": int(row.requests or 0),
                 "usage": _row_tokens(row),
                 "cost": round(float(row.cost or 0), DIGITS),
@@ -120,10 +123,10 @@ def usage(conn: sa.Connection, since: int, until: int, projects: list[str] | Non
         )
     return {
         "buckets": buckets,
+        "total_cost": round(sum(b["cost"] for b in buckets), DIGITS),
         "top_threads": top_threads,
         "top_runs": top_runs,
         "unpriced_models": sorted(unpriced),
-        "total_cost": round(sum(b["cost"] for b in buckets), DIGITS),
     }
 
 
@@ -143,18 +146,24 @@ def run_cost(conn: sa.Connection, run: dict[str, Any], prices: Prices) -> dict[s
         if not u:
             steps[step["id"]] = {"usage": None, "cost": None}
             continue
-        cost = token_cost(price, int(u.get("prompt_tokens") or 0), 0, int(u.get("completion_tokens") or 0))
+        cost = (
+            int(u.get("prompt_tokens") or 0) * price.input_per_mtok / 1e6
+            + int(u.get("completion_tokens") or 0) * price.output_per_mtok / 1e6
+        )  # as /costs prices a run's input and output tokens
         steps[step["id"]] = {"usage": u, "cost": round(cost, DIGITS)}
     tools = []
-    for kind, quantity in sorted(queries.run_tool_usage(conn, run["id"]).items()):
-        if kind in TOOL_ITEMS:
-            line_item, _, _, unit = TOOL_ITEMS[kind]
-            cost = round(tool_cost(prices, kind, quantity), DIGITS)
-            tools.append(
-                {"kind": kind, "line_item": line_item, "quantity": quantity, "quantity_unit": unit, "cost": cost}
-            )
-    model_cost = turns["cost"]["total"] if turns else 0.0
-    tool_total = sum(t["cost"] for t in tools)
+    if turns:
+        names = {"file_search_calls": "file_search_call", "code_interpreter_sessions": "code_interpreter_session"}
+        for name, quantity in turns["tools"].items():
+            if quantity:
+                kind = names[name]
+                line_item, unit = next((item, unit) for k, item, _, _, unit in TOOL_ITEMS if k == kind)
+                cost = turns["cost"]["tools"][name]
+                tools.append(
+                    {"kind": kind, "line_item": line_item, "quantity": quantity, "quantity_unit": unit, "cost": cost}
+                )
+    model_cost = round(turns["cost"]["input"] + turns["cost"]["output"], DIGITS) if turns else 0.0
+    tool_total = round(sum(t["cost"] for t in tools), DIGITS)
     return {
         "object": "console.run_cost",
         "run_id": run["id"],
@@ -172,8 +181,8 @@ def run_cost(conn: sa.Connection, run: dict[str, Any], prices: Prices) -> dict[s
         "steps": steps,
         "cost": {
             "models": model_cost,
-            "tools": round(tool_total, DIGITS),
-            "total": round(model_cost + tool_total, DIGITS),
+            "tools": tool_total,
+            "total": turns["cost"]["total"] if turns else 0.0,
             "currency": "usd",
         },
     }

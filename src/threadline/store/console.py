@@ -141,29 +141,6 @@ def thread_summaries(conn: sa.Connection, ids: list[str]) -> dict[str, dict[str,
 # -- usage and spend (usage_records) ----------------------------------------------------------------------------
 
 
-def usage_groups(conn: sa.Connection, since: int, until: int, day_s: int, projects: list[str] | None) -> list[sa.Row]:
-    """Usage records in [since, until) of the `projects` (None: all) summed per `day_s` bucket, kind, project,
-    assistant and model: rows of day, kind, project_id, assistant_id, model, input_tokens, cached_input_tokens,
-    output_tokens, quantity, requests."""
-    t = schema.usage_records
-    day = (t.c.created_at - t.c.created_at % day_s).label("day")
-    keys = [day, t.c.kind, t.c.project_id, t.c.assistant_id, t.c.model]
-    query = (
-        sa.select(
-            *keys,
-            sa.func.sum(t.c.input_tokens).label("input_tokens"),
-            sa.func.sum(t.c.cached_input_tokens).label("cached_input_tokens"),
-            sa.func.sum(t.c.output_tokens).label("output_tokens"),
-            sa.func.sum(t.c.quantity).label("quantity"),
-            sa.func.count().label("requests"),
-        )
-        .where(t.c.created_at >= since, t.c.created_at < until, *_in_projects(projects))
-        .group_by(*keys)
-        .order_by(*keys)
-    )
-    return conn.execute(query).all()
-
-
 def _in_projects(projects: list[str] | None) -> list[sa.ColumnElement]:
     return [] if projects is None else [schema.usage_records.c.project_id.in_(projects)]
 
@@ -195,12 +172,12 @@ def costliest(
     tool_prices: dict[str, float],
     limit: int = TOP_N,
 ) -> list[sa.Row]:
-    """The `limit` threads or runs (`by` = "thread_id" or "run_id") of [since, until) that cost the most, then used
-    the most tokens: rows of id, thread_id, assistant_id, model, requests, input_tokens, cached_input_tokens,
-    output_tokens, cost. `model_prices` maps a model to USD per million (input, cached input, output) tokens;
-    `tool_prices` a tool usage kind to USD per unit of `quantity`; anything else costs 0."""
+    """The `limit` threads, or runs and responses (`by` = "thread_id" or "execution"), of [since, until) that cost
+    the most, then used the most tokens: rows of id, thread_id, assistant_id, model, requests, input_tokens,
+    cached_input_tokens, output_tokens, cost. `model_prices` maps a model to USD per million (input, cached input,
+    output) tokens; `tool_prices` a tool usage kind to USD per unit of `quantity`; anything else costs 0."""
     t = schema.usage_records
-    assert by in ("thread_id", "run_id"), by
+    assert by in ("thread_id", "execution"), by
     uncached = t.c.input_tokens - t.c.cached_input_tokens
     model_cost = (
         sa.case(
@@ -219,7 +196,7 @@ def costliest(
     completion = t.c.kind == "completion"
     tokens = sa.case((completion, t.c.input_tokens + t.c.output_tokens), else_=0)
     cost_sum = sa.func.sum(cost).label("cost")
-    key = t.c[by]
+    key = t.c.thread_id if by == "thread_id" else sa.func.coalesce(t.c.run_id, t.c.response_id)
     query = (
         sa.select(
             key.label("id"),
@@ -240,24 +217,17 @@ def costliest(
     return conn.execute(query).all()
 
 
-def run_facts(conn: sa.Connection, ids: list[str]) -> dict[str, dict[str, Any]]:
-    """run id -> {status, model, created_at} for the runs that still exist among `ids`."""
-    if not ids:
-        return {}
-    r = schema.runs
-    rows = conn.execute(sa.select(r.c.id, r.c.status, r.c.created_at, r.c.data).where(owned(r, r.c.id.in_(ids)))).all()
-    return {
-        row.id: {"status": row.status, "created_at": row.created_at, "model": loads(row.data).get("model")}
-        for row in rows
-    }
-
-
-def run_tool_usage(conn: sa.Connection, run_id: str) -> dict[str, int]:
-    """Tool usage kind -> summed quantity of the run's tool records (file_search calls, code-interpreter sessions)."""
-    t = schema.usage_records
-    rows = conn.execute(
-        sa.select(t.c.kind, sa.func.sum(t.c.quantity))
-        .where(t.c.run_id == run_id, t.c.kind != "completion")
-        .group_by(t.c.kind)
-    ).all()
-    return {kind: int(quantity or 0) for kind, quantity in rows}
+def execution_facts(conn: sa.Connection, ids: list[str]) -> dict[str, dict[str, Any]]:
+    """run or response id -> {status, model, created_at} for those among `ids` that still exist."""
+    out: dict[str, dict[str, Any]] = {}
+    for table in (schema.runs, schema.responses):
+        if not ids:
+            break
+        rows = conn.execute(
+            sa.select(table.c.id, table.c.status, table.c.created_at, table.c.data).where(
+                owned(table, table.c.id.in_(ids))
+            )
+        ).all()
+        for row in rows:
+            out[row.id] = {"status": row.status, "created_at": row.created_at, "model": loads(row.data).get("model")}
+    return out

@@ -49,8 +49,7 @@ export async function usagePage(page, params) {
   let totalTokens = 0;
   for (const b of data.buckets) {
     const g = key(b);
-    const t = groups.get(g) || { requests: 0, prompt: 0, cached: 0, completion: 0, total: 0, cost: 0 };
-    t.requests += b.requests;
+    const t = groups.get(g) || { prompt: 0, cached: 0, completion: 0, total: 0, cost: 0 };
     t.prompt += b.prompt_tokens;
     t.cached += b.cached_tokens;
     t.completion += b.completion_tokens;
@@ -89,14 +88,13 @@ export async function usagePage(page, params) {
     chart(data.start, data.end, tokensPerDay, tokenNames, color, { label: "Tokens", unit: (v) => `${fmtNum(v)} tokens`, axis: fmtNum }),
     names.length
       ? table(
-          [by[0].toUpperCase() + by.slice(1), "Requests", "Prompt tokens", "Cached", "Completion tokens", "Total tokens", "Spend"],
+          [by[0].toUpperCase() + by.slice(1), "Prompt tokens", "Cached", "Completion tokens", "Total tokens", "Spend"],
           names.map((g) => {
             const t = groups.get(g);
             return h(
               "tr",
               { "data-group": g },
               h("td", {}, g),
-              h("td", { class: "num" }, fmtNum(t.requests)),
               h("td", { class: "num" }, fmtNum(t.prompt)),
               h("td", { class: "num" }, fmtNum(t.cached)),
               h("td", { class: "num" }, fmtNum(t.completion)),
@@ -116,15 +114,15 @@ export async function usagePage(page, params) {
           ),
         )
       : h("p", {}, "None."),
-    h("h2", {}, "Runs that cost the most"),
+    h("h2", {}, "Runs and responses that cost the most"),
     data.top_runs.length
       ? table(
-          ["Run", "Model", "Status", "Model calls", "Total tokens", "Spend"],
+          ["Run or response", "Model", "Status", "Model calls", "Total tokens", "Spend"],
           data.top_runs.map((r) =>
             h(
               "tr",
               {},
-              h("td", {}, r.thread_id ? h("a", { href: `#/threads/${r.thread_id}/runs/${r.id}` }, r.id) : r.id),
+              h("td", {}, executionCell(r)),
               h("td", {}, r.model || "—"),
               h("td", {}, r.status || "deleted"),
               h("td", { class: "num" }, fmtNum(r.requests)),
@@ -138,6 +136,17 @@ export async function usagePage(page, params) {
   ]);
   // Inline styles are blocked by the page's CSP; colours are set through the DOM instead.
   for (const el of page.querySelectorAll(".swatch")) el.style.background = el.dataset.color;
+}
+
+// A run links to its timeline; a response (Responses API) is named, with its conversation when it has one.
+function executionCell(r) {
+  if (r.object !== "response") return h("a", { href: `#/threads/${r.thread_id}/runs/${r.id}` }, r.id);
+  return [
+    h("span", {}, r.id),
+    " ",
+    h("small", {}, "response"),
+    r.thread_id ? [" in ", h("a", { href: `#/threads/${r.thread_id}` }, `conv_${r.thread_id.replace(/^thread_/, "")}`)] : null,
+  ];
 }
 
 function money(v) {
