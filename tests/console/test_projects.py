@@ -145,7 +145,7 @@ def test_admin_key_switches_projects(browser, server, shots, backend, tenants): 
         key = page.get_by_label("API key")
         key.fill(ADMIN_KEY)
         key.press("Enter")
-        switcher = page.get_by_label("Project")
+        switcher = page.get_by_label("Project", exact=True)
         switcher.wait_for()
         options = switcher.locator("option").all_text_contents()
         assert "Alpha" in options and "Beta" in options
@@ -168,6 +168,28 @@ def test_admin_key_switches_projects(browser, server, shots, backend, tenants): 
                 console.go("#/usage")
                 console.assert_labelled()
                 console.shot("project-switcher")
+        # Every project at once (admin keys only): spend by project, and a link into the other project switches to it.
+        console.go("#/usage?by=project&scope=all")
+        assert page.locator("dd.total-spend").text_content() == f"${alpha.cost + beta.cost:,.2f}"
+        for tenant in (alpha, beta):
+            row = page.locator(f"tr[data-group='{tenant.name} ({tenant.project_id})']")
+            assert row.locator("td.spend").text_content() == f"${tenant.cost:,.2f}"
+        console.assert_labelled()
+        console.shot("usage-all-projects")
+        page.locator(f"a[href='#/threads/{alpha.thread_id}/runs/{alpha.run_id}']").first.click()
+        page.wait_for_selector(f"main h1:has-text('{alpha.run_id}')")
+        assert page.get_by_label("Project", exact=True).input_value() == alpha.project_id
+        assert page.locator("dd.run-cost").text_content().startswith(f"${alpha.cost:,.2f}")
         assert console.errors == []
     finally:
         console.page.context.close()
+
+
+def test_only_an_admin_key_sees_every_project(server, tenants):  # noqa: ANN001
+    alpha, _ = tenants
+    with _http(server, alpha.key) as api:
+        refused = api.get("/console/usage", params={"scope": "all"})
+    assert refused.status_code == 403 and refused.json()["error"]["code"] == "forbidden"
+    with _http(server, ADMIN_KEY) as admin:
+        every = admin.get("/console/usage", params={"scope": "all"}).json()
+    assert {b["project_id"] for b in every["buckets"]} >= {p.project_id for p in tenants}

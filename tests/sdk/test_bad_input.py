@@ -573,6 +573,11 @@ def _console_cases() -> list[Case]:
         ("console_usage-days_zero", "GET", "/console/usage", {"params": {"days": 0}}, 400),
         ("console_usage-days_over_max", "GET", "/console/usage", {"params": {"days": 367}}, 400),
         ("console_usage-end_text", "GET", "/console/usage", {"params": {"end": "soon"}}, 400),
+        ("console_usage-scope_unknown", "GET", "/console/usage", {"params": {"scope": "everything"}}, 400),
+        ("console_run_cost-thread_bad_prefix", "GET", "/console/threads/nope/runs/{run}/cost", {}, 400),
+        ("console_run_cost-run_bad_prefix", "GET", "/console/threads/{run_thread}/runs/nope/cost", {}, 400),
+        ("console_run_cost-run_of_another_thread", "GET", "/console/threads/{thread}/runs/{run}/cost", {}, 404),
+        ("console_run_cost-run_nul", "GET", "/console/threads/{run_thread}/runs/run_%00/cost", {}, 400),
         ("console_unknown", "GET", "/console/nothing", {}, 404),
         ("console_session-post", "POST", "/console/session", {"json": {}}, 405),
     ]

@@ -18,8 +18,8 @@ from fastapi.responses import FileResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 from ..api.common import check_id, check_no_nul, json, runtime
-from ..api.errors import bad_request, invalid_id
-from ..auth import Verdict
+from ..api.errors import APIError, bad_request, invalid_id
+from ..auth import Access, Verdict
 from ..ids import PREFIXES, has_prefix
 from ..services import runs as run_service
 from ..services import spend
@@ -90,10 +90,8 @@ def session(request: Request) -> Response:
     active projects it may switch between with `OpenAI-Project` (`projects`, else null). Cost is always reported
     (priced from the usage records, services/prices.py)."""
     rt = runtime(request)
-    auth = request.headers.get("authorization", "")
-    key = auth[7:].strip() if auth.lower().startswith("bearer ") else ""
-    access = rt.keys.resolve(key or None)
-    switches = access.admin or access.verdict is Verdict.OPEN
+    access = _access(request)
+    switches = _switches(access)
     current = current_project.get() or DEFAULT_PROJECT_ID
     with rt.store.read() as conn:
         found = projects.get_project(conn, current)
@@ -162,10 +160,16 @@ def list_threads(
     )
 
 
-def _projects(request: Request) -> list[str]:
-    """The projects whose usage this request may see: the request's project (its key's, or for an admin key the one
-    its OpenAI-Project header names)."""
-    return [current_project.get() or DEFAULT_PROJECT_ID]
+def _access(request: Request) -> Access:
+    """What the request's key allows (the middleware checked it already; this tells admin keys apart)."""
+    auth = request.headers.get("authorization", "")
+    key = auth[7:].strip() if auth.lower().startswith("bearer ") else ""
+    return runtime(request).keys.resolve(key or None)
+
+
+def _switches(access: Access) -> bool:
+    """Whether this key may look at any project (an admin key, or anyone on an open server)."""
+    return access.admin or access.verdict is Verdict.OPEN
 
 
 @api.get("/usage")
@@ -173,17 +177,36 @@ def usage(
     request: Request,
     days: int = Query(30, ge=1, le=MAX_USAGE_DAYS),
     end: str | None = Query(None),
+    scope: str = Query("project", pattern="^(project|all)$"),
 ) -> Response:
     """Usage and spend per UTC day over the `days` days ending at `end` (default: today), from the usage records
     that /v1/organization/usage and /costs sum, priced as /costs prices them (USD): one bucket per day, kind,
-    project, assistant and model; the TOP_N threads and runs that cost the most, then used the most tokens."""
+    project, assistant and model; the TOP_N threads and runs that cost the most, then used the most tokens.
+
+    `scope=project` (default): the request's project (its key's, or the OpenAI-Project header's for an admin key);
+    `scope=all`: every project, for an admin key only (403 otherwise)."""
     rt = runtime(request)
+    projects_of_scope: list[str] | None = [current_project.get() or DEFAULT_PROJECT_ID]
+    if scope == "all":
+        if not _switches(_access(request)):
+            raise APIError(
+                403, "Only an admin key can see every project's usage (scope=all).", param="scope", code="forbidden"
+            )
+        projects_of_scope = None
     until = _timestamp("end", end) or rt.clock.now()
     until = until - until % DAY_S + DAY_S  # through the end of that UTC day
     since = until - days * DAY_S
-    with rt.store.read() as conn:
-        found = spend.usage(conn, since, until, _projects(request), rt.prices)
-    return json({"object": "console.usage", "start": since, "end": until, "cost_available": True, **found})
+    # Every project (an admin's scope=all): read as the server, not as the header's project.
+    token = current_project.set(None) if projects_of_scope is None else None
+    try:
+        with rt.store.read() as conn:
+            found = spend.usage(conn, since, until, projects_of_scope, rt.prices)
+    finally:
+        if token is not None:
+            current_project.reset(token)
+    return json(
+        {"object": "console.usage", "scope": scope, "start": since, "end": until, "cost_available": True, **found}
+    )
 
 
 @api.get("/threads/{thread_id}/runs/{run_id}/cost")

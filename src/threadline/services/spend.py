@@ -95,6 +95,7 @@ def usage(conn: sa.Connection, since: int, until: int, projects: list[str] | Non
     top_threads = [
         {
             "thread_id": row.id,
+            "project_id": row.project_id,
             "assistant_id": row.assistant_id,
             "requests": int(row.requests or 0),
             "usage": _row_tokens(row),
@@ -112,6 +113,7 @@ def usage(conn: sa.Connection, since: int, until: int, projects: list[str] | Non
                 "id": row.id,
                 "object": "response" if row.id.startswith("resp_") else "thread.run",
                 "thread_id": row.thread_id,
+                "project_id": row.project_id,
                 "assistant_id": row.assistant_id,
                 "model": known.get("model") or row.model,
                 "status": known.get("status"),  # None: deleted since

@@ -173,7 +173,7 @@ def costliest(
     limit: int = TOP_N,
 ) -> list[sa.Row]:
     """The `limit` threads, or runs and responses (`by` = "thread_id" or "execution"), of [since, until) that cost
-    the most, then used the most tokens: rows of id, thread_id, assistant_id, model, requests, input_tokens,
+    the most, then used the most tokens: rows of id, thread_id, project_id, assistant_id, model, requests, input_tokens,
     cached_input_tokens, output_tokens, cost. `model_prices` maps a model to USD per million (input, cached input,
     output) tokens; `tool_prices` a tool usage kind to USD per unit of `quantity`; anything else costs 0."""
     t = schema.usage_records
@@ -201,6 +201,7 @@ def costliest(
         sa.select(
             key.label("id"),
             sa.func.max(t.c.thread_id).label("thread_id"),
+            sa.func.max(t.c.project_id).label("project_id"),
             sa.func.max(t.c.assistant_id).label("assistant_id"),
             sa.func.max(t.c.model).label("model"),
             sa.func.sum(sa.case((completion, 1), else_=0)).label("requests"),

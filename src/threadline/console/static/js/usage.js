@@ -1,7 +1,7 @@
 // Usage and cost: spend (USD) and tokens per day by model, assistant or project, and the threads and runs that cost
 // the most. Figures come from the server's usage records, priced as /v1/organization/costs prices them.
 
-import { get, listAll } from "./api.js";
+import { get, listAll, setProject } from "./api.js";
 import { session } from "./app.js";
 import { append, field, fmtNum, fmtUSD, h, svg, table } from "./dom.js";
 
@@ -18,18 +18,30 @@ function projectNames() {
 export async function usagePage(page, params) {
   const days = Number(params.get("days")) || 30;
   const by = BY.includes(params.get("by")) ? params.get("by") : "model";
+  const canSeeAll = Array.isArray(session.info && session.info.projects);
+  const scope = canSeeAll && params.get("scope") === "all" ? "all" : "project";
   const [data, assistants] = await Promise.all([
-    get("/console/usage", { days }),
+    get("/console/usage", { days, scope }),
     by === "assistant" ? listAll("/assistants", {}, 500) : [],
   ]);
   const assistantNames = new Map(assistants.map((a) => [a.id, a.name ? `${a.name} (${a.id})` : a.id]));
   const projects = projectNames();
   const daysSel = h("select", { name: "days" }, [7, 30, 90, 365].map((d) => h("option", { value: d, selected: d === days }, `${d} days`)));
   const bySel = h("select", { name: "by" }, BY.map((b) => h("option", { value: b, selected: b === by }, b)));
-  const form = h("form", { class: "filters", "aria-label": "Usage range" }, field("Range", daysSel), field("Group by", bySel), h("button", { type: "submit" }, "Show"));
+  const scopeSel = canSeeAll
+    ? h("select", { name: "scope" }, [["project", "This project"], ["all", "All projects"]].map(([v, label]) => h("option", { value: v, selected: v === scope }, label)))
+    : null;
+  const form = h(
+    "form",
+    { class: "filters", "aria-label": "Usage range" },
+    field("Range", daysSel),
+    field("Group by", bySel),
+    scopeSel ? field("Scope", scopeSel) : null,
+    h("button", { type: "submit" }, "Show"),
+  );
   form.addEventListener("submit", (e) => {
     e.preventDefault();
-    location.hash = `#/usage?days=${daysSel.value}&by=${bySel.value}`;
+    location.hash = `#/usage?days=${daysSel.value}&by=${bySel.value}${scopeSel && scopeSel.value === "all" ? "&scope=all" : ""}`;
   });
   const key = (b) => {
     if (by === "project") return projects.get(b.project_id) || b.project_id;
@@ -67,6 +79,7 @@ export async function usagePage(page, params) {
   const tokenNames = names.filter((g) => [...tokensPerDay.values()].some((d) => d.get(g)));
   append(page, [
     h("h1", {}, "Usage and cost"),
+    h("p", { class: "hint" }, scope === "all" ? "All projects." : `Project: ${projects.get(session.info && session.info.project && session.info.project.id) || "this key's"}.`),
     form,
     h(
       "dl",
@@ -110,7 +123,7 @@ export async function usagePage(page, params) {
       ? table(
           ["Thread", "Assistant", "Model calls", "Total tokens", "Spend"],
           data.top_threads.map((t) =>
-            h("tr", {}, h("td", {}, h("a", { href: `#/threads/${t.thread_id}` }, t.thread_id)), h("td", {}, t.assistant_id || "—"), h("td", { class: "num" }, fmtNum(t.requests)), h("td", { class: "num" }, fmtNum(t.usage.total_tokens)), money(t.cost)),
+            h("tr", {}, h("td", {}, objectLink(`#/threads/${t.thread_id}`, t.thread_id, t.project_id, projects)), h("td", {}, t.assistant_id || "—"), h("td", { class: "num" }, fmtNum(t.requests)), h("td", { class: "num" }, fmtNum(t.usage.total_tokens)), money(t.cost)),
           ),
         )
       : h("p", {}, "None."),
@@ -122,7 +135,7 @@ export async function usagePage(page, params) {
             h(
               "tr",
               {},
-              h("td", {}, executionCell(r)),
+              h("td", {}, executionCell(r, projects)),
               h("td", {}, r.model || "—"),
               h("td", {}, r.status || "deleted"),
               h("td", { class: "num" }, fmtNum(r.requests)),
@@ -139,14 +152,26 @@ export async function usagePage(page, params) {
 }
 
 // A run links to its timeline; a response (Responses API) is named, with its conversation when it has one.
-function executionCell(r) {
-  if (r.object !== "response") return h("a", { href: `#/threads/${r.thread_id}/runs/${r.id}` }, r.id);
+function executionCell(r, projects) {
+  if (r.object !== "response") return objectLink(`#/threads/${r.thread_id}/runs/${r.id}`, r.id, r.project_id, projects);
   return [
     h("span", {}, r.id),
     " ",
     h("small", {}, "response"),
-    r.thread_id ? [" in ", h("a", { href: `#/threads/${r.thread_id}` }, `conv_${r.thread_id.replace(/^thread_/, "")}`)] : null,
+    r.thread_id ? [" in ", objectLink(`#/threads/${r.thread_id}`, `conv_${r.thread_id.replace(/^thread_/, "")}`, r.project_id, projects)] : null,
   ];
+}
+
+// A link to an object; one of another project (the all-projects view) switches to that project first.
+function objectLink(href, text, projectId, projects) {
+  const current = session.info && session.info.project && session.info.project.id;
+  if (!projectId || projectId === current) return h("a", { href }, text);
+  const a = h("a", { href, title: `In ${projects.get(projectId) || projectId}: opens it there` }, text);
+  a.addEventListener("click", () => {
+    setProject(projectId);
+    session.info = null;
+  });
+  return [a, " ", h("small", {}, `in ${projects.get(projectId) || projectId}`)];
 }
 
 function money(v) {
