@@ -456,6 +456,8 @@ def test_phone_width(console, path):  # noqa: ANN001
     assert overflow <= 1, f"{path} scrolls sideways by {overflow}px at 375px"
     if path == "#/playground":
         console.shot("phone-playground")
+    if path == "#/usage":
+        console.shot("phone-usage")
 
 
 def test_search_extension_keeps_the_openai_shape(spec_http, api, knowledge):  # noqa: ANN001
