@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 import secrets
 from typing import Any
@@ -15,6 +16,8 @@ from .config import Settings
 from .logs import request_id as request_id_var
 from .services.errors import size_text
 from .tenancy import DEFAULT_PROJECT_ID, current_project
+
+log = logging.getLogger("threadline.auth")
 
 BETA_PATHS = ("/v1/assistants", "/v1/threads")
 ORGANIZATION_PATH = "/v1/organization/"
@@ -56,6 +59,7 @@ class APIMiddleware:
     def __init__(self, app, keys: KeyChecker | None = None) -> None:  # noqa: ANN001
         self.app = app
         self.keys = keys
+        self._touches: set[asyncio.Task[None]] = set()
 
     async def __call__(self, scope, receive, send) -> None:  # noqa: ANN001
         if scope["type"] != "http":
@@ -100,6 +104,8 @@ class APIMiddleware:
                 header = headers.get(b"openai-project", b"").decode("latin-1").strip()
                 project, failure = request_project(self.keys, access, header)
                 current_project.set(project)
+            if failure is None and key and (access is None or access.stored) and self.keys.used(key):
+                self._touch(key)
         if failure is None and path.startswith(BETA_PATHS):
             beta = headers.get(b"openai-beta", b"").decode("latin-1")
             if "assistants=v1" in beta.replace(" ", ""):
@@ -117,6 +123,18 @@ class APIMiddleware:
             await send(message)
 
         await self.app(scope, receive, send_with_id)
+
+    def _touch(self, key: str) -> None:
+        """Write the key's `last_used_at` beside the request, off the event loop (a failure is only logged)."""
+        assert self.keys is not None
+        task = asyncio.create_task(asyncio.to_thread(self.keys.touch, key))
+        self._touches.add(task)
+        task.add_done_callback(self._touched)
+
+    def _touched(self, task: asyncio.Task[None]) -> None:
+        self._touches.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.warning("recording a key's last use failed", exc_info=task.exception())
 
 
 def shown_key(key: str) -> str:

@@ -60,6 +60,7 @@ def create(
         "last_used_at": None,
     }
     conn.execute(t.insert().values(**row))
+    announce_key_change(conn)  # the first key closes an open server; processes caching "open" must learn it
     obj = _object(_Row(row))
     return {**obj, "value": value}
 
