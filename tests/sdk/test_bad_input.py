@@ -1359,6 +1359,7 @@ def _organization_cases() -> list[Case]:
         "page_nul": (usage, {"start_time": 0, "page": "page_\x00"}),
         "batch_maybe": (usage, {"start_time": 0, "batch": "maybe"}),
         "models_nul": (usage, {"start_time": 0, "models[]": "a\x00"}),
+        "thread_ids_conversation_nul": (usage, {"start_time": 0, "thread_ids[]": "conv_\x00"}),
         "costs_hourly": ("/organization/costs", {"start_time": 0, "bucket_width": "1h"}),
         "costs_limit_181": ("/organization/costs", {"start_time": 0, "limit": 181}),
         "costs_group_by_model": ("/organization/costs", {"start_time": 0, "group_by[]": "model"}),
@@ -1394,6 +1395,7 @@ def _organization_cases() -> list[Case]:
         ("admin_key-get_unknown", "GET", "/organization/admin_api_keys/key_nope", {}, 404),
         ("admin_key-delete_unknown", "DELETE", "/organization/admin_api_keys/key_nope", {}, 404),
         ("usage_run-unknown", "GET", "/organization/usage/runs/run_nope", {}, 404),
+        ("usage_response-unknown", "GET", "/organization/usage/responses/resp_nope", {}, 404),
     ]
     return cases
 

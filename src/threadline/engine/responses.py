@@ -676,7 +676,9 @@ class ResponsesProjection:
             **ids,
         )
         if searches := self.turn_servers.count("file_search"):
-            usage_records.record(conn, "file_search_call", at, quantity=searches, **ids)
+            calls = (self.state.get("references") or {}).get("file_search") or []
+            refs = calls[-searches:] if len(calls) >= searches else [{}] * searches
+            usage_records.record_file_searches(conn, at, refs, **ids)
         if "code_interpreter" in self.turn_servers:
             container = self.state.get("container_id") or self.execution_id
             usage_records.open_session(conn, ids.pop("thread_id"), at, container_id=container, **ids)

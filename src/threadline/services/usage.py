@@ -38,7 +38,8 @@ class Endpoint:
     group_by: tuple[str, ...]
 
 
-# group_by values are OpenAI's, plus the extensions assistant_id and thread_id where usage has them.
+# group_by values are OpenAI's, plus the extensions assistant_id and thread_id where usage has them, and
+# vector_store_id for vector store sizes.
 ENDPOINTS = {
     "completions": Endpoint(
         ("completion",),
@@ -53,7 +54,9 @@ ENDPOINTS = {
         "organization.usage.code_interpreter_sessions.result",
         ("project_id", "assistant_id", "thread_id"),
     ),
-    "vector_stores": Endpoint(("vector_store_bytes",), "organization.usage.vector_stores.result", ("project_id",)),
+    "vector_stores": Endpoint(
+        ("vector_store_bytes",), "organization.usage.vector_stores.result", ("project_id", "vector_store_id")
+    ),
     "file_search_calls": Endpoint(
         ("file_search_call",),
         "organization.usage.file_searches.result",
@@ -175,6 +178,7 @@ def _amounts(endpoint: str, s: records.Sums) -> dict[str, int]:
         return {
             "input_tokens": s.input_tokens,
             "input_cached_tokens": s.cached_input_tokens,
+            "input_cache_write_tokens": 0,
             "input_uncached_tokens": uncached,
             "output_tokens": s.output_tokens,
             "input_text_tokens": uncached,

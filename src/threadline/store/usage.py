@@ -37,6 +37,19 @@ def record(conn: sa.Connection, kind: str, at: int, *, data: dict[str, Any] | No
     )
 
 
+def record_file_searches(conn: sa.Connection, at: int, references: list[dict[str, Any]], **cols: Any) -> None:
+    """Record file_search calls (one per `references` entry: the call's references, with the `vector_store_ids`
+    it searched): a row per store for the calls that searched one store (its `vector_store_id`), and one row
+    without a store for calls that searched several or none; `quantity` is the number of calls."""
+    counts: dict[str | None, int] = {}
+    for ref in references:
+        stores = ref.get("vector_store_ids") or []
+        key = stores[0] if len(stores) == 1 else None
+        counts[key] = counts.get(key, 0) + 1
+    for store_id, calls in counts.items():
+        record(conn, "file_search_call", at, vector_store_id=store_id, quantity=calls, **cols)
+
+
 def open_session(
     conn: sa.Connection, thread_id: str | None, at: int, *, container_id: str | None = None, **cols: Any
 ) -> bool:
