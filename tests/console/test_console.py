@@ -332,7 +332,7 @@ def test_usage_and_cost_page(console, client, fake_llm, api, server):  # noqa: A
     row = page.locator(f"tr[data-group='Usage ({assistant.id})']")
     row.wait_for()
     assert row.locator("td.spend").text_content() == "$180.00"
-    assert row.locator("td").nth(4).text_content() == "150,000"
+    assert row.locator("td.tokens").text_content() == "150,000"
     console.assert_labelled()
     console.shot("usage")
     page.get_by_label("Group by").select_option("project")

@@ -101,18 +101,18 @@ export async function usagePage(page, params) {
     chart(data.start, data.end, tokensPerDay, tokenNames, color, { label: "Tokens", unit: (v) => `${fmtNum(v)} tokens`, axis: fmtNum }),
     names.length
       ? table(
-          [by[0].toUpperCase() + by.slice(1), "Prompt tokens", "Cached", "Completion tokens", "Total tokens", "Spend"],
+          [by[0].toUpperCase() + by.slice(1), "Spend", "Total tokens", "Prompt tokens", "Cached", "Completion tokens"],
           names.map((g) => {
             const t = groups.get(g);
             return h(
               "tr",
               { "data-group": g },
               h("td", {}, g),
+              money(t.cost),
+              h("td", { class: "num tokens" }, fmtNum(t.total)),
               h("td", { class: "num" }, fmtNum(t.prompt)),
               h("td", { class: "num" }, fmtNum(t.cached)),
               h("td", { class: "num" }, fmtNum(t.completion)),
-              h("td", { class: "num" }, fmtNum(t.total)),
-              money(t.cost),
             );
           }),
           "Totals per group",
@@ -121,26 +121,34 @@ export async function usagePage(page, params) {
     h("h2", {}, "Threads that cost the most"),
     data.top_threads.length
       ? table(
-          ["Thread", "Assistant", "Model calls", "Total tokens", "Spend"],
+          ["Thread", "Spend", "Total tokens", "Model calls", "Assistant"],
           data.top_threads.map((t) =>
-            h("tr", {}, h("td", {}, objectLink(`#/threads/${t.thread_id}`, t.thread_id, t.project_id, projects)), h("td", {}, t.assistant_id || "—"), h("td", { class: "num" }, fmtNum(t.requests)), h("td", { class: "num" }, fmtNum(t.usage.total_tokens)), money(t.cost)),
+            h(
+              "tr",
+              {},
+              h("td", {}, objectLink(`#/threads/${t.thread_id}`, t.thread_id, t.project_id, projects)),
+              money(t.cost),
+              h("td", { class: "num tokens" }, fmtNum(t.usage.total_tokens)),
+              h("td", { class: "num" }, fmtNum(t.requests)),
+              h("td", {}, t.assistant_id || "—"),
+            ),
           ),
         )
       : h("p", {}, "None."),
     h("h2", {}, "Runs and responses that cost the most"),
     data.top_runs.length
       ? table(
-          ["Run or response", "Model", "Status", "Model calls", "Total tokens", "Spend"],
+          ["Run or response", "Spend", "Total tokens", "Model calls", "Model", "Status"],
           data.top_runs.map((r) =>
             h(
               "tr",
               {},
               h("td", {}, executionCell(r, projects)),
+              money(r.cost),
+              h("td", { class: "num tokens" }, fmtNum(r.usage.total_tokens)),
+              h("td", { class: "num" }, fmtNum(r.requests)),
               h("td", {}, r.model || "—"),
               h("td", {}, r.status || "deleted"),
-              h("td", { class: "num" }, fmtNum(r.requests)),
-              h("td", { class: "num" }, fmtNum(r.usage.total_tokens)),
-              money(r.cost),
             ),
           ),
         )
