@@ -2,7 +2,9 @@
 
 Fixtures (module scope unless noted):
     server      a server with an admin key and the scripted fake LLM (sandbox warm pool 1: B has a container file)
-    keys        {"A": key, "B": key}: service-account keys of two new projects
+    projects    {"A": {"id", "key"}, "B": ...}: two new projects and a service-account key of each
+    keys        {"A": key, "B": key}: those keys
+    admin       (function) raw HTTP with the admin key
     world       B's objects: {path parameter name: id} for every resource kind (see `make_world`)
     a_http / b_http   (function) raw HTTP as project A / B, validating every response against the spec
     a_client / b_client  (function) SDK clients as project A / B
@@ -49,14 +51,26 @@ def _ok(response: httpx.Response) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-def keys(server: ServerHandle) -> dict[str, str]:
+def projects(server: ServerHandle) -> dict[str, dict[str, str]]:
+    """Two new projects, "A" and "B": {"id": project id, "key": a service-account key of it}."""
     out = {}
     with raw_http_client(server.base_url, api_key=ADMIN_KEY) as admin:
         for name in ("A", "B"):
             project = _ok(admin.post("/organization/projects", json={"name": f"isolation {name}"}))
             account = _ok(admin.post(f"/organization/projects/{project['id']}/service_accounts", json={"name": "svc"}))
-            out[name] = account["api_key"]["value"]
+            out[name] = {"id": project["id"], "key": account["api_key"]["value"]}
     return out
+
+
+@pytest.fixture(scope="module")
+def keys(projects: dict[str, dict[str, str]]) -> dict[str, str]:
+    return {name: p["key"] for name, p in projects.items()}
+
+
+@pytest.fixture
+def admin(server: ServerHandle, validator) -> Iterator[httpx.Client]:  # noqa: ANN001
+    with raw_http_client(server.base_url, api_key=ADMIN_KEY, validator=validator) as c:
+        yield c
 
 
 @pytest.fixture
