@@ -1,4 +1,4 @@
-"""The `threadline` command: serve, sandbox, migrate, keys."""
+"""The `threadline` command: serve, sandbox, migrate, keys, usage."""
 
 from __future__ import annotations
 
@@ -324,6 +324,83 @@ def _project(conn, project_id: str) -> dict:  # noqa: ANN001
     return project
 
 
+def _period(args: argparse.Namespace, now: float) -> tuple[int, int, str]:
+    """(start, end, label) of the report's period: --since / --until (UTC dates or ISO times; --until a date
+    includes that day), else the last --days days including today (30 by default). Raises ValueError."""
+    import datetime
+
+    utc = datetime.UTC
+
+    def parse(text: str, *, end: bool) -> int:
+        value = datetime.datetime.fromisoformat(text)
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=utc)
+        if end and len(text) == 10:  # a date: up to the end of that day
+            value += datetime.timedelta(days=1)
+        return int(value.timestamp())
+
+    if args.days is not None and (args.since or args.until):
+        raise ValueError("--days cannot be combined with --since / --until")
+    if args.since or args.until:
+        if not args.since:
+            raise ValueError("--until needs --since")
+        start = parse(args.since, end=False)
+        end = parse(args.until, end=True) if args.until else int(now) + 1
+    else:
+        days = 30 if args.days is None else args.days
+        if days < 1:
+            raise ValueError("--days must be at least 1")
+        today = int(now) - int(now) % 86400
+        start, end = today - (days - 1) * 86400, int(now) + 1
+    if end <= start:
+        raise ValueError("the period ends before it starts")
+
+    def show(ts: int) -> str:
+        return datetime.datetime.fromtimestamp(ts, utc).strftime("%Y-%m-%d %H:%M:%S")
+
+    return start, end, f"from {show(start)} to {show(end)} UTC (end excluded)"
+
+
+def usage(args: argparse.Namespace, settings: Settings) -> int:
+    """`threadline usage`: spend (USD, the prices of /v1/organization/costs) and tokens per project, key,
+    assistant, thread and/or model over a period, as a table or CSV, read from the database."""
+    import time
+
+    from .services.prices import Prices
+    from .services.usage_report import report, to_csv, to_table
+    from .store import Store
+
+    try:
+        start, end, period = _period(args, time.time())
+        prices = Prices.load(settings.prices_file)
+    except (ValueError, SettingsError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    by = list(dict.fromkeys(args.by or ["project"]))
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    store = Store(settings.effective_database_url)
+    try:
+        store.migrate()
+        with store.read() as conn:
+            rows = report(conn, start, end, by, prices)
+    finally:
+        store.close()
+    if args.csv:
+        try:
+            with open(args.csv, "w", newline="", encoding="utf-8") as f:
+                f.write(to_csv(rows, by))
+        except OSError as exc:
+            print(f"error: cannot write {args.csv}: {exc.strerror}", file=sys.stderr)
+            return 1
+    if args.format == "csv":
+        sys.stdout.write(to_csv(rows, by))
+    else:
+        sys.stdout.write(to_table(rows, by, period))
+        if args.csv:
+            print(f"\n{len(rows)} rows written to {args.csv}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="threadline", description="OpenAI Assistants API v2 server.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -411,6 +488,25 @@ def main(argv: list[str] | None = None) -> int:
     k.add_argument("--id", required=True, help="its id (key_..., see list-keys)")
     common(k)
     p.set_defaults(func=keys_command)
+
+    from .services.usage_report import DIMENSIONS
+
+    p = sub.add_parser(
+        "usage", help="spend (USD) and tokens by project / api key / assistant / thread / model for a period"
+    )
+    p.add_argument(
+        "--by",
+        action="append",
+        choices=tuple(DIMENSIONS),
+        help="group by this (repeat for several, e.g. --by project --by model; default: project)",
+    )
+    p.add_argument("--since", help="start: a UTC date (YYYY-MM-DD) or ISO time")
+    p.add_argument("--until", help="end: a UTC date (that day included) or ISO time (excluded); default now")
+    p.add_argument("--days", type=int, help="the last N days, today included (default 30)")
+    p.add_argument("--format", choices=("table", "csv"), default="table", help="what to print (default: table)")
+    p.add_argument("--csv", metavar="FILE", help="also write the rows as CSV to FILE")
+    common(p)
+    p.set_defaults(func=usage)
 
     args = parser.parse_args(argv)
     from .logs import configure

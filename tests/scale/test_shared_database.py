@@ -17,7 +17,7 @@ from threadline.store.migrate import current
 
 from .conftest import Cluster, http_client
 
-HEAD = "0011"
+HEAD = "0012"
 FILES = 6
 
 

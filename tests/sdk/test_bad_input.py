@@ -576,6 +576,11 @@ def _console_cases() -> list[Case]:
         ("console_usage-days_zero", "GET", "/console/usage", {"params": {"days": 0}}, 400),
         ("console_usage-days_over_max", "GET", "/console/usage", {"params": {"days": 367}}, 400),
         ("console_usage-end_text", "GET", "/console/usage", {"params": {"end": "soon"}}, 400),
+        ("console_usage-scope_unknown", "GET", "/console/usage", {"params": {"scope": "everything"}}, 400),
+        ("console_run_cost-thread_bad_prefix", "GET", "/console/threads/nope/runs/{run}/cost", {}, 400),
+        ("console_run_cost-run_bad_prefix", "GET", "/console/threads/{run_thread}/runs/nope/cost", {}, 400),
+        ("console_run_cost-run_of_another_thread", "GET", "/console/threads/{thread}/runs/{run}/cost", {}, 404),
+        ("console_run_cost-run_nul", "GET", "/console/threads/{run_thread}/runs/run_%00/cost", {}, 400),
         ("console_unknown", "GET", "/console/nothing", {}, 404),
         ("console_session-post", "POST", "/console/session", {"json": {}}, 405),
     ]
@@ -1357,6 +1362,7 @@ def _organization_cases() -> list[Case]:
         "page_nul": (usage, {"start_time": 0, "page": "page_\x00"}),
         "batch_maybe": (usage, {"start_time": 0, "batch": "maybe"}),
         "models_nul": (usage, {"start_time": 0, "models[]": "a\x00"}),
+        "thread_ids_conversation_nul": (usage, {"start_time": 0, "thread_ids[]": "conv_\x00"}),
         "costs_hourly": ("/organization/costs", {"start_time": 0, "bucket_width": "1h"}),
         "costs_limit_181": ("/organization/costs", {"start_time": 0, "limit": 181}),
         "costs_group_by_model": ("/organization/costs", {"start_time": 0, "group_by[]": "model"}),
@@ -1392,6 +1398,7 @@ def _organization_cases() -> list[Case]:
         ("admin_key-get_unknown", "GET", "/organization/admin_api_keys/key_nope", {}, 404),
         ("admin_key-delete_unknown", "DELETE", "/organization/admin_api_keys/key_nope", {}, 404),
         ("usage_run-unknown", "GET", "/organization/usage/runs/run_nope", {}, 404),
+        ("usage_response-unknown", "GET", "/organization/usage/responses/resp_nope", {}, 404),
     ]
     return cases + _project_cases()
 

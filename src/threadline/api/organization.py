@@ -1,6 +1,7 @@
 """/v1/organization: admin keys, usage and costs (OpenAI's administration API; an admin key is required, checked
 by the middleware). Extensions: `group_by=assistant_id|thread_id`, `assistant_ids` / `thread_ids` filters, and
-`GET /v1/organization/usage/runs/{run_id}` (what each turn's prompt was made of, priced)."""
+`GET /v1/organization/usage/runs/{run_id}` and `GET /v1/organization/usage/responses/{response_id}` (what each
+model call's prompt was made of, priced)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from fastapi.responses import Response
 from pydantic import Field
 
 from ..fields import Strict
+from ..ids import thread_row_id
 from ..services import usage as usage_service
 from ..services.prices import Prices
 from ..store import admin_keys, audit
@@ -74,6 +76,8 @@ def _query(request: Request, group_by: tuple[str, ...], widths: tuple[str, ...])
     filters = {}
     for param, column in usage_service.FILTERS.items():
         values = _values(request, param)
+        if column == "thread_id":  # a conversation's usage is recorded on its threads row
+            values = [thread_row_id(v) for v in values]
         if values:
             filters[column] = values
     batch = q.get("batch")
@@ -146,6 +150,20 @@ async def usage_run(run_id: str, request: Request) -> Response:
     def read() -> dict:
         with rt.store.read() as conn:
             return usage_service.run_usage(conn, run_id, rt.prices)
+
+    return json(await anyio.to_thread.run_sync(read))
+
+
+@router.get("/usage/responses/{response_id}")
+async def usage_response(response_id: str, request: Request) -> Response:
+    """Extension: a response's model calls (or a compaction's), what each prompt was made of, its tool use and
+    what it all cost."""
+    rt = runtime(request)
+    check_no_nul("response_id", response_id)
+
+    def read() -> dict:
+        with rt.store.read() as conn:
+            return usage_service.response_usage(conn, response_id, rt.prices)
 
     return json(await anyio.to_thread.run_sync(read))
 

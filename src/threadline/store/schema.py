@@ -181,6 +181,8 @@ usage_records = sa.Table(
     sa.Column("assistant_id", sa.String(64)),
     sa.Column("thread_id", sa.String(64)),
     sa.Column("run_id", sa.String(64)),
+    sa.Column("response_id", sa.String(64)),  # a Responses API response's usage (model calls, tools)
+    sa.Column("container_id", sa.String(64)),  # a response's code-interpreter container (its sessions)
     sa.Column("vector_store_id", sa.String(64)),
     sa.Column("input_tokens", sa.BigInteger, nullable=False, server_default="0"),
     sa.Column("cached_input_tokens", sa.BigInteger, nullable=False, server_default="0"),
@@ -192,6 +194,8 @@ usage_records = sa.Table(
     sa.Index("ix_usage_records_run", "run_id"),
     sa.Index("ix_usage_records_thread_kind", "thread_id", "kind", "created_at"),
     sa.Index("ix_usage_records_project_time", "project_id", "created_at"),  # 0011: a project's spend this period
+    sa.Index("ix_usage_records_response", "response_id"),
+    sa.Index("ix_usage_records_container_kind", "container_id", "kind", "created_at"),
 )
 admin_api_keys = sa.Table(
     "admin_api_keys",
