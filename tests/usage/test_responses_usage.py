@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import time
 
+import httpx
 import pytest
 
 from fakes import Reply, ToolCallSpec
@@ -214,3 +215,28 @@ def test_cancelled_background_response_records_its_call(admin, server, fake_llm)
     assert turn["estimated"] is True
     assert turn["input_tokens"] == sum(turn["prompt_tokens_by_source"].values()) > 0
     assert 0 < turn["output_tokens"] < 60  # the reply so far
+
+
+def test_stream_cut_short_records_its_call(admin, server, fake_llm) -> None:  # noqa: ANN001
+    """A streamed response whose client goes away ends cancelled: its model call is recorded, estimated."""
+    fake_llm.script(Reply(text="word " * 200, chunks=200, tokens_per_s=20))
+    response_id = None
+    headers = {"Authorization": f"Bearer {KEY_A}"}
+    body = {"model": "model-a", "input": "tell me everything", "stream": True}
+    with (
+        httpx.Client(base_url=server.base_url, headers=headers, timeout=30) as http,
+        http.stream("POST", "/responses", json=body) as response,
+    ):
+        for line in response.iter_lines():
+            if line.startswith("data: ") and '"response.created"' in line:
+                response_id = json.loads(line[6:])["response"]["id"]
+            if line.startswith("data: ") and '"response.output_text.delta"' in line:
+                break
+    assert response_id is not None
+    deadline = time.monotonic() + 30
+    while (found := admin.get(f"/organization/usage/responses/{response_id}")).status_code == 404:
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    [turn] = found.json()["turns"]
+    assert turn["estimated"] is True and turn["input_tokens"] > 0 and 0 < turn["output_tokens"] < 200
+    assert found.json()["api_key_id"] == key_id(KEY_A)

@@ -199,6 +199,7 @@ class ResponsesProjection:
         self.turn_begun = False  # the current model call has streamed a reply or calls
         self.turn_servers: list[str] = []  # the server tools the current model call ran (usage rows)
         self.ending: str | None = None  # how the loop ended the response (before expired became failed)
+        self.unsaved_turn: n.Usage | None = None  # a finished model call whose write has not committed yet
 
     # -- events -----------------------------------------------------------------------------------------------------
 
@@ -259,7 +260,9 @@ class ResponsesProjection:
             merged = {**response, "metadata": (stored or response).get("metadata")}
             executions.save(conn, schema.responses, merged, state=orjson.dumps(self.state).decode())
 
+        self.unsaved_turn = turn  # recorded by _lost if the write finds the response ended meanwhile
         await self.owned_write(save)
+        self.unsaved_turn = None
 
     async def flush_recorded(self) -> None:
         """Save recorded events outside a state change (e.g. a long reply's deltas, for resumed streams)."""
@@ -603,12 +606,14 @@ class ResponsesProjection:
         the usage of the model call `turn` that ended it with it); the terminal event is sent after the commit."""
         terminal: list[dict[str, Any]] = []
         mutate = self._end_mutation(status, total, fields, terminal, turn)
+        self.unsaved_turn = turn
         response = await asyncio.to_thread(
             executions.transition, self.rt.store, schema.responses, self.execution_id, ENDS_FROM[status], mutate
         )
         if response is None:
             await self._lost()
             raise n.Stop
+        self.unsaved_turn = None
         self.response = response
         for data in terminal:
             self.sink.emit(data["type"], data)
@@ -621,15 +626,19 @@ class ResponsesProjection:
             await asyncio.to_thread(forget)
 
     async def _lost(self) -> None:
-        """Someone else ended the response (a cancel): report where it is now. A model call this process had
-        in flight was still made: its usage is recorded (estimated)."""
+        """Someone else ended the response (a cancel): report where it is now. A model call this process made
+        was still made: its usage is recorded (as reported if the call had ended, else estimated)."""
         self.unrecorded = []
-        if not self.state.get("prompt_parts"):
+        turn, self.unsaved_turn = self.unsaved_turn, None
+        if not self.state.get("prompt_parts") and turn is None:
             return
 
         def record() -> None:
             with self.rt.store.write() as conn:
-                self._record_interrupted(conn, "cancelled")
+                if turn is not None:
+                    self._record_usage(conn, turn)
+                else:
+                    self._record_interrupted(conn, "cancelled")
 
         await asyncio.to_thread(record)
 
