@@ -36,4 +36,3 @@ def test_a_key_use_is_written_once_a_minute(tmp_path: Path) -> None:
     finally:
         keys.close()
         store.close()
-
