@@ -60,3 +60,20 @@ def test_header_errors(admin, server, validator) -> None:  # noqa: ANN001
         admin.post(f"/organization/projects/{other}/archive")
         archived = client.get("/assistants", headers={"OpenAI-Project": other})
         assert archived.status_code == 401 and "archived" in archived.json()["error"]["message"]
+
+
+def test_the_console_switcher_sees_each_projects_objects(admin, server, validator) -> None:  # noqa: ANN001
+    """What an admin key makes with `OpenAI-Project: P` is P's: P's own key sees it, the default project does not,
+    and switching the header switches what the admin key lists."""
+    pid = new_project(admin, "Switcher")["id"]
+    value = new_key(admin, pid)["api_key"]["value"]
+    headers = {"OpenAI-Project": pid}
+    with raw_http_client(server.base_url, api_key=ADMIN_KEY, validator=validator) as console:
+        made = console.post("/assistants", json={"model": "m", "name": "switched"}, headers=headers).json()
+        assert made["id"] in [a["id"] for a in console.get("/assistants", headers=headers).json()["data"]]
+        assert made["id"] not in [a["id"] for a in console.get("/assistants").json()["data"]]
+        assert console.get(f"/assistants/{made['id']}").status_code == 404
+    with raw_http_client(server.base_url, api_key=value, validator=validator) as own:
+        assert own.get(f"/assistants/{made['id']}").json()["name"] == "switched"
+    with raw_http_client(server.base_url, api_key=ENV_KEY, validator=validator) as default:
+        assert default.get(f"/assistants/{made['id']}").status_code == 404
