@@ -387,7 +387,9 @@ def report(res: dict[str, Any]) -> str:
     rows = []
     for lay in res["layouts"]:
         reps = lay["repeats"]
-        pg = f"{_median(reps, 'postgres_cpu_ms_per_run'):.1f}" if "postgres_cpu_ms_per_run" in reps[0] else "—"
+        pg = "—"
+        if "postgres_cpu_ms_per_run" in reps[0]:
+            pg = f"{_median(reps, 'postgres_cpu_ms_per_run'):.1f} ({_median(reps, 'postgres_transactions_per_run'):.1f})"
         rows.append(
             [
                 lay["backend"],
@@ -416,7 +418,8 @@ def report(res: dict[str, Any]) -> str:
             f"THREADLINE_RUN_WORKERS={s['run_workers']}. runs/s: median (min–max) over the measurements; steady = "
             "between 20% and 80% completed. CPU: ms per run (medians); cores = CPU time / wall time. Client = the "
             "SDK load generator and the completion counter (this process). Other load = machine busy time spent "
-            "by none of these (other jobs on the box), in cores.",
+            "by none of these (other jobs on the box), in cores. PostgreSQL transactions/run counts every "
+            "statement run outside a transaction (a pool's connection check) as one.",
             "",
             md_table(
                 [
@@ -426,7 +429,7 @@ def report(res: dict[str, Any]) -> str:
                     "runs/s",
                     "threadline CPU ms/run",
                     "threadline cores",
-                    "PostgreSQL CPU ms/run",
+                    "PostgreSQL CPU ms/run (transactions/run)",
                     "fake LLM ms/run",
                     "client ms/run",
                     "other load (cores)",
