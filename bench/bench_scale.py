@@ -389,7 +389,8 @@ def report(res: dict[str, Any]) -> str:
         reps = lay["repeats"]
         pg = "—"
         if "postgres_cpu_ms_per_run" in reps[0]:
-            pg = f"{_median(reps, 'postgres_cpu_ms_per_run'):.1f} ({_median(reps, 'postgres_transactions_per_run'):.1f})"
+            xacts = _median(reps, "postgres_transactions_per_run")
+            pg = f"{_median(reps, 'postgres_cpu_ms_per_run'):.1f} ({xacts:.1f})"
         rows.append(
             [
                 lay["backend"],
