@@ -115,7 +115,9 @@ class Runtime:
         self.queue: RunQueue
         if self.store.backend == "postgres":
             self.listener = PgListener(self.store.engine)
-            self.queue = PostgresRunQueue(self, self.listener, settings.queue_poll_s or queue_pg.POLL_S)
+            self.queue = PostgresRunQueue(
+                self, self.listener, settings.queue_poll_s or queue_pg.POLL_S, holds=settings.run_workers > 0
+            )
             signal: PolledCancelSignal = NotifiedCancelSignal(
                 self.store, self.listener, settings.cancel_poll_s or cancel.NOTIFIED_POLL_INTERVAL_S
             )
