@@ -9,7 +9,7 @@ import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..services.errors import DomainError, NotFound, RateLimited
@@ -84,6 +84,28 @@ def blobs_unavailable() -> APIError:
     """503 server_error: the file storage (an S3 bucket) could not be reached or refused the request; the SDK's
     automatic retries may succeed."""
     return APIError(503, "The server's file storage is unavailable right now; please try again.", type="server_error")
+
+
+def database_unreachable(exc: BaseException) -> bool:
+    """Whether `exc` says the database could not be reached, rather than that a statement was wrong: a lost
+    connection (SQLAlchemy has invalidated it), a failed connect (psycopg's plain OperationalError), or SQLite
+    still locked by another writer after its busy timeout. `exc` may be SQLAlchemy's wrapper or the driver's error
+    (raw connections, as the key checks use, raise the latter)."""
+    if isinstance(exc, DBAPIError):
+        if exc.connection_invalidated:
+            return True
+        exc = exc.orig  # the driver's own error
+    kind = type(exc)
+    if kind.__name__ == "OperationalError" and kind.__module__.startswith("psycopg"):  # exactly, not a subclass
+        return True
+    return kind.__name__ == "OperationalError" and "database is locked" in str(exc)
+
+
+def database_unavailable() -> APIError:
+    """503 server_error: the database could not be reached (restarted, connection lost, or SQLite busy beyond its
+    timeout). The transaction was rolled back, so nothing changed; the SDK's own retries (on 5xx) try again, and a
+    lost pooled connection has invalidated the pool by then, so the retry reconnects."""
+    return APIError(503, "The server's database is unavailable right now; please try again.", type="server_error")
 
 
 def not_found(kind: str, object_id: str) -> APIError:
@@ -362,6 +384,9 @@ def install_handlers(app: FastAPI) -> None:
         if isinstance(exc, BlobStoreError):
             log.warning("file storage unavailable: %s", exc)
             return _respond(blobs_unavailable())
+        if database_unreachable(exc):
+            log.warning("database unavailable: %s", exc)
+            return _respond(database_unavailable())
         raise exc
 
     @app.exception_handler(Exception)
