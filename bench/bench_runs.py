@@ -198,6 +198,7 @@ class RunCounter:
 
     def __init__(self, backend: str, sqlite_path: Path, database_url: str | None, interval_s: float = 0.02) -> None:
         self.interval_s = interval_s
+        self.backend = backend
         if backend == "sqlite":
             import sqlite3
 

@@ -4,7 +4,8 @@
     .venv/bin/python bench/run_all.py --backends sqlite --quick
     .venv/bin/python bench/run_all.py --wait-quiet 120 # first wait (up to 120 s) for other work on the box to stop
 
-Takes about 2 minutes per store. Each benchmark can also be run alone (bench_api.py, bench_runs.py; see --help).
+Takes about 2 minutes per store, plus about 10 minutes for runs/s by process count (bench_scale.py). Each benchmark can
+also be run alone (bench_api.py, bench_runs.py, bench_scale.py; see --help).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import time
 
 import bench_api
 import bench_runs
+import bench_scale
 from common import (
     RESULTS_DIR,
     background_load,
@@ -53,8 +55,12 @@ def main(argv: list[str] | None = None) -> int:
     runs_argv = ["--backends", joined]
     if args.quick:
         runs_argv += ["--samples", "10", "--steady-s", "2", "--rounds", "1", "--runs", "300", "--stream-runs", "150"]
+    scale_argv = ["--backends", ",".join(reversed(backends))]
+    if args.quick:
+        scale_argv += ["--runs", "200", "--repeats", "1", "--warmup", "50"]
     api = bench_api.run(bench_api.build_parser().parse_args(api_argv))
     runs = bench_runs.run(bench_runs.build_parser().parse_args(runs_argv))
+    scale = bench_scale.run(bench_scale.build_parser().parse_args(scale_argv))
 
     info = machine()
     report = "\n".join(
@@ -71,9 +77,11 @@ def main(argv: list[str] | None = None) -> int:
             "",
             bench_runs.report(runs),
             "",
+            bench_scale.report(scale),
+            "",
         ]
     )
-    save_json("all.json", {"machine": info, "background_load": load, "api": api, "runs": runs})
+    save_json("all.json", {"machine": info, "background_load": load, "api": api, "runs": runs, "scale": scale})
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     (RESULTS_DIR / "report.md").write_text(report)
     print(report)

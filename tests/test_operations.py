@@ -238,6 +238,27 @@ def test_readiness_fails_while_the_database_is_gone(server_factory, backend):
         handle.stop()
 
 
+def test_requests_while_the_database_is_gone_get_a_retryable_503(server_factory, backend):
+    """A request that can't reach the database (its pooled connection was cut, or connecting fails) gets a 503
+    server_error, which the SDK retries, never a 500; once the database is back the next requests succeed."""
+    if backend != "postgres":
+        pytest.skip("an SQLite database can't go away under an open connection")
+    handle = server_factory.start(backend=backend)
+    try:
+        client = httpx.Client(base_url=handle.base_url, headers={"OpenAI-Beta": "assistants=v2"}, timeout=30)
+        assert client.post("/threads", json={}).status_code == 200  # a pooled connection, used a moment ago
+        with _database_gone(handle, server_factory):
+            for _ in range(3):
+                answer = client.post("/threads", json={})
+                assert answer.status_code == 503, answer.text
+                assert answer.json()["error"]["type"] == "server_error"
+                assert "database is unavailable" in answer.json()["error"]["message"]
+        after = [client.post("/threads", json={}).status_code for _ in range(3)]
+        assert after == [200, 200, 200], after
+    finally:
+        handle.stop()
+
+
 class _database_gone:  # noqa: N801 - used as a context manager
     """SQLite: move the database file away (new connections find an empty database: schema not at head).
     PostgreSQL: refuse new connections to the database and end the open ones."""

@@ -17,6 +17,7 @@ from .api import (
     containers,
     conversations,
     files,
+    limits,
     messages,
     model_list,
     organization,
@@ -43,6 +44,7 @@ from .engine.sweeper import Sweeper
 from .engine.tools import ServerTool
 from .engine.worker import InProcessQueue, RunQueue, Workers
 from .file_search import FileSearchTool, RetrievalService
+from .limits import Limits
 from .middleware import APIMiddleware, BodyLimit
 from .providers import router as provider_router
 from .providers.listing import ModelLister
@@ -113,7 +115,9 @@ class Runtime:
         self.queue: RunQueue
         if self.store.backend == "postgres":
             self.listener = PgListener(self.store.engine)
-            self.queue = PostgresRunQueue(self, self.listener, settings.queue_poll_s or queue_pg.POLL_S)
+            self.queue = PostgresRunQueue(
+                self, self.listener, settings.queue_poll_s or queue_pg.POLL_S, holds=settings.run_workers > 0
+            )
             signal: PolledCancelSignal = NotifiedCancelSignal(
                 self.store, self.listener, settings.cancel_poll_s or cancel.NOTIFIED_POLL_INTERVAL_S
             )
@@ -124,6 +128,14 @@ class Runtime:
             else:
                 self.queue = SqliteRunQueue(self, holds=settings.run_workers > 0, poll_s=poll_s)
             signal = PolledCancelSignal(self.store, settings.cancel_poll_s or cancel.POLL_INTERVAL_S)
+        self.limits: Limits = Limits(
+            self.store,
+            self.prices,
+            self.clock,
+            webhook_url=settings.spend_alert_webhook_url,
+            webhook_timeout_s=settings.spend_alert_webhook_timeout_s,
+            listener=self.listener,
+        )
         self.executor: RunExecutor = RunExecutor(self, signal)
         self.workers: Workers = Workers(self, self.executor, self.queue, settings.run_workers)
         self.sweeper = Sweeper(self, self.workers, liveness(self.store.engine, OWNER))
@@ -151,6 +163,7 @@ class Runtime:
         await self.workers.stop()
         await self.sweeper.stop()
         await self.executor.signal.aclose()
+        await self.limits.aclose()
         if self.listener is not None:
             await asyncio.to_thread(self.listener.stop)
         self.keys.close()
@@ -242,6 +255,7 @@ def create_app(
         conversations,
         responses,
         containers,
+        limits,
         organization,
         projects,
     ):  # runs before threads: /threads/runs

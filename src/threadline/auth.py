@@ -27,12 +27,14 @@ from typing import Any
 import sqlalchemy as sa
 
 from .store import Store, now, schema
-from .store.projects import KEY_CHANNEL, announce_key_change
+from .store.projects import KEY_CHANNEL, announce_key_change, touch_keys
 from .tenancy import DEFAULT_PROJECT_ID
 
 log = logging.getLogger("threadline.auth")
 
 CHANNEL = KEY_CHANNEL
+# How stale a key's `last_used_at` may be, in seconds: one write per key per minute, not one per request.
+TOUCH_EVERY_S = 60
 
 # The id of the key that made the current request (key_<sha256 prefix>; never the key), set by the middleware and
 # recorded with the usage the request causes.
@@ -56,6 +58,7 @@ class Access:
     project_id: str | None = None
     admin: bool = False
     expires_at: int | None = None  # admin keys: when the key stops working (None: never)
+    stored: bool = False  # a project or admin key of the tables (which keep its `last_used_at`)
 
 
 @dataclass
@@ -144,6 +147,7 @@ class KeyChecker:
         self._param = "%s" if store.backend == "postgres" else "?"
         self._listener = KeyListener(store) if store.backend == "postgres" else None
         self._cache = _Cache(generation=-1)
+        self._touched: dict[str, int] = {}  # digest -> when this process last wrote its last_used_at
 
     def start(self) -> None:
         """Start following key changes made elsewhere (PostgreSQL); until then every request looks its key up."""
@@ -179,6 +183,26 @@ class KeyChecker:
             if found is not None and digest is not None:
                 cache.valid[digest] = found
         return self._access(key, found, any_stored)
+
+    def used(self, key: str) -> bool:
+        """Note that a stored project or admin key was just used. True when its `last_used_at` is due a write
+        (then call `touch`): at most once per TOUCH_EVERY_S per key and process, so the hot path stays a read."""
+        digest = hash_key(key)
+        if digest in self.env_hashes or digest in self.admin_hashes:
+            return False
+        at = now()
+        with self._lock:
+            if at - self._touched.get(digest, -TOUCH_EVERY_S) < TOUCH_EVERY_S:
+                return False
+            if len(self._touched) > 100_000:
+                self._touched.clear()
+            self._touched[digest] = at
+        return True
+
+    def touch(self, key: str) -> None:
+        """Write the key's `last_used_at` (now), unless another process did in the last TOUCH_EVERY_S."""
+        with self.store.write() as conn:
+            touch_keys(conn, [hash_key(key)], now(), TOUCH_EVERY_S)
 
     def project_status(self, project_id: str) -> str | None:
         """`active` or `archived` for an existing project, None for an unknown id: what an admin key's (or an open
@@ -225,17 +249,18 @@ class KeyChecker:
     def _access(self, key: str | None, found: Access | None, any_stored: bool) -> Access:
         if found is not None:
             return _unexpired(found)
-        if not any_stored and not self.env_hashes:
+        if not any_stored and not self.env_hashes and not self.admin_hashes:
             return Access(Verdict.OPEN)
         return Access(Verdict.MISSING if key is None else Verdict.INVALID)
 
     def _lookup(self, digest: str | None) -> tuple[Access | None, bool]:
-        """(what the stored key with this digest allows, or None; any project key is stored): one query over the
-        unique key_hash indexes of the three key tables."""
+        """(what the stored key with this digest allows, or None; any key is stored, so the server is not open): one
+        query over the unique key_hash indexes of the three key tables."""
         p = self._param
         anything = (
             "SELECT 'any', CAST(NULL AS VARCHAR(64)), CAST(NULL AS BIGINT) "
-            "WHERE EXISTS (SELECT 1 FROM api_keys) OR EXISTS (SELECT 1 FROM project_api_keys)"
+            "WHERE EXISTS (SELECT 1 FROM api_keys) OR EXISTS (SELECT 1 FROM project_api_keys) "
+            "OR EXISTS (SELECT 1 FROM admin_api_keys)"
         )
         if digest is None:
             sql, args = anything, ()
@@ -255,9 +280,9 @@ class KeyChecker:
             if kind == "legacy":
                 found = Access(Verdict.OK, DEFAULT_PROJECT_ID)
             elif kind == "project":
-                found = Access(Verdict.OK if when is None else Verdict.ARCHIVED, project)
+                found = Access(Verdict.OK if when is None else Verdict.ARCHIVED, project, stored=True)
             elif kind == "admin":
-                found = Access(Verdict.OK, None, admin=True, expires_at=when)
+                found = Access(Verdict.OK, None, admin=True, expires_at=when, stored=True)
         return found, any(row[0] == "any" for row in rows)
 
     def _query(self, sql: str, args: tuple[Any, ...]) -> list[tuple[Any, ...]]:
@@ -302,13 +327,14 @@ class KeyChecker:
 
     @property
     def enabled(self) -> bool:
-        """Whether any key is configured right now (env, legacy or project keys)."""
-        if self.env_hashes:
+        """Whether any key is configured right now (env, legacy, project or admin keys); without any, the server
+        is open."""
+        if self.env_hashes or self.admin_hashes:
             return True
         with self.store.read() as conn:
             return any(
                 conn.execute(sa.select(t.c.seq).limit(1)).first() is not None
-                for t in (schema.api_keys, schema.project_api_keys)
+                for t in (schema.api_keys, schema.project_api_keys, schema.admin_api_keys)
             )
 
     def add(self, key: str, name: str | None = None) -> bool:

@@ -74,6 +74,14 @@ class Settings(BaseSettings):
         description="JSON or TOML price file (USD per million tokens per model, tool prices) overriding the "
         "`genai-prices` package's prices (docs/projects-and-costs.md)",
     )
+    spend_alert_webhook_url: str | None = Field(
+        None,
+        description="where a spend alert that fires is POSTed as JSON (once per alert and month; a short timeout, "
+        "a few retries, never blocking a run); unset: alerts are logged and counted only (docs/projects-and-costs.md)",
+    )
+    spend_alert_webhook_timeout_s: float = Field(
+        5.0, gt=0, le=60, description="timeout of one spend alert webhook POST", json_schema_extra={"unit": "s"}
+    )
     poll_after_ms: int = Field(
         250,
         ge=0,
@@ -332,6 +340,13 @@ class Settings(BaseSettings):
     )
 
     # -- parsing ---------------------------------------------------------------------------------------------------
+    @field_validator("spend_alert_webhook_url")
+    @classmethod
+    def _webhook_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.lower().startswith(("http://", "https://")):
+            raise ValueError("expected an http:// or https:// URL")
+        return value
+
     @field_validator("api_keys", "admin_keys", mode="before")
     @classmethod
     def _split_keys(cls, value: Any) -> Any:

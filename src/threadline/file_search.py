@@ -359,7 +359,9 @@ class FileSearchTool:
                 "queries": queries,  # threadline extension: what the model searched for
             },
         }
-        return ToolOutcome(output=output, call=call, references={"queries": queries, "results": refs})
+        # the stores searched: the call's usage row names its store when it searched one (store/usage.py)
+        references = {"queries": queries, "results": refs, "vector_store_ids": live}
+        return ToolOutcome(output=output, call=call, references=references)
 
     def text_processor(self, references: list[dict[str, Any]]) -> CitationProcessor | None:
         results = [r for ref in references for r in ref.get("results", [])]

@@ -30,6 +30,7 @@ PREFIXES = {
     "project": "proj_",
     "service_account": "svc_acct_",
     "audit_log": "audit_log-",
+    "spend_alert": "alert_",
 }
 # A thread is a conversation: one threads row, shown as thread_X by the Assistants API and conv_X by the
 # Conversations API (the same suffix), and either API accepts either id.

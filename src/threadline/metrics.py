@@ -90,6 +90,19 @@ PROVIDER_ERRORS = Counter(
     ("gen_ai_provider_name", "error_type"),
 )
 
+RATE_LIMITED = Counter(
+    "threadline_rate_limited",
+    "Runs, responses and model calls refused by a limit, by limit (requests, tokens, spend).",
+    ("limit",),
+)
+SPEND_ALERTS = Counter(
+    "threadline_spend_alerts",
+    "Spend alerts fired (once per alert and month), by scope (organization or project id).",
+    ("scope",),
+)
+SPEND_ALERT_WEBHOOKS = Counter(
+    "threadline_spend_alert_webhooks", "Spend alert webhook deliveries, by outcome (delivered, failed).", ("outcome",)
+)
 
 # -- runs --------------------------------------------------------------------------------------------------------
 

@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 import secrets
 from typing import Any
 
 import orjson
 
-from .api.errors import APIError, BodyError
+from .api.errors import APIError, BodyError, database_unavailable, database_unreachable
 from .auth import Access, AdminVerdict, KeyChecker, Verdict, key_id, request_key_id
 from .config import Settings
 from .logs import request_id as request_id_var
 from .services.errors import size_text
 from .tenancy import DEFAULT_PROJECT_ID, current_project
+
+log = logging.getLogger("threadline.auth")
 
 BETA_PATHS = ("/v1/assistants", "/v1/threads")
 ORGANIZATION_PATH = "/v1/organization/"
@@ -38,8 +41,10 @@ V1_DEPRECATED = (
 )
 
 
-def _error(status: int, message: str, code: str | None, request_id: str) -> tuple[dict, dict]:
-    body = orjson.dumps({"error": {"message": message, "type": "invalid_request_error", "param": None, "code": code}})
+def _error(
+    request_id: str, status: int, message: str, code: str | None, kind: str = "invalid_request_error"
+) -> tuple[dict, dict]:
+    body = orjson.dumps({"error": {"message": message, "type": kind, "param": None, "code": code}})
     start = {
         "type": "http.response.start",
         "status": status,
@@ -56,6 +61,7 @@ class APIMiddleware:
     def __init__(self, app, keys: KeyChecker | None = None) -> None:  # noqa: ANN001
         self.app = app
         self.keys = keys
+        self._touches: set[asyncio.Task[None]] = set()
 
     async def __call__(self, scope, receive, send) -> None:  # noqa: ANN001
         if scope["type"] != "http":
@@ -69,43 +75,20 @@ class APIMiddleware:
         if path.startswith("/v1/"):
             current_project.set(DEFAULT_PROJECT_ID)
         if self.keys is not None and path.startswith("/v1/"):
-            auth = headers.get(b"authorization", b"").decode("latin-1")
-            key = auth[7:].strip() if auth.lower().startswith("bearer ") else ""
-            if path.startswith(ORGANIZATION_PATH):
-                # a table lookup (a network round trip on PostgreSQL): off the event loop; admin calls are rare
-                admin = await asyncio.to_thread(self.keys.verify_admin, key or None)
-                verdict = _ADMIN_AS_VERDICT[admin]
-                if admin is AdminVerdict.NOT_ADMIN:
-                    failure = (401, NOT_ADMIN, None)
-                access = None
-            else:
-                access = self.keys.resolve(key or None)  # looked up per request: key changes apply at once
-                verdict = access.verdict
-            request_key_id.set(key_id(key) if key else None)
-            if failure is not None:
-                pass
-            elif verdict is Verdict.MISSING:
-                failure = (
-                    401,
-                    "You didn't provide an API key. You need to provide your API key in an "
-                    "Authorization header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY).",
-                    None,
-                )
-            elif verdict is Verdict.INVALID:
-                failure = (401, f"Incorrect API key provided: {shown_key(key)}.", "invalid_api_key")
-            elif verdict is Verdict.ARCHIVED:
-                assert access is not None
-                failure = archived_project(access.project_id or "")
-            elif access is not None:
-                header = headers.get(b"openai-project", b"").decode("latin-1").strip()
-                project, failure = request_project(self.keys, access, header)
-                current_project.set(project)
+            try:
+                failure = await self._authenticate(headers, path)
+            except Exception as exc:
+                if not database_unreachable(exc):
+                    raise
+                log.warning("database unavailable: %s", exc)
+                error = database_unavailable()
+                failure = (error.status, error.message, None, "server_error")
         if failure is None and path.startswith(BETA_PATHS):
             beta = headers.get(b"openai-beta", b"").decode("latin-1")
             if "assistants=v1" in beta.replace(" ", ""):
                 failure = (400, V1_DEPRECATED, "invalid_beta")
         if failure is not None:
-            start, body = _error(*failure, request_id)
+            start, body = _error(request_id, *failure)
             await send(start)
             await send(body)
             return
@@ -117,6 +100,57 @@ class APIMiddleware:
             await send(message)
 
         await self.app(scope, receive, send_with_id)
+
+    async def _authenticate(self, headers: dict[bytes, bytes], path: str) -> tuple | None:
+        """Check the request's key and set its key id and project; the failure to answer with, or None."""
+        assert self.keys is not None
+        failure = None
+        auth = headers.get(b"authorization", b"").decode("latin-1")
+        key = auth[7:].strip() if auth.lower().startswith("bearer ") else ""
+        if path.startswith(ORGANIZATION_PATH):
+            # a table lookup (a network round trip on PostgreSQL): off the event loop; admin calls are rare
+            admin = await asyncio.to_thread(self.keys.verify_admin, key or None)
+            verdict = _ADMIN_AS_VERDICT[admin]
+            if admin is AdminVerdict.NOT_ADMIN:
+                failure = (401, NOT_ADMIN, None)
+            access = None
+        else:
+            access = self.keys.resolve(key or None)  # looked up per request: key changes apply at once
+            verdict = access.verdict
+        request_key_id.set(key_id(key) if key else None)
+        if failure is not None:
+            pass
+        elif verdict is Verdict.MISSING:
+            failure = (
+                401,
+                "You didn't provide an API key. You need to provide your API key in an "
+                "Authorization header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY).",
+                None,
+            )
+        elif verdict is Verdict.INVALID:
+            failure = (401, f"Incorrect API key provided: {shown_key(key)}.", "invalid_api_key")
+        elif verdict is Verdict.ARCHIVED:
+            assert access is not None
+            failure = archived_project(access.project_id or "")
+        elif access is not None:
+            header = headers.get(b"openai-project", b"").decode("latin-1").strip()
+            project, failure = request_project(self.keys, access, header)
+            current_project.set(project)
+        if failure is None and key and (access is None or access.stored) and self.keys.used(key):
+            self._touch(key)
+        return failure
+
+    def _touch(self, key: str) -> None:
+        """Write the key's `last_used_at` beside the request, off the event loop (a failure is only logged)."""
+        assert self.keys is not None
+        task = asyncio.create_task(asyncio.to_thread(self.keys.touch, key))
+        self._touches.add(task)
+        task.add_done_callback(self._touched)
+
+    def _touched(self, task: asyncio.Task[None]) -> None:
+        self._touches.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.warning("recording a key's last use failed", exc_info=task.exception())
 
 
 def shown_key(key: str) -> str:

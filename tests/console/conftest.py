@@ -2,13 +2,15 @@
 
 Fixtures:
     browser      (session)  a Playwright Browser on /usr/bin/chromium (THREADLINE_CHROMIUM overrides the path)
-    server       (module)   a server with API keys and the scripted fake LLM, per backend
+    server       (module)   a server with an API key, an admin key, the test price file (PRICES) and the scripted
+                            fake LLM, per backend
     console      (function) Console: a signed-in page at 1280x900 (console.page) plus helpers; screenshots go to
                             the test's output folder (console.shot(name))
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import time
@@ -24,6 +26,13 @@ from support.llm import llm_server
 from support.server import ServerFactory, ServerHandle
 
 KEY = "sk-console-test-key-1"
+ADMIN_KEY = "sk-console-admin-key-1"
+# The test price file (USD per million tokens / per unit): round, unreal numbers, so the page's figures are easy to
+# check by hand and cannot come from genai-prices.
+PRICES = {
+    "models": {"gpt-4o": {"input_per_mtok": 1000.0, "cached_input_per_mtok": 500.0, "output_per_mtok": 2000.0}},
+    "tools": {"code_interpreter_session": 0.25, "vector_store_gb_day": 0.1, "file_search_call": 0.5},
+}
 CHROMIUM = os.environ.get("THREADLINE_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
     "--headless",
@@ -53,12 +62,23 @@ def browser() -> Iterator[Any]:
 
 
 @pytest.fixture(scope="module")
-def server(server_factory: ServerFactory, backend: str, fake_llm: FakeOpenAI) -> Iterator[ServerHandle]:
+def price_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("prices") / "prices.json"
+    path.write_text(json.dumps(PRICES))
+    return path
+
+
+@pytest.fixture(scope="module")
+def server(
+    server_factory: ServerFactory, backend: str, fake_llm: FakeOpenAI, price_file: Path
+) -> Iterator[ServerHandle]:
     yield from llm_server(
         server_factory,
         backend,
         fake_llm,
         THREADLINE_API_KEYS=KEY,
+        THREADLINE_ADMIN_KEYS=ADMIN_KEY,
+        THREADLINE_PRICES_FILE=str(price_file),
         THREADLINE_SANDBOX_TIMEOUT_S="20",
         THREADLINE_SANDBOX_WARM_POOL="1",
     )
@@ -89,7 +109,11 @@ class Console:
         return self.server.root_url + "/"
 
     def go(self, hash_path: str) -> None:
+        """Open `hash_path` and wait until the page shows it (not the previous page's content)."""
         self.page.goto(self.url + hash_path)
+        self.page.wait_for_function(
+            "h => document.getElementById('main').dataset.route === h", arg=hash_path, timeout=WAIT_MS
+        )
         self.page.wait_for_selector("main h1", timeout=WAIT_MS)
 
     def shot(self, name: str, full_page: bool = True) -> Path:

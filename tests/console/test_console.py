@@ -16,7 +16,7 @@ import pytest
 from fakes import Reply, ToolCallSpec
 from support.sdk import vector_stores
 
-from .conftest import KEY, wait_until
+from .conftest import ADMIN_KEY, KEY, wait_until
 
 PLOT = "import matplotlib.pyplot as plt\nplt.plot([1, 2, 3], [2, 4, 3])\nplt.title('console test')\nprint('plotted')\n"
 ZEBRAS = b"Zebras have black and white stripes. The stripes help with thermoregulation and confuse biting flies."
@@ -287,27 +287,119 @@ def test_files_page_uploads_with_progress(console, tmp_path):  # noqa: ANN001
     console.shot("vector-store")
 
 
-def test_usage_page(console, client, fake_llm, api):  # noqa: ANN001
+def test_usage_and_cost_page(console, client, fake_llm, api, server):  # noqa: ANN001
+    """Spend on the page is the test price file applied to the run's tokens, and the day's total equals
+    /v1/organization/costs for the same project and days."""
+    import httpx
+
     page = console.page
     assistant = make_assistant(client, name="Usage")
     thread = client.beta.threads.create(messages=[{"role": "user", "content": "count my tokens"}])
-    fake_llm.script(Reply(text="Counted.", prompt_tokens=120, completion_tokens=30))
+    # 120,000 in at $1,000/M + 30,000 out at $2,000/M = $120 + $60: more than any other run of the module.
+    fake_llm.script(Reply(text="Counted.", prompt_tokens=120_000, completion_tokens=30_000))
     run = client.beta.threads.runs.create_and_poll(thread_id=thread.id, assistant_id=assistant.id, poll_interval_ms=50)
-    assert run.usage.total_tokens == 150
+    assert run.usage.total_tokens == 150_000
     usage = api.get("/console/usage", params={"days": 7}).json()
+    assert usage["cost_available"] is True and "gpt-4o" not in usage["unpriced_models"]
     mine = [b for b in usage["buckets"] if b["assistant_id"] == assistant.id]
-    assert len(mine) == 1 and mine[0]["model"] == "gpt-4o" and mine[0]["runs"] == 1
-    assert (mine[0]["prompt_tokens"], mine[0]["completion_tokens"], mine[0]["total_tokens"]) == (120, 30, 150)
-    assert mine[0]["cost"] is None and usage["cost_available"] is False
+    assert len(mine) == 1 and mine[0]["model"] == "gpt-4o" and mine[0]["kind"] == "completion"
+    tokens = (mine[0]["prompt_tokens"], mine[0]["completion_tokens"], mine[0]["total_tokens"])
+    assert tokens == (120_000, 30_000, 150_000)
+    assert mine[0]["cost"] == pytest.approx(180.0) and mine[0]["project_id"] == "proj_default"
     assert mine[0]["day"] <= run.created_at < mine[0]["day"] + 86_400
-    assert usage["top_runs"][0]["usage"]["total_tokens"] >= 150
+    top = usage["top_runs"][0]
+    assert (top["id"], top["thread_id"], top["status"]) == (run.id, thread.id, "completed")
+    assert top["cost"] == pytest.approx(180.0) and top["usage"]["total_tokens"] == 150_000
+    assert usage["top_threads"][0]["thread_id"] == thread.id and usage["top_threads"][0]["cost"] == pytest.approx(180.0)
+    # The same days through OpenAI's costs endpoint (an admin key) give the same total, to the cent's millionth.
+    costs = httpx.get(
+        server.base_url + "/organization/costs",
+        params={"start_time": usage["start"], "end_time": usage["end"], "limit": 7, "group_by": ["project_id"]},
+        headers={"Authorization": f"Bearer {ADMIN_KEY}"},
+    ).json()
+    amounts = [r["amount"]["value"] for b in costs["data"] for r in b["results"] if r["project_id"] == "proj_default"]
+    assert sum(amounts) == pytest.approx(usage["total_cost"], abs=1e-6) and usage["total_cost"] >= 180.0
+
     console.go("#/usage")
-    assert page.locator("svg.chart rect").count() >= 1
-    assert page.locator(f"a[href='#/threads/{thread.id}/runs/{run.id}']").count() == 1
+    assert page.locator("svg.chart").count() == 2 and page.locator("svg.chart rect").count() >= 2
+    assert page.locator("h2", has_text="Spend per day by model (USD)").count() == 1
+    assert page.locator("tr[data-group='gpt-4o'] td.spend").text_content().startswith("$18")
+    run_row = page.locator(f"tr:has(a[href='#/threads/{thread.id}/runs/{run.id}'])")
+    assert run_row.locator("td.spend").text_content() == "$180.00"
+    assert page.locator(f"tr:has(a[href='#/threads/{thread.id}']) td.spend").first.text_content() == "$180.00"
     page.get_by_label("Group by").select_option("assistant")
     page.get_by_role("button", name="Show").click()
-    page.wait_for_selector(f"main td:has-text('Usage ({assistant.id})')")
+    row = page.locator(f"tr[data-group='Usage ({assistant.id})']")
+    row.wait_for()
+    assert row.locator("td.spend").text_content() == "$180.00"
+    assert row.locator("td.tokens").text_content() == "150,000"
+    console.assert_labelled()
     console.shot("usage")
+    page.get_by_label("Group by").select_option("project")
+    page.get_by_role("button", name="Show").click()
+    page.wait_for_selector("main h2:has-text('Spend per day by project')")
+    assert page.locator("main td.spend").first.text_content() == page.locator("dd.total-spend").text_content()
+
+    # The most expensive run links to its timeline, which prices each step and each model call.
+    page.get_by_role("link", name=run.id).first.click()
+    page.wait_for_selector(f"main h1:has-text('{run.id}')")
+    assert page.locator("dd.run-cost").text_content().startswith("$180.00")
+    assert page.locator("li.step .step-cost").all_text_contents() == ["$180.00"]
+    console.shot("run-cost")
+    turn = page.locator("main table").last.locator("tbody tr")
+    assert turn.count() == 1 and turn.locator("td").last.text_content() == "$180.00"
+
+
+def test_responses_api_traffic_is_counted(console, api, fake_llm):  # noqa: ANN001
+    """A Responses-API call is spend too: in the daily buckets (no assistant) and among the costliest."""
+    fake_llm.script(Reply(text="Answered.", prompt_tokens=50_000, completion_tokens=10_000))
+    response = api.post("/responses", json={"model": "gpt-4o", "input": "What does this cost?"})
+    assert response.status_code == 200, response.text
+    response_id = response.json()["id"]
+    usage = api.get("/console/usage", params={"days": 7}).json()
+    top = {r["id"]: r for r in usage["top_runs"]}
+    assert top[response_id]["object"] == "response" and top[response_id]["cost"] == pytest.approx(70.0)
+    assert top[response_id]["usage"]["total_tokens"] == 60_000 and top[response_id]["status"] == "completed"
+    no_assistant = [b for b in usage["buckets"] if b["kind"] == "completion" and b["assistant_id"] is None]
+    assert sum(b["cost"] for b in no_assistant) >= 70.0
+    console.go("#/usage?by=assistant")
+    row = console.page.locator("tr[data-group='(no assistant: Responses API)']")
+    assert row.locator("td.spend").text_content().startswith("$7")
+    listed = console.page.locator(f"tr:has-text('{response_id}')")
+    assert listed.locator("td.spend").text_content() == "$70.00"
+
+
+def test_run_cost_counts_tools_and_steps(api, client, fake_llm, knowledge):  # noqa: ANN001
+    """A run with a file_search call: each step priced at the run's model, the call at the tool price."""
+    assistant = make_assistant(
+        client, tools=[{"type": "file_search"}], tool_resources={"file_search": {"vector_store_ids": [knowledge.id]}}
+    )
+    thread = client.beta.threads.create(messages=[{"role": "user", "content": "Zebras?"}])
+    fake_llm.script(
+        Reply(tool_calls=[ToolCallSpec("file_search", json.dumps({"queries": ["zebra"]}))], prompt_tokens=1000),
+        Reply(text="Stripes.", prompt_tokens=2000, completion_tokens=500),
+    )
+    run = client.beta.threads.runs.create_and_poll(thread_id=thread.id, assistant_id=assistant.id, poll_interval_ms=50)
+    assert run.status == "completed"
+    cost = api.get(f"/console/threads/{thread.id}/runs/{run.id}/cost").json()
+    steps = client.beta.threads.runs.steps.list(run_id=run.id, thread_id=thread.id, order="asc").data
+    expected = [(s.usage.prompt_tokens * 1000 + s.usage.completion_tokens * 2000) / 1e6 for s in steps]
+    assert [cost["steps"][s.id]["cost"] for s in steps] == pytest.approx(expected)
+    assert cost["tools"] == [
+        {
+            "kind": "file_search_call",
+            "line_item": "file search tool calls",
+            "quantity": 1,
+            "quantity_unit": "calls",
+            "cost": 0.5,
+        }
+    ]
+    assert cost["cost"]["models"] == pytest.approx(sum(expected))
+    assert cost["cost"]["total"] == pytest.approx(sum(expected) + 0.5)
+    assert len(cost["turns"]) == 2 and cost["price"]["source"] == "file"
+    other = client.beta.threads.create()
+    missing = api.get(f"/console/threads/{other.id}/runs/{run.id}/cost")
+    assert missing.status_code == 404 and missing.json()["error"]["message"] == f"No run found with id '{run.id}'."
 
 
 def test_threads_list_search_and_pagination(console, client, api):  # noqa: ANN001
@@ -364,6 +456,8 @@ def test_phone_width(console, path):  # noqa: ANN001
     assert overflow <= 1, f"{path} scrolls sideways by {overflow}px at 375px"
     if path == "#/playground":
         console.shot("phone-playground")
+    if path == "#/usage":
+        console.shot("phone-usage")
 
 
 def test_search_extension_keeps_the_openai_shape(spec_http, api, knowledge):  # noqa: ANN001

@@ -102,6 +102,8 @@ def test_values_are_parsed_and_aliases_kept() -> None:
         ("THREADLINE_METRICS", "maybe"),
         ("THREADLINE_SEARCH_MODE", "fuzzy"),
         ("THREADLINE_MAX_BODY_BYTES", "8MB"),
+        ("THREADLINE_SPEND_ALERT_WEBHOOK_URL", "hooks.example.com/alerts"),
+        ("THREADLINE_SPEND_ALERT_WEBHOOK_TIMEOUT_S", "0"),
     ],
 )
 def test_create_app_refuses_an_invalid_setting(

@@ -11,7 +11,9 @@ import threading
 import time
 from typing import Any
 
+import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from fakes import Reply, ToolCallSpec
 from support.sdk import make_client
@@ -104,6 +106,51 @@ def test_sdk_across_two_api_and_two_worker_processes(cluster: Cluster, backend: 
         assert client.beta.threads.runs.retrieve(run_id, thread_id=thread_id).status == expected
         with http_client(a) as ha:
             nothing_open(ha, thread_id, run_id)
+
+
+def completed_runs(handle: Any) -> float:
+    """Runs this process (alone: not a `serve --workers N` group) brought to `completed`, from its /metrics."""
+    text = httpx.get(f"{handle.root_url}/metrics", timeout=30).text
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == "threadline_runs_total" and sample.labels.get("status") == "completed":
+                return sample.value
+    return 0.0
+
+
+def test_creator_with_a_free_worker_executes_its_runs_others_take_the_rest(
+    cluster: Cluster,
+    backend: str,
+    fake_llm,  # noqa: ANN001
+) -> None:
+    """A background run is executed by the process that created it while a worker of that process is free (no
+    other process is woken to race for it); when none is free, another process takes it at once (NOTIFY)."""
+    postgres_only(backend)
+    a = cluster.api(**NO_POLL)
+    b = cluster.api(**NO_POLL)
+    with http_client(a) as http:
+        assistant = http.post("/assistants", json={"model": "gpt-4o"}).json()["id"]
+        for i in range(8):
+            thread_id = http.post("/threads", json={"messages": [{"role": "user", "content": f"x{i}"}]}).json()["id"]
+            run = http.post(f"/threads/{thread_id}/runs", json={"assistant_id": assistant}).json()
+            assert wait_run(http, thread_id, run["id"], TERMINAL, PICKUP_BOUND_S)["status"] == "completed"
+    assert (completed_runs(a), completed_runs(b)) == (8, 0)
+
+    busy = cluster.api(THREADLINE_RUN_WORKERS="1", **NO_POLL)
+    with http_client(busy) as http:
+        fake_llm.script(slow(30))
+        thread_id = http.post("/threads", json={"messages": [{"role": "user", "content": "slow"}]}).json()["id"]
+        slow_run = http.post(f"/threads/{thread_id}/runs", json={"assistant_id": assistant}).json()
+        assert wait_run(http, thread_id, slow_run["id"], TERMINAL | {"in_progress"}, PICKUP_BOUND_S)["status"] == (
+            "in_progress"
+        )
+        # its only worker is busy: the next run it creates goes to a or b
+        other = http.post("/threads", json={"messages": [{"role": "user", "content": "next"}]}).json()["id"]
+        run = http.post(f"/threads/{other}/runs", json={"assistant_id": assistant}).json()
+        assert wait_run(http, other, run["id"], TERMINAL, PICKUP_BOUND_S)["status"] == "completed"
+        assert completed_runs(a) + completed_runs(b) == 9 and completed_runs(busy) == 0
+        http.post(f"/threads/{thread_id}/runs/{slow_run['id']}/cancel")
+        assert wait_run(http, thread_id, slow_run["id"], TERMINAL, CANCEL_BOUND_S)["status"] == "cancelled"
 
 
 def test_killed_worker_runs_end_failed_and_others_go_on(cluster: Cluster, backend: str, fake_llm) -> None:  # noqa: ANN001

@@ -47,6 +47,9 @@ JSON_ENDPOINTS = [
     ("create_response", "POST", "/responses"),
     ("compact_response", "POST", "/responses/compact"),
     ("create_admin_key", "POST", "/organization/admin_api_keys"),
+    ("create_project", "POST", "/organization/projects"),
+    ("modify_project", "POST", "/organization/projects/{proj}"),
+    ("create_service_account", "POST", "/organization/projects/{proj}/service_accounts"),
 ]
 BODY_OPTIONAL = ("create_thread", "modify_thread", "modify_assistant", "modify_message", "create_conversation")
 MALFORMED_BODIES = {
@@ -573,6 +576,11 @@ def _console_cases() -> list[Case]:
         ("console_usage-days_zero", "GET", "/console/usage", {"params": {"days": 0}}, 400),
         ("console_usage-days_over_max", "GET", "/console/usage", {"params": {"days": 367}}, 400),
         ("console_usage-end_text", "GET", "/console/usage", {"params": {"end": "soon"}}, 400),
+        ("console_usage-scope_unknown", "GET", "/console/usage", {"params": {"scope": "everything"}}, 400),
+        ("console_run_cost-thread_bad_prefix", "GET", "/console/threads/nope/runs/{run}/cost", {}, 400),
+        ("console_run_cost-run_bad_prefix", "GET", "/console/threads/{run_thread}/runs/nope/cost", {}, 400),
+        ("console_run_cost-run_of_another_thread", "GET", "/console/threads/{thread}/runs/{run}/cost", {}, 404),
+        ("console_run_cost-run_nul", "GET", "/console/threads/{run_thread}/runs/run_%00/cost", {}, 400),
         ("console_unknown", "GET", "/console/nothing", {}, 404),
         ("console_session-post", "POST", "/console/session", {"json": {}}, 405),
     ]
@@ -1354,6 +1362,7 @@ def _organization_cases() -> list[Case]:
         "page_nul": (usage, {"start_time": 0, "page": "page_\x00"}),
         "batch_maybe": (usage, {"start_time": 0, "batch": "maybe"}),
         "models_nul": (usage, {"start_time": 0, "models[]": "a\x00"}),
+        "thread_ids_conversation_nul": (usage, {"start_time": 0, "thread_ids[]": "conv_\x00"}),
         "costs_hourly": ("/organization/costs", {"start_time": 0, "bucket_width": "1h"}),
         "costs_limit_181": ("/organization/costs", {"start_time": 0, "limit": 181}),
         "costs_group_by_model": ("/organization/costs", {"start_time": 0, "group_by[]": "model"}),
@@ -1389,6 +1398,141 @@ def _organization_cases() -> list[Case]:
         ("admin_key-get_unknown", "GET", "/organization/admin_api_keys/key_nope", {}, 404),
         ("admin_key-delete_unknown", "DELETE", "/organization/admin_api_keys/key_nope", {}, 404),
         ("usage_run-unknown", "GET", "/organization/usage/runs/run_nope", {}, 404),
+        ("usage_response-unknown", "GET", "/organization/usage/responses/resp_nope", {}, 404),
+    ]
+    return cases + _project_cases()
+
+
+def _project_cases() -> list[Case]:
+    """Projects, service accounts, project keys, users and the audit log. No case may create a key: the table's
+    server is open, and a project key would close it."""
+    queries: dict[str, tuple[str, dict[str, Any]]] = {
+        "projects_limit_zero": ("/organization/projects", {"limit": 0}),
+        "projects_limit_101": ("/organization/projects", {"limit": 101}),
+        "projects_limit_text": ("/organization/projects", {"limit": "many"}),
+        "projects_include_archived_maybe": ("/organization/projects", {"include_archived": "maybe"}),
+        "projects_after_nul": ("/organization/projects", {"after": "proj_\x00"}),
+        "service_accounts_limit_zero": ("/organization/projects/{proj}/service_accounts", {"limit": 0}),
+        "api_keys_limit_101": ("/organization/projects/{proj}/api_keys", {"limit": 101}),
+        "api_keys_owner_access_bad": ("/organization/projects/{proj}/api_keys", {"owner_project_access": "all"}),
+        "users_limit_zero": ("/organization/projects/{proj}/users", {"limit": 0}),
+        "audit_effective_at_text": ("/organization/audit_logs", {"effective_at[gt]": "soon"}),
+        "audit_effective_at_negative": ("/organization/audit_logs", {"effective_at[lte]": -1}),
+        "audit_limit_zero": ("/organization/audit_logs", {"limit": 0}),
+        "audit_after_and_before": ("/organization/audit_logs", {"after": "audit_log-a", "before": "audit_log-b"}),
+        "audit_event_types_nul": ("/organization/audit_logs", {"event_types[]": "project.created\x00"}),
+        "audit_after_nul": ("/organization/audit_logs", {"after": "audit_log-\x00"}),
+    }
+    cases: list[Case] = [
+        (f"organization-{name}", "GET", path, {"params": params}, 400) for name, (path, params) in queries.items()
+    ]
+    project_bodies: dict[str, dict[str, Any]] = {
+        "name_int": {"name": 5},
+        "name_empty": {"name": ""},
+        "name_too_long": {"name": "n" * 257},
+        "name_nul": {"name": "a\x00"},
+        "name_list": {"name": ["a"]},
+    }
+    cases += [
+        (f"create_project-{name}", "POST", "/organization/projects", {"json": body}, 400)
+        for name, body in {**project_bodies, "missing_name": {}, "residency_int": {"name": "p", "residency": 1}}.items()
+    ]
+    cases += [
+        (f"modify_project-{name}", "POST", "/organization/projects/{proj}", {"json": body}, 400)
+        for name, body in project_bodies.items()
+    ]
+    account_bodies = {
+        **project_bodies,
+        "missing_name": {},
+        "only_text": {"name": "s", "create_service_account_only": "yes"},
+    }
+    cases += [
+        (f"create_service_account-{name}", "POST", "/organization/projects/{proj}/service_accounts", {"json": b}, 400)
+        for name, b in account_bodies.items()
+    ]
+    unknown = "/organization/projects/proj_nope"
+    proj = "/organization/projects/{proj}"
+    cases += [
+        ("project-get_unknown", "GET", unknown, {}, 404),
+        ("project-modify_unknown", "POST", unknown, {"json": {"name": "x"}}, 404),
+        ("project-archive_unknown", "POST", f"{unknown}/archive", {}, 404),
+        ("project-service_accounts_unknown", "GET", f"{unknown}/service_accounts", {}, 404),
+        ("project-create_service_account_unknown", "POST", f"{unknown}/service_accounts", {"json": {"name": "s"}}, 404),
+        ("project-api_keys_unknown", "GET", f"{unknown}/api_keys", {}, 404),
+        ("project-users_unknown", "GET", f"{unknown}/users", {}, 404),
+        ("project-service_account_unknown", "GET", proj + "/service_accounts/svc_acct_x", {}, 404),
+        ("project-delete_service_account_unknown", "DELETE", proj + "/service_accounts/x", {}, 404),
+        ("project-api_key_unknown", "GET", proj + "/api_keys/key_nope", {}, 404),
+        ("project-delete_api_key_unknown", "DELETE", proj + "/api_keys/key_nope", {}, 404),
+        ("project-user_unknown", "GET", proj + "/users/user_nope", {}, 404),
+        ("project-modify_default", "POST", "/organization/projects/proj_default", {"json": {"name": "x"}}, 400),
+        ("project-archive_default", "POST", "/organization/projects/proj_default/archive", {}, 400),
+        ("project-id_nul", "GET", "/organization/projects/proj_%00", {}, 400),
+    ]
+    return cases
+
+
+def _limits_cases() -> list[Case]:
+    """Rate limits, spend limits and spend alerts (organization and project paths)."""
+    project = "/organization/projects/proj_default"
+    lists = {
+        "rate_limits_limit_zero": (f"{project}/rate_limits", {"limit": 0}),
+        "rate_limits_limit_101": (f"{project}/rate_limits", {"limit": 101}),
+        "rate_limits_limit_text": (f"{project}/rate_limits", {"limit": "all"}),
+        "rate_limits_after_nul": (f"{project}/rate_limits", {"after": "rl-\x00"}),
+        "alerts_limit_101": ("/organization/spend_alerts", {"limit": 101}),
+        "alerts_order_up": ("/organization/spend_alerts", {"order": "up"}),
+        "alerts_before_nul": (f"{project}/spend_alerts", {"before": "alert_\x00"}),
+    }
+    cases: list[Case] = [(f"limits-{n}", "GET", path, {"params": q}, 400) for n, (path, q) in lists.items()]
+    limit_ok = {"threshold_amount": 100, "currency": "USD", "interval": "month"}
+    alert_ok = {**limit_ok, "notification_channel": {"type": "email", "recipients": ["a@b.c"]}}
+    spends = {
+        "missing": {},
+        "zero": {**limit_ok, "threshold_amount": 0},
+        "float": {**limit_ok, "threshold_amount": 1.5},
+        "text": {**limit_ok, "threshold_amount": "100"},
+        "huge": {**limit_ok, "threshold_amount": 10**30},
+        "euro": {**limit_ok, "currency": "EUR"},
+        "weekly": {**limit_ok, "interval": "week"},
+        "unknown_field": {**limit_ok, "hard": True},
+    }.items()
+    alerts = {
+        "missing_channel": limit_ok,
+        "negative": {**alert_ok, "threshold_amount": -1},
+        "channel_sms": {**alert_ok, "notification_channel": {"type": "sms", "recipients": []}},
+        "recipients_text": {**alert_ok, "notification_channel": {"type": "email", "recipients": "a@b.c"}},
+        "recipients_101": {**alert_ok, "notification_channel": {"type": "email", "recipients": ["a@b.c"] * 101}},
+        "subject_int": {**alert_ok, "notification_channel": {"type": "email", "recipients": [], "subject_prefix": 5}},
+    }.items()
+    rates = {
+        "negative": {"max_requests_per_1_minute": -1},
+        "float": {"max_tokens_per_1_minute": 2.5},
+        "text": {"max_tokens_per_1_minute": "many"},
+        "unknown_field": {"max_requests_per_1_hour": 5},
+        "array": [],
+    }.items()
+    for base in ("/organization", project):
+        scope = "org" if base == "/organization" else "project"
+        cases += [(f"spend_limit-{scope}-{n}", "POST", f"{base}/spend_limit", {"json": b}, 400) for n, b in spends]
+        cases += [(f"spend_alert-{scope}-{n}", "POST", f"{base}/spend_alerts", {"json": b}, 400) for n, b in alerts]
+        cases += [
+            (f"spend_alert-{scope}-get_unknown", "GET", f"{base}/spend_alerts/alert_nope", {}, 404),
+            (f"spend_alert-{scope}-update_unknown", "POST", f"{base}/spend_alerts/alert_nope", {"json": alert_ok}, 404),
+            (f"spend_alert-{scope}-delete_unknown", "DELETE", f"{base}/spend_alerts/alert_nope", {}, 404),
+            (f"spend_alert-{scope}-id_nul", "GET", f"{base}/spend_alerts/alert_%00", {}, 400),
+            (f"spend_limit-{scope}-malformed", "POST", f"{base}/spend_limit", {"content": b'{"currency": '}, 400),
+        ]
+    cases += [(f"rate_limit-{n}", "POST", f"{project}/rate_limits/rl-m", {"json": b}, 400) for n, b in rates]
+    cases += [
+        ("rate_limit-unknown_model", "POST", f"{project}/rate_limits/rl-no-such-model", {"json": {}}, 404),
+        ("rate_limit-not_an_id", "POST", f"{project}/rate_limits/limit-7", {"json": {}}, 404),
+        ("rate_limit-id_nul", "POST", f"{project}/rate_limits/rl-%00", {"json": {}}, 400),
+        ("limits-unknown_project", "GET", "/organization/projects/proj_nope/rate_limits", {}, 404),
+        ("limits-unknown_project_spend", "GET", "/organization/projects/proj_nope/spend_limit", {}, 404),
+        ("limits-project_nul", "GET", "/organization/projects/proj_%00/spend_alerts", {}, 400),
+        ("spend_limit-org-none_set", "GET", "/organization/spend_limit", {}, 404),
+        ("spend_limit-org-delete_none", "DELETE", "/organization/spend_limit", {}, 404),
     ]
     return cases
 
@@ -1440,6 +1584,7 @@ CASES: list[Case] = (
     + _conversation_and_response_cases()
     + _container_cases()
     + _organization_cases()
+    + _limits_cases()
     + _foreign_cases()
 )
 
@@ -1490,6 +1635,7 @@ def objs(server: ServerHandle) -> dict[str, str]:
         ids["resp"] = _stored_response(server)
         ids["cntr"] = post("/containers", json={"name": "bad input"})["id"]
         ids["cfile"] = post(f"/containers/{ids['cntr']}/files", json={"file_id": ids["file"]})["id"]
+        ids["proj"] = post("/organization/projects", json={"name": "bad input"})["id"]  # no key: the server stays open
         ids.update(_foreign_objects(server))
         return ids
 

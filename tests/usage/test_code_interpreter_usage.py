@@ -61,3 +61,42 @@ def test_sessions_per_thread(admin, server, fake_llm) -> None:  # noqa: ANN001
     item = totals(costs, "line_item")[("code interpreter sessions",)]
     assert item["quantity"] == 2
     assert item["amount"] == pytest.approx(2 * PRICES["tools"]["code_interpreter_session"])
+
+
+def test_response_sessions_per_container(admin, server, fake_llm) -> None:  # noqa: ANN001
+    """A response's code_interpreter runs in a container: one session per container however many responses and
+    calls use it; each response's usage view counts the session it opened."""
+    client = make_client(server.base_url, api_key=KEY_A)
+    start = int(time.time()) - 60
+
+    def sessions() -> float:
+        page = get(admin, "/organization/usage/code_interpreter_sessions", start_time=start)
+        return totals(page).get((), {}).get("num_sessions", 0)
+
+    def cost_quantity() -> float:
+        costs = get(admin, "/organization/costs", start_time=start, group_by=["line_item"])
+        return totals(costs, "line_item").get(("code interpreter sessions",), {}).get("quantity", 0)
+
+    before, quantity_before = sessions(), cost_quantity()  # the module's other tests' sessions
+    container = client.containers.create(name="work")
+    tool = {"type": "code_interpreter", "container": container.id}
+    responses = []
+    for source in ("x = 21", "print(x * 2)"):
+        fake_llm.script(*code(source))
+        response = client.responses.create(model="model-a", input="Compute.", tools=[tool])
+        assert response.status == "completed", response.error
+        responses.append(response.id)
+    fake_llm.script(*code("print(1)"))
+    auto = client.responses.create(
+        model="model-a", input="Compute too.", tools=[{"type": "code_interpreter", "container": {"type": "auto"}}]
+    )
+    assert auto.status == "completed", auto.error
+    client.close()
+    assert sessions() - before == 2  # the named container's two responses share its session
+    first, second = (get(admin, f"/organization/usage/responses/{r}") for r in responses)
+    assert first["tools"]["code_interpreter_sessions"] == 1 and second["tools"]["code_interpreter_sessions"] == 0
+    assert first["cost"]["tools"]["code_interpreter_sessions"] == pytest.approx(
+        PRICES["tools"]["code_interpreter_session"]
+    )
+    assert get(admin, f"/organization/usage/responses/{auto.id}")["tools"]["code_interpreter_sessions"] == 1
+    assert cost_quantity() - quantity_before == 2

@@ -82,6 +82,10 @@ def test_file_search_calls(admin, searched) -> None:  # noqa: ANN001
         admin, "/organization/usage/file_search_calls", start_time=searched["start"], group_by=["assistant_id"]
     )
     assert totals(by_assistant, "assistant_id") == {(searched["assistant"],): {"num_requests": 1}}
+    by_store = get(
+        admin, "/organization/usage/file_search_calls", start_time=searched["start"], group_by=["vector_store_id"]
+    )
+    assert totals(by_store, "vector_store_id") == {(searched["store"],): {"num_requests": 1}}
     costs = get(admin, "/organization/costs", start_time=searched["start"], group_by=["line_item"])
     items = totals(costs, "line_item")
     assert items[("file search tool calls",)]["amount"] == pytest.approx(PRICES["tools"]["file_search_call"])
@@ -107,6 +111,10 @@ def test_vector_store_bytes_per_day(admin, searched) -> None:  # noqa: ANN001
         assert time.monotonic() < deadline, page
         time.sleep(0.2)
     assert searched["size"] > 0
+    by_store = get(
+        admin, "/organization/usage/vector_stores", start_time=searched["start"], group_by=["vector_store_id"]
+    )
+    assert totals(by_store, "vector_store_id") == {(searched["store"],): {"usage_bytes": searched["size"]}}
     costs = get(admin, "/organization/costs", start_time=searched["start"], group_by=["line_item"])
     item = totals(costs, "line_item")[("vector store storage",)]
     assert item["quantity"] == pytest.approx(searched["size"] / 1e9)

@@ -9,10 +9,10 @@ import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from ..services.errors import DomainError, NotFound
+from ..services.errors import DomainError, NotFound, RateLimited
 from ..store.blobs_s3 import BlobStoreError
 from ..store.storage import is_disk_full
 
@@ -84,6 +84,28 @@ def blobs_unavailable() -> APIError:
     """503 server_error: the file storage (an S3 bucket) could not be reached or refused the request; the SDK's
     automatic retries may succeed."""
     return APIError(503, "The server's file storage is unavailable right now; please try again.", type="server_error")
+
+
+def database_unreachable(exc: BaseException) -> bool:
+    """Whether `exc` says the database could not be reached, rather than that a statement was wrong: a lost
+    connection (SQLAlchemy has invalidated it), a failed connect (psycopg's plain OperationalError), or SQLite
+    still locked by another writer after its busy timeout. `exc` may be SQLAlchemy's wrapper or the driver's error
+    (raw connections, as the key checks use, raise the latter)."""
+    if isinstance(exc, DBAPIError):
+        if exc.connection_invalidated:
+            return True
+        exc = exc.orig  # the driver's own error
+    kind = type(exc)
+    if kind.__name__ == "OperationalError" and kind.__module__.startswith("psycopg"):  # exactly, not a subclass
+        return True
+    return kind.__name__ == "OperationalError" and "database is locked" in str(exc)
+
+
+def database_unavailable() -> APIError:
+    """503 server_error: the database could not be reached (restarted, connection lost, or SQLite busy beyond its
+    timeout). The transaction was rolled back, so nothing changed; the SDK's own retries (on 5xx) try again, and a
+    lost pooled connection has invalidated the pool by then, so the retry reconnects."""
+    return APIError(503, "The server's database is unavailable right now; please try again.", type="server_error")
 
 
 def not_found(kind: str, object_id: str) -> APIError:
@@ -287,7 +309,17 @@ def validation_error(err: dict[str, Any], body: Any = _NO_BODY) -> APIError:
 
 
 def domain_error(exc: DomainError) -> APIError:
-    """The wire form of a service's error: 404 for NotFound, 400 for the rest (Invalid, Conflict, ThreadLocked)."""
+    """The wire form of a service's error: 404 for NotFound, 429 for RateLimited (with OpenAI's retry-after and
+    x-ratelimit-* headers), 400 for the rest (Invalid, Conflict, ThreadLocked)."""
+    if isinstance(exc, RateLimited):
+        kind = exc.limit_type
+        headers = {
+            "retry-after": str(exc.retry_after_s),
+            f"x-ratelimit-limit-{kind}": str(exc.limit),
+            f"x-ratelimit-remaining-{kind}": str(exc.remaining),
+            f"x-ratelimit-reset-{kind}": f"{exc.retry_after_s}s",
+        }
+        return APIError(429, exc.message, type=kind, code=exc.code, headers=headers)
     return APIError(404 if isinstance(exc, NotFound) else 400, exc.message, param=exc.param, code=exc.code)
 
 
@@ -352,6 +384,9 @@ def install_handlers(app: FastAPI) -> None:
         if isinstance(exc, BlobStoreError):
             log.warning("file storage unavailable: %s", exc)
             return _respond(blobs_unavailable())
+        if database_unreachable(exc):
+            log.warning("database unavailable: %s", exc)
+            return _respond(database_unavailable())
         raise exc
 
     @app.exception_handler(Exception)

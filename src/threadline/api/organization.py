@@ -1,6 +1,7 @@
 """/v1/organization: admin keys, usage and costs (OpenAI's administration API; an admin key is required, checked
 by the middleware). Extensions: `group_by=assistant_id|thread_id`, `assistant_ids` / `thread_ids` filters, and
-`GET /v1/organization/usage/runs/{run_id}` (what each turn's prompt was made of, priced)."""
+`GET /v1/organization/usage/runs/{run_id}` and `GET /v1/organization/usage/responses/{response_id}` (what each
+model call's prompt was made of, priced)."""
 
 from __future__ import annotations
 
@@ -12,9 +13,10 @@ from fastapi.responses import Response
 from pydantic import Field
 
 from ..fields import Strict
+from ..ids import thread_row_id
 from ..services import usage as usage_service
 from ..services.prices import Prices
-from ..store import admin_keys
+from ..store import admin_keys, audit
 from .common import check_no_nul, json, runtime
 from .errors import APIError, bad_request
 from .jsonbody import JSONRoute
@@ -74,6 +76,8 @@ def _query(request: Request, group_by: tuple[str, ...], widths: tuple[str, ...])
     filters = {}
     for param, column in usage_service.FILTERS.items():
         values = _values(request, param)
+        if column == "thread_id":  # a conversation's usage is recorded on its threads row
+            values = [thread_row_id(v) for v in values]
         if values:
             filters[column] = values
     batch = q.get("batch")
@@ -150,6 +154,20 @@ async def usage_run(run_id: str, request: Request) -> Response:
     return json(await anyio.to_thread.run_sync(read))
 
 
+@router.get("/usage/responses/{response_id}")
+async def usage_response(response_id: str, request: Request) -> Response:
+    """Extension: a response's model calls (or a compaction's), what each prompt was made of, its tool use and
+    what it all cost."""
+    rt = runtime(request)
+    check_no_nul("response_id", response_id)
+
+    def read() -> dict:
+        with rt.store.read() as conn:
+            return usage_service.response_usage(conn, response_id, rt.prices)
+
+    return json(await anyio.to_thread.run_sync(read))
+
+
 @router.get("/costs")
 async def costs(request: Request) -> Response:
     query = _query(request, usage_service.COSTS_GROUP_BY, ("1d",))
@@ -163,6 +181,10 @@ async def costs(request: Request) -> Response:
 
 
 # -- admin keys -------------------------------------------------------------------------------------------------------
+
+
+# What an admin key may do, as the audit log shows it.
+ADMIN_SCOPES = ["api.management.read", "api.management.write"]
 
 
 def _admin_key_not_found(key_id: str) -> APIError:
@@ -206,6 +228,7 @@ async def create_admin_key(request: Request, body: AdminKeyCreate = Body(...)) -
         with rt.store.write() as conn:
             created = admin_keys.create(conn, name, expires_in_s=expires)
             assert created is not None  # a fresh random key
+            audit.record(conn, "api_key.created", details={"id": created["id"], "data": {"scopes": ADMIN_SCOPES}})
             return created
 
     return json(await anyio.to_thread.run_sync(create))
@@ -233,8 +256,56 @@ async def delete_admin_key(key_id: str, request: Request) -> Response:
 
     def delete() -> bool:
         with rt.store.write() as conn:
-            return admin_keys.delete(conn, key_id)
+            if not admin_keys.delete(conn, key_id):
+                return False
+            audit.record(conn, "api_key.deleted", details={"id": key_id})
+            return True
 
     if not await anyio.to_thread.run_sync(delete):
         raise _admin_key_not_found(key_id)
     return json({"id": key_id, "object": "organization.admin_api_key.deleted", "deleted": True})
+
+
+# -- audit log --------------------------------------------------------------------------------------------------------
+
+_BOUNDS = ("gt", "gte", "lt", "lte")
+
+
+@router.get("/audit_logs")
+async def list_audit_logs(request: Request) -> Response:
+    """OpenAI's audit log list: newest first, `effective_at[gt|gte|lt|lte]`, the `event_types[]`,
+    `project_ids[]`, `actor_ids[]`, `actor_emails[]` and `resource_ids[]` filters, `limit`, `after`, `before`."""
+    q = request.query_params
+    bounds = {}
+    for bound in _BOUNDS:
+        value = _int(request, f"effective_at[{bound}]")
+        if value is not None:
+            bounds[bound] = value
+    limit = _int(request, "limit", minimum=-(2**53))
+    limit = 20 if limit is None else limit
+    if not 1 <= limit <= 100:
+        raise bad_request(f"Invalid 'limit': {limit} is not between 1 and 100.", param="limit", code="invalid_value")
+    after = check_no_nul("after", q.get("after")) or None
+    before = check_no_nul("before", q.get("before")) or None
+    if after and before:
+        raise bad_request("Only one of 'after' and 'before' may be given.", param="before", code="invalid_value")
+    emails = _values(request, "actor_emails")
+    filters = {name: _values(request, name) for name in ("event_types", "project_ids", "actor_ids", "resource_ids")}
+    rt = runtime(request)
+
+    def read() -> tuple[list, bool]:
+        if emails and admin_keys.OPERATOR["email"] not in emails:
+            return [], False  # every change here is the operator's
+        with rt.store.read() as conn:
+            return audit.listed(conn, effective_at=bounds, after=after, before=before, limit=limit, **filters)
+
+    data, has_more = await anyio.to_thread.run_sync(read)
+    return json(
+        {
+            "object": "list",
+            "data": data,
+            "first_id": data[0]["id"] if data else None,
+            "last_id": data[-1]["id"] if data else None,
+            "has_more": has_more,
+        }
+    )

@@ -1,15 +1,16 @@
 """Console routes: the page and its static files, and the read-only extension endpoints the /v1 API lacks.
 
-Extensions (all GET, all under /v1 so the API-key check and, later, project scoping apply to them as to any call):
+Extensions (all GET, all under /v1 so the API-key check and project scoping apply to them as to any call):
 
-    /v1/console/session   what the console may show: auth mode, store backend, projects and cost (not there yet)
-    /v1/console/threads   list and search threads, with message/run counts, last run and token totals
-    /v1/console/usage     tokens per day by model and assistant, and the threads and runs that used the most
+    /v1/console/session                         what the console may show: auth mode, store backend, projects
+    /v1/console/threads                         list and search threads, with counts, last run and token totals
+    /v1/console/usage                           tokens and spend per day by model, assistant and project, and the
+                                                threads and runs that cost the most
+    /v1/console/threads/{t}/runs/{r}/cost       one run's cost per turn, per step and per tool
 """
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 from fastapi import APIRouter, FastAPI, Query, Request
@@ -17,14 +18,19 @@ from fastapi.responses import FileResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 from ..api.common import check_id, check_no_nul, json, runtime
-from ..api.errors import bad_request, invalid_id
+from ..api.errors import APIError, bad_request, invalid_id
+from ..auth import Access, Verdict
 from ..ids import PREFIXES, has_prefix
+from ..services import runs as run_service
+from ..services import spend
 from ..store import console as queries
-from ..store import loads
+from ..store import projects
+from ..tenancy import DEFAULT_PROJECT_ID, current_project
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 DAY_S = 86_400
 MAX_USAGE_DAYS = 366
+MAX_PROJECTS = 1000  # the switcher lists at most this many (active) projects
 MAX_TIMESTAMP = 253_402_300_799  # 9999-12-31T23:59:59Z: beyond it, times overflow the BIGINT columns' comparisons
 
 # The page loads nothing from elsewhere; images are blob: URLs made from /v1/files/{id}/content.
@@ -80,17 +86,25 @@ def _timestamp(param: str, value: str | None) -> int | None:
 
 @api.get("/session")
 def session(request: Request) -> Response:
-    """What this key may see. `projects`/`project` and `cost_available` are placeholders for project tenancy and
-    cost accounting: null/false until those exist, so the console shows tokens only and no project switcher."""
+    """What this key may see: its project (`{id, name}`), and for an admin key (or anyone on an open server) the
+    active projects it may switch between with `OpenAI-Project` (`projects`, else null). Cost is always reported
+    (priced from the usage records, services/prices.py)."""
     rt = runtime(request)
+    access = _access(request)
+    switches = _switches(access)
+    current = current_project.get() or DEFAULT_PROJECT_ID
+    with rt.store.read() as conn:
+        found = projects.get_project(conn, current)
+        listed = projects.list_projects(conn, after=None, limit=MAX_PROJECTS, include_archived=False)[0]
     return json(
         {
             "object": "console.session",
-            "auth": "api_key" if rt.keys.enabled else "open",
+            "auth": "api_key" if rt.keys.enabled or access.admin else "open",
+            "admin": access.admin,
             "backend": rt.store.backend,
-            "project": None,
-            "projects": None,
-            "cost_available": False,
+            "project": {"id": current, "name": found["name"] if found else current},
+            "projects": [{"id": p["id"], "name": p["name"]} for p in listed] if switches else None,
+            "cost_available": True,
         }
     )
 
@@ -146,57 +160,60 @@ def list_threads(
     )
 
 
+def _access(request: Request) -> Access:
+    """What the request's key allows (the middleware checked it already; this tells admin keys apart)."""
+    auth = request.headers.get("authorization", "")
+    key = auth[7:].strip() if auth.lower().startswith("bearer ") else ""
+    return runtime(request).keys.resolve(key or None)
+
+
+def _switches(access: Access) -> bool:
+    """Whether this key may look at any project (an admin key, or anyone on an open server)."""
+    return access.admin or access.verdict is Verdict.OPEN
+
+
 @api.get("/usage")
 def usage(
     request: Request,
     days: int = Query(30, ge=1, le=MAX_USAGE_DAYS),
     end: str | None = Query(None),
+    scope: str = Query("project", pattern="^(project|all)$"),
 ) -> Response:
-    """Run tokens per UTC day by model and assistant over the `days` days ending at `end` (default: now), plus the
-    TOP_N threads and runs that used the most tokens. `cost` is null until cost accounting exists."""
+    """Usage and spend per UTC day over the `days` days ending at `end` (default: today), from the usage records
+    that /v1/organization/usage and /costs sum, priced as /costs prices them (USD): one bucket per day, kind,
+    project, assistant and model; the TOP_N threads and runs that cost the most, then used the most tokens.
+
+    `scope=project` (default): the request's project (its key's, or the OpenAI-Project header's for an admin key);
+    `scope=all`: every project, for an admin key only (403 otherwise)."""
     rt = runtime(request)
-    until = _timestamp("end", end) or int(time.time())
+    projects_of_scope: list[str] | None = [current_project.get() or DEFAULT_PROJECT_ID]
+    if scope == "all":
+        if not _switches(_access(request)):
+            raise APIError(
+                403, "Only an admin key can see every project's usage (scope=all).", param="scope", code="forbidden"
+            )
+        projects_of_scope = None
+    until = _timestamp("end", end) or rt.clock.now()
     until = until - until % DAY_S + DAY_S  # through the end of that UTC day
     since = until - days * DAY_S
-    with rt.store.read() as conn:
-        found = queries.usage(conn, since, until, DAY_S)
-    runs_out = []
-    for row in found.top_runs:
-        run = loads(row.data)
-        runs_out.append(
-            {
-                "id": row.id,
-                "thread_id": row.thread_id,
-                "assistant_id": row.assistant_id,
-                "status": row.status,
-                "model": run.get("model"),
-                "created_at": row.created_at,
-                "usage": run.get("usage") or queries.usage_of(None),
-                "cost": None,
-            }
-        )
+    # Every project (an admin's scope=all): read as the server, not as the header's project.
+    token = current_project.set(None) if projects_of_scope is None else None
+    try:
+        with rt.store.read() as conn:
+            found = spend.usage(conn, since, until, projects_of_scope, rt.prices)
+    finally:
+        if token is not None:
+            current_project.reset(token)
     return json(
-        {
-            "object": "console.usage",
-            "start": since,
-            "end": until,
-            "cost_available": False,
-            "buckets": [
-                {
-                    "day": int(b.day),
-                    "model": b.model or "",
-                    "assistant_id": b.assistant_id,
-                    "project_id": None,
-                    "runs": int(b.runs),
-                    **queries.usage_of(b),
-                    "cost": None,
-                }
-                for b in found.buckets
-            ],
-            "top_threads": [
-                {"thread_id": row.thread_id, "runs": int(row.runs), "usage": queries.usage_of(row), "cost": None}
-                for row in found.top_threads
-            ],
-            "top_runs": runs_out,
-        }
+        {"object": "console.usage", "scope": scope, "start": since, "end": until, "cost_available": True, **found}
     )
+
+
+@api.get("/threads/{thread_id}/runs/{run_id}/cost")
+def run_cost(thread_id: str, run_id: str, request: Request) -> Response:
+    """What one run cost: each turn (tokens, what its prompt was made of, USD), each step's usage priced at the run's
+    model, and its tool use (file_search calls, code-interpreter sessions). 404 as the run itself."""
+    rt = runtime(request)
+    with rt.store.read() as conn:
+        run = run_service.load_run(conn, thread_id, run_id)
+        return json(spend.run_cost(conn, run, rt.prices))

@@ -518,7 +518,9 @@ class AssistantsProjection:
         tool_step = self.step is not None and self.step.get("type") == "tool_calls"
         kinds = [call.get("type") for call in self.records.values()] if tool_step else []
         if searches := kinds.count("file_search"):
-            usage_records.record(conn, "file_search_call", at, quantity=searches, **ids)
+            calls = (self.state.get("references") or {}).get("file_search") or []
+            refs = calls[-searches:] if len(calls) >= searches else [{}] * searches
+            usage_records.record_file_searches(conn, at, refs, **ids)
         if "code_interpreter" in kinds:
             usage_records.open_session(conn, ids.pop("thread_id"), at, **ids)
 

@@ -35,7 +35,7 @@ from ..providers.base import (
 from ..providers.base import Usage as ProviderUsage
 from ..store import executions
 from ..store.storage import is_disk_full
-from ..tenancy import current_project
+from ..tenancy import current_project, project_id
 from . import neutral as n
 from .context import ContextSource, PromptTooLarge, RunContext, TurnPrompt
 from .projection import Projection
@@ -155,6 +155,8 @@ class Execution:
         self.text = ""
         self.annotations: list[dict[str, Any]] = []
         self.processor: TextProcessor | None = None
+        # The model call admitted by the limits (project, model, estimated prompt tokens), until its tokens are known.
+        self.admitted: tuple[str, str, int] | None = None
 
     @property
     def execution_id(self) -> str:
@@ -305,6 +307,10 @@ class Execution:
         finally:
             heartbeat.cancel()
             self.close()
+            try:
+                self.rt.limits.after_execution(project_id())
+            except Exception:  # alerts are reported later (the next execution) rather than fail this one
+                log.warning("spend alerts of %s not evaluated", self.execution_id, exc_info=True)
 
     # -- one model turn -----------------------------------------------------------------------------------------
 
@@ -415,7 +421,38 @@ class Execution:
                 await self.fail("invalid_prompt", str(exc))
             return False
         assert built is not None
+        refusal = await self._admit(built.prompt_tokens)
+        if refusal is not None:
+            await self.fail("rate_limit_exceeded", refusal)
+            return False
         return await self.stream_turn(plan, built.request)
+
+    async def _admit(self, prompt_tokens: int) -> str | None:
+        """Check the model call about to be made against the project's limits (limits.py): the refusal's message,
+        or None when it may go ahead (then it is counted). No query when nothing limits the project."""
+        assert self.spec is not None
+        project, model = project_id(), self.spec.model
+        self.admitted = None
+        if not self.rt.limits.applies(project, model):
+            return None
+        refusal = await asyncio.to_thread(self.rt.limits.admit, project, model, prompt_tokens)
+        if refusal is not None:
+            return refusal.message
+        self.admitted = (project, model, prompt_tokens)
+        return None
+
+    async def _settle(self, usage: n.Usage) -> None:
+        """Correct the admitted call's token count to what the provider reported (input + output)."""
+        if self.admitted is None:
+            return
+        project, model, estimate = self.admitted
+        self.admitted = None
+        delta = usage.prompt_tokens + usage.completion_tokens - max(1, estimate)
+        if delta and self.rt.limits.counts_tokens(project, model):
+            try:
+                await asyncio.to_thread(self.rt.limits.settle, project, model, delta)
+            except Exception:  # the count is a rate limit's estimate; a missed correction is not worth a failure
+                log.warning("correcting the token count of %s failed", self.execution_id, exc_info=True)
 
     async def stream_turn(self, plan: _Turn, request: ChatRequest) -> bool:
         spec = self.spec
@@ -471,6 +508,7 @@ class Execution:
                 await stream.aclose()
             else:
                 self._keep_unwinding(reader)
+        await self._settle(turn_usage)
         await self.checkpoint()
         turn_usage = n.Usage(turn_usage.prompt_tokens, turn_usage.completion_tokens, _ms_since(called))
         self.state["prompt_tokens"] = self.state.get("prompt_tokens", 0) + turn_usage.prompt_tokens

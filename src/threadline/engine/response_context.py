@@ -244,6 +244,26 @@ def server_turns(output: list[dict[str, Any]], state: dict[str, Any]) -> list[di
     return out
 
 
+def prompt_parts(
+    input_items: list[dict[str, Any]], produced: list[dict[str, Any]], state: dict[str, Any]
+) -> dict[str, int]:
+    """Estimated tokens of a response's own part of its prompt: `input` (this request's input items, the client's
+    function outputs aside), `retrieved_chunks` (file_search results of its earlier turns), `tool_outputs`
+    (function and other server tool outputs) and `response_output` (its own replies and calls so far)."""
+    names: dict[str, str] = state.get("call_names") or {}
+    parts = {"input": 0, "retrieved_chunks": 0, "tool_outputs": 0, "response_output": 0}
+    for item in input_items:
+        parts["tool_outputs" if item.get("type") == "function_call_output" else "input"] += item_tokens(item)
+    for item in produced:
+        if item.get("type") != "function_call_output":
+            parts["response_output"] += item_tokens(item)
+        elif names.get(item.get("call_id") or "") == "file_search":
+            parts["retrieved_chunks"] += item_tokens(item)
+        else:
+            parts["tool_outputs"] += item_tokens(item)
+    return parts
+
+
 class ResponsesContext:
     """A response's prompt: its instructions, then the conversation's items (or the previous_response_id chain's
     inputs and outputs), then this request's input, then what this response has output so far (server tool
@@ -269,10 +289,12 @@ class ResponsesContext:
 
     def build(self, conn: sa.Connection, spec: n.ExecutionSpec, state: dict[str, Any], turn: TurnPrompt) -> RunContext:
         response = spec.obj
-        own = self.input + server_turns(self.output(), state)
+        produced = server_turns(self.output(), state)
+        own = self.input + produced
         used = sum(count_tokens(str(t.parameters or "")) + count_tokens(t.description or "") + 8 for t in turn.tools)
         if turn.system_prompt:
             used += count_tokens(turn.system_prompt) + MESSAGE_OVERHEAD_TOKENS
+        parts = {"instructions": used, **prompt_parts(self.input, produced, state)}
         used += sum(item_tokens(i) for i in own)
         reserve = turn.max_tokens or min(4096, turn.context_window // 4)
         budget = turn.context_window - reserve
@@ -292,6 +314,8 @@ class ResponsesContext:
         used += total
         if used > budget:
             raise PromptTooLarge(CONTEXT_TOO_LONG)
+        # What this prompt is made of, in estimated tokens (recorded with the turn's usage: the hidden cost).
+        state["prompt_parts"] = {**parts, "history": total}
         messages = [ChatMessage(role="system", content=turn.system_prompt)] if turn.system_prompt else []
         from ..services.response_compact import expand  # noqa: PLC0415 - services import the engine
 

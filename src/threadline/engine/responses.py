@@ -25,7 +25,9 @@ import sqlalchemy as sa
 
 from .. import ids
 from ..store import Store, executions, now, response_events, schema
+from ..store import usage as usage_records
 from ..tenancy import current_project
+from ..tokens import count_tokens
 from . import neutral as n
 from .projection import Prepare
 from .response_context import execution_spec
@@ -192,6 +194,12 @@ class ResponsesProjection:
         self.calls: dict[int, int] = {}  # call index in the turn -> output index
         self.cut_short = False  # a reply ended at max_output_tokens
         self.flushed_at = time.monotonic()  # when recorded events were last saved
+        self.thread_id: str | None = None  # the conversation's threads row, if any
+        self.turn_text = ""  # the current model call's reply so far (an interrupted call's usage estimate)
+        self.turn_begun = False  # the current model call has streamed a reply or calls
+        self.turn_servers: list[str] = []  # the server tools the current model call ran (usage rows)
+        self.ending: str | None = None  # how the loop ended the response (before expired became failed)
+        self.unsaved_turn: n.Usage | None = None  # a finished model call whose write has not committed yet
 
     # -- events -----------------------------------------------------------------------------------------------------
 
@@ -241,15 +249,20 @@ class ResponsesProjection:
             await self._lost()
             raise n.Stop from None
 
-    async def _save_output(self) -> None:
+    async def _save_output(self, turn: n.Usage | None = None) -> None:
+        """Save the output so far (and the usage of the model call `turn` ended, if given) in one write."""
         response = {**self.response, "output": self.output}
 
         def save(conn: sa.Connection) -> None:
+            if turn is not None:
+                self._record_usage(conn, turn)
             stored = Store.fetch(conn, schema.responses, self.execution_id)
             merged = {**response, "metadata": (stored or response).get("metadata")}
             executions.save(conn, schema.responses, merged, state=orjson.dumps(self.state).decode())
 
+        self.unsaved_turn = turn  # recorded by _lost if the write finds the response ended meanwhile
         await self.owned_write(save)
+        self.unsaved_turn = None
 
     async def flush_recorded(self) -> None:
         """Save recorded events outside a state change (e.g. a long reply's deltas, for resumed streams)."""
@@ -271,6 +284,8 @@ class ResponsesProjection:
         current_project.set(self.project)  # the first turn's context is read as the response's project
         self.response = response
         self.output = list(response.get("output") or [])
+        t = schema.responses
+        self.thread_id = conn.execute(sa.select(t.c.thread_id).where(t.c.id == response["id"])).scalar()
         if self.record:
             self.seq = response_events.next_seq(conn, response["id"])
         prepare(conn, self.spec(), self.state)
@@ -302,12 +317,14 @@ class ResponsesProjection:
         if isinstance(event, n.TextDelta):
             await self._text_delta(event)
         elif isinstance(event, n.TextStarted):
+            self.turn_begun = True
             self._open_message()
         elif isinstance(event, n.TextDone):
             self._close_message(event)
-            await self._save_output()
+            await self._save_output(event.usage)  # with usage: the reply ended the model call (length, filter)
             self._emit_message_done()
         elif isinstance(event, n.ToolCallStarted):
+            self.turn_begun = True
             self._tool_started(event)
         elif isinstance(event, n.ToolArgumentsDelta):
             index = self.calls.get(event.index)
@@ -319,6 +336,8 @@ class ResponsesProjection:
                     {"item_id": item_id, "output_index": index, "delta": event.delta},
                 )
         elif isinstance(event, n.ToolCallDone):
+            if event.server is not None:
+                self.turn_servers.append(event.server)
             self._tool_done(event)
         elif isinstance(event, n.ServerToolProgress):
             self._server_progress(event)
@@ -327,10 +346,10 @@ class ResponsesProjection:
             await self._save_output()
         elif isinstance(event, n.ToolTurnDone):
             self.calls = {}
-            await self._save_output()
+            await self._save_output(event.usage)
         elif isinstance(event, n.FunctionCallsPending):
             self.calls = {}
-            await self._end("completed", event.total)
+            await self._end("completed", event.total, turn=event.usage)
         elif isinstance(event, n.Finished):
             await self._finished(event)
 
@@ -360,6 +379,7 @@ class ResponsesProjection:
             return
         part = item["content"][0]
         part["text"] += event.text
+        self.turn_text += event.text
         where = {"item_id": item["id"], "output_index": self.message_index, "content_index": 0}
         self.emit("response.output_text.delta", {**where, "delta": event.text, "logprobs": []})
         for a in event.annotations:
@@ -523,6 +543,7 @@ class ResponsesProjection:
             self._close_message(event.text)
             self._emit_message_done()
         status = event.status
+        self.ending = status  # an expired response ends `failed`; its call in flight counts as interrupted
         fields: dict[str, Any] = {}
         if status == "expired":
             status = "failed"
@@ -536,13 +557,23 @@ class ResponsesProjection:
             code = error.code if error.code in ERROR_CODES else "server_error"
             fields.setdefault("error", {"code": code, "message": error.message})
             self.emit("error", error_event(error.message, error.code or "server_error"))
-        await self._end(status, event.total, **fields)
+        turn = event.text.usage if event.text is not None else None
+        await self._end(status, event.total, turn=turn, **fields)
 
     def _end_mutation(
-        self, status: str, total: n.Usage, fields: dict[str, Any], terminal: list[dict[str, Any]]
+        self,
+        status: str,
+        total: n.Usage,
+        fields: dict[str, Any],
+        terminal: list[dict[str, Any]],
+        turn: n.Usage | None,
     ) -> Callable[[dict, sa.Connection], dict[str, Any]]:
         def mutate(response: dict, conn: sa.Connection) -> dict[str, Any]:
             ts = now()
+            if turn is not None:
+                self._record_usage(conn, turn)
+            else:
+                self._record_interrupted(conn, self.ending or status)
             for item in self.output:
                 item.pop("_call_id", None)
                 item.pop("_arguments", None)
@@ -570,17 +601,19 @@ class ResponsesProjection:
 
         return mutate
 
-    async def _end(self, status: str, total: n.Usage, **fields: Any) -> None:
-        """End the response as `status` in one guarded transition (its conversation items and recorded events
-        with it); the terminal event is sent after the commit."""
+    async def _end(self, status: str, total: n.Usage, turn: n.Usage | None = None, **fields: Any) -> None:
+        """End the response as `status` in one guarded transition (its conversation items, recorded events and
+        the usage of the model call `turn` that ended it with it); the terminal event is sent after the commit."""
         terminal: list[dict[str, Any]] = []
-        mutate = self._end_mutation(status, total, fields, terminal)
+        mutate = self._end_mutation(status, total, fields, terminal, turn)
+        self.unsaved_turn = turn
         response = await asyncio.to_thread(
             executions.transition, self.rt.store, schema.responses, self.execution_id, ENDS_FROM[status], mutate
         )
         if response is None:
             await self._lost()
             raise n.Stop
+        self.unsaved_turn = None
         self.response = response
         for data in terminal:
             self.sink.emit(data["type"], data)
@@ -593,5 +626,80 @@ class ResponsesProjection:
             await asyncio.to_thread(forget)
 
     async def _lost(self) -> None:
-        """Someone else ended the response (a cancel): report where it is now."""
+        """Someone else ended the response (a cancel): report where it is now. A model call this process made
+        was still made: its usage is recorded (as reported if the call had ended, else estimated)."""
         self.unrecorded = []
+        turn, self.unsaved_turn = self.unsaved_turn, None
+        if not self.state.get("prompt_parts") and turn is None:
+            return
+
+        def record() -> None:
+            with self.rt.store.write() as conn:
+                if turn is not None:
+                    self._record_usage(conn, turn)
+                else:
+                    self._record_interrupted(conn, "cancelled")
+
+        await asyncio.to_thread(record)
+
+    # -- usage ----------------------------------------------------------------------------------------------------
+
+    def _provider_name(self, model: str) -> str | None:
+        try:
+            return self.rt.providers.route_for(model).provider  # type: ignore[attr-defined]
+        except Exception:  # an unroutable model never reaches a provider; the name is only informative
+            return None
+
+    def _record_usage(self, conn: sa.Connection, turn: n.Usage, *, estimated: bool = False) -> None:
+        """One `completion` usage row for the model call that ended a turn, in the transaction that saves the
+        turn, with what its prompt was made of (the context source's `prompt_parts`); plus the turn's file_search
+        calls and its code-interpreter container session (store/usage.py)."""
+        parts = self.state.pop("prompt_parts", None)
+        if not (turn.prompt_tokens or turn.completion_tokens) and parts:
+            # The provider reported no usage: count what was sent and the reply, as for an interrupted call.
+            turn = n.Usage(sum(parts.values()), count_tokens(self.turn_text), turn.latency_ms)
+            estimated = True
+        at = self.rt.clock.now()
+        prompt = self.response.get("prompt") or {}
+        assistant = prompt.get("id") if str(prompt.get("id") or "").startswith("asst_") else None
+        ids: dict[str, Any] = {
+            "api_key_id": self.state.get("api_key_id"),
+            "assistant_id": assistant,
+            "thread_id": self.thread_id,
+            "response_id": self.execution_id,
+        }
+        data: dict[str, Any] = {"prompt": parts} if parts else {}
+        if estimated:
+            data["estimated"] = True
+        model = self.response.get("model")
+        usage_records.record(
+            conn,
+            "completion",
+            at,
+            model=model,
+            provider=self._provider_name(model) if model else None,
+            input_tokens=turn.prompt_tokens,
+            output_tokens=turn.completion_tokens,
+            latency_ms=turn.latency_ms,
+            data=data or None,
+            **ids,
+        )
+        if searches := self.turn_servers.count("file_search"):
+            calls = (self.state.get("references") or {}).get("file_search") or []
+            refs = calls[-searches:] if len(calls) >= searches else [{}] * searches
+            usage_records.record_file_searches(conn, at, refs, **ids)
+        if "code_interpreter" in self.turn_servers:
+            container = self.state.get("container_id") or self.execution_id
+            usage_records.open_session(conn, ids.pop("thread_id"), at, container_id=container, **ids)
+        self.turn_text, self.turn_begun, self.turn_servers = "", False, []
+
+    def _record_interrupted(self, conn: sa.Connection, ending: str) -> None:
+        """A model call cut short (cancel, expiry, or a failure once the reply or calls had begun) never reports
+        its usage: record its estimate (the prompt as counted when built, the reply so far), flagged `estimated`."""
+        parts = self.state.get("prompt_parts")
+        if not parts:
+            return
+        if ending not in ("cancelled", "expired", "failed") or (ending == "failed" and not self.turn_begun):
+            self.state.pop("prompt_parts", None)
+            return
+        self._record_usage(conn, n.Usage(sum(parts.values()), count_tokens(self.turn_text)), estimated=True)

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from ..clock import Clock
 from ..config import Settings
+from ..limits import Limits
 from ..providers.base import ChatProvider
 from ..store import BlobStore, Store
 
@@ -35,3 +36,4 @@ class EngineRuntime(Protocol):
     clock: Clock  # expiry, leases
     providers: ModelRoutes
     server_tools: Mapping[str, ServerTool]  # by tool type: "file_search", "code_interpreter"
+    limits: Limits  # rate and spend limits checked before each model call; spend alerts

@@ -159,6 +159,9 @@ class Sweeper:
         with self.rt.store.write() as conn:
             freed = sum(executions.release_holds(conn, t, owners) for t in (schema.runs, schema.responses))
             claims = vector_stores.release_claims(conn, owners)
+            announce = getattr(self.rt.queue, "announce", None)
+            if freed and announce is not None:  # other processes' idle workers take them now, not at their poll
+                announce(conn)
         if freed or claims:
             log.warning(
                 "released %d queued run(s) / response(s) and %d ingestion claim(s) of stopped processes", freed, claims

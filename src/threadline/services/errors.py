@@ -1,4 +1,5 @@
-"""Domain errors. api/errors.py maps them to OpenAI's error envelope: NotFound is a 404, the others are 400s."""
+"""Domain errors. api/errors.py maps them to OpenAI's error envelope: NotFound is a 404, RateLimited a 429, the
+others are 400s."""
 
 from __future__ import annotations
 
@@ -30,6 +31,18 @@ class Invalid(DomainError):
 
 class Conflict(DomainError):
     """The object's current state does not allow the operation (e.g. an upload no longer pending)."""
+
+
+class RateLimited(DomainError):
+    """A rate limit is reached: answered 429 `rate_limit_exceeded` with `retry-after` (seconds) and OpenAI's
+    x-ratelimit-* headers of `limit_type` ("requests" or "tokens")."""
+
+    def __init__(self, message: str, *, limit_type: str, limit: int, remaining: int, retry_after_s: int) -> None:
+        super().__init__(message, code="rate_limit_exceeded")
+        self.limit_type = limit_type
+        self.limit = limit
+        self.remaining = remaining
+        self.retry_after_s = retry_after_s
 
 
 class ThreadLocked(Conflict):

@@ -13,6 +13,7 @@ import hashlib
 import hmac
 import os
 import secrets
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
@@ -20,12 +21,14 @@ import anyio.to_thread
 import orjson
 from pydantic import Field
 
+from ..auth import request_key_id
 from ..engine.context import MESSAGE_OVERHEAD_TOKENS
 from ..engine.response_context import CONTEXT_TOO_LONG, chain_items, items_to_messages
 from ..ids import new_id
 from ..providers.base import ChatMessage, ChatRequest, ProviderError, TextDelta, Usage
 from ..providers.router import ModelNotRoutable
 from ..store import now
+from ..store import usage as usage_records
 from ..tokens import count_tokens
 from . import conversations
 from . import response_models as rm
@@ -139,7 +142,8 @@ def _history(rt: Runtime, body: CompactRequest) -> list[dict[str, Any]]:
     return prior + items
 
 
-async def _summarise(rt: Runtime, model: str, messages: list[ChatMessage]) -> tuple[str, int, int]:
+async def _summarise(rt: Runtime, model: str, messages: list[ChatMessage]) -> tuple[str, int, int, int]:
+    """(summary, prompt tokens, completion tokens, latency in ms) of one call to `model`."""
     try:
         provider, upstream = rt.providers.resolve(model)
     except ModelNotRoutable as exc:
@@ -150,6 +154,7 @@ async def _summarise(rt: Runtime, model: str, messages: list[ChatMessage]) -> tu
         raise Invalid(CONTEXT_TOO_LONG, param="input", code="context_length_exceeded")
     request = ChatRequest(model=upstream, messages=messages, max_tokens=MAX_SUMMARY_TOKENS)
     text, prompt, completion = [], 0, 0
+    called = time.monotonic()
     try:
         async for event in provider.stream(request):
             if isinstance(event, TextDelta):
@@ -158,7 +163,36 @@ async def _summarise(rt: Runtime, model: str, messages: list[ChatMessage]) -> tu
                 prompt, completion = event.prompt_tokens, event.completion_tokens
     except ProviderError as exc:
         raise Invalid(f"The model could not compact the conversation: {exc.message}", code="model_error") from exc
-    return "".join(text).strip(), prompt, completion
+    return "".join(text).strip(), prompt, completion, int((time.monotonic() - called) * 1000)
+
+
+def _record_usage(
+    rt: Runtime, response_id: str, model: str, usage: tuple[int, int, int], sent: int, estimated: bool
+) -> None:
+    """The compaction's model call (`usage`: prompt and completion tokens, latency in ms) as a `completion` usage
+    row; its prompt is all `history` (`sent` tokens, as counted before sending). Blocking."""
+    prompt, completion, latency_ms = usage
+    try:
+        provider: str | None = rt.providers.route_for(model).provider
+    except ModelNotRoutable:
+        provider = None
+    data: dict[str, Any] = {"prompt": {"history": sent}}
+    if estimated:
+        data["estimated"] = True
+    with rt.store.write() as conn:
+        usage_records.record(
+            conn,
+            "completion",
+            rt.clock.now(),
+            model=model,
+            provider=provider,
+            input_tokens=prompt,
+            output_tokens=completion,
+            latency_ms=latency_ms,
+            api_key_id=request_key_id.get(),
+            response_id=response_id,
+            data=data,
+        )
 
 
 async def compact(rt: Runtime, body: CompactRequest) -> dict[str, Any]:
@@ -173,13 +207,20 @@ async def compact(rt: Runtime, body: CompactRequest) -> dict[str, Any]:
     messages = [ChatMessage(role="system", content=body.instructions)] if body.instructions else []
     messages += items_to_messages(expanded, images=False)
     messages.append(ChatMessage(role="user", content=PROMPT))
-    summary, prompt, completion = await _summarise(rt, body.model, messages)
+    summary, prompt, completion, latency = await _summarise(rt, body.model, messages)
+    response_id = new_id("response")
+    sent = sum(count_tokens(str(m.content or "")) + MESSAGE_OVERHEAD_TOKENS for m in messages)
+    estimated = not (prompt or completion)
+    if estimated:  # the upstream reported no usage: count what was sent and the summary
+        prompt, completion = sent, count_tokens(summary)
+    usage = (prompt, completion, latency)
+    await anyio.to_thread.run_sync(_record_usage, rt, response_id, body.model, usage, sent, estimated)
     created = now()
     blob = encode(data_dir, {"v": 1, "summary": summary, "model": body.model, "created_at": created})
     kept = [i for i in history if i.get("type") == "message" and i.get("role") == "user"]
     item = {"id": new_id("compaction"), "type": "compaction", "encrypted_content": blob, "created_by": "threadline"}
     return {
-        "id": new_id("response"),
+        "id": response_id,
         "object": "response.compaction",
         "output": [*kept, item],
         "created_at": created,

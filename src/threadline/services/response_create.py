@@ -21,6 +21,7 @@ import anyio.to_thread
 import orjson
 import sqlalchemy as sa
 
+from ..auth import request_key_id
 from ..engine.events import EventSink, NullSink
 from ..engine.response_context import CONTEXT_TOO_LONG, chain_items, conversation_items
 from ..engine.responses import INCLUDE_FILE_SEARCH_CONTENT, TERMINAL, ResponsesProjection, close_output
@@ -29,6 +30,7 @@ from ..providers.base import ProviderError
 from ..store import Store, executions, now, owned, response_events, schema
 from ..store import items as log
 from ..store import responses as rows
+from ..tenancy import project_id
 from . import containers, conversations, response_compact, response_prompt
 from . import response_models as rm
 from . import responses as svc
@@ -263,10 +265,13 @@ async def create_response(rt: Runtime, body: rm.ResponseCreate) -> Created:
     job: Execution | None = None if background else rt.executor.response_job(sink)
 
     container_id, made = await _container(rt, body)
+    key = request_key_id.get()  # recorded with the response's usage
 
     def create() -> dict[str, Any]:
         with rt.store.write() as conn:
             response, items, state, thread_id = _prepare(conn, rt, body, model)
+            rt.limits.check_request(conn, project_id(), model)  # 429 while the model's RPM limit is reached
+            state["api_key_id"] = key
             if container_id:
                 state["container_id"] = container_id
                 if made:

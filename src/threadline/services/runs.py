@@ -21,6 +21,7 @@ from ..engine.events import EventSink
 from ..engine.objects import run_object
 from ..store import Store, dumps, executions, loads, now, runs, schema
 from ..store import items as log
+from ..tenancy import project_id
 from .errors import Invalid, NotFound, check_id
 
 if TYPE_CHECKING:
@@ -182,6 +183,7 @@ async def create_run(
             if thread is None:
                 raise NotFound("thread", thread_id)
             run = new_run(conn, rt, thread_id, opts)
+            rt.limits.check_request(conn, project_id(), run["model"])  # 429 while the model's RPM limit is reached
             if add_messages is not None:
                 add_messages(conn, thread, run["created_at"])
             runs.insert(conn, run, {"include": opts.include, "api_key_id": key})
@@ -201,6 +203,7 @@ async def create_thread_and_run(rt: Runtime, opts: RunOptions, *, stream: bool, 
         with rt.store.write() as conn:
             thread = create_thread(conn)
             run = new_run(conn, rt, thread["id"], opts)
+            rt.limits.check_request(conn, project_id(), run["model"])
             runs.insert(conn, run, {"include": [], "api_key_id": key})
             return thread, _start_in(conn, rt, run, job)
 

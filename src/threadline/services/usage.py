@@ -8,11 +8,13 @@ of the next bucket (opaque to clients).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import sqlalchemy as sa
 
+from ..ids import conversation_id
 from ..store import Store
 from ..store import usage as records
 from .errors import Invalid, NotFound
@@ -24,6 +26,7 @@ LIMITS = {"1m": (60, 1440), "1h": (24, 168), "1d": (7, 31)}
 COSTS_LIMITS = (7, 180)
 PAGE_PREFIX = "page_"
 PROMPT_PARTS = ("instructions", "history", "retrieved_chunks", "tool_outputs", "run_output")
+RESPONSE_PROMPT_PARTS = ("instructions", "history", "input", "retrieved_chunks", "tool_outputs", "response_output")
 
 
 @dataclass(frozen=True)
@@ -35,7 +38,8 @@ class Endpoint:
     group_by: tuple[str, ...]
 
 
-# group_by values are OpenAI's, plus the extensions assistant_id and thread_id where usage has them.
+# group_by values are OpenAI's, plus the extensions assistant_id and thread_id where usage has them, and
+# vector_store_id for vector store sizes.
 ENDPOINTS = {
     "completions": Endpoint(
         ("completion",),
@@ -50,7 +54,9 @@ ENDPOINTS = {
         "organization.usage.code_interpreter_sessions.result",
         ("project_id", "assistant_id", "thread_id"),
     ),
-    "vector_stores": Endpoint(("vector_store_bytes",), "organization.usage.vector_stores.result", ("project_id",)),
+    "vector_stores": Endpoint(
+        ("vector_store_bytes",), "organization.usage.vector_stores.result", ("project_id", "vector_store_id")
+    ),
     "file_search_calls": Endpoint(
         ("file_search_call",),
         "organization.usage.file_searches.result",
@@ -172,6 +178,7 @@ def _amounts(endpoint: str, s: records.Sums) -> dict[str, int]:
         return {
             "input_tokens": s.input_tokens,
             "input_cached_tokens": s.cached_input_tokens,
+            "input_cache_write_tokens": 0,
             "input_uncached_tokens": uncached,
             "output_tokens": s.output_tokens,
             "input_text_tokens": uncached,
@@ -205,41 +212,68 @@ class _Item:
     unpriced: set[str] = field(default_factory=set)
 
 
-def _line_items(conn: sa.Connection, q: UsageQuery, first: int, stop: int, width: int, prices: Prices) -> Any:
-    """Yield (bucket start, group dict, line item, amount USD, quantity, unit, unpriced model or None)."""
-    keys = [g for g in q.group_by if g in ("project_id", "api_key_id")]
-    for start, groups in _sums(conn, ("completion",), q, first, stop, width, [*keys, "model"]).items():
+@dataclass(frozen=True)
+class LineItem:
+    """One priced line of the costs in one bucket and group: `kind` is "input", "cached_input", "output",
+    "embeddings" (tokens) or a tool (code_interpreter_session, file_search_call, vector_store_gb_day)."""
+
+    start: int  # the bucket's start (Unix seconds)
+    group: dict[str, Any]  # usage_records column -> value, per the `keys` asked for
+    name: str  # OpenAI's line item: "<model>, input", "file search tool calls", ...
+    kind: str
+    amount: float  # USD
+    quantity: float
+    unit: str  # tokens, sessions, calls, gigabyte_days
+    unpriced: str | None  # the model, when it has no price (counted as 0)
+
+
+TOKEN_KINDS = ("input", "cached_input", "output", "embeddings")
+
+
+def line_items(
+    conn: sa.Connection, q: UsageQuery, first: int, stop: int, width: int, prices: Prices, keys: list[str]
+) -> Iterator[LineItem]:
+    """The priced line items of the usage rows in [first, stop), per bucket of `width` seconds and per value of
+    the usage_records columns `keys` (project_id, api_key_id, assistant_id, thread_id, model): the figures of
+    /v1/organization/costs, and of the `threadline usage` report."""
+    cols = list(dict.fromkeys([*keys, "model"]))
+    for start, groups in _sums(conn, ("completion",), q, first, stop, width, cols).items():
         for s in groups:
             model = s.group["model"]
             price = prices.model(model)
             flag = model if price.source is None else None
             uncached = s.input_tokens - s.cached_input_tokens
             group = {k: s.group[k] for k in keys}
-            yield start, group, f"{model}, input", uncached * price.input_per_mtok / 1e6, uncached, "tokens", flag
+            amount = uncached * price.input_per_mtok / 1e6
+            yield LineItem(start, group, f"{model}, input", "input", amount, uncached, "tokens", flag)
             if s.cached_input_tokens:
                 amount = s.cached_input_tokens * price.cached_input_per_mtok / 1e6
-                yield start, group, f"{model}, cached input", amount, s.cached_input_tokens, "tokens", flag
+                cached = s.cached_input_tokens
+                yield LineItem(start, group, f"{model}, cached input", "cached_input", amount, cached, "tokens", flag)
             amount = s.output_tokens * price.output_per_mtok / 1e6
-            yield start, group, f"{model}, output", amount, s.output_tokens, "tokens", flag
-    for start, groups in _sums(conn, ("embedding",), q, first, stop, width, [*keys, "model"]).items():
+            yield LineItem(start, group, f"{model}, output", "output", amount, s.output_tokens, "tokens", flag)
+    for start, groups in _sums(conn, ("embedding",), q, first, stop, width, cols).items():
         for s in groups:
-            price = prices.model(s.group["model"])
-            flag = s.group["model"] if price.source is None else None
+            model = s.group["model"]
+            price = prices.model(model)
+            flag = model if price.source is None else None
             amount = s.input_tokens * price.input_per_mtok / 1e6
             group = {k: s.group[k] for k in keys}
-            yield start, group, f"{s.group['model']}, embeddings", amount, s.input_tokens, "tokens", flag
-    tools = (
-        ("code_interpreter_session", "code interpreter sessions", "code_interpreter_session", 1.0, "sessions"),
-        ("file_search_call", "file search tool calls", "file_search_call", 1.0, "calls"),
-        ("vector_store_bytes", "vector store storage", "vector_store_gb_day", 1e-9, "gigabyte_days"),
-    )
-    for kind, item, tool, scale, unit in tools:
-        cols = [k for k in keys if k != "api_key_id" or kind != "vector_store_bytes"]
-        for start, groups in _sums(conn, (kind,), q, first, stop, width, cols).items():
+            yield LineItem(start, group, f"{model}, embeddings", "embeddings", amount, s.input_tokens, "tokens", flag)
+    for kind, name, tool, scale, unit in TOOL_ITEMS:
+        for start, groups in _sums(conn, (kind,), q, first, stop, width, list(keys)).items():
             for s in groups:
                 quantity = s.quantity * scale
                 group = {k: s.group.get(k) for k in keys}
-                yield start, group, item, quantity * prices.tool(tool), quantity, unit, None
+                yield LineItem(start, group, name, tool, quantity * prices.tool(tool), quantity, unit, None)
+
+
+# (usage record kind, line item, tool price, quantity scale, unit)
+TOOL_ITEMS = (
+    ("code_interpreter_session", "code interpreter sessions", "code_interpreter_session", 1.0, "sessions"),
+    ("file_search_call", "file search tool calls", "file_search_call", 1.0, "calls"),
+    ("vector_store_bytes", "vector store storage", "vector_store_gb_day", 1e-9, "gigabyte_days"),
+)
 
 
 def costs(conn: sa.Connection, q: UsageQuery, now: int, prices: Prices) -> dict[str, Any]:
@@ -247,13 +281,14 @@ def costs(conn: sa.Connection, q: UsageQuery, now: int, prices: Prices) -> dict[
     first, stop, width, has_more = _window(q, now, COSTS_LIMITS)
     by_line = "line_item" in q.group_by
     totals: dict[int, dict[tuple, _Item]] = {}
-    for start, group, item, amount, quantity, unit, unpriced in _line_items(conn, q, first, stop, width, prices):
-        key = (*(group.get(k) for k in ("project_id", "api_key_id")), item if by_line else None)
-        entry = totals.setdefault(start, {}).setdefault(key, _Item(unit=unit))
-        entry.amount += amount
-        entry.quantity += quantity
-        if unpriced:
-            entry.unpriced.add(unpriced)
+    keys = [g for g in q.group_by if g in ("project_id", "api_key_id")]
+    for line in line_items(conn, q, first, stop, width, prices, keys):
+        key = (line.group.get("project_id"), line.group.get("api_key_id"), line.name if by_line else None)
+        entry = totals.setdefault(line.start, {}).setdefault(key, _Item(unit=line.unit))
+        entry.amount += line.amount
+        entry.quantity += line.quantity
+        if line.unpriced:
+            entry.unpriced.add(line.unpriced)
     results: dict[int, list[dict]] = {}
     for start, entries in totals.items():
         out = results.setdefault(start, [])
@@ -278,27 +313,72 @@ def costs(conn: sa.Connection, q: UsageQuery, now: int, prices: Prices) -> dict[
 
 def run_usage(conn: sa.Connection, run_id: str, prices: Prices) -> dict[str, Any]:
     """Each turn of a run with its tokens, latency and what its prompt was made of (estimated tokens per part, as
-    the context source counted them), priced at the model's input price. Raises NotFound for a run with no usage."""
-    rows = records.run_rows(conn, run_id)
-    if not rows:
+    the context source counted them), priced at the model's input price; its tool use priced too. Raises NotFound
+    for a run with no usage."""
+    rows = records.execution_rows(conn, "run_id", run_id, USAGE_KINDS)
+    if not any(r["kind"] == "completion" for r in rows):
         raise NotFound("run", run_id)
+    first = next(r for r in rows if r["kind"] == "completion")
+    return {
+        "object": "organization.usage.run",
+        "run_id": run_id,
+        "thread_id": first["thread_id"],
+        "assistant_id": first["assistant_id"],
+        "project_id": first["project_id"],
+        "api_key_id": first["api_key_id"],
+        **_breakdown(rows, PROMPT_PARTS, prices),
+    }
+
+
+def response_usage(conn: sa.Connection, response_id: str, prices: Prices) -> dict[str, Any]:
+    """Each model call of a response (or of a compaction) with its tokens, latency and what its prompt was made
+    of, priced; its file_search calls and code-interpreter container sessions priced too (the shape of
+    run_usage). Raises NotFound for a response with no usage."""
+    rows = records.execution_rows(conn, "response_id", response_id, USAGE_KINDS)
+    if not any(r["kind"] == "completion" for r in rows):
+        raise NotFound("response", response_id)
+    first = next(r for r in rows if r["kind"] == "completion")
+    thread_id = first["thread_id"]
+    return {
+        "object": "organization.usage.response",
+        "response_id": response_id,
+        "conversation_id": conversation_id(thread_id) if thread_id else None,
+        "assistant_id": first["assistant_id"],
+        "project_id": first["project_id"],
+        "api_key_id": first["api_key_id"],
+        **_breakdown(rows, RESPONSE_PROMPT_PARTS, prices),
+    }
+
+
+USAGE_KINDS = ("completion", "file_search_call", "code_interpreter_session")
+
+
+def _breakdown(rows: list[dict[str, Any]], part_names: tuple[str, ...], prices: Prices) -> dict[str, Any]:
+    """The turns (completion rows), their totals, the tool use and the cost of an execution's usage rows."""
     turns = []
-    total_parts = dict.fromkeys(PROMPT_PARTS, 0)
-    total_cost = {**dict.fromkeys(PROMPT_PARTS, 0.0), "input": 0.0, "output": 0.0}
+    total_parts = dict.fromkeys(part_names, 0)
+    total_cost = {**dict.fromkeys(part_names, 0.0), "input": 0.0, "output": 0.0}
     totals = {"input_tokens": 0, "input_cached_tokens": 0, "output_tokens": 0}
+    tools = {"file_search_calls": 0, "code_interpreter_sessions": 0}
     unpriced: set[str] = set()
     for row in rows:
+        if row["kind"] == "file_search_call":
+            tools["file_search_calls"] += row["quantity"]
+            continue
+        if row["kind"] == "code_interpreter_session":
+            tools["code_interpreter_sessions"] += row["quantity"]
+            continue
         price = prices.model(row["model"])
         if price.source is None and row["model"]:
             unpriced.add(row["model"])
-        parts = {p: int((row["data"].get("prompt") or {}).get(p, 0)) for p in PROMPT_PARTS}
+        parts = {p: int((row["data"].get("prompt") or {}).get(p, 0)) for p in part_names}
         uncached = row["input_tokens"] - row["cached_input_tokens"]
-        cost = {p: parts[p] * price.input_per_mtok / 1e6 for p in PROMPT_PARTS}
+        cost = {p: parts[p] * price.input_per_mtok / 1e6 for p in part_names}
         cost["input"] = (
             uncached * price.input_per_mtok + row["cached_input_tokens"] * price.cached_input_per_mtok
         ) / 1e6
         cost["output"] = row["output_tokens"] * price.output_per_mtok / 1e6
-        for p in PROMPT_PARTS:
+        for p in part_names:
             total_parts[p] += parts[p]
         for k, v in cost.items():
             total_cost[k] += v
@@ -319,20 +399,20 @@ def run_usage(conn: sa.Connection, run_id: str, prices: Prices) -> dict[str, Any
                 "cost": {k: round(v, 10) for k, v in cost.items()},
             }
         )
-    first = rows[0]
+    tool_cost = {
+        "file_search_calls": tools["file_search_calls"] * prices.tool("file_search_call"),
+        "code_interpreter_sessions": tools["code_interpreter_sessions"] * prices.tool("code_interpreter_session"),
+    }
+    total = total_cost["input"] + total_cost["output"] + sum(tool_cost.values())
     return {
-        "object": "organization.usage.run",
-        "run_id": run_id,
-        "thread_id": first["thread_id"],
-        "assistant_id": first["assistant_id"],
-        "project_id": first["project_id"],
-        "api_key_id": first["api_key_id"],
         "turns": turns,
         **totals,
         "prompt_tokens_by_source": total_parts,
+        "tools": tools,
         "cost": {
             **{k: round(v, 10) for k, v in total_cost.items()},
-            "total": round(total_cost["input"] + total_cost["output"], 10),
+            "tools": {k: round(v, 10) for k, v in tool_cost.items()},
+            "total": round(total, 10),
             "currency": "usd",
         },
         "unpriced_models": sorted(unpriced),

@@ -9,6 +9,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from . import schema
+from .projects import OPERATOR, announce_key_change
 from .sql import now
 
 
@@ -30,8 +31,8 @@ def _object(row: Any) -> dict[str, Any]:
         "owner": {
             "type": "user",
             "object": "organization.user",
-            "id": "user_operator",
-            "name": "threadline operator",
+            "id": OPERATOR["id"],
+            "name": OPERATOR["name"],
             "created_at": row.created_at,
             "role": "owner",
         },
@@ -59,6 +60,7 @@ def create(
         "last_used_at": None,
     }
     conn.execute(t.insert().values(**row))
+    announce_key_change(conn)  # the first key closes an open server; processes caching "open" must learn it
     obj = _object(_Row(row))
     return {**obj, "value": value}
 
@@ -88,5 +90,9 @@ def get(conn: sa.Connection, key_id: str) -> dict[str, Any] | None:
 
 
 def delete(conn: sa.Connection, key_id: str) -> bool:
+    """Delete an admin key (refused from the commit on, in every process). False if there is no such key."""
     t = schema.admin_api_keys
-    return conn.execute(t.delete().where(t.c.id == key_id)).rowcount > 0
+    if conn.execute(t.delete().where(t.c.id == key_id)).rowcount == 0:
+        return False
+    announce_key_change(conn)  # processes cache admin keys they verified for the resource endpoints
+    return True

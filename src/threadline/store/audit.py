@@ -86,3 +86,49 @@ def _actor_id(actor: dict[str, Any]) -> str | None:
     if actor.get("type") == "api_key":
         return actor.get("api_key", {}).get("id")
     return actor.get("session", {}).get("user", {}).get("id")
+
+
+def listed(
+    conn: sa.Connection,
+    *,
+    effective_at: dict[str, int] | None = None,
+    event_types: list[str] | None = None,
+    project_ids: list[str] | None = None,
+    actor_ids: list[str] | None = None,
+    resource_ids: list[str] | None = None,
+    after: str | None = None,
+    before: str | None = None,
+    limit: int = 20,
+) -> tuple[list[dict[str, Any]], bool]:
+    """A page of the audit log, newest first, as OpenAI lists it: `effective_at` bounds (`gt`, `gte`, `lt`, `lte`,
+    Unix seconds), filters (an empty or None list does not filter), and the cursors `after` (older than that
+    event) or `before` (newer than it). Returns (AuditLog objects, has_more); an unknown cursor gives an empty
+    page."""
+    t = schema.audit_logs
+    conds: list[Any] = []
+    for op, bound in (effective_at or {}).items():
+        column = t.c.effective_at
+        conds.append({"gt": column > bound, "gte": column >= bound, "lt": column < bound, "lte": column <= bound}[op])
+    for column, values in (
+        (t.c.type, event_types),
+        (t.c.project_id, project_ids),
+        (t.c.actor_id, actor_ids),
+        (t.c.resource_id, resource_ids),
+    ):
+        if values:
+            conds.append(column.in_(values))
+    newest_first = True
+    for cursor, older in ((after, True), (before, False)):
+        if cursor is None:
+            continue
+        seq = conn.execute(sa.select(t.c.seq).where(t.c.id == cursor)).scalar()
+        if seq is None:
+            return [], False
+        conds.append(t.c.seq < seq if older else t.c.seq > seq)
+        newest_first = older
+    order = t.c.seq.desc() if newest_first else t.c.seq.asc()
+    rows = conn.execute(sa.select(t.c.data).where(*conds).order_by(order).limit(limit + 1)).scalars().all()
+    events = [orjson.loads(r) for r in rows[:limit]]
+    if not newest_first:
+        events.reverse()
+    return events, len(rows) > limit

@@ -1,4 +1,5 @@
-"""Read-only queries of the web console's extension endpoints (/v1/console/*): thread summaries and token usage.
+"""Read-only queries of the web console's extension endpoints (/v1/console/*): thread summaries, and usage and
+spend from the usage records (the rows /v1/organization/usage and /costs sum).
 
 Wire objects are JSON text in `data`; the JSON helpers here work on both backends."""
 
@@ -137,38 +138,97 @@ def thread_summaries(conn: sa.Connection, ids: list[str]) -> dict[str, dict[str,
     return out
 
 
-@dataclass
-class Usage:
-    buckets: list[Any]  # rows: day, model, assistant_id, runs and summed usage
-    top_threads: list[Any]  # rows: thread_id, runs and summed usage
-    top_runs: list[Any]  # rows: id, thread_id, assistant_id, status, created_at, data
+# -- usage and spend (usage_records) ----------------------------------------------------------------------------
 
 
-def usage(conn: sa.Connection, since: int, until: int, day_s: int) -> Usage:
-    """Run tokens in [since, until) per `day_s` bucket, model and assistant, and the TOP_N threads and runs that
-    used the most."""
-    r = schema.runs
-    model = _json_text(conn, r.c.data, "model")
-    day = (r.c.created_at - r.c.created_at % day_s).label("day")
-    window = owned(r, r.c.created_at >= since, r.c.created_at < until)
-    buckets = conn.execute(
-        sa.select(day, model.label("model"), r.c.assistant_id, sa.func.count().label("runs"), *_usage_columns(conn))
-        .where(window)
-        .group_by(day, model, r.c.assistant_id)
-        .order_by(day)
-    ).all()
-    total = _json_int(conn, r.c.data, "usage", "total_tokens")
-    top_threads = conn.execute(
-        sa.select(r.c.thread_id, sa.func.count().label("runs"), *_usage_columns(conn))
-        .where(window)
-        .group_by(r.c.thread_id)
-        .order_by(sa.func.sum(total).desc(), r.c.thread_id)
-        .limit(TOP_N)
-    ).all()
-    top_runs = conn.execute(
-        sa.select(r.c.id, r.c.thread_id, r.c.assistant_id, r.c.status, r.c.created_at, r.c.data)
-        .where(window)
-        .order_by(total.desc(), r.c.seq.desc())
-        .limit(TOP_N)
-    ).all()
-    return Usage(buckets, top_threads, top_runs)
+def _in_projects(projects: list[str] | None) -> list[sa.ColumnElement]:
+    return [] if projects is None else [schema.usage_records.c.project_id.in_(projects)]
+
+
+def window_models(conn: sa.Connection, since: int, until: int, projects: list[str] | None) -> list[str]:
+    """The models of the completion and embedding records in [since, until) of the `projects`."""
+    t = schema.usage_records
+    query = (
+        sa.select(t.c.model)
+        .where(
+            t.c.kind.in_(("completion", "embedding")),
+            t.c.model.is_not(None),
+            t.c.created_at >= since,
+            t.c.created_at < until,
+            *_in_projects(projects),
+        )
+        .distinct()
+    )
+    return list(conn.execute(query).scalars())
+
+
+def costliest(
+    conn: sa.Connection,
+    by: str,
+    since: int,
+    until: int,
+    projects: list[str] | None,
+    model_prices: dict[str, tuple[float, float, float]],
+    tool_prices: dict[str, float],
+    limit: int = TOP_N,
+) -> list[sa.Row]:
+    """The `limit` threads, or runs and responses (`by` = "thread_id" or "execution"), of [since, until) that cost
+    the most, then used the most tokens: rows of id, thread_id, project_id, assistant_id, model, requests, input_tokens,
+    cached_input_tokens, output_tokens, cost. `model_prices` maps a model to USD per million (input, cached input,
+    output) tokens; `tool_prices` a tool usage kind to USD per unit of `quantity`; anything else costs 0."""
+    t = schema.usage_records
+    assert by in ("thread_id", "execution"), by
+    uncached = t.c.input_tokens - t.c.cached_input_tokens
+    model_cost = (
+        sa.case(
+            *(
+                (t.c.model == model, uncached * p_in + t.c.cached_input_tokens * p_cached + t.c.output_tokens * p_out)
+                for model, (p_in, p_cached, p_out) in model_prices.items()
+            ),
+            else_=0.0,
+        )
+        if model_prices
+        else None
+    )
+    branches = [(t.c.kind == "completion", model_cost / 1e6)] if model_prices else []
+    branches += [(t.c.kind == kind, t.c.quantity * price) for kind, price in tool_prices.items()]
+    cost = sa.case(*branches, else_=0.0) if branches else sa.literal(0.0)
+    completion = t.c.kind == "completion"
+    tokens = sa.case((completion, t.c.input_tokens + t.c.output_tokens), else_=0)
+    cost_sum = sa.func.sum(cost).label("cost")
+    key = t.c.thread_id if by == "thread_id" else sa.func.coalesce(t.c.run_id, t.c.response_id)
+    query = (
+        sa.select(
+            key.label("id"),
+            sa.func.max(t.c.thread_id).label("thread_id"),
+            sa.func.max(t.c.project_id).label("project_id"),
+            sa.func.max(t.c.assistant_id).label("assistant_id"),
+            sa.func.max(t.c.model).label("model"),
+            sa.func.sum(sa.case((completion, 1), else_=0)).label("requests"),
+            sa.func.sum(sa.case((completion, t.c.input_tokens), else_=0)).label("input_tokens"),
+            sa.func.sum(sa.case((completion, t.c.cached_input_tokens), else_=0)).label("cached_input_tokens"),
+            sa.func.sum(sa.case((completion, t.c.output_tokens), else_=0)).label("output_tokens"),
+            cost_sum,
+        )
+        .where(key.is_not(None), t.c.created_at >= since, t.c.created_at < until, *_in_projects(projects))
+        .group_by(key)
+        .order_by(cost_sum.desc(), sa.func.sum(tokens).desc(), key)
+        .limit(limit)
+    )
+    return conn.execute(query).all()
+
+
+def execution_facts(conn: sa.Connection, ids: list[str]) -> dict[str, dict[str, Any]]:
+    """run or response id -> {status, model, created_at} for those among `ids` that still exist."""
+    out: dict[str, dict[str, Any]] = {}
+    for table in (schema.runs, schema.responses):
+        if not ids:
+            break
+        rows = conn.execute(
+            sa.select(table.c.id, table.c.status, table.c.created_at, table.c.data).where(
+                owned(table, table.c.id.in_(ids))
+            )
+        ).all()
+        for row in rows:
+            out[row.id] = {"status": row.status, "created_at": row.created_at, "model": loads(row.data).get("model")}
+    return out

@@ -121,17 +121,29 @@ def lock_queued(conn: sa.Connection, table: sa.Table, object_id: str) -> dict[st
     return None if raw is None else loads(raw)
 
 
+# Nobody holds the row at the bound time (as `unheld`), or the bound owner does.
+_UNHELD = "(lease_owner IS NULL OR lease_until IS NULL OR lease_until < ?)"
+
+
 def lock_oldest_claimable(conn: sa.Connection, table: sa.Table, ts: float) -> dict[str, Any] | None:
     """PostgreSQL: lock and return the oldest `queued` execution nobody holds at `ts`, skipping rows other
     transactions have locked (never waiting for them); None if there is none."""
-    query = (
-        sa.select(table.c.data)
-        .where(table.c.status == "queued", unheld(table, ts))
-        .order_by(table.c.seq)
-        .limit(1)
-        .with_for_update(skip_locked=True)
+    sql = (
+        f"SELECT data FROM {table.name} WHERE status = 'queued' AND {_UNHELD} "
+        "ORDER BY seq LIMIT 1 FOR UPDATE SKIP LOCKED"
     )
-    raw = conn.execute(query).scalar()
+    raw = driver.scalar(conn, sql, (ts,))
+    return None if raw is None else loads(raw)
+
+
+def lock_held(conn: sa.Connection, table: sa.Table, object_id: str, owner: str, ts: float) -> dict[str, Any] | None:
+    """PostgreSQL: lock and return `object_id` if it is `queued` and held by `owner` or by nobody at `ts`; None if
+    not, or if another transaction has it locked (claiming it right now)."""
+    sql = (
+        f"SELECT data FROM {table.name} WHERE id = ? AND status = 'queued' AND (lease_owner = ? OR {_UNHELD}) "
+        "FOR UPDATE SKIP LOCKED"
+    )
+    raw = driver.scalar(conn, sql, (object_id, owner, ts))
     return None if raw is None else loads(raw)
 
 
@@ -151,7 +163,9 @@ def claimable_by(
 
 def hold(conn: sa.Connection, table: sa.Table, object_id: str, owner: str, until: float) -> None:
     """Reserve a queued execution for `owner` until `until` (clock seconds), in the caller's transaction."""
-    conn.execute(table.update().where(table.c.id == object_id).values(lease_owner=owner, lease_until=until))
+    driver.run(
+        conn, f"UPDATE {table.name} SET lease_owner = ?, lease_until = ? WHERE id = ?", (owner, until, object_id)
+    )
 
 
 def lease_gone(table: sa.Table, ts: float, dead_owners: Iterable[str] = ()) -> sa.ColumnElement[bool]:

@@ -275,6 +275,12 @@ def list_api_keys(
     return _with_owners(conn, rows[:limit]), len(rows) > limit
 
 
+def project_of_key(conn: sa.Connection, key_id: str) -> str | None:
+    """The project of the API key `key_id`, or None if there is no such key."""
+    t = schema.project_api_keys
+    return conn.execute(sa.select(t.c.project_id).where(t.c.id == key_id)).scalar()
+
+
 def delete_api_key(conn: sa.Connection, project_id: str, key_id: str) -> bool:
     """Delete a project's key (refused from the commit on, in every process). False if the project has no such
     key."""
@@ -285,10 +291,12 @@ def delete_api_key(conn: sa.Connection, project_id: str, key_id: str) -> bool:
     return True
 
 
-def touch_keys(conn: sa.Connection, digests: list[str], at: int) -> None:
-    """Set `last_used_at` of the project and admin keys with these SHA-256 digests."""
-    for table in (schema.project_api_keys, schema.admin_api_keys):
-        conn.execute(table.update().where(table.c.key_hash.in_(digests)).values(last_used_at=at))
+def touch_keys(conn: sa.Connection, digests: list[str], at: int, every_s: int = 0) -> None:
+    """Set `last_used_at` (Unix seconds) of the project and admin keys with these SHA-256 digests, unless it was
+    set less than `every_s` seconds before `at`."""
+    for t in (schema.project_api_keys, schema.admin_api_keys):
+        stale = sa.or_(t.c.last_used_at.is_(None), t.c.last_used_at <= at - every_s)
+        conn.execute(t.update().where(t.c.key_hash.in_(digests), stale).values(last_used_at=at))
 
 
 class _Row:

@@ -181,6 +181,8 @@ usage_records = sa.Table(
     sa.Column("assistant_id", sa.String(64)),
     sa.Column("thread_id", sa.String(64)),
     sa.Column("run_id", sa.String(64)),
+    sa.Column("response_id", sa.String(64)),  # a Responses API response's usage (model calls, tools)
+    sa.Column("container_id", sa.String(64)),  # a response's code-interpreter container (its sessions)
     sa.Column("vector_store_id", sa.String(64)),
     sa.Column("input_tokens", sa.BigInteger, nullable=False, server_default="0"),
     sa.Column("cached_input_tokens", sa.BigInteger, nullable=False, server_default="0"),
@@ -191,6 +193,9 @@ usage_records = sa.Table(
     sa.Index("ix_usage_records_kind_time", "kind", "created_at"),
     sa.Index("ix_usage_records_run", "run_id"),
     sa.Index("ix_usage_records_thread_kind", "thread_id", "kind", "created_at"),
+    sa.Index("ix_usage_records_project_time", "project_id", "created_at"),  # 0011: a project's spend this period
+    sa.Index("ix_usage_records_response", "response_id"),
+    sa.Index("ix_usage_records_container_kind", "container_id", "kind", "created_at"),
 )
 admin_api_keys = sa.Table(
     "admin_api_keys",
@@ -256,4 +261,61 @@ audit_logs = sa.Table(
     sa.Column("data", sa.Text, nullable=False),
     sa.Index("ix_audit_logs_effective_at", "effective_at", "seq"),
     sa.Index("ix_audit_logs_project", "project_id", "seq"),
+)
+
+# -- limits (migration 0011; store/limits.py) ---------------------------------------------------------------------
+# A project's rate limit for one model; a row exists only for a model with some limit set (0 in a field: none).
+rate_limits = sa.Table(
+    "rate_limits",
+    metadata,
+    sa.Column("project_id", sa.String(64), primary_key=True),
+    sa.Column("model", sa.String(256), primary_key=True),
+    sa.Column("data", sa.Text, nullable=False),  # the ProjectRateLimit fields set (max_*), as JSON
+    sa.Column("updated_at", sa.BigInteger, nullable=False),
+)
+# Hard spend limits: `scope` is "organization" or a project id.
+spend_limits = sa.Table(
+    "spend_limits",
+    metadata,
+    sa.Column("scope", sa.String(64), primary_key=True),
+    sa.Column("threshold_amount", sa.BigInteger, nullable=False),  # cents
+    sa.Column("currency", sa.String(8), nullable=False),
+    sa.Column("interval", sa.String(16), nullable=False),
+    sa.Column("updated_at", sa.BigInteger, nullable=False),
+)
+spend_alerts = sa.Table(
+    "spend_alerts",
+    metadata,
+    sa.Column("seq", Seq, primary_key=True, autoincrement=True),
+    sa.Column("id", sa.String(64), nullable=False, unique=True),
+    sa.Column("scope", sa.String(64), nullable=False),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+    sa.Column("data", sa.Text, nullable=False),  # the alert object
+    sa.Index("ix_spend_alerts_scope", "scope", "seq"),
+)
+# One row per alert and period it fired in: the primary key makes it fire once per period across processes.
+spend_alert_firings = sa.Table(
+    "spend_alert_firings",
+    metadata,
+    sa.Column("alert_id", sa.String(64), primary_key=True),
+    sa.Column("period", sa.String(16), primary_key=True),  # "2026-12" (calendar month, UTC)
+    sa.Column("fired_at", sa.BigInteger, nullable=False),
+    sa.Column("spend_amount", sa.Float, nullable=False),  # cents spent when it fired
+)
+# Model calls and tokens per project, model and minute (the rate limits' counters; rows only while limits apply).
+rate_limit_counts = sa.Table(
+    "rate_limit_counts",
+    metadata,
+    sa.Column("project_id", sa.String(64), primary_key=True),
+    sa.Column("model", sa.String(256), primary_key=True),
+    sa.Column("minute", sa.BigInteger, primary_key=True),  # Unix seconds of the minute's start
+    sa.Column("requests", sa.BigInteger, nullable=False),
+    sa.Column("tokens", sa.BigInteger, nullable=False),
+)
+# One row (id 1): bumped by every change of limits or alerts, so each process's cache knows when to reload (SQLite).
+limits_version = sa.Table(
+    "limits_version",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("version", sa.BigInteger, nullable=False),
 )

@@ -1,9 +1,10 @@
 """Usage records: one row per billable happening (schema.usage_records), and their sums per time bucket and group.
 
-Kinds: `completion` (one model call, i.e. one turn of a run: tokens, model, provider, latency), `embedding` (the
-chunks of one ingested file: their tokens), `file_search_call` (the file_search calls of one turn: `quantity`),
-`code_interpreter_session` (a thread's sandbox session opened: one per thread per SESSION_S), `vector_store_bytes`
-(a store's largest `usage_bytes` on one UTC day: `quantity`, kept up to date by the maintenance pass).
+Kinds: `completion` (one model call, i.e. one turn of a run or of a response, or a compaction: tokens, model,
+provider, latency), `embedding` (the chunks of one ingested file: their tokens), `file_search_call` (the
+file_search calls of one turn: `quantity`), `code_interpreter_session` (a thread's sandbox session or a response's
+container opened: one per thread or container per SESSION_S), `vector_store_bytes` (a store's largest
+`usage_bytes` on one UTC day: `quantity`, kept up to date by the maintenance pass).
 """
 
 from __future__ import annotations
@@ -36,18 +37,35 @@ def record(conn: sa.Connection, kind: str, at: int, *, data: dict[str, Any] | No
     )
 
 
-def open_session(conn: sa.Connection, thread_id: str, at: int, **cols: Any) -> bool:
-    """Count a code-interpreter session for `thread_id` at `at` unless one began in the last SESSION_S seconds.
+def record_file_searches(conn: sa.Connection, at: int, references: list[dict[str, Any]], **cols: Any) -> None:
+    """Record file_search calls (one per `references` entry: the call's references, with the `vector_store_ids`
+    it searched): a row per store for the calls that searched one store (its `vector_store_id`), and one row
+    without a store for calls that searched several or none; `quantity` is the number of calls."""
+    counts: dict[str | None, int] = {}
+    for ref in references:
+        stores = ref.get("vector_store_ids") or []
+        key = stores[0] if len(stores) == 1 else None
+        counts[key] = counts.get(key, 0) + 1
+    for store_id, calls in counts.items():
+        record(conn, "file_search_call", at, vector_store_id=store_id, quantity=calls, **cols)
+
+
+def open_session(
+    conn: sa.Connection, thread_id: str | None, at: int, *, container_id: str | None = None, **cols: Any
+) -> bool:
+    """Count a code-interpreter session at `at` unless one began in the last SESSION_S seconds in the same place:
+    the container `container_id` when given (a response's), else the thread `thread_id` (a run's sandbox session).
     Returns whether a new session was recorded."""
     t = schema.usage_records
+    where = t.c.container_id == container_id if container_id is not None else t.c.thread_id == thread_id
     recent = conn.execute(
         sa.select(t.c.seq)
-        .where(t.c.thread_id == thread_id, t.c.kind == "code_interpreter_session", t.c.created_at > at - SESSION_S)
+        .where(where, t.c.kind == "code_interpreter_session", t.c.created_at > at - SESSION_S)
         .limit(1)
     ).first()
     if recent is not None:
         return False
-    record(conn, "code_interpreter_session", at, thread_id=thread_id, quantity=1, **cols)
+    record(conn, "code_interpreter_session", at, thread_id=thread_id, container_id=container_id, quantity=1, **cols)
     return True
 
 
@@ -142,10 +160,10 @@ def sums(
     return out
 
 
-def run_rows(conn: sa.Connection, run_id: str) -> list[dict[str, Any]]:
-    """The completion rows of one run (one per turn), oldest first, as dicts with `data` decoded."""
+def execution_rows(conn: sa.Connection, column: str, value: str, kinds: tuple[str, ...]) -> list[dict[str, Any]]:
+    """The rows of `kinds` whose `column` (run_id, response_id) is `value`, oldest first, `data` decoded."""
     from .sql import loads
 
     t = schema.usage_records
-    rows = conn.execute(sa.select(t).where(t.c.run_id == run_id, t.c.kind == "completion").order_by(t.c.seq)).mappings()
+    rows = conn.execute(sa.select(t).where(t.c[column] == value, t.c.kind.in_(kinds)).order_by(t.c.seq)).mappings()
     return [{**row, "data": loads(row["data"]) if row["data"] else {}} for row in rows]

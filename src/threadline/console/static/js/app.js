@@ -1,6 +1,6 @@
 // The console shell: sign-in, navigation and the hash router.
 
-import { ApiError, forgetKey, get, getKey, setKey, setProject } from "./api.js";
+import { ApiError, forgetKey, get, getKey, getProject, setKey, setProject } from "./api.js";
 import { clear, errorBox, field, h } from "./dom.js";
 
 const main = document.getElementById("main");
@@ -36,6 +36,10 @@ async function render() {
     try {
       session.info = await get("/console/session");
     } catch (err) {
+      if (err instanceof ApiError && getProject() && [401, 404].includes(err.status) && err.body && err.body.error && /project/.test(err.body.error.code || "")) {
+        setProject(null); // the chosen project was archived (or this key may not choose one): back to the key's own
+        return render();
+      }
       if (err instanceof ApiError && err.status === 401) return signIn(err);
       clear(main).append(errorBox(err));
       return;
@@ -52,10 +56,12 @@ async function render() {
       await view(page, ...m.slice(1).map((x) => (x === undefined ? x : decodeURIComponent(x))), params);
     } catch (err) {
       if (err instanceof ApiError && err.status === 401) return signIn(err);
+      if (!page.querySelector("h1")) page.append(h("h1", {}, err instanceof ApiError && err.status === 404 ? "Not found" : "Error"));
       page.append(errorBox(err));
     }
     if (id !== renderId) return; // a newer navigation won
     clear(main).append(page);
+    main.dataset.route = location.hash; // which navigation the content shows (the browser tests wait for it)
     markNav(path);
     const title = page.querySelector("h1");
     document.title = `${title ? title.textContent : "Console"} · threadline`;
@@ -64,6 +70,7 @@ async function render() {
     return;
   }
   clear(main).append(h("h1", {}, "Not found"), h("p", {}, h("a", { href: "#/playground" }, "Back to the playground")));
+  main.dataset.route = location.hash;
 }
 
 function markNav(path) {
@@ -79,17 +86,21 @@ function showShell() {
   signout.hidden = false;
   const slot = clear(document.getElementById("project-slot"));
   const info = session.info;
-  // Project tenancy is not there yet: `projects` is null. When it is, an admin key gets a switcher here.
+  // An admin key (or anyone on an open server) may look at any project: the choice goes out as `OpenAI-Project`.
   if (Array.isArray(info.projects) && info.projects.length) {
+    const current = info.project && info.project.id;
     const select = h(
       "select",
       { id: "project" },
-      info.projects.map((p) => h("option", { value: p.id, selected: p.id === (info.project && info.project.id) }, p.name || p.id)),
+      info.projects.map((p) => h("option", { value: p.id, selected: p.id === current }, p.name || p.id)),
     );
     select.addEventListener("change", () => {
       setProject(select.value);
       session.info = null;
-      render();
+      // An object of the previous project is not in this one: show the section's list instead.
+      const section = parseHash().path.split("/")[1] || "playground";
+      if (location.hash === `#/${section}`) render();
+      else location.hash = `#/${section}`;
     });
     slot.append(field("Project", select));
   } else if (info.project) {
@@ -110,7 +121,7 @@ function signIn(err) {
     "form",
     { class: "signin", "aria-label": "Sign in" },
     h("h1", {}, "Sign in"),
-    h("p", {}, "Enter an API key of this server. A project key shows its project's data."),
+    h("p", {}, "Enter an API key of this server. A project key shows its project's data; an admin key can switch between projects."),
     field("API key", input),
     h("div", { class: "check" }, remember, h("label", { for: "remember" }, "Remember on this device")),
     h("button", { type: "submit" }, "Sign in"),

@@ -98,3 +98,14 @@ export function errorBox(err) {
 export function statusBadge(status) {
   return h("span", { class: `badge badge-${String(status).replace(/[^a-z_]/g, "")}` }, status);
 }
+
+// US dollars: cents from $1 up, else up to six decimals (token prices are fractions of a cent).
+export function fmtUSD(x) {
+  if (x === null || x === undefined) return "—";
+  const v = Number(x);
+  if (v === 0) return "$0.00";
+  if (Math.abs(v) >= 1) return `$${v.toLocaleString("en-US", { minimumFractionDigits: 2, maximumFractionDigits: 2 })}`;
+  let s = v.toFixed(6).replace(/0+$/, "");
+  if (s.split(".")[1].length < 2) s = v.toFixed(2);
+  return s === "0.00" || s === "0." ? "<$0.000001" : `$${s}`;
+}

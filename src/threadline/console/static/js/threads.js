@@ -1,7 +1,7 @@
 // Threads: list and search, a thread's messages (paginated) and runs, and a run's timeline.
 
 import { INCLUDE_CONTENT, get, listAll } from "./api.js";
-import { clear, errorBox, field, fmtNum, fmtTime, h, jsonView, statusBadge, table } from "./dom.js";
+import { append, clear, errorBox, field, fmtNum, fmtTime, fmtUSD, h, jsonView, statusBadge, table } from "./dom.js";
 import { messageView, retrievalHref, toolCallView, usageText } from "./render.js";
 
 const PAGE = 50;
@@ -117,9 +117,10 @@ export async function threadView(page, threadId, params) {
 
 // The run's life as a timeline: status changes with their times, then each step with its tool calls and tokens.
 export async function runView(page, threadId, runId) {
-  const [run, steps] = await Promise.all([
+  const [run, steps, cost] = await Promise.all([
     get(`/threads/${threadId}/runs/${runId}`),
     listAll(`/threads/${threadId}/runs/${runId}/steps`, { order: "asc", "include[]": INCLUDE_CONTENT }, 1000),
+    get(`/console/threads/${threadId}/runs/${runId}/cost`),
   ]);
   const events = [];
   const mark = (ts, label, extra) => ts && events.push({ ts, label, extra, order: events.length });
@@ -161,13 +162,13 @@ export async function runView(page, threadId, runId) {
       " ",
       statusBadge(s.status),
       end ? h("small", {}, ` ${end - s.created_at} s`) : null,
-      h("p", { class: "usage" }, usageText(s.usage), " · cost: —"),
+      h("p", { class: "usage" }, usageText(s.usage), " · cost: ", h("span", { class: "step-cost" }, stepCost(cost, s.id))),
       s.last_error ? errorBox(new Error(`${s.last_error.code}: ${s.last_error.message}`)) : null,
       details,
       jsonView(s),
     );
   });
-  page.append(
+  append(page, [
     h("h1", {}, "Run ", h("code", {}, run.id)),
     h(
       "dl",
@@ -182,6 +183,8 @@ export async function runView(page, threadId, runId) {
       h("dd", {}, run.model),
       h("dt", {}, "Usage"),
       h("dd", {}, usageText(run.usage)),
+      h("dt", {}, "Cost"),
+      h("dd", { class: "run-cost" }, costText(cost)),
       h("dt", {}, "Last error"),
       h("dd", {}, run.last_error ? `${run.last_error.code}: ${run.last_error.message}` : "—"),
       h("dt", {}, "Incomplete details"),
@@ -191,5 +194,43 @@ export async function runView(page, threadId, runId) {
     jsonView(run),
     h("h2", {}, "Timeline"),
     h("ol", { class: "timeline" }, items),
+    turnsView(cost),
+  ]);
+}
+
+function stepCost(cost, stepId) {
+  const s = cost.steps[stepId];
+  return s && s.cost !== null ? fmtUSD(s.cost) : "—";
+}
+
+function costText(cost) {
+  const c = cost.cost;
+  const parts = [fmtUSD(c.total)];
+  if (c.tools) parts.push(` (model calls ${fmtUSD(c.models)}, tools ${fmtUSD(c.tools)}: ${cost.tools.map((t) => `${t.quantity} ${t.line_item}`).join(", ")})`);
+  if (!cost.priced) parts.push(` · no price for ${cost.model}: counted at $0`);
+  return parts.join("");
+}
+
+// What each model call's prompt was made of, and what that cost: the context re-sent every turn is the hidden cost.
+function turnsView(cost) {
+  if (!cost.turns.length) return null;
+  const parts = ["instructions", "history", "retrieved_chunks", "tool_outputs", "run_output"];
+  const names = { instructions: "Instructions", history: "History", retrieved_chunks: "Retrieved chunks", tool_outputs: "Tool outputs", run_output: "This run's output" };
+  const rows = cost.turns.map((t, i) =>
+    h(
+      "tr",
+      {},
+      h("td", {}, String(i + 1)),
+      h("td", {}, fmtTime(t.created_at)),
+      h("td", { class: "num" }, fmtNum(t.input_tokens)),
+      h("td", { class: "num" }, fmtNum(t.output_tokens)),
+      parts.map((p) => h("td", { class: "num" }, `${fmtNum(t.prompt_tokens_by_source[p])} · ${fmtUSD(t.cost[p])}`)),
+      h("td", { class: "num" }, fmtUSD(t.cost.input + t.cost.output)),
+    ),
   );
+  return [
+    h("h2", {}, "Cost per model call"),
+    h("p", { class: "hint" }, "Each call re-sends the thread's context: its prompt tokens by source (estimated) and what they cost at the model's input price."),
+    table(["#", "Time", "Prompt tokens", "Completion tokens", ...parts.map((p) => names[p]), "Cost"], rows),
+  ];
 }
