@@ -228,6 +228,7 @@ class Service:
         self.log_path = RESULTS_DIR / "logs" / f"{name}-{port}.log"
         self.proc: subprocess.Popen | None = None
         self.profiler: subprocess.Popen | None = None
+        self.start_timeout_s = 60.0
 
     @property
     def pid(self) -> int:
@@ -238,7 +239,8 @@ class Service:
     def url(self) -> str:
         return f"http://{HOST}:{self.port}"
 
-    def start(self, timeout_s: float = 60.0) -> Service:
+    def start(self, timeout_s: float | None = None) -> Service:
+        timeout_s = self.start_timeout_s if timeout_s is None else timeout_s
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         log_file = self.log_path.open("wb")
         self.proc = subprocess.Popen(self.cmd, cwd=REPO, env=self.env, stdout=log_file, stderr=subprocess.STDOUT)
