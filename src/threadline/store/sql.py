@@ -13,6 +13,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, TypeVar
 
 import orjson
@@ -22,6 +23,7 @@ from sqlalchemy.engine import make_url
 from ..tokens import item_text_tokens, message_text_tokens
 from . import driver, schema
 from .db import create_engine
+from .write_gate import WriteGate
 
 T = TypeVar("T")
 
@@ -140,15 +142,19 @@ class Store:
         self.url = url
         self.engine = create_engine(url)
         self.dialect = self.engine.dialect.name
-        # SQLite allows one writer at a time; queueing writers here is far cheaper than SQLite's busy handler,
-        # which sleeps up to 100 ms between retries. PostgreSQL writers need no such gate.
-        self._write_gate = threading.Lock() if self.dialect == "sqlite" else contextlib.nullcontext()
+        # SQLite allows one writer at a time: writers queue on the gate (store/write_gate.py), never in SQLite's
+        # busy handler. PostgreSQL writers need no such gate.
+        database = make_url(self.engine.url).database if self.dialect == "sqlite" else None
+        in_file = database not in (None, "", ":memory:")
+        self._gate = WriteGate(Path(database).resolve() if in_file else None) if self.dialect == "sqlite" else None
+        self._write_gate: Any = self._gate or contextlib.nullcontext()
         # Short writes run on the event loop when the gate is free (run_write); their connections never wait for
-        # another process's write lock (busy timeout 0: they give way to a thread instead) and never checkpoint.
+        # a write lock taken behind the gate's back (busy timeout 0: they give way to a thread) and never
+        # checkpoint.
         self._loop_engine: sa.Engine | None = None
         self.loop_writes = 0  # run_write calls that ran on the event loop, and those that ran in a thread
         self.offloaded_writes = 0
-        if self.dialect == "sqlite" and make_url(self.engine.url).database not in (None, "", ":memory:"):
+        if in_file:
             self._loop_engine = create_engine(url, busy_timeout_ms=0, pool_size=1, autocheckpoint=False)
 
     @property
@@ -164,6 +170,8 @@ class Store:
         self.engine.dispose()
         if self._loop_engine is not None:
             self._loop_engine.dispose()
+        if self._gate is not None:
+            self._gate.close()
 
     @contextmanager
     def read(self) -> Iterator[sa.Connection]:
@@ -221,14 +229,15 @@ class Store:
     ) -> T:
         """`fn(*args)`: a short blocking function whose first database use is one `store.write()` transaction.
 
-        With an SQLite file, when no other thread of this process is writing, it runs right here on the event loop
-        (a short write takes 50-300 µs; the hop to a thread and back costs about as much CPU again, and its
-        wake-ups hold the GIL). If another process holds SQLite's write lock, or `fn` calls `leave_loop()` (it is
-        about to block on other I/O), that attempt rolls back before anything was committed and `fn(*args)` runs
-        again in a thread: `offload(fn, *args)` (default `asyncio.to_thread`), as it always does with PostgreSQL.
+        With an SQLite file, when no other thread or process is writing (the write gate is free), it runs right
+        here on the event loop (a short write takes 50-300 µs; the hop to a thread and back costs about as much
+        CPU again, and its wake-ups hold the GIL). Otherwise it runs in a thread, which waits for the gate. If
+        SQLite's write lock is taken all the same (by a writer outside the gate), or `fn` calls `leave_loop()` (it
+        is about to block on other I/O), the attempt on the loop rolls back before anything was committed and
+        `fn(*args)` runs again in a thread: `offload(fn, *args)` (default `asyncio.to_thread`), as it always does with PostgreSQL.
         So `fn` must be safe to run twice when its first attempt wrote nothing. Returns what `fn` returns; raises
         what it raises."""
-        if self._loop_engine is not None and self._write_gate.acquire(blocking=False):  # type: ignore[union-attr]
+        if self._loop_engine is not None and self._gate is not None and self._gate.try_acquire():
             _on_loop.store, _on_loop.used = self, False
             try:
                 result = fn(*args)
@@ -238,7 +247,7 @@ class Store:
                 pass
             finally:
                 _on_loop.store = None
-                self._write_gate.release()  # type: ignore[union-attr]
+                self._gate.release()
                 if _on_loop.used and (self.loop_writes + 1) % CHECKPOINT_EVERY == 0:
                     asyncio.get_running_loop().run_in_executor(None, self._checkpoint)
         self.offloaded_writes += 1
