@@ -149,9 +149,17 @@ def free_port() -> int:
 
 
 def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process (all its threads) so far."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """User + system CPU time so far of a process (all its threads) and of its live descendants (`serve` runs one
+    process per core under a supervisor)."""
+    procs = _proc_times()
+    tree, changed = {pid}, True
+    while changed:
+        changed = False
+        for child, (ppid, _) in procs.items():
+            if ppid in tree and child not in tree:
+                tree.add(child)
+                changed = True
+    return sum(procs[p][1] for p in tree if p in procs)
 
 
 def _proc_times() -> dict[int, tuple[int, float]]:
