@@ -53,10 +53,13 @@ def server(data_dir: Path, llm_url: str, src: Path, mode: str, out: Path) -> Ser
     }
     port = free_port()
     cmd = [str(PYTHON), "-m", "threadline.cli", "serve", "--host", HOST, "--port", str(port)]
-    cmd += ["--data-dir", str(data_dir), "--log-level", "warning"]
+    # One process: callgrind counts the process it starts (`serve` defaults to one process per core).
+    cmd += ["--data-dir", str(data_dir), "--log-level", "warning", "--workers", "1"]
     if mode == "callgrind":
         cmd = ["valgrind", "--tool=callgrind", "--instr-atstart=no", f"--callgrind-out-file={out}", *cmd]
-    return Service("threadline", cmd, port, "/health", env)
+    service = Service("threadline", cmd, port, "/health", env)
+    service.start_timeout_s = 300.0  # start-up under callgrind takes a minute or more on a busy machine
+    return service
 
 
 async def queued(port: int, assistant: str, threads: list[str], db: sqlite3.Connection) -> None:

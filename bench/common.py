@@ -149,9 +149,17 @@ def free_port() -> int:
 
 
 def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process (all its threads) so far."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """User + system CPU time so far of a process (all its threads) and of its live descendants (`serve` runs one
+    process per core under a supervisor)."""
+    procs = _proc_times()
+    tree, changed = {pid}, True
+    while changed:
+        changed = False
+        for child, (ppid, _) in procs.items():
+            if ppid in tree and child not in tree:
+                tree.add(child)
+                changed = True
+    return sum(procs[p][1] for p in tree if p in procs)
 
 
 def _proc_times() -> dict[int, tuple[int, float]]:
@@ -228,6 +236,7 @@ class Service:
         self.log_path = RESULTS_DIR / "logs" / f"{name}-{port}.log"
         self.proc: subprocess.Popen | None = None
         self.profiler: subprocess.Popen | None = None
+        self.start_timeout_s = 60.0
 
     @property
     def pid(self) -> int:
@@ -238,7 +247,8 @@ class Service:
     def url(self) -> str:
         return f"http://{HOST}:{self.port}"
 
-    def start(self, timeout_s: float = 60.0) -> Service:
+    def start(self, timeout_s: float | None = None) -> Service:
+        timeout_s = self.start_timeout_s if timeout_s is None else timeout_s
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         log_file = self.log_path.open("wb")
         self.proc = subprocess.Popen(self.cmd, cwd=REPO, env=self.env, stdout=log_file, stderr=subprocess.STDOUT)

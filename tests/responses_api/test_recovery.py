@@ -71,8 +71,8 @@ def test_queued_response_survives_restart(start: Start, fake_llm: FakeOpenAI) ->
     assert client.responses.retrieve(created.id).status == "queued"
     handle.kill()
     handle.env["THREADLINE_RUN_WORKERS"] = "4"
+    fake_llm.script(Reply(text="after the restart"))  # the restarted server may execute it at once
     handle.restart()
     client = make_client(handle.base_url)
-    fake_llm.script(Reply(text="after the restart"))
     assert wait_for(client, created.id, {"completed", "failed"}) == "completed"
     assert client.responses.retrieve(created.id).output_text == "after the restart"

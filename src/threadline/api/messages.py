@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import anyio.to_thread
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 
@@ -27,8 +28,10 @@ router = APIRouter(prefix="/v1/threads/{thread_id}/messages", tags=["messages"],
 
 
 @router.post("")
-def create_message(thread_id: str, body: models.MessageCreate, request: Request) -> Response:
-    return json(messages.create(runtime(request), thread_id, commands.new_message(body)))
+async def create_message(thread_id: str, body: models.MessageCreate, request: Request) -> Response:
+    rt = runtime(request)
+    new = commands.new_message(body)
+    return json(await rt.store.run_write(messages.create, rt, thread_id, new, offload=anyio.to_thread.run_sync))
 
 
 @router.get("")

@@ -165,7 +165,7 @@ class AssistantsProjection:
         """Run `fn(conn)` in a write transaction holding the run's row lock, only while this process still drives
         the run (in_progress under its lease); otherwise report where the run is and stop."""
         try:
-            return await asyncio.to_thread(
+            return await self.rt.store.run_write(
                 executions.owned_write, self.rt.store, schema.runs, self.execution_id, self.owner, fn
             )
         except executions.LeaseLost:
@@ -175,7 +175,7 @@ class AssistantsProjection:
     async def _transition(
         self, expected: tuple[str, ...], mutate: Callable[[dict, sa.Connection], dict[str, Any] | None]
     ) -> dict[str, Any] | None:
-        return await asyncio.to_thread(
+        return await self.rt.store.run_write(
             executions.transition, self.rt.store, schema.runs, self.execution_id, expected, mutate
         )
 

@@ -19,6 +19,7 @@ from ..providers.base import ChatMessage, ChatRequest, ToolCall, ToolSpec
 from ..store import Store, loads, owned, schema
 from ..store import messages as messages_repo
 from ..store import runs as runs_repo
+from ..store.sql import leave_loop
 from ..tokens import count_tokens, message_text_tokens
 from .neutral import ExecutionSpec
 from .tools import ToolContext
@@ -192,6 +193,7 @@ def thread_message_to_chat(
                 parts.append({"type": "text", "text": f"[image {file_id} was deleted]"})
                 continue
             mime = mimetypes.guess_type(loads(row[1])["filename"])[0] or "image/png"
+            leave_loop()  # a blob read (disk, S3) must not block the event loop
             with runtime.blobs.open(row[0]) as f:
                 parts.append({"type": "image", "data": f.read(), "mime_type": mime})
         elif kind == "image_url" and images and message["role"] == "user":

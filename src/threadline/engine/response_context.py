@@ -15,6 +15,7 @@ import sqlalchemy as sa
 from ..providers.base import ChatMessage, ChatRequest, ToolCall
 from ..store import Store, owned, schema
 from ..store import items as log
+from ..store.sql import leave_loop
 from ..tokens import count_tokens
 from . import neutral as n
 from .context import MESSAGE_OVERHEAD_TOKENS, PromptTooLarge, RunContext, TurnPrompt, response_format_for_provider
@@ -342,6 +343,7 @@ class ResponsesContext:
         if row is None:
             return None
         mime = mimetypes.guess_type(orjson.loads(row[1])["filename"])[0] or "image/png"
+        leave_loop()  # a blob read (disk, S3) must not block the event loop
         with self.rt.blobs.open(row[0]) as f:
             return {"type": "image", "data": f.read(), "mime_type": mime}
 

@@ -242,7 +242,7 @@ class ResponsesProjection:
             return result
 
         try:
-            return await asyncio.to_thread(
+            return await self.rt.store.run_write(
                 executions.owned_write, self.rt.store, schema.responses, self.execution_id, self.owner, write
             )
         except executions.LeaseLost:
@@ -299,7 +299,7 @@ class ResponsesProjection:
         def mutate(response: dict, conn: sa.Connection) -> None:
             self._claim(response, conn, prepare)
 
-        response = await asyncio.to_thread(
+        response = await self.rt.store.run_write(
             executions.transition, self.rt.store, schema.responses, self.execution_id, ("queued",), mutate
         )
         if response is None:
@@ -607,7 +607,7 @@ class ResponsesProjection:
         terminal: list[dict[str, Any]] = []
         mutate = self._end_mutation(status, total, fields, terminal, turn)
         self.unsaved_turn = turn
-        response = await asyncio.to_thread(
+        response = await self.rt.store.run_write(
             executions.transition, self.rt.store, schema.responses, self.execution_id, ENDS_FROM[status], mutate
         )
         if response is None:

@@ -208,7 +208,7 @@ class Workers:
                 try:
                     # Executions are made on the event loop; the claim says which of the two starts.
                     jobs = {"run": self.executor.job(NullSink()), "response": self.executor.background_job()}
-                    claimed = await asyncio.to_thread(self._claim, jobs, hint)
+                    claimed = await self.rt.store.run_write(self._claim, jobs, hint)
                     if claimed is None:
                         break
                     await self.executor.execute(claimed, job=jobs[kind_of(claimed)])

@@ -269,7 +269,7 @@ async def _sse_chunks(response: httpx.Response, base_url: str) -> AsyncGenerator
     pending: list[str] = []
     event = ""
     seen_data = False
-    lines = response.aiter_lines()
+    lines = _lines(response)
     async for line in lines:
         if line.startswith("data:"):
             seen_data = True
@@ -308,6 +308,23 @@ async def _sse_chunks(response: httpx.Response, base_url: str) -> AsyncGenerator
     if not seen_data:
         kind = response.headers.get("content-type", "no content type")
         raise ProviderError("server_error", f"The model server at {base_url} sent no stream events ({kind}).")
+
+
+async def _lines(response: httpx.Response) -> AsyncGenerator[str, None]:
+    """The body's lines without their ends (``\n``, ``\r\n`` or ``\r``, as SSE allows), decoded as UTF-8.
+
+    The same as ``response.aiter_lines()`` for an SSE body, without its two extra generator layers (an incremental
+    text decoder and a line decoder), which took about a third of the CPU of reading a stream."""
+    body = response.aiter_raw() if response.headers.get("content-encoding", "identity") == "identity" else None
+    pending = b""
+    async for chunk in body or response.aiter_bytes():
+        parts = (pending + chunk if pending else chunk).splitlines(keepends=True)
+        # an unfinished line, or a final "\r" that may be the first half of "\r\n", waits for the next read
+        pending = parts.pop() if parts and not parts[-1].endswith(b"\n") else b""
+        for part in parts:
+            yield part.rstrip(b"\r\n").decode("utf-8", "replace")
+    if pending:
+        yield pending.rstrip(b"\r\n").decode("utf-8", "replace")
 
 
 async def _drain(lines: AsyncIterator[str]) -> None:

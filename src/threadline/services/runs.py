@@ -189,7 +189,7 @@ async def create_run(
             runs.insert(conn, run, {"include": opts.include, "api_key_id": key})
             return _start_in(conn, rt, run, job)
 
-    run = await anyio.to_thread.run_sync(create)
+    run = await rt.store.run_write(create, offload=anyio.to_thread.run_sync)
     before = [("thread.run.created", run), ("thread.run.queued", run)]
     return await _dispatch(rt, Started(run, None), job, before)
 
@@ -207,7 +207,7 @@ async def create_thread_and_run(rt: Runtime, opts: RunOptions, *, stream: bool, 
             runs.insert(conn, run, {"include": [], "api_key_id": key})
             return thread, _start_in(conn, rt, run, job)
 
-    thread, run = await anyio.to_thread.run_sync(create)
+    thread, run = await rt.store.run_write(create, offload=anyio.to_thread.run_sync)
     before = [("thread.created", thread), ("thread.run.created", run), ("thread.run.queued", run)]
     return await _dispatch(rt, Started(run, None, thread=thread), job, before)
 
@@ -295,6 +295,6 @@ async def submit_tool_outputs(
             executions.save(conn, schema.runs, run)
             return _start_in(conn, rt, run, job), step
 
-    run, step = await anyio.to_thread.run_sync(submit)
+    run, step = await rt.store.run_write(submit, offload=anyio.to_thread.run_sync)
     before = [("thread.run.step.completed", step), ("thread.run.queued", run)]
     return await _dispatch(rt, Started(run, None, step=step), job, before)

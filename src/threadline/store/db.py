@@ -20,11 +20,19 @@ def normalize_url(url: str) -> str:
     return url
 
 
-def create_engine(url: str) -> sa.Engine:
+BUSY_TIMEOUT_MS = 30_000
+
+
+def create_engine(
+    url: str, *, busy_timeout_ms: int = BUSY_TIMEOUT_MS, pool_size: int = 32, autocheckpoint: bool = True
+) -> sa.Engine:
+    """The engine for `url`. SQLite only: `busy_timeout_ms` is how long a connection waits for another's write
+    lock (0: fail at once with SQLITE_BUSY), `pool_size` its pool size, `autocheckpoint` False: its commits never
+    checkpoint the WAL (someone else must)."""
     url = normalize_url(url)
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
-        return _sqlite_engine(url)
+        return _sqlite_engine(url, busy_timeout_ms, pool_size, autocheckpoint)
     if parsed.get_backend_name() == "postgresql":
         return _postgres_engine(url)
     raise ValueError(f"Unsupported database URL {url!r}: use sqlite:///path or postgresql://...")
@@ -57,15 +65,15 @@ def _postgres_engine(url: str) -> sa.Engine:
     return engine
 
 
-def _sqlite_engine(url: str) -> sa.Engine:
+def _sqlite_engine(url: str, busy_timeout_ms: int, pool_size: int, autocheckpoint: bool) -> sa.Engine:
     database = make_url(url).database
     if database and database != ":memory:":
         Path(database).parent.mkdir(parents=True, exist_ok=True)
     engine = sa.create_engine(
         url,
-        connect_args={"check_same_thread": False, "timeout": 30},
-        pool_size=32,
-        max_overflow=32,
+        connect_args={"check_same_thread": False, "timeout": busy_timeout_ms / 1000},
+        pool_size=pool_size,
+        max_overflow=pool_size,
     )
 
     @event.listens_for(engine, "connect")
@@ -75,8 +83,10 @@ def _sqlite_engine(url: str) -> sa.Engine:
         cur = dbapi_conn.cursor()
         cur.execute("PRAGMA journal_mode=WAL")
         cur.execute("PRAGMA synchronous=NORMAL")
-        cur.execute("PRAGMA busy_timeout=30000")
+        cur.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
         cur.execute("PRAGMA foreign_keys=ON")
+        if not autocheckpoint:
+            cur.execute("PRAGMA wal_autocheckpoint=0")
         cur.close()
 
     @event.listens_for(engine, "begin")

@@ -11,22 +11,28 @@ the CLI) they see every row.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import functools
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import Any, TypeVar
 
 import orjson
 import sqlalchemy as sa
+from sqlalchemy.engine import make_url
 
 from ..tenancy import current_project
 from ..tokens import item_text_tokens, message_text_tokens
 from . import driver, schema
 from .db import create_engine
+from .write_gate import WriteGate
+
+T = TypeVar("T")
 
 ACTIVE_RUN_STATUSES = ("queued", "in_progress", "requires_action", "cancelling")
 ACTIVE_RESPONSE_STATUSES = ("queued", "in_progress")
@@ -137,6 +143,36 @@ class Page:
         ).encode()
 
 
+class LeaveLoop(BaseException):
+    """Raised by `leave_loop()` inside a write that `Store.run_write` runs on the event loop, when the write is
+    about to block on something other than the database (a blob read): the transaction rolls back and the write
+    runs again in a thread. A BaseException, so that handlers of `Exception` inside the write let it through."""
+
+
+class _Busy(Exception):
+    """Another process holds SQLite's write lock: the write on the event loop gives way to a thread."""
+
+
+# The write `Store.run_write` is running on this thread (the event loop's), if any.
+_on_loop = threading.local()
+
+# Writes on the event loop between two checkpoints of the WAL, run in a thread (their connection never does it
+# itself: a checkpoint writes and syncs up to a few MB).
+CHECKPOINT_EVERY = 200
+
+
+def leave_loop() -> None:
+    """Call before blocking I/O other than the database inside a write transaction: raises LeaveLoop when the write
+    runs on the event loop (Store.run_write then runs it in a thread), else does nothing."""
+    if getattr(_on_loop, "store", None) is not None:
+        raise LeaveLoop
+
+
+def _is_busy(exc: sa.exc.OperationalError) -> bool:
+    code = getattr(exc.orig, "sqlite_errorcode", None)
+    return code == 5 or (code is None and "database is locked" in str(exc.orig))  # SQLITE_BUSY
+
+
 class Store:
     """One interface over both backends; the dialect-specific parts are engine setup and row locking."""
 
@@ -144,9 +180,20 @@ class Store:
         self.url = url
         self.engine = create_engine(url)
         self.dialect = self.engine.dialect.name
-        # SQLite allows one writer at a time; queueing writers here is far cheaper than SQLite's busy handler,
-        # which sleeps up to 100 ms between retries. PostgreSQL writers need no such gate.
-        self._write_gate = threading.Lock() if self.dialect == "sqlite" else contextlib.nullcontext()
+        # SQLite allows one writer at a time: writers queue on the gate (store/write_gate.py), never in SQLite's
+        # busy handler. PostgreSQL writers need no such gate.
+        database = make_url(self.engine.url).database if self.dialect == "sqlite" else None
+        in_file = database not in (None, "", ":memory:")
+        self._gate = WriteGate(Path(database).resolve() if in_file else None) if self.dialect == "sqlite" else None
+        self._write_gate: Any = self._gate or contextlib.nullcontext()
+        # Short writes run on the event loop when the gate is free (run_write); their connections never wait for
+        # a write lock taken behind the gate's back (busy timeout 0: they give way to a thread) and never
+        # checkpoint.
+        self._loop_engine: sa.Engine | None = None
+        self.loop_writes = 0  # run_write calls that ran on the event loop, and those that ran in a thread
+        self.offloaded_writes = 0
+        if in_file:
+            self._loop_engine = create_engine(url, busy_timeout_ms=0, pool_size=1, autocheckpoint=False)
 
     @property
     def backend(self) -> str:
@@ -159,6 +206,10 @@ class Store:
 
     def close(self) -> None:
         self.engine.dispose()
+        if self._loop_engine is not None:
+            self._loop_engine.dispose()
+        if self._gate is not None:
+            self._gate.close()
 
     @contextmanager
     def read(self) -> Iterator[sa.Connection]:
@@ -167,13 +218,82 @@ class Store:
 
     @contextmanager
     def write(self) -> Iterator[sa.Connection]:
-        with self._write_gate, self.engine.connect() as conn:
+        if getattr(_on_loop, "store", None) is self:
+            # inside run_write on the event loop, which holds the gate: its first write uses the loop's connection
+            if not _on_loop.used:
+                _on_loop.used = True
+                with self._write_on_loop() as conn:
+                    yield conn
+                return
+            gate: Any = contextlib.nullcontext()
+        else:
+            gate = self._write_gate
+        with gate, self.engine.connect() as conn:
             conn.info["write"] = True
             try:
                 with conn.begin():
                     yield conn
             finally:
                 conn.info["write"] = False
+
+    @contextmanager
+    def _write_on_loop(self) -> Iterator[sa.Connection]:
+        assert self._loop_engine is not None
+        try:
+            conn = self._loop_engine.connect()
+            conn.info["write"] = True
+            try:
+                tx = conn.begin()
+            except BaseException:
+                conn.info["write"] = False
+                conn.close()
+                raise
+        except sa.exc.OperationalError as exc:
+            if _is_busy(exc):
+                raise _Busy from None
+            raise
+        try:
+            with tx:
+                yield conn
+        finally:
+            conn.info["write"] = False
+            conn.close()
+
+    async def run_write(
+        self,
+        fn: Callable[..., T],
+        *args: Any,
+        offload: Callable[..., Awaitable[T]] | None = None,
+    ) -> T:
+        """`fn(*args)`: a short blocking function whose first database use is one `store.write()` transaction.
+
+        With an SQLite file, when no other thread or process is writing (the write gate is free), it runs right
+        here on the event loop (a short write takes 50-300 µs; the hop to a thread and back costs about as much
+        CPU again, and its wake-ups hold the GIL). Otherwise it runs in a thread, which waits for the gate. If
+        SQLite's write lock is taken all the same (by a writer outside the gate), or `fn` calls `leave_loop()` (it
+        is about to block on other I/O), the attempt on the loop rolls back before anything was committed and
+        `fn(*args)` runs again in a thread: `offload(fn, *args)` (default `asyncio.to_thread`), as it always does
+        with PostgreSQL. So `fn` must be safe to run twice when its first attempt wrote nothing. Returns what `fn`
+        returns; raises what it raises."""
+        if self._loop_engine is not None and self._gate is not None and self._gate.try_acquire():
+            _on_loop.store, _on_loop.used = self, False
+            try:
+                result = fn(*args)
+                self.loop_writes += 1
+                return result
+            except (_Busy, LeaveLoop):
+                pass
+            finally:
+                _on_loop.store = None
+                self._gate.release()
+                if _on_loop.used and (self.loop_writes + 1) % CHECKPOINT_EVERY == 0:
+                    asyncio.get_running_loop().run_in_executor(None, self._checkpoint)
+        self.offloaded_writes += 1
+        return await (offload or asyncio.to_thread)(fn, *args)
+
+    def _checkpoint(self) -> None:
+        with contextlib.suppress(sa.exc.DBAPIError), self.engine.connect() as conn:
+            conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
 
     # -- documents -------------------------------------------------------------------------------------------
 
