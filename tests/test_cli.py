@@ -182,3 +182,16 @@ def test_serve_refuses_an_invalid_setting_naming_it(tmp_path: Path, variable: st
     assert got.stderr.startswith(f"threadline: invalid setting {variable}='{value}': "), got.stderr
     assert "Traceback" not in got.stderr and "serving" not in got.stdout
     assert not data_dir.exists()  # it stopped before touching anything
+
+
+def test_python_dash_m_threadline_is_the_command(tmp_path: Path) -> None:
+    """`python -m threadline ...` runs the same command as the `threadline` script (no installed script needed)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("THREADLINE_")}
+    run = [server_python(), "-m", "threadline"]
+    helped = subprocess.run([*run, "--help"], capture_output=True, text=True, env=env, timeout=120)
+    assert helped.returncode == 0 and "usage: threadline" in helped.stdout and "serve" in helped.stdout
+    migrated = subprocess.run(
+        [*run, "migrate", "--data-dir", str(tmp_path)], capture_output=True, text=True, env=env, timeout=120
+    )
+    assert migrated.returncode == 0, migrated.stderr
+    assert "at revision" in migrated.stdout

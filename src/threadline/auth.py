@@ -338,12 +338,17 @@ class KeyChecker:
             )
 
     def add(self, key: str, name: str | None = None) -> bool:
-        """Store a key (hashed). False if it is stored already."""
+        """Store a key (hashed) of the default project, recorded in the audit log as the operator's
+        `api_key.created`. False if it is stored already."""
+        from .store import audit
+
         t = schema.api_keys
         with self.store.write() as conn:
             if conn.execute(sa.select(t.c.seq).where(t.c.key_hash == hash_key(key))).first() is not None:
                 return False
             conn.execute(t.insert().values(key_hash=hash_key(key), name=name, created_at=now()))
+            details = {"id": key_id(key), "data": {"scopes": ["api.all"]}}
+            audit.record(conn, "api_key.created", project_id=DEFAULT_PROJECT_ID, actor=audit.CLI_ACTOR, details=details)
             self._announce(conn)
         return True
 
@@ -358,7 +363,8 @@ class KeyChecker:
         return [StoredKey(r[0], r[1], r[2], r[3][:12]) for r in rows]
 
     def revoke(self, *, key: str | None = None, key_id: int | None = None, name: str | None = None) -> int:
-        """Delete stored keys matching the key itself, its id or its name. Returns how many were deleted."""
+        """Delete stored keys matching the key itself, its id or its name, each recorded in the audit log as the
+        operator's `api_key.deleted`. Returns how many were deleted."""
         t = schema.api_keys
         if key is not None:
             cond = t.c.key_hash == hash_key(key)
@@ -368,8 +374,16 @@ class KeyChecker:
             cond = t.c.name == name
         else:
             raise ValueError("revoke needs a key, an id or a name")
+        from .store import audit
+
         with self.store.write() as conn:
+            hashes = conn.execute(sa.select(t.c.key_hash).where(cond)).scalars().all()
             count = conn.execute(t.delete().where(cond)).rowcount
+            for digest in hashes:
+                details = {"id": "key_" + digest[:16]}
+                audit.record(
+                    conn, "api_key.deleted", project_id=DEFAULT_PROJECT_ID, actor=audit.CLI_ACTOR, details=details
+                )
             self._announce(conn)
             return count
 

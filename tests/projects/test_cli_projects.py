@@ -4,6 +4,7 @@ records the operator's session as the actor."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import subprocess
 
@@ -76,3 +77,33 @@ def test_refusals(server) -> None:  # noqa: ANN001
     done = cli(server, "create-key", "--project", pid)
     assert done.returncode == 1 and "archived" in done.stderr and "sk-" not in done.stdout
     assert cli(server, "create-project").returncode == 2  # --name is required
+
+
+def test_simple_key_commands_are_audit_logged(server, admin) -> None:  # noqa: ANN001
+    """`threadline add-key` / `revoke-key` (the single-project setup's keys) change which keys work, so they are
+    in the audit log like the `keys` commands: the default project's api_key.created / api_key.deleted, with the
+    key's public id and the operator's session as the actor."""
+
+    def simple(*args: str) -> str:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("THREADLINE_")}
+        where = ["--data-dir", str(server.data_dir), "--database-url", server.database_url]
+        done = subprocess.run(
+            [server_python(), "-m", "threadline.cli", *args, *where],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=120,
+        )
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    key = simple("add-key", "--name", "audited").strip()
+    assert key.startswith("sk-")
+    key_id = "key_" + hashlib.sha256(key.encode()).hexdigest()[:16]
+    assert "revoked 1" in simple("revoke-key", "--name", "audited")
+
+    params = {"resource_ids[]": key_id, "limit": 100}
+    logged = admin.get("/organization/audit_logs", params=params).json()["data"]
+    assert [e["type"] for e in logged] == ["api_key.deleted", "api_key.created"]
+    assert all(e["project"]["id"] == "proj_default" and e["actor"]["type"] == "session" for e in logged)
+    assert logged[0]["api_key.deleted"]["id"] == key_id and logged[1]["api_key.created"]["id"] == key_id

@@ -1435,7 +1435,12 @@ def _project_cases() -> list[Case]:
     }
     cases += [
         (f"create_project-{name}", "POST", "/organization/projects", {"json": body}, 400)
-        for name, body in {**project_bodies, "missing_name": {}, "residency_int": {"name": "p", "residency": 1}}.items()
+        for name, body in {
+            **project_bodies,
+            "missing_name": {},
+            "residency_int": {"name": "p", "residency": 1},
+            "residency_unknown": {"name": "p", "residency": "mars"},
+        }.items()
     ]
     cases += [
         (f"modify_project-{name}", "POST", "/organization/projects/{proj}", {"json": body}, 400)

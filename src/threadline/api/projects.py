@@ -5,7 +5,7 @@ transaction; a change to which keys work is announced to every server process in
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 import anyio.to_thread
 import sqlalchemy as sa
@@ -28,9 +28,26 @@ Name = Annotated[str, Field(min_length=1, max_length=256)]
 T = TypeVar("T")
 
 
+# The spec's PublicProjectResidency; accepted (everything stays in the operator's own database) but checked.
+Residency = Literal[
+    "GLOBAL",
+    "US_STORAGE_PROCESSING",
+    "EU_STORAGE_PROCESSING",
+    "JP_STORAGE",
+    "KR_STORAGE",
+    "CA_STORAGE",
+    "SG_STORAGE",
+    "IN_STORAGE",
+    "AU_STORAGE",
+    "GB_STORAGE",
+    "AE_STORAGE",
+    "AE_STORAGE_PROCESSING",
+]
+
+
 class ProjectCreate(Strict):
     name: Name
-    residency: str | None = None
+    residency: Residency | None = None
     external_key_id: str | None = None
 
 
