@@ -12,7 +12,7 @@ import pytest
 from fakes import Reply, ToolCallSpec
 from support.schemas import validate
 from threadline.services import conversations
-from threadline.store import Store, now
+from threadline.store import Store, now, schema
 from threadline.store import responses as response_rows
 
 PNG = bytes.fromhex(
@@ -253,6 +253,9 @@ def test_items_wait_for_an_active_response(client: openai.OpenAI, db: Store) -> 
     response = {"id": f"resp_lock{time.time_ns()}", "object": "response", "created_at": now(), "status": "in_progress"}
     with db.write() as conn:
         response_rows.insert(conn, response, [], thread_id=thread_id)
+        # leased for an hour, as by a process executing it: the sweeper must not end it as orphaned meanwhile
+        lease = schema.responses.update().where(schema.responses.c.id == response["id"])
+        conn.execute(lease.values(lease_until=time.time() + 3600))
     with pytest.raises(openai.BadRequestError) as err:
         client.conversations.items.create(conv.id, items=[{"role": "user", "content": "x"}])
     assert err.value.code == "conversation_locked"
