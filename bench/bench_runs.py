@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import random
 import sys
 import threading
@@ -45,7 +44,7 @@ from common import (
     md_table,
     parse_backends,
     percentile,
-    save_json,
+    publish,
     scratch_dir,
     threadline_service,
     verdict,
@@ -514,11 +513,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     res = run(args)
-    path = save_json("runs.json", res)
-    if args.json:
-        args.json.write_text(json.dumps(res, indent=2))
-    print(report(res))
-    log(f"results saved to {path}")
+    publish("runs.json", res, report(res), args.json)
     return 0
 
 
