@@ -10,7 +10,6 @@ Fixtures:
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import time
@@ -62,10 +61,8 @@ def browser() -> Iterator[Any]:
 
 
 @pytest.fixture(scope="module")
-def price_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("prices") / "prices.json"
-    path.write_text(json.dumps(PRICES))
-    return path
+def prices() -> dict[str, Any]:
+    return PRICES
 
 
 @pytest.fixture(scope="module")
