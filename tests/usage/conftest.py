@@ -27,6 +27,11 @@ PRICES = {
 }
 
 
+def usd(price: dict, input_tokens: int, output_tokens: int) -> float:
+    """What `price` (one model's entry in PRICES) charges for the tokens, in USD."""
+    return (input_tokens * price["input_per_mtok"] + output_tokens * price["output_per_mtok"]) / 1e6
+
+
 @pytest.fixture(scope="module")
 def prices() -> dict[str, Any]:
     return PRICES
