@@ -27,7 +27,6 @@ import resource
 import statistics
 import subprocess
 import sys
-import threading
 import time
 import warnings
 from collections.abc import Iterator
@@ -230,16 +229,7 @@ def measure(
     """Create a run on each of `threads` and wait for all to finish (`already` runs finished before)."""
     n = len(threads)
     total = already + n
-    samples: list[tuple[float, int]] = []
-    errors: list[BaseException] = []
-
-    def poll() -> None:
-        try:
-            samples.extend(counter.wait_for(total, timeout_s=max(180.0, n / 5)))
-        except BaseException as exc:  # reported below
-            errors.append(exc)
-
-    poller = threading.Thread(target=poll, daemon=True)
+    poller = counter.watch(total, timeout_s=max(180.0, n / 5))
     xacts = pg_transactions(counter)
     meter = PartyMeter(parties)
     loadavg = os.getloadavg()[0]
@@ -247,10 +237,8 @@ def measure(
     poller.start()
     asyncio.run(create_runs(api.url + "/v1", assistant_id, threads, clients))
     created = time.perf_counter()
-    poller.join()
+    samples = poller.join()
     cpu = meter.stop()
-    if errors:
-        raise errors[0]
     counts = counter.counts()
     if counts.get("completed", 0) != total:
         raise RuntimeError(f"not every run completed: {counts}")
