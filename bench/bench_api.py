@@ -39,7 +39,7 @@ from common import (
     machine_line,
     md_table,
     parse_backends,
-    save_json,
+    publish,
     scratch_dir,
     threadline_service,
     verdict,
@@ -302,11 +302,7 @@ def main(argv: list[str] | None = None) -> int:
         serve_trivial(args.serve_trivial)
         return 0
     res = run(args)
-    path = save_json("api.json", res)
-    if args.json:
-        args.json.write_text(json.dumps(res, indent=2))
-    print(report(res))
-    log(f"results saved to {path}")
+    publish("api.json", res, report(res), args.json)
     return 0
 
 

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import random
 import sys
 import threading
@@ -45,7 +44,7 @@ from common import (
     md_table,
     parse_backends,
     percentile,
-    save_json,
+    publish,
     scratch_dir,
     threadline_service,
     verdict,
@@ -234,8 +233,36 @@ class RunCounter:
                 raise RuntimeError(f"only {n}/{total} runs finished within {timeout_s:.0f} s: {self.counts()}")
             time.sleep(self.interval_s)
 
+    def watch(self, total: int, timeout_s: float) -> RunWatch:
+        """A RunWatch of wait_for(total, timeout_s), to start() before creating the runs."""
+        return RunWatch(self, total, timeout_s)
+
     def close(self) -> None:
         self._close()
+
+
+class RunWatch:
+    """RunCounter.wait_for in a background thread: start(), then join() for its samples (raising what it raised)."""
+
+    def __init__(self, counter: RunCounter, total: int, timeout_s: float) -> None:
+        self.samples: list[tuple[float, int]] = []
+        self._errors: list[BaseException] = []
+        self._thread = threading.Thread(target=self._poll, args=(counter, total, timeout_s), daemon=True)
+
+    def _poll(self, counter: RunCounter, total: int, timeout_s: float) -> None:
+        try:
+            self.samples.extend(counter.wait_for(total, timeout_s=timeout_s))
+        except BaseException as exc:  # raised by join()
+            self._errors.append(exc)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def join(self) -> list[tuple[float, int]]:
+        self._thread.join()
+        if self._errors:
+            raise self._errors[0]
+        return self.samples
 
 
 def rate_between(samples: list[tuple[float, int]], lo: int, hi: int) -> float:
@@ -265,26 +292,15 @@ def queued_throughput(
 ) -> dict[str, Any]:
     n = len(threads)
     total = already + n
-    samples: list[tuple[float, int]] = []
-    errors: list[BaseException] = []
-
-    def poll() -> None:
-        try:
-            samples.extend(counter.wait_for(total, timeout_s=max(120.0, n / 10)))
-        except BaseException as exc:  # reported below
-            errors.append(exc)
-
-    poller = threading.Thread(target=poll, daemon=True)
+    poller = counter.watch(total, timeout_s=max(120.0, n / 10))
     cpu = (cpu_seconds(server.pid), cpu_seconds(llm.pid))
     meter = CpuMeter()
     started = time.perf_counter()
     poller.start()
     replies = asyncio.run(create_runs(server.port, assistant_id, threads, concurrency))
     created = time.perf_counter()
-    poller.join()
+    samples = poller.join()
     server_cpu, llm_cpu = cpu_seconds(server.pid) - cpu[0], cpu_seconds(llm.pid) - cpu[1]
-    if errors:
-        raise errors[0]
     finished = next(t for t, c in samples if c >= total)
     counts = counter.counts()
     if counts.get("completed", 0) != total:
@@ -514,11 +530,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     res = run(args)
-    path = save_json("runs.json", res)
-    if args.json:
-        args.json.write_text(json.dumps(res, indent=2))
-    print(report(res))
-    log(f"results saved to {path}")
+    publish("runs.json", res, report(res), args.json)
     return 0
 
 

@@ -22,13 +22,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import json
 import os
 import resource
 import statistics
 import subprocess
 import sys
-import threading
 import time
 import warnings
 from collections.abc import Iterator
@@ -51,7 +49,8 @@ from common import (
     machine_line,
     md_table,
     parse_backends,
-    save_json,
+    process_tree,
+    publish,
     scratch_dir,
 )
 
@@ -151,18 +150,6 @@ def layout(
 # -- CPU accounting ---------------------------------------------------------------------------------------------
 
 
-def _tree(procs: dict[int, tuple[int, float]], roots: list[int]) -> set[int]:
-    ours = {r for r in roots if r in procs}
-    changed = True
-    while changed:
-        changed = False
-        for pid, (ppid, _) in procs.items():
-            if ppid in ours and pid not in ours:
-                ours.add(pid)
-                changed = True
-    return ours
-
-
 def _self_cpu() -> float:
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
@@ -181,7 +168,7 @@ class PartyMeter:
         self._procs0 = _proc_times()
 
     def _by_party(self, procs: dict[int, tuple[int, float]]) -> dict[str, set[int]]:
-        return {name: _tree(procs, roots) for name, roots in self.parties.items()}
+        return {name: process_tree(procs, roots) for name, roots in self.parties.items()}
 
     def stop(self) -> dict[str, float]:
         """{party: CPU seconds, "client": ..., "other": ..., "wall_s": ..., "machine_busy_cores": ...}."""
@@ -242,16 +229,7 @@ def measure(
     """Create a run on each of `threads` and wait for all to finish (`already` runs finished before)."""
     n = len(threads)
     total = already + n
-    samples: list[tuple[float, int]] = []
-    errors: list[BaseException] = []
-
-    def poll() -> None:
-        try:
-            samples.extend(counter.wait_for(total, timeout_s=max(180.0, n / 5)))
-        except BaseException as exc:  # reported below
-            errors.append(exc)
-
-    poller = threading.Thread(target=poll, daemon=True)
+    poller = counter.watch(total, timeout_s=max(180.0, n / 5))
     xacts = pg_transactions(counter)
     meter = PartyMeter(parties)
     loadavg = os.getloadavg()[0]
@@ -259,10 +237,8 @@ def measure(
     poller.start()
     asyncio.run(create_runs(api.url + "/v1", assistant_id, threads, clients))
     created = time.perf_counter()
-    poller.join()
+    samples = poller.join()
     cpu = meter.stop()
-    if errors:
-        raise errors[0]
     counts = counter.counts()
     if counts.get("completed", 0) != total:
         raise RuntimeError(f"not every run completed: {counts}")
@@ -466,11 +442,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     res = run(args)
-    path = save_json("scale.json", res)
-    if args.json:
-        args.json.write_text(json.dumps(res, indent=2))
-    print(report(res))
-    log(f"results saved to {path}")
+    publish("scale.json", res, report(res), args.json)
     return 0
 
 

@@ -135,6 +135,15 @@ def save_json(name: str, data: Any) -> Path:
     return path
 
 
+def publish(name: str, res: dict[str, Any], text: str, also: Path | None = None) -> None:
+    """Save the results `res` as RESULTS_DIR/`name` (and at `also` when given), print the report `text`."""
+    path = save_json(name, res)
+    if also:
+        also.write_text(json.dumps(res, indent=2))
+    print(text)
+    log(f"results saved to {path}")
+
+
 def log(message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
@@ -177,6 +186,20 @@ def _proc_times() -> dict[int, tuple[int, float]]:
     return out
 
 
+def process_tree(procs: dict[int, tuple[int, float]], roots: list[int]) -> set[int]:
+    """The pids of `roots` (those still in `procs`, as _proc_times() gives: pid -> (ppid, cpu s)) and of all
+    their descendants."""
+    ours = {r for r in roots if r in procs}
+    changed = True
+    while changed:
+        changed = False
+        for pid, (ppid, _) in procs.items():
+            if ppid in ours and pid not in ours:
+                ours.add(pid)
+                changed = True
+    return ours
+
+
 def _machine_busy() -> tuple[float, float]:
     """(busy, total) CPU seconds of the whole machine since boot."""
     values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
@@ -198,15 +221,7 @@ class CpuMeter:
         self._busy = _machine_busy()[0]
 
     def _ours(self, procs: dict[int, tuple[int, float]]) -> set[int]:
-        ours = {self.root}
-        changed = True
-        while changed:
-            changed = False
-            for pid, (ppid, _) in procs.items():
-                if ppid in ours and pid not in ours:
-                    ours.add(pid)
-                    changed = True
-        return ours
+        return process_tree(procs, [self.root])
 
     def stop(self) -> dict[str, float]:
         wall = time.perf_counter() - self._start

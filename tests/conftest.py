@@ -8,6 +8,8 @@ Fixtures:
     validator       (function) ResponseValidator; any spec mismatch fails the test at teardown
     client          (function) openai.OpenAI on `server`, validating every JSON response
     http            (function) raw httpx.Client on `server` (base_url .../v1), validating too
+    admin           (function) raw httpx.Client on `server` with the module's `admin_key` fixture, validating too
+    price_file      (module)   Path of a THREADLINE_PRICES_FILE holding the module's `prices` fixture
 """
 
 from __future__ import annotations

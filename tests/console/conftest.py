@@ -10,7 +10,6 @@ Fixtures:
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import time
@@ -62,16 +61,14 @@ def browser() -> Iterator[Any]:
 
 
 @pytest.fixture(scope="module")
-def price_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("prices") / "prices.json"
-    path.write_text(json.dumps(PRICES))
-    return path
+def prices() -> dict[str, Any]:
+    return PRICES
 
 
-@pytest.fixture(scope="module")
-def server(
-    server_factory: ServerFactory, backend: str, fake_llm: FakeOpenAI, price_file: Path
+def console_server(
+    server_factory: ServerFactory, backend: str, fake_llm: FakeOpenAI, price_file: Path, **env: str
 ) -> Iterator[ServerHandle]:
+    """A server with this package's project key, admin key and prices, plus `env`, answering from `fake_llm`."""
     yield from llm_server(
         server_factory,
         backend,
@@ -79,9 +76,16 @@ def server(
         THREADLINE_API_KEYS=KEY,
         THREADLINE_ADMIN_KEYS=ADMIN_KEY,
         THREADLINE_PRICES_FILE=str(price_file),
-        THREADLINE_SANDBOX_TIMEOUT_S="20",
-        THREADLINE_SANDBOX_WARM_POOL="1",
+        **env,
     )
+
+
+@pytest.fixture(scope="module")
+def server(
+    server_factory: ServerFactory, backend: str, fake_llm: FakeOpenAI, price_file: Path
+) -> Iterator[ServerHandle]:
+    sandbox = {"THREADLINE_SANDBOX_TIMEOUT_S": "20", "THREADLINE_SANDBOX_WARM_POOL": "1"}
+    yield from console_server(server_factory, backend, fake_llm, price_file, **sandbox)
 
 
 @pytest.fixture(autouse=True)

@@ -17,24 +17,16 @@ import pytest
 
 from fakes import Reply
 from fakes.fake_openai import FakeOpenAI
-from support.llm import llm_server
 from support.server import ServerFactory, ServerHandle
 
-from .conftest import ADMIN_KEY, KEY, Console, wait_until
+from .conftest import ADMIN_KEY, Console, console_server, wait_until
 
 
 @pytest.fixture(scope="module")
 def server(
     server_factory: ServerFactory, backend: str, fake_llm: FakeOpenAI, price_file: Path
 ) -> Iterator[ServerHandle]:
-    yield from llm_server(
-        server_factory,
-        backend,
-        fake_llm,
-        THREADLINE_API_KEYS=KEY,
-        THREADLINE_ADMIN_KEYS=ADMIN_KEY,
-        THREADLINE_PRICES_FILE=str(price_file),
-    )
+    yield from console_server(server_factory, backend, fake_llm, price_file)
 
 
 @dataclass

@@ -67,10 +67,9 @@ def keys(projects: dict[str, dict[str, str]]) -> dict[str, str]:
     return {name: p["key"] for name, p in projects.items()}
 
 
-@pytest.fixture
-def admin(server: ServerHandle, validator) -> Iterator[httpx.Client]:  # noqa: ANN001
-    with raw_http_client(server.base_url, api_key=ADMIN_KEY, validator=validator) as c:
-        yield c
+@pytest.fixture(scope="module")
+def admin_key() -> str:
+    return ADMIN_KEY
 
 
 @pytest.fixture

@@ -9,6 +9,7 @@ import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -58,10 +59,8 @@ def webhook() -> Iterator[Webhook]:
 
 
 @pytest.fixture(scope="module")
-def price_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("prices") / "prices.json"
-    path.write_text(json.dumps(PRICES))
-    return path
+def prices() -> dict[str, Any]:
+    return PRICES
 
 
 @pytest.fixture(scope="module")
@@ -93,11 +92,9 @@ def client(server: ServerHandle, validator):  # noqa: ANN001, ANN201
     c.close()
 
 
-@pytest.fixture
-def admin(server: ServerHandle, validator):  # noqa: ANN001, ANN201
-    """Raw HTTP with the admin key (the SDK has no administration client); every response validated."""
-    with raw_http_client(server.base_url, api_key=ADMIN_KEY, validator=validator) as c:
-        yield c
+@pytest.fixture(scope="module")
+def admin_key() -> str:
+    return ADMIN_KEY
 
 
 @pytest.fixture

@@ -9,7 +9,6 @@ import pytest
 
 from fakes.fake_openai import FakeOpenAI
 from support.llm import llm_server
-from support.sdk import raw_http_client
 from support.server import ServerFactory, ServerHandle
 
 ADMIN_KEY = "sk-admin-projects-0123456789"
@@ -28,11 +27,9 @@ def _fresh_fake(fake_llm: FakeOpenAI) -> None:
     fake_llm.reset()
 
 
-@pytest.fixture
-def admin(server: ServerHandle, validator):  # noqa: ANN001, ANN201
-    """Raw HTTP with the admin key (the SDK has no administration client); every response validated."""
-    with raw_http_client(server.base_url, api_key=ADMIN_KEY, validator=validator) as c:
-        yield c
+@pytest.fixture(scope="module")
+def admin_key() -> str:
+    return ADMIN_KEY
 
 
 def new_project(admin, name: str = "Project") -> dict:  # noqa: ANN001

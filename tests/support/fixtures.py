@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -73,6 +76,21 @@ def client(server: ServerHandle, validator: ResponseValidator):  # noqa: ANN201 
 def http(server: ServerHandle, validator: ResponseValidator):  # noqa: ANN201 - httpx.Client
     with raw_http_client(server.base_url, validator=validator) as c:
         yield c
+
+
+@pytest.fixture
+def admin(server: ServerHandle, validator: ResponseValidator, admin_key: str):  # noqa: ANN201 - httpx.Client
+    """Raw HTTP with the admin key (the SDK has no administration client); every response validated."""
+    with raw_http_client(server.base_url, api_key=admin_key, validator=validator) as c:
+        yield c
+
+
+@pytest.fixture(scope="module")
+def price_file(tmp_path_factory: pytest.TempPathFactory, prices: dict[str, Any]) -> Path:
+    """`prices` written as a THREADLINE_PRICES_FILE."""
+    path = tmp_path_factory.mktemp("prices") / "prices.json"
+    path.write_text(json.dumps(prices))
+    return path
 
 
 @pytest.hookimpl(hookwrapper=True)

@@ -3,15 +3,15 @@ sums are exact only on a server nobody else used)."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from fakes.fake_openai import FakeOpenAI
 from support.llm import llm_server
-from support.sdk import make_client, raw_http_client
+from support.sdk import make_client
 from support.server import ServerFactory, ServerHandle
 
 ADMIN_KEY = "sk-admin-test-0123456789"
@@ -27,11 +27,14 @@ PRICES = {
 }
 
 
+def usd(price: dict, input_tokens: int, output_tokens: int) -> float:
+    """What `price` (one model's entry in PRICES) charges for the tokens, in USD."""
+    return (input_tokens * price["input_per_mtok"] + output_tokens * price["output_per_mtok"]) / 1e6
+
+
 @pytest.fixture(scope="module")
-def price_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("prices") / "prices.json"
-    path.write_text(json.dumps(PRICES))
-    return path
+def prices() -> dict[str, Any]:
+    return PRICES
 
 
 @pytest.fixture(scope="module")
@@ -67,8 +70,6 @@ def client_b(server: ServerHandle, validator):  # noqa: ANN001, ANN201
     c.close()
 
 
-@pytest.fixture
-def admin(server: ServerHandle, validator):  # noqa: ANN001, ANN201
-    """Raw HTTP with the admin key (the SDK has no administration client); every response validated."""
-    with raw_http_client(server.base_url, api_key=ADMIN_KEY, validator=validator) as c:
-        yield c
+@pytest.fixture(scope="module")
+def admin_key() -> str:
+    return ADMIN_KEY

@@ -14,7 +14,7 @@ import pytest
 from fakes import Reply, ToolCallSpec
 from support.sdk import make_client, vector_stores
 
-from .conftest import KEY_A, KEY_B, PRICES
+from .conftest import KEY_A, KEY_B, PRICES, usd
 from .test_usage_costs import get, key_id, totals
 
 WEATHER = {
@@ -25,10 +25,6 @@ WEATHER = {
 }
 PRICE_A = PRICES["models"]["model-a"]
 PRICE_B = PRICES["models"]["model-b"]
-
-
-def cost(model: dict, input_tokens: int, output_tokens: int) -> float:
-    return (input_tokens * model["input_per_mtok"] + output_tokens * model["output_per_mtok"]) / 1e6
 
 
 @pytest.fixture(scope="module")
@@ -110,7 +106,7 @@ def test_costs_include_responses(admin, traffic) -> None:  # noqa: ANN001
     assert sums[("model-a, input",)]["amount"] == pytest.approx(280 * PRICE_A["input_per_mtok"] / 1e6)
     assert sums[("model-b, output",)]["amount"] == pytest.approx(70 * PRICE_B["output_per_mtok"] / 1e6)
     total = totals(get(admin, "/organization/costs", start_time=traffic["start"]))[()]["amount"]
-    assert total == pytest.approx(cost(PRICE_A, 280, 28) + cost(PRICE_B, 700, 70))
+    assert total == pytest.approx(usd(PRICE_A, 280, 28) + usd(PRICE_B, 700, 70))
 
 
 def test_conversation_is_the_thread(admin, traffic) -> None:  # noqa: ANN001
@@ -135,7 +131,7 @@ def test_response_breakdown(admin, traffic) -> None:  # noqa: ANN001
     assert turn["estimated"] is False
     parts = turn["prompt_tokens_by_source"]
     assert parts["instructions"] > 0 and parts["input"] > 0 and parts["history"] == 0
-    assert sync["cost"]["total"] == pytest.approx(cost(PRICE_A, 100, 10))
+    assert sync["cost"]["total"] == pytest.approx(usd(PRICE_A, 100, 10))
     assert sync["cost"]["instructions"] == pytest.approx(parts["instructions"] * PRICE_A["input_per_mtok"] / 1e6)
 
     answered = get(admin, f"/organization/usage/responses/{traffic['answered']}")
@@ -143,7 +139,7 @@ def test_response_breakdown(admin, traffic) -> None:  # noqa: ANN001
     # the previous response's input and call are re-sent as history; the function's output is a tool output
     assert turn["prompt_tokens_by_source"]["history"] > 0 and turn["prompt_tokens_by_source"]["tool_outputs"] > 0
     assert answered["api_key_id"] == key_id(KEY_B)
-    assert answered["cost"]["total"] == pytest.approx(cost(PRICE_B, 400, 40))
+    assert answered["cost"]["total"] == pytest.approx(usd(PRICE_B, 400, 40))
 
     in_conv = get(admin, f"/organization/usage/responses/{traffic['in_conv']}")
     assert in_conv["conversation_id"] == traffic["conversation"]
@@ -187,7 +183,7 @@ def test_file_search_in_a_response(admin, server, fake_llm) -> None:  # noqa: AN
     assert detail["tools"] == {"file_search_calls": 1, "code_interpreter_sessions": 0}
     fs_price = PRICES["tools"]["file_search_call"]
     assert detail["cost"]["tools"]["file_search_calls"] == pytest.approx(fs_price)
-    assert detail["cost"]["total"] == pytest.approx(cost(PRICE_B, 600, 10) + fs_price)
+    assert detail["cost"]["total"] == pytest.approx(usd(PRICE_B, 600, 10) + fs_price)
     page = get(admin, "/organization/usage/file_search_calls", start_time=start, group_by=["vector_store_id"])
     assert totals(page, "vector_store_id") == {(store.id,): {"num_requests": 1}}
 

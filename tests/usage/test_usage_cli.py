@@ -18,14 +18,10 @@ from fakes import Reply
 from support.sdk import make_client
 from support.server import server_python
 
-from .conftest import KEY_A, KEY_B, PRICES
+from .conftest import KEY_A, KEY_B, PRICES, usd
 from .test_usage_costs import get, totals
 
 A, B = PRICES["models"]["model-a"], PRICES["models"]["model-b"]
-
-
-def usd(price: dict, input_tokens: int, output_tokens: int) -> float:
-    return (input_tokens * price["input_per_mtok"] + output_tokens * price["output_per_mtok"]) / 1e6
 
 
 @pytest.fixture(scope="module")

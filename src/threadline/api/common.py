@@ -27,6 +27,19 @@ def json(obj: Any, status: int = 200, headers: dict[str, str] | None = None) -> 
     return Response(body, status_code=status, media_type="application/json", headers=headers)
 
 
+def list_response(data: list[dict[str, Any]], has_more: bool) -> Response:
+    """OpenAI's list envelope around one page of objects (each with an `id`)."""
+    return json(
+        {
+            "object": "list",
+            "data": data,
+            "first_id": data[0]["id"] if data else None,
+            "last_id": data[-1]["id"] if data else None,
+            "has_more": has_more,
+        }
+    )
+
+
 def page_response(page: Page) -> Response:
     return Response(page.to_json(), media_type="application/json")
 

@@ -19,7 +19,7 @@ from ..fields import Strict
 from ..ids import new_id
 from ..store import audit, now, projects
 from ..store import limits as records
-from .common import check_no_nul, json, runtime
+from .common import check_no_nul, json, list_response, runtime
 from .errors import APIError, bad_request
 from .jsonbody import JSONRoute
 
@@ -136,15 +136,7 @@ async def list_rate_limits(project_id: str, request: Request) -> Response:
     window = ids[start:end]
     page = window[-limit:] if before and not after else window[:limit]
     data = [_rate_object(i[len(RATE_PREFIX) :], stored.get(i[len(RATE_PREFIX) :])) for i in page]
-    return json(
-        {
-            "object": "list",
-            "data": data,
-            "first_id": data[0]["id"] if data else None,
-            "last_id": data[-1]["id"] if data else None,
-            "has_more": len(window) > len(page),
-        }
-    )
+    return list_response(data, len(window) > len(page))
 
 
 @router.post("/projects/{project_id}/rate_limits/{rate_limit_id:path}")
@@ -281,15 +273,7 @@ async def _list_alerts(request: Request, scope: str) -> Response:
         return records.list_alerts(conn, scope, limit=limit, order=order, after=after, before=before)
 
     data, has_more = await _scoped(request, scope, read, write=False)
-    return json(
-        {
-            "object": "list",
-            "data": data,
-            "first_id": data[0]["id"] if data else None,
-            "last_id": data[-1]["id"] if data else None,
-            "has_more": has_more,
-        }
-    )
+    return list_response(data, has_more)
 
 
 async def _create_alert(request: Request, scope: str, kind: str, body: SpendAlertBody) -> Response:

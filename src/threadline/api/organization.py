@@ -17,7 +17,7 @@ from ..ids import thread_row_id
 from ..services import usage as usage_service
 from ..services.prices import Prices
 from ..store import admin_keys, audit
-from .common import check_no_nul, json, runtime
+from .common import check_no_nul, json, list_response, runtime
 from .errors import APIError, bad_request
 from .jsonbody import JSONRoute
 
@@ -58,6 +58,15 @@ def _int(request: Request, name: str, *, required: bool = False, minimum: int = 
     if value < minimum or value > 2**53:
         raise bad_request(f"Invalid '{name}': {value} is out of range.", param=name, code="invalid_value")
     return value
+
+
+def _page_limit(request: Request) -> int:
+    """The `limit` of an admin list request: between 1 and 100, 20 by default."""
+    limit = _int(request, "limit", minimum=-(2**53))
+    limit = 20 if limit is None else limit
+    if not 1 <= limit <= 100:
+        raise bad_request(f"Invalid 'limit': {limit} is not between 1 and 100.", param="limit", code="invalid_value")
+    return limit
 
 
 def _choice(name: str, value: str, allowed: tuple[str, ...]) -> str:
@@ -195,10 +204,7 @@ def _admin_key_not_found(key_id: str) -> APIError:
 async def list_admin_keys(request: Request) -> Response:
     q = request.query_params
     order = _choice("order", q.get("order") or "asc", ("asc", "desc"))
-    limit = _int(request, "limit", minimum=-(2**53))
-    limit = 20 if limit is None else limit
-    if not 1 <= limit <= 100:
-        raise bad_request(f"Invalid 'limit': {limit} is not between 1 and 100.", param="limit", code="invalid_value")
+    limit = _page_limit(request)
     after = check_no_nul("after", q.get("after")) or None
     rt = runtime(request)
 
@@ -281,10 +287,7 @@ async def list_audit_logs(request: Request) -> Response:
         value = _int(request, f"effective_at[{bound}]")
         if value is not None:
             bounds[bound] = value
-    limit = _int(request, "limit", minimum=-(2**53))
-    limit = 20 if limit is None else limit
-    if not 1 <= limit <= 100:
-        raise bad_request(f"Invalid 'limit': {limit} is not between 1 and 100.", param="limit", code="invalid_value")
+    limit = _page_limit(request)
     after = check_no_nul("after", q.get("after")) or None
     before = check_no_nul("before", q.get("before")) or None
     if after and before:
@@ -300,12 +303,4 @@ async def list_audit_logs(request: Request) -> Response:
             return audit.listed(conn, effective_at=bounds, after=after, before=before, limit=limit, **filters)
 
     data, has_more = await anyio.to_thread.run_sync(read)
-    return json(
-        {
-            "object": "list",
-            "data": data,
-            "first_id": data[0]["id"] if data else None,
-            "last_id": data[-1]["id"] if data else None,
-            "has_more": has_more,
-        }
-    )
+    return list_response(data, has_more)

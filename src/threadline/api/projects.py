@@ -18,9 +18,10 @@ from ..store import audit, projects
 from ..store.projects import OPERATOR
 from ..tenancy import DEFAULT_PROJECT_ID
 from .common import check_no_nul, json, runtime
+from .common import list_response as _list
 from .errors import APIError, bad_request
 from .jsonbody import JSONRoute
-from .organization import TRUE, _int
+from .organization import TRUE, _page_limit
 
 router = APIRouter(prefix="/v1/organization/projects", tags=["projects"], route_class=JSONRoute)
 
@@ -67,23 +68,8 @@ def _project_not_found(project_id: str) -> APIError:
 
 def _page(request: Request) -> tuple[str | None, int]:
     """(after, limit) of a list request: `limit` between 1 and 100, 20 by default."""
-    limit = _int(request, "limit", minimum=-(2**53))
-    limit = 20 if limit is None else limit
-    if not 1 <= limit <= 100:
-        raise bad_request(f"Invalid 'limit': {limit} is not between 1 and 100.", param="limit", code="invalid_value")
+    limit = _page_limit(request)
     return check_no_nul("after", request.query_params.get("after")) or None, limit
-
-
-def _list(data: list[dict[str, Any]], has_more: bool) -> Response:
-    return json(
-        {
-            "object": "list",
-            "data": data,
-            "first_id": data[0]["id"] if data else None,
-            "last_id": data[-1]["id"] if data else None,
-            "has_more": has_more,
-        }
-    )
 
 
 async def _write(request: Request, work: Callable[[sa.Connection], T]) -> T:

@@ -14,7 +14,7 @@ from ..services import response_models as rm
 from ..services import responses as svc
 from ..store import response_events
 from ..store import responses as table
-from .common import ListParams, frees_storage, json, runtime, store
+from .common import ListParams, frees_storage, json, list_response, runtime, store
 from .conversations import include_param, item_list_params
 from .errors import bad_request, invalid_id
 from .jsonbody import JSONRoute
@@ -115,12 +115,4 @@ def list_input_items(response_id: str, request: Request, params: ListParams = De
         data, has_more = svc.input_item_page(
             conn, response_id, limit=params.limit, order=params.order, after=params.after, include=include
         )
-    return json(
-        {
-            "object": "list",
-            "data": data,
-            "first_id": data[0]["id"] if data else None,
-            "last_id": data[-1]["id"] if data else None,
-            "has_more": has_more,
-        }
-    )
+    return list_response(data, has_more)

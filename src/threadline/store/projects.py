@@ -157,18 +157,23 @@ def get_service_account(conn: sa.Connection, project_id: str, account_id: str) -
     return service_account_object(row) if row is not None else None
 
 
-def list_service_accounts(
-    conn: sa.Connection, project_id: str, *, after: str | None, limit: int
-) -> tuple[list[dict[str, Any]], bool]:
-    """A page of a project's service accounts in creation order. Returns (objects, has_more)."""
-    t = schema.project_service_accounts
+def _page_rows(conn: sa.Connection, t: sa.Table, project_id: str, after: str | None, limit: int) -> list[sa.Row]:
+    """Up to `limit` + 1 rows of the project's `t` in creation order, those after the row `after` (none when
+    `after` is not one of them)."""
     query = sa.select(t).where(t.c.project_id == project_id).order_by(t.c.seq).limit(limit + 1)
     if after is not None:
         seq = conn.execute(sa.select(t.c.seq).where(t.c.id == after, t.c.project_id == project_id)).scalar()
         if seq is None:
-            return [], False
+            return []
         query = query.where(t.c.seq > seq)
-    rows = conn.execute(query).all()
+    return list(conn.execute(query).all())
+
+
+def list_service_accounts(
+    conn: sa.Connection, project_id: str, *, after: str | None, limit: int
+) -> tuple[list[dict[str, Any]], bool]:
+    """A page of a project's service accounts in creation order. Returns (objects, has_more)."""
+    rows = _page_rows(conn, schema.project_service_accounts, project_id, after, limit)
     return [service_account_object(r) for r in rows[:limit]], len(rows) > limit
 
 
@@ -264,14 +269,7 @@ def list_api_keys(
     conn: sa.Connection, project_id: str, *, after: str | None, limit: int
 ) -> tuple[list[dict[str, Any]], bool]:
     """A page of a project's API keys in creation order. Returns (objects, has_more)."""
-    t = schema.project_api_keys
-    query = sa.select(t).where(t.c.project_id == project_id).order_by(t.c.seq).limit(limit + 1)
-    if after is not None:
-        seq = conn.execute(sa.select(t.c.seq).where(t.c.id == after, t.c.project_id == project_id)).scalar()
-        if seq is None:
-            return [], False
-        query = query.where(t.c.seq > seq)
-    rows = conn.execute(query).all()
+    rows = _page_rows(conn, schema.project_api_keys, project_id, after, limit)
     return _with_owners(conn, rows[:limit]), len(rows) > limit
 
 
