@@ -35,8 +35,7 @@ async def create_message(thread_id: str, body: models.MessageCreate, request: Re
 
 @router.get("")
 async def list_messages(thread_id: str, request: Request) -> Response:
-    # The query is read here, not by FastAPI (Depends, Query): a sync dependency costs a hop to the threadpool.
-    params = list_params(request)
+    params = await list_params(request)  # called, not Depends(): FastAPI's dependency solving costs more
     check_id("thread", thread_id, "thread_id")  # before the query's checks, as the service checks it
     run_id = check_no_nul("run_id", request.query_params.get("run_id"))
     s = store(request)
