@@ -236,12 +236,14 @@ class BodyLimit:
     def __init__(self, app: Any, settings: Settings) -> None:
         self.app = app
         self.settings = settings
+        self._default = body_limit(settings, "GET", "/")  # every route but uploads: built once, not per request
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        limit, error = body_limit(self.settings, scope["method"], scope["path"])
+        method = scope["method"]
+        limit, error = body_limit(self.settings, method, scope["path"]) if method == "POST" else self._default
         declared = dict(scope["headers"]).get(b"content-length", b"")
         if declared.isdigit() and int(declared) > limit:
             await _send_error(send, error)

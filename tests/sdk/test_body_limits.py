@@ -203,3 +203,12 @@ def test_the_settings_table_documents_the_limits() -> None:
     table = (Path(__file__).resolve().parents[2] / "docs" / "deployment.md").read_text()
     for name in ("THREADLINE_MAX_BODY_BYTES", "THREADLINE_MAX_FILE_BYTES", "THREADLINE_MAX_PART_BYTES"):
         assert f"`{name}`" in table, name
+
+
+@pytest.mark.parametrize("method", ["GET", "DELETE"])
+def test_body_over_cap_on_other_methods(server: ServerHandle, method: str) -> None:
+    """The JSON cap holds for every method, not only POST: a declared oversized body is answered at once."""
+    r = _unfinished_request(server, _head(method, "/threads/thread_x/messages", "application/json", 5 * MB), b"{")
+    check_error_response(r, 413)
+    assert r.json()["error"]["message"] == JSON_MESSAGE, r.text
+    assert r.headers.get("connection", "").lower() == "close"

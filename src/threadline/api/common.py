@@ -151,12 +151,16 @@ def _list_params(
     return ListParams(value, order, check_no_nul("after", after) or None, check_no_nul("before", before) or None)
 
 
-def list_params(request: Request) -> ListParams:
+async def list_params(request: Request) -> ListParams:
+    """limit (1-100, 20), order (default desc), after, before; a 400 naming the bad one.
+
+    The list dependencies are `async def` although they never wait: FastAPI runs a sync dependency in the
+    threadpool, a hop that costs more than the parsing itself."""
     q = request.query_params
     return _list_params(q.get("limit"), q.get("order"), q.get("after"), q.get("before"), 100, 20)
 
 
-def file_list_params(request: Request) -> ListParams:
+async def file_list_params(request: Request) -> ListParams:
     q = request.query_params
     return _list_params(q.get("limit"), q.get("order"), q.get("after"), None, 10000, 10000)
 

@@ -44,7 +44,7 @@ class ContainerFileCreate(Strict):
     file_id: str
 
 
-def list_params(request: Request) -> ListParams:
+async def list_params(request: Request) -> ListParams:
     """limit (1-100, 20), order (default desc), after."""
     q = request.query_params
     return _list_params(q.get("limit"), q.get("order"), q.get("after"), None, 100, 20)

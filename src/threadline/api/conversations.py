@@ -50,7 +50,7 @@ def include_param(request: Request) -> set[str]:
     return set(values)
 
 
-def item_list_params(request: Request) -> ListParams:
+async def item_list_params(request: Request) -> ListParams:
     """limit (1-100, 20), order (default desc), after; these lists have no `before`."""
     q = request.query_params
     return _list_params(q.get("limit"), q.get("order"), q.get("after"), None, 100, 20)

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import anyio.to_thread
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from ..services import messages
 from ..services.messages import MessageChanges
 from . import commands, models
 from .common import (
-    ListParams,
     check_id,
     check_no_nul,
     deleted,
@@ -35,22 +34,19 @@ async def create_message(thread_id: str, body: models.MessageCreate, request: Re
 
 
 @router.get("")
-async def list_messages(
-    thread_id: str,
-    request: Request,
-    params: ListParams = Depends(list_params),
-    run_id: str | None = Query(None),
-) -> Response:
+async def list_messages(thread_id: str, request: Request) -> Response:
+    params = await list_params(request)  # called, not Depends(): FastAPI's dependency solving costs more
     check_id("thread", thread_id, "thread_id")  # before the query's checks, as the service checks it
-    check_no_nul("run_id", run_id)
+    run_id = check_no_nul("run_id", request.query_params.get("run_id"))
     s = store(request)
     page = await short_read(request, lambda: messages.list_messages(s, thread_id, params, run_id=run_id))
     return page_response(page)
 
 
 @router.get("/{message_id}")
-def get_message(thread_id: str, message_id: str, request: Request) -> Response:
-    return json(messages.get(store(request), thread_id, message_id))
+async def get_message(thread_id: str, message_id: str, request: Request) -> Response:
+    s = store(request)
+    return json(await short_read(request, lambda: messages.get(s, thread_id, message_id)))
 
 
 @router.post("/{message_id}")
