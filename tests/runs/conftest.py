@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
 
+import httpx
 import pytest
 
 from fakes.fake_openai import FakeOpenAI
@@ -37,3 +40,23 @@ def assistant(client):  # noqa: ANN001, ANN201
             }
         ],
     )
+
+
+HEADERS = {"OpenAI-Beta": "assistants=v2", "Authorization": "Bearer test"}
+
+
+@pytest.fixture
+def http(server: ServerHandle) -> Iterator[httpx.Client]:
+    """Raw HTTP to the server's /v1 (for what the SDK hides: exact bodies, statuses, concurrent writes)."""
+    with httpx.Client(base_url=server.base_url, headers=HEADERS, timeout=60) as c:
+        yield c
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float = 30.0) -> Any:
+    """Poll `predicate` every 30 ms until it returns something truthy or `timeout` seconds pass; its last value."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value or time.monotonic() > deadline:
+            return value
+        time.sleep(0.03)

@@ -2,32 +2,12 @@
 
 from __future__ import annotations
 
-import time
-from collections.abc import Iterator
-
 import httpx
-import pytest
 
 from fakes import Reply
 from fakes.fake_openai import FakeOpenAI
-from support.server import ServerHandle
 
-HEADERS = {"OpenAI-Beta": "assistants=v2", "Authorization": "Bearer test"}
-
-
-@pytest.fixture
-def http(server: ServerHandle) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=server.base_url, headers=HEADERS, timeout=60) as c:
-        yield c
-
-
-def wait_for(predicate, timeout: float = 15.0):  # noqa: ANN001, ANN201
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value or time.monotonic() > deadline:
-            return value
-        time.sleep(0.03)
+from .conftest import wait_for
 
 
 def start_slow_run(http: httpx.Client, fake_llm: FakeOpenAI) -> tuple[str, str]:

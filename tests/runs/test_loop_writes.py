@@ -7,7 +7,6 @@ import base64
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -17,37 +16,25 @@ from fakes import Reply
 from fakes.fake_openai import FakeOpenAI
 from support.server import ServerHandle
 
-HEADERS = {"OpenAI-Beta": "assistants=v2", "Authorization": "Bearer test"}
+from .conftest import HEADERS, wait_for
+
 PNG = bytes.fromhex(
     "89504e470d0a1a0a0000000d4948445200000001000000010806000000"
     "1f15c4890000000d49444154789c6360000002000154a24f5d0000000049454e44ae426082"
 )
 
 
-@pytest.fixture
-def raw(server: ServerHandle) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=server.base_url, headers=HEADERS, timeout=60) as c:
-        yield c
-
-
-def wait_for(predicate, timeout: float = 30.0):  # noqa: ANN001, ANN201
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value or time.monotonic() > deadline:
-            return value
-        time.sleep(0.03)
-
-
 def test_writes_wait_while_another_process_holds_the_write_lock(
-    server: ServerHandle, backend: str, raw: httpx.Client, fake_llm: FakeOpenAI
+    server: ServerHandle, backend: str, http: httpx.Client, fake_llm: FakeOpenAI
 ) -> None:
     if backend != "sqlite":
         pytest.skip("SQLite's write lock")
     fake_llm.script(Reply(text="after the lock"), Reply(text="after the lock"))
-    assistant = raw.post("/assistants", json={"model": "gpt-4o"}).json()["id"]
-    threads = [raw.post("/threads", json={"messages": [{"role": "user", "content": "hi"}]}).json()["id"] for _ in "abc"]
-    reader = raw.post("/threads", json={"messages": [{"role": "user", "content": "read me"}]}).json()["id"]
+    assistant = http.post("/assistants", json={"model": "gpt-4o"}).json()["id"]
+    threads = [
+        http.post("/threads", json={"messages": [{"role": "user", "content": "hi"}]}).json()["id"] for _ in "abc"
+    ]
+    reader = http.post("/threads", json={"messages": [{"role": "user", "content": "read me"}]}).json()["id"]
 
     # Another process (this one) takes SQLite's write lock and keeps it.
     db = sqlite3.connect(Path(server.database_url.removeprefix("sqlite:///")), isolation_level=None, timeout=30)
@@ -85,25 +72,27 @@ def test_writes_wait_while_another_process_holds_the_write_lock(
     assert replies["run"].status_code == 200, replies["run"].text
     assert replies["stream"].status_code == 200 and "thread.run.completed" in replies["stream"].text
     run = replies["run"].json()
-    done = wait_for(lambda: raw.get(f"/threads/{threads[1]}/runs/{run['id']}").json()["status"] == "completed")
-    assert done, raw.get(f"/threads/{threads[1]}/runs/{run['id']}").json()
-    texts = [m["content"][0]["text"]["value"] for m in raw.get(f"/threads/{threads[1]}/messages").json()["data"]]
+    done = wait_for(lambda: http.get(f"/threads/{threads[1]}/runs/{run['id']}").json()["status"] == "completed")
+    assert done, http.get(f"/threads/{threads[1]}/runs/{run['id']}").json()
+    texts = [m["content"][0]["text"]["value"] for m in http.get(f"/threads/{threads[1]}/messages").json()["data"]]
     assert texts == ["after the lock", "hi"]
 
 
-def test_image_file_reaches_the_model_from_a_queued_and_a_streamed_run(raw: httpx.Client, fake_llm: FakeOpenAI) -> None:
-    image = raw.post("/files", files={"file": ("dot.png", PNG, "image/png")}, data={"purpose": "vision"}).json()["id"]
-    assistant = raw.post("/assistants", json={"model": "gpt-4o"}).json()["id"]
+def test_image_file_reaches_the_model_from_a_queued_and_a_streamed_run(
+    http: httpx.Client, fake_llm: FakeOpenAI
+) -> None:
+    image = http.post("/files", files={"file": ("dot.png", PNG, "image/png")}, data={"purpose": "vision"}).json()["id"]
+    assistant = http.post("/assistants", json={"model": "gpt-4o"}).json()["id"]
     content = [{"type": "text", "text": "what is it?"}, {"type": "image_file", "image_file": {"file_id": image}}]
     for stream in (False, True):
         fake_llm.reset()
         fake_llm.script(Reply(text="a dot"))
-        thread = raw.post("/threads", json={"messages": [{"role": "user", "content": content}]}).json()["id"]
-        reply = raw.post(f"/threads/{thread}/runs", json={"assistant_id": assistant, "stream": stream})
+        thread = http.post("/threads", json={"messages": [{"role": "user", "content": content}]}).json()["id"]
+        reply = http.post(f"/threads/{thread}/runs", json={"assistant_id": assistant, "stream": stream})
         assert reply.status_code == 200, reply.text
         if not stream:
             path = f"/threads/{thread}/runs/{reply.json()['id']}"
-            status = wait_for(lambda p=path: (s := raw.get(p).json()["status"]) in ("completed", "failed") and s)
+            status = wait_for(lambda p=path: (s := http.get(p).json()["status"]) in ("completed", "failed") and s)
             assert status == "completed"
         else:
             assert "thread.run.completed" in reply.text
