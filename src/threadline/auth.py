@@ -27,7 +27,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from .store import Store, now, schema
-from .store.projects import KEY_CHANNEL, announce_key_change, touch_keys
+from .store.projects import KEY_CHANNEL, announce_key_change, local_key_changes, touch_keys
 from .tenancy import DEFAULT_PROJECT_ID
 
 log = logging.getLogger("threadline.auth")
@@ -87,7 +87,7 @@ class AdminVerdict(enum.Enum):
 
 @dataclass
 class _Cache:
-    generation: int
+    generation: tuple[int, int]  # (the listener's, this process's own key changes)
     valid: dict[str, Access] = field(default_factory=dict)  # digests verified as stored keys
     projects: dict[str, str | None] = field(default_factory=dict)  # project id -> its status (None: no project)
     any_stored: bool | None = None
@@ -146,7 +146,7 @@ class KeyChecker:
         self._raw: Any = None  # DBAPI connection dedicated to lookups (autocommit)
         self._param = "%s" if store.backend == "postgres" else "?"
         self._listener = KeyListener(store) if store.backend == "postgres" else None
-        self._cache = _Cache(generation=-1)
+        self._cache = _Cache(generation=(-1, -1))
         self._touched: dict[str, int] = {}  # digest -> when this process last wrote its last_used_at
 
     def start(self) -> None:
@@ -242,8 +242,9 @@ class KeyChecker:
         listener = self._listener
         if listener is None or not listener.live:
             return None
-        if self._cache.generation != listener.generation:
-            self._cache = _Cache(generation=listener.generation)
+        generation = (listener.generation, local_key_changes())
+        if self._cache.generation != generation:
+            self._cache = _Cache(generation=generation)
         return self._cache
 
     def _access(self, key: str | None, found: Access | None, any_stored: bool) -> Access:

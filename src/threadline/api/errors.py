@@ -88,15 +88,19 @@ def blobs_unavailable() -> APIError:
 
 def database_unreachable(exc: BaseException) -> bool:
     """Whether `exc` says the database could not be reached, rather than that a statement was wrong: a lost
-    connection (SQLAlchemy has invalidated it), a failed connect (psycopg's plain OperationalError), or SQLite
-    still locked by another writer after its busy timeout. `exc` may be SQLAlchemy's wrapper or the driver's error
-    (raw connections, as the key checks use, raise the latter)."""
+    connection (SQLAlchemy has invalidated it, or PostgreSQL's SQLSTATE says so), a failed connect (psycopg's plain
+    OperationalError), or SQLite still locked by another writer after its busy timeout. `exc` may be SQLAlchemy's
+    wrapper or the driver's error (raw connections, as the key checks use, raise the latter)."""
     if isinstance(exc, DBAPIError):
         if exc.connection_invalidated:
             return True
         exc = exc.orig  # the driver's own error
     kind = type(exc)
-    if kind.__name__ == "OperationalError" and kind.__module__.startswith("psycopg"):  # exactly, not a subclass
+    if kind.__name__ == "OperationalError" and kind.__module__.startswith("psycopg"):  # a failed connect
+        return True
+    # PostgreSQL's connection exceptions (class 08) and operator interventions (57P: admin or crash shutdown,
+    # cannot connect now), as a raw connection raises them when the server ended it
+    if (getattr(exc, "sqlstate", None) or "").startswith(("08", "57P")):
         return True
     return kind.__name__ == "OperationalError" and "database is locked" in str(exc)
 

@@ -24,9 +24,20 @@ KEY_CHANNEL = "threadline_api_keys"
 OPERATOR = {"id": "user_operator", "name": "threadline operator", "email": "operator@localhost"}
 
 
+_local_key_changes = 0
+
+
+def local_key_changes() -> int:
+    """How many key changes this process has made: its own key cache is dropped when this moves, without waiting
+    for its NOTIFY to come back through the listener (a request right after an archive must already be refused)."""
+    return _local_key_changes
+
+
 def announce_key_change(conn: sa.Connection) -> None:
-    """Tell every server process that keys changed (PostgreSQL NOTIFY, delivered when `conn` commits). On SQLite
-    each request looks its key up, so there is nothing to announce."""
+    """Tell every server process that keys changed (PostgreSQL NOTIFY, delivered when `conn` commits; this process
+    at once, by `local_key_changes`). On SQLite each request looks its key up, so there is nothing to announce."""
+    global _local_key_changes
+    _local_key_changes += 1
     if conn.dialect.name == "postgresql":
         conn.execute(sa.text(f"NOTIFY {KEY_CHANNEL}"))
 
